@@ -1,0 +1,18 @@
+/*
+ * compile: JSON -> immutable C, one entry point per pipeline stage, all run on the control thread by
+ * cph_snapshot_build() in this order. Each fills its part of the snapshot from the arena and returns 0, or -1 with
+ * err filled (JSON-pointer path into the body). A failure leaves the old snapshot in force.
+ */
+#ifndef CPH_COMPILE_H
+#define CPH_COMPILE_H
+
+#include <jansson.h>
+#include "proto/proto.h"
+#include "dataplane/core/snapshot.h"
+
+/** services -> snap->services (targets, timeouts, stable pool and metric ids). Runs first. */
+int cph_proxy_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** routes -> snap->routes and snap->router (longest-prefix matcher over hosts, paths and methods). */
+int cph_router_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * pipeline: the single h2o handler. Every request runs the stages of shared/DESIGN.md section 3 in order.
+ *
+ * A stage is `int cph_<stage>_on_req(cph_req_t *r)`: it returns CPH_NEXT to pass the request on, or CPH_DONE when
+ * it has answered or taken the request over. An asynchronous stage returns CPH_DONE and later calls
+ * cph_pipeline_resume(r), which continues with the stage after it.
+ *
+ * cph_req_t lives in req->pool as a shared object whose dispose runs after the response is finished and logged: that
+ * is where the request's snapshot reference is dropped and the route x status counter is bumped.
+ */
+#ifndef CPH_PIPELINE_H
+#define CPH_PIPELINE_H
+
+#include "dataplane/core/h2o_abi.h"
+#include "dataplane/core/snapshot.h"
+#include "dataplane/core/worker.h"
+
+#define CPH_NEXT 0
+#define CPH_DONE 1
+
+typedef struct st_cph_req_t {
+    h2o_req_t *req;
+    cph_worker_t *worker;
+    cph_snapshot_t *snap;      /* the snapshot this request started with; retained until dispose */
+    h2o_iovec_t path;          /* canonical path (filter/sanitize.c) */
+    h2o_iovec_t query;         /* raw query including its leading '?', or empty */
+    const cph_route_t *route;  /* matched route (filter/router.c) */
+    h2o_iovec_t upstream_path; /* what the upstream receives: path after strip_prefix, plus query */
+    size_t next_stage;         /* index of the stage cph_pipeline_resume() runs */
+} cph_req_t;
+
+/** Registers the pipeline as the only handler of pathconf (one catch-all path "/"). */
+void cph_pipeline_register(h2o_pathconf_t *pathconf);
+/** Continues an asynchronous request with the stage after the one that suspended it. */
+void cph_pipeline_resume(cph_req_t *r);
+
+#endif

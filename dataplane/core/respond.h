@@ -1,0 +1,16 @@
+/*
+ * respond: answers the data plane sends itself.
+ */
+#ifndef CPH_RESPOND_H
+#define CPH_RESPOND_H
+
+#include "dataplane/core/h2o_abi.h"
+
+/**
+ * Sends status with the JSON body {"error":code,"message":message} (plus "request_id" once requests have ids),
+ * Content-Type application/json and Cache-Control no-store. code and message are our own constants, never echoed
+ * client input. 401 adds WWW-Authenticate; 429 and 503 may carry Retry-After (later stages).
+ */
+void cph_respond_error(h2o_req_t *req, int status, const char *code, const char *message);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * snapshot: one compiled, immutable configuration, shared by every worker.
+ *
+ * The control thread builds it from a validated body (cph_snapshot_build), every byte in one arena, then publishes
+ * it to the workers. Each worker holds one reference to its current snapshot and each request holds one more
+ * (linked to req->pool by the pipeline), so in-flight requests finish on the snapshot they started with. The last
+ * release frees the arena. Only the refcount is ever written after the build, and only with C11 atomics.
+ *
+ * State that must outlive a swap (socket pools, counters of stable ids) is never stored here: see registries.
+ */
+#ifndef CPH_SNAPSHOT_H
+#define CPH_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "proto/proto.h"
+#include "dataplane/core/arena.h"
+#include "dataplane/core/h2o_abi.h"
+
+/* ---- compiled services (compile/proxy.c) ---- */
+
+typedef struct st_cph_target_t {
+    const char *url;   /* as configured, "http://host:port" */
+    h2o_iovec_t host;  /* NUL-terminated, lower-case */
+    uint16_t port;
+    h2o_iovec_t authority; /* "host:port" for the upstream Host header */
+    uint32_t weight;
+    uint32_t pool_id;  /* stable id of the upstream socket pool for host:port (survives swaps) */
+} cph_target_t;
+
+typedef struct st_cph_service_t {
+    const char *name;
+    uint32_t index;    /* position in snapshot->services */
+    uint32_t metric_id; /* stable id for per-service counters (cph_stats_service_id) */
+    cph_target_t *targets;
+    size_t num_targets;
+    uint64_t timeout_ms; /* upstream I/O timeout: an expiry answers 504 */
+} cph_service_t;
+
+/* ---- compiled routes (compile/router.c) ---- */
+
+typedef struct st_cph_route_t {
+    const char *name;
+    uint32_t index;     /* position in snapshot->routes */
+    uint32_t metric_id; /* stable id for per-route counters (cph_stats_route_id) */
+    const cph_service_t *service;
+    h2o_iovec_t *paths; /* canonical prefixes */
+    size_t num_paths;
+    h2o_iovec_t *hosts; /* lower-case; "*.example.com" matches any sub-domain */
+    size_t num_hosts;
+    uint32_t methods; /* bitmask of CPH_METHOD_*; 0 = any */
+    int strip_prefix;
+} cph_route_t;
+
+/** Route matcher; opaque, built by cph_router_compile (compile/router.c). */
+typedef struct st_cph_router_t cph_router_t;
+
+typedef struct st_cph_snapshot_t {
+    _Atomic size_t refcnt;
+    cph_arena_t arena;
+    char epoch[65];
+    uint64_t version;
+    char hash[CPH_HASH_SIZE];
+    const char *source; /* "disk" or "cp" */
+    cph_service_t *services;
+    size_t num_services;
+    cph_route_t *routes;
+    size_t num_routes;
+    cph_router_t *router;
+} cph_snapshot_t;
+
+/**
+ * Validates (cph_snapshot_validate) and compiles a body into a new snapshot with refcount 1. Runs on the control
+ * thread, never on a worker. Returns NULL with err filled (JSON-pointer path) on any failure; nothing leaks.
+ */
+cph_snapshot_t *cph_snapshot_build(const json_t *body, const char *epoch, uint64_t version, const char *hash,
+                                   const char *source, cph_error_t *err);
+void cph_snapshot_retain(cph_snapshot_t *snap);
+/** Drops one reference; the last one frees the arena. Safe from any thread. */
+void cph_snapshot_release(cph_snapshot_t *snap);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * filter: the hot path, one file per stage, in request order (shared/DESIGN.md section 3).
+ * Each on_req returns CPH_NEXT or CPH_DONE (core/pipeline.h). filter/ never includes <jansson.h>.
+ */
+#ifndef CPH_FILTER_H
+#define CPH_FILTER_H
+
+#include "dataplane/core/pipeline.h"
+
+/** Canonical path (cph_path_canonicalize) and query split; 400 on a rejected path. */
+int cph_sanitize_on_req(cph_req_t *r);
+/** Host + longest prefix + method; 404 no_route, 405 method_not_allowed; computes r->upstream_path. */
+int cph_router_on_req(cph_req_t *r);
+/** Proxies to one of the route's service targets (round robin); 502 connect failure, 504 timeout. */
+int cph_proxy_on_req(cph_req_t *r);
+
+/** Per-worker upstream state (socket pools per target, client contexts per timeout). Run on the worker thread. */
+void cph_proxy_worker_init(cph_worker_t *w);
+void cph_proxy_worker_dispose(cph_worker_t *w);
+
+#endif

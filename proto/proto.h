@@ -1,0 +1,156 @@
+/*
+ * proto: the only contract between the control plane and the data plane.
+ *
+ * Both daemons link this code, so a snapshot the control plane accepts is exactly a snapshot the data plane can
+ * apply: the admin API runs cph_snapshot_validate() before it commits, the data plane runs it again before it
+ * compiles. See proto/PROTOCOL.md for the wire format and the schema in prose.
+ *
+ * Pieces:
+ *   - cph_error_t          a human-readable error with a JSON-pointer path (admin 4xx bodies, NACK text)
+ *   - framing              u32 big-endian length + one JSON object, checked against max_frame before allocating
+ *   - messages             hello, welcome, snapshot, ack, nack, ping, pong, error: builders and a checker
+ *   - schema v1            validation of a snapshot body with JSON-pointer error paths
+ *   - canonical hash       "sha256:" + hex of the canonical serialisation (compact, sorted keys, no floats)
+ *   - canonical path       the one path normaliser: the router and the upstream see what it returns
+ */
+#ifndef CPH_PROTO_H
+#define CPH_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+/* ---------------------------------------------------------------- errors */
+
+typedef struct st_cph_error_t {
+    char code[48];  /* machine code, e.g. "invalid", "unknown_field", "frame_too_large" */
+    char path[256]; /* JSON pointer into the offending document ("" = the whole document) */
+    char msg[256];  /* one sentence for a human; never contains secrets */
+} cph_error_t;
+
+/** Fills err (when non-NULL) and returns -1, so callers can write `return cph_error_set(...)`. */
+int cph_error_set(cph_error_t *err, const char *code, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Appends an RFC 6901 escaped token to a JSON pointer held in buf (cap bytes, NUL-terminated, truncates safely). */
+void cph_jsonptr_append(char *buf, size_t cap, const char *token);
+/** Same, for an array index. */
+void cph_jsonptr_append_index(char *buf, size_t cap, size_t index);
+
+/* ---------------------------------------------------------------- framing */
+
+#define CPH_FRAME_HEADER_SIZE 4
+#define CPH_FRAME_MAX_DEFAULT (64u * 1024 * 1024)
+
+/**
+ * Serialises msg (must be an object with a string "type") compactly and prefixes the u32 big-endian length.
+ * Returns a malloc'd buffer in *out (caller frees) and its size in *outlen; -1 with err filled if the frame would
+ * exceed max_frame.
+ */
+int cph_frame_encode(const json_t *msg, size_t max_frame, char **out, size_t *outlen, cph_error_t *err);
+
+/** Incremental frame reader for a non-blocking stream socket. */
+typedef struct st_cph_frame_reader_t {
+    char *buf;
+    size_t len;
+    size_t cap;
+    size_t max_frame;
+} cph_frame_reader_t;
+
+void cph_frame_reader_init(cph_frame_reader_t *r, size_t max_frame);
+void cph_frame_reader_dispose(cph_frame_reader_t *r);
+/** Appends bytes read from the socket. Out of memory aborts. */
+void cph_frame_reader_feed(cph_frame_reader_t *r, const void *data, size_t len);
+/**
+ * Extracts the next complete frame. Returns 1 and sets *msg (caller json_decref()s) when a frame is ready, 0 when
+ * more bytes are needed, -1 on a bad frame (length over max_frame - checked before any allocation -, invalid UTF-8 or
+ * JSON, duplicate keys, not an object, no string "type"); after -1 the stream is unusable and must be closed.
+ */
+int cph_frame_reader_next(cph_frame_reader_t *r, json_t **msg, cph_error_t *err);
+
+/* ---------------------------------------------------------------- messages */
+
+#define CPH_SCHEMA_VERSION 1
+
+typedef enum en_cph_msg_type_t {
+    CPH_MSG_UNKNOWN = 0, /* ignored by receivers, for forward compatibility */
+    CPH_MSG_HELLO,
+    CPH_MSG_WELCOME,
+    CPH_MSG_SNAPSHOT,
+    CPH_MSG_ACK,
+    CPH_MSG_NACK,
+    CPH_MSG_PING,
+    CPH_MSG_PONG,
+    CPH_MSG_ERROR,
+} cph_msg_type_t;
+
+/** What a data plane has applied; source is "disk", "cp" or "none". epoch/hash are "" and version 0 when none. */
+typedef struct st_cph_applied_t {
+    char epoch[65];
+    uint64_t version;
+    char hash[72];
+    char source[8];
+} cph_applied_t;
+
+/** Returns the type of a message that passed cph_frame_reader_next(). */
+cph_msg_type_t cph_msg_type(const json_t *msg);
+/**
+ * Checks that a known message has every required field with the right JSON type (see PROTOCOL.md); unknown
+ * extra fields are allowed for forward compatibility. Returns 0, or -1 with err filled.
+ */
+int cph_msg_check(const json_t *msg, cph_error_t *err);
+
+/* Builders: each returns a new reference. */
+json_t *cph_msg_hello(const char *dp_id, const char *hostname, long pid, const char *software, const cph_applied_t *applied);
+json_t *cph_msg_welcome(const char *epoch, uint64_t heartbeat_ms);
+/** body is borrowed (incref'd into the message). */
+json_t *cph_msg_snapshot(const char *epoch, uint64_t version, const char *hash, json_t *body);
+json_t *cph_msg_ack(uint64_t version, const char *hash, uint64_t apply_ms, int persisted);
+json_t *cph_msg_nack(uint64_t version, const char *hash, const cph_applied_t *applied, const cph_error_t *error);
+json_t *cph_msg_ping(uint64_t seq);
+json_t *cph_msg_pong(uint64_t seq);
+json_t *cph_msg_error(const char *code, const char *message);
+
+/** Reads an "applied" object (as found in hello and nack) into out. Returns 0 or -1. */
+int cph_applied_from_json(const json_t *obj, cph_applied_t *out);
+
+/* ---------------------------------------------------------------- snapshot schema v1 */
+
+/**
+ * Validates a snapshot body against schema v1 (PROTOCOL.md "Snapshot body"): required and optional fields, types,
+ * ranges, unknown fields rejected, no floats anywhere, names unique, every route's service defined, target URLs
+ * parseable http://host:port, route paths canonical (cph_path_canonicalize() returns them unchanged).
+ * Returns 0, or -1 with err->path a JSON pointer to the first offending value.
+ */
+int cph_snapshot_validate(const json_t *body, cph_error_t *err);
+
+/**
+ * Validates one service or route object on its own, exactly as cph_snapshot_validate() would inside a body, so the
+ * admin API can point at the offending field of the object it was given (path relative to the object).
+ */
+int cph_schema_validate_service(const json_t *service, cph_error_t *err);
+int cph_schema_validate_route(const json_t *route, cph_error_t *err);
+
+/* ---------------------------------------------------------------- canonical form and hash */
+
+#define CPH_HASH_SIZE 72 /* "sha256:" + 64 hex + NUL */
+
+/** Canonical serialisation: compact, keys sorted, arrays in their given order; NULL if v holds a real (float). */
+char *cph_json_canonical(const json_t *v);
+/** Writes "sha256:<hex>" of cph_json_canonical(body) into out. Returns 0, -1 if body holds a float. */
+int cph_snapshot_hash(const json_t *body, char out[CPH_HASH_SIZE]);
+
+/* ---------------------------------------------------------------- canonical path */
+
+/**
+ * The canonical request path: the router matches it and the upstream receives it.
+ *
+ * Input is the raw path of the request target without the query string. Percent-escapes are decoded once
+ * (unreserved characters stay decoded; everything else is re-encoded in upper-case hex), dot segments are resolved
+ * (RFC 3986 5.2.4, never above the root), runs of '/' are merged. Rejected (-1): not starting with '/', an encoded
+ * '/' (%2F) or '\' (%5C), a raw '\', NUL or any control byte (raw or encoded), ';' in a segment, a malformed escape.
+ * out must hold at least 3 * len + 1 bytes; *outlen receives the length (NUL-terminated).
+ */
+int cph_path_canonicalize(const char *path, size_t len, char *out, size_t *outlen);
+
+#endif
