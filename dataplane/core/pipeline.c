@@ -1,0 +1,71 @@
+/*
+ * pipeline: the one h2o handler of the data plane. It wraps each request in a cph_req_t, pins the worker's current
+ * snapshot to it and runs the stages of shared/DESIGN.md section 3 in order.
+ *
+ * The cph_req_t is a shared object of req->pool, so its dispose runs when h2o clears the pool, after the response
+ * went out and was logged: that is where the snapshot reference is dropped and the route x status-class counter is
+ * bumped (one writer per counter: this worker). Adding a stage is adding one entry to `stages`.
+ */
+#include "proto/log.h"
+#include "dataplane/core/pipeline.h"
+#include "dataplane/core/respond.h"
+#include "dataplane/filter/filter.h"
+
+#define MODULE "dp/core/pipeline"
+
+typedef int (*stage_fn)(cph_req_t *r);
+
+static const stage_fn stages[] = {
+    cph_sanitize_on_req,
+    cph_router_on_req,
+    cph_proxy_on_req,
+};
+#define NUM_STAGES (sizeof(stages) / sizeof(stages[0]))
+
+static void on_dispose(void *p)
+{
+    cph_req_t *r = p;
+    int status = r->req->res.status, cls = status >= 100 && status <= 599 ? status / 100 : 0;
+    uint32_t route = r->route != NULL ? r->route->metric_id : 0;
+
+    if (route >= CPH_STATS_MAX_ROUTES)
+        route = 0;
+    if (r->worker->stats != NULL)
+        cph_counter_add(&r->worker->stats->responses[route][cls], 1);
+    if (r->snap != NULL)
+        cph_snapshot_release(r->snap);
+}
+
+void cph_pipeline_resume(cph_req_t *r)
+{
+    while (r->next_stage < NUM_STAGES) {
+        stage_fn fn = stages[r->next_stage++];
+        if (fn(r) == CPH_DONE)
+            return;
+    }
+    /* every stage passed the request on: a stage list without a terminal stage is our bug */
+    cph_log_error(MODULE, "no stage answered the request");
+    cph_respond_error(r->req, 500, "internal", "The gateway could not handle the request");
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    cph_worker_t *w = cph_worker_from_ctx(req->conn->ctx);
+    cph_req_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_dispose);
+
+    (void)self;
+    *r = (cph_req_t){.req = req, .worker = w, .snap = w->snap};
+    if (r->snap == NULL) {
+        cph_respond_error(req, 503, "no_config", "The gateway has no configuration yet");
+        return 0;
+    }
+    cph_snapshot_retain(r->snap);
+    cph_pipeline_resume(r);
+    return 0;
+}
+
+void cph_pipeline_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = on_req;
+}
