@@ -1,0 +1,132 @@
+/*
+ * dpserver_internal: what dpserver.c (thread, sockets, queues) and dpsession.c (protocol state, status rows) share.
+ * Private to those two files.
+ *
+ * Threads and locks: sessions (cph_dpsession_t) belong to the server thread alone. Everything another thread may read
+ * - the latest snapshot, the status rows, the stopping flag - is guarded by server->lock; the server thread takes it
+ * while it handles a message or pushes a snapshot, never while it sits in poll(). server->changed is broadcast on
+ * every ack, nack, hello and disconnect so cph_dpserver_wait_applied() can re-check.
+ */
+#ifndef CPH_DPSERVER_INTERNAL_H
+#define CPH_DPSERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "controlplane/dpserver.h"
+#include "proto/proto.h"
+
+#define CPH_DPSERVER_QUEUE_MAX 256        /* frames queued to one session before it is dropped as stuck */
+#define CPH_DPSERVER_MAX_SESSIONS 4096    /* open connections, hello or not */
+#define CPH_DPSERVER_MAX_DISCONNECTED 256 /* remembered rows of data planes that are gone */
+#define CPH_DPSERVER_MAX_NACKED 16        /* nacked versions remembered per dp_id */
+#define CPH_DPSERVER_HOSTNAME_MAX 255     /* bytes kept of hello.hostname / software */
+#define CPH_DPSERVER_ERROR_STR_MAX 1024   /* bytes kept of each string in a nack's error */
+
+typedef enum en_cph_dpstatus_t {
+    CPH_DPSTATUS_SYNCED,
+    CPH_DPSTATUS_APPLYING,
+    CPH_DPSTATUS_NACKED,
+    CPH_DPSTATUS_DISCONNECTED,
+} cph_dpstatus_t;
+
+/* An encoded frame shared by every session it is queued to (the snapshot is encoded once per publish). */
+typedef struct st_cph_dpframe_t {
+    atomic_size_t refcnt;
+    size_t len;
+    char *data;
+} cph_dpframe_t;
+
+typedef struct st_cph_dpqent_t {
+    struct st_cph_dpqent_t *next;
+    cph_dpframe_t *frame;
+} cph_dpqent_t;
+
+typedef struct st_cph_dprow_t cph_dprow_t;
+
+typedef struct st_cph_dpsession_t {
+    struct st_cph_dpsession_t *next;
+    int fd;
+    int dead;       /* closed at the end of the loop iteration */
+    int hello_done; /* welcome sent, row attached */
+    cph_frame_reader_t reader;
+    cph_dpqent_t *qhead, *qtail;
+    size_t qoff; /* bytes of qhead already written */
+    size_t qlen;
+    uint64_t last_rx_ms; /* monotonic */
+    cph_dprow_t *row;
+    cph_applied_t has; /* what the data plane runs, as far as this session told us */
+    int inflight;      /* a snapshot is sent and not yet acked or nacked */
+    uint64_t inflight_version;
+    char inflight_hash[CPH_HASH_SIZE];
+} cph_dpsession_t;
+
+/* One per dp_id, kept after a disconnect (for the admin API and the never-resend-a-nack rule). */
+struct st_cph_dprow_t {
+    char *id;
+    char hostname[CPH_DPSERVER_HOSTNAME_MAX + 1];
+    char software[CPH_DPSERVER_HOSTNAME_MAX + 1];
+    long pid;
+    cph_dpsession_t *session; /* NULL = disconnected */
+    uint64_t last_seen_wall_ms;
+    uint64_t gone_seq; /* order of disconnects, for evicting the oldest */
+    cph_dpstatus_t status;
+    cph_applied_t applied;
+    uint64_t applied_at_wall_ms;
+    json_t *last_error; /* the last nack's error, NULL once acked */
+    int answered_any;
+    uint64_t answered; /* highest version of our epoch acked, nacked or reported applied */
+    uint64_t nacked[CPH_DPSERVER_MAX_NACKED];
+    size_t num_nacked, nacked_next;
+};
+
+struct st_cph_dpserver_t {
+    char *socket_path;
+    char epoch[65];
+    uint64_t heartbeat_ms;
+    int listen_fd;
+    int wake_fd;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; /* on CLOCK_MONOTONIC */
+    /* guarded by lock */
+    int stopping;
+    cph_dpframe_t *latest;
+    uint64_t latest_version;
+    char latest_hash[CPH_HASH_SIZE];
+    cph_dprow_t **rows;
+    size_t num_rows, cap_rows;
+    uint64_t num_disconnects;
+    /* server thread only */
+    cph_dpsession_t *sessions;
+    size_t num_sessions;
+    uint64_t accept_paused_until;
+    char *rbuf; /* READ_CHUNK bytes every session reads into */
+};
+
+/* ---- dpserver.c ---- */
+uint64_t cph_dpserver_now_ms(void);
+uint64_t cph_dpserver_wall_ms(void);
+/** Encodes msg into a new shared frame (refcnt 1); NULL with err filled if it is over the frame limit. */
+cph_dpframe_t *cph_dpframe_new(const json_t *msg, cph_error_t *err);
+void cph_dpframe_release(cph_dpframe_t *f);
+/** Queues frame (a reference is taken) and writes what the socket takes now; a queue over the cap kills the session. */
+void cph_dpsession_send(cph_dpsession_t *sess, cph_dpframe_t *frame);
+/** Queues msg (consumed) and writes what the socket takes now. */
+void cph_dpsession_send_msg(cph_dpsession_t *sess, json_t *msg);
+/** Sends an error message best effort and marks the session dead. */
+void cph_dpsession_fail(cph_dpsession_t *sess, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- dpsession.c (server thread) ---- */
+/** Handles one checked-by-framing message; takes s->lock. msg is borrowed. */
+void cph_dpsession_on_message(cph_dpserver_t *s, cph_dpsession_t *sess, json_t *msg);
+/** Sends the latest snapshot to sess if it has none in flight and it differs from what it runs. Lock held. */
+void cph_dpsession_push_latest(cph_dpserver_t *s, cph_dpsession_t *sess);
+/** A session is going away: its row becomes disconnected (unless a newer session took it over). Lock held. */
+void cph_dpsession_on_close(cph_dpserver_t *s, cph_dpsession_t *sess);
+/** Frees every row. Lock held or no other thread left. */
+void cph_dpsession_free_rows(cph_dpserver_t *s);
+
+#endif
