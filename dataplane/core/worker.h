@@ -20,12 +20,18 @@ typedef struct st_cph_worker_t {
     pthread_t tid;
     cph_snapshot_t *snap; /* current snapshot; NULL until the first one arrives (routes answer 503 no_config) */
     cph_worker_stats_t *stats;
-    struct st_cph_proxy_worker_t *proxy; /* upstream pools, timeouts, balancer positions */
+    struct st_cph_proxy_worker_t *proxy;        /* upstream pools, timeouts, balancer positions */
     h2o_multithread_receiver_t swap_receiver;   /* snapshots from the control thread */
     h2o_multithread_receiver_t signal_receiver; /* drain requests from the control thread */
     struct st_cph_server_t *server;
     h2o_linklist_t listeners; /* private to core/server.c */
     int draining;
+    /* private to core/server.c: connection and request tracking for the graceful drain */
+    h2o_linklist_t conns; /* accepted client connections (struct st_cph_conn_track_t) */
+    size_t num_conns;
+    size_t inflight; /* requests that reached the handler and whose pool is not yet cleared */
+    int stop;        /* set by the control thread's message: leave the event loop */
+    int drained_sent;
 } cph_worker_t;
 
 static inline cph_worker_t *cph_worker_from_ctx(h2o_context_t *ctx)

@@ -1,0 +1,300 @@
+/*
+ * cpclient: the control plane client of the data plane, on the control thread's event loop.
+ *
+ * One Unix stream socket to --cp-socket, opened non-blocking (a Unix connect either succeeds at once or fails), then
+ * driven by h2o socket callbacks: frames in through cph_frame_reader_*, messages checked with cph_msg_check(), frames
+ * out through a two-buffer queue because h2o allows one write in flight per socket. A 50 ms tick drives the ping,
+ * the missed-pong detection and the reconnect backoff, so no timer is ever re-created with a new interval.
+ *
+ * Each connection has a generation number; a snapshot is applied with it as tag, and an ack or nack computed after
+ * the connection died is dropped (the next hello carries what is applied).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <openssl/rand.h>
+#include "proto/log.h"
+#include "dataplane/core/cpclient.h"
+
+#define MODULE "dp/core/cpclient"
+
+#define TICK_MS 50
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define HEARTBEAT_DEFAULT_MS 1000
+#define MISSED_PONGS 3
+
+typedef enum en_cph_cp_state_t { CP_DISCONNECTED, CP_HELLO_SENT, CP_READY } cph_cp_state_t;
+
+struct st_cph_cpclient_t {
+    cph_control_t *control;
+    char *socket_path;
+    char *dp_id;
+    char hostname[256];
+    h2o_socket_t *sock;
+    cph_cp_state_t state;
+    uint64_t gen;
+    cph_frame_reader_t reader;
+    char *out; /* queued bytes, not yet handed to h2o */
+    size_t outlen;
+    size_t outcap;
+    char *inflight; /* handed to h2o_socket_write, freed on completion */
+    uint64_t heartbeat_ms;
+    uint64_t last_pong_ms; /* or the connect time */
+    uint64_t last_ping_ms;
+    uint64_t ping_seq;
+    unsigned attempt;
+    uint64_t reconnect_at_ms;
+    h2o_timeout_t tick;
+    h2o_timeout_entry_t tick_entry;
+};
+
+static void flush(cph_cpclient_t *cl);
+static void disconnect(cph_cpclient_t *cl, const char *why);
+
+/* ---------------------------------------------------------------- output */
+
+static void send_msg(cph_cpclient_t *cl, json_t *msg)
+{
+    cph_error_t err;
+    char *frame;
+    size_t len;
+
+    if (msg == NULL)
+        cph_fatal(MODULE, "out of memory");
+    if (cl->sock == NULL)
+        goto Exit;
+    if (cph_frame_encode(msg, CPH_FRAME_MAX_DEFAULT, &frame, &len, &err) != 0) {
+        cph_log_error(MODULE, "cannot encode %s: %s", json_string_value(json_object_get(msg, "type")), err.msg);
+        goto Exit;
+    }
+    if (cl->outlen + len > cl->outcap) {
+        cl->outcap = (cl->outlen + len) * 2;
+        if ((cl->out = realloc(cl->out, cl->outcap)) == NULL)
+            cph_fatal(MODULE, "out of memory");
+    }
+    memcpy(cl->out + cl->outlen, frame, len);
+    cl->outlen += len;
+    free(frame);
+    flush(cl);
+Exit:
+    json_decref(msg);
+}
+
+static void on_write_complete(h2o_socket_t *sock, const char *err)
+{
+    cph_cpclient_t *cl = sock->data;
+
+    free(cl->inflight);
+    cl->inflight = NULL;
+    if (err != NULL) {
+        disconnect(cl, err);
+        return;
+    }
+    flush(cl);
+}
+
+static void flush(cph_cpclient_t *cl)
+{
+    if (cl->sock == NULL || cl->inflight != NULL || cl->outlen == 0)
+        return;
+    h2o_iovec_t buf = h2o_iovec_init(cl->out, cl->outlen);
+    cl->inflight = cl->out;
+    cl->out = NULL;
+    cl->outlen = cl->outcap = 0;
+    h2o_socket_write(cl->sock, &buf, 1, on_write_complete);
+}
+
+/* ---------------------------------------------------------------- connection */
+
+static uint64_t backoff_ms(unsigned attempt)
+{
+    uint64_t base = BACKOFF_MIN_MS;
+    uint32_t r = 0;
+
+    for (unsigned i = 0; i < attempt && base < BACKOFF_MAX_MS; i++)
+        base *= 2;
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    RAND_bytes((unsigned char *)&r, sizeof(r));
+    /* +-25 % */
+    return base * 3 / 4 + (uint64_t)(r % (base / 2 + 1));
+}
+
+static void disconnect(cph_cpclient_t *cl, const char *why)
+{
+    if (cl->sock != NULL) {
+        cph_log_warn(MODULE, "disconnected from the control plane (%s): serving version %llu meanwhile", why,
+                     (unsigned long long)cl->control->applied.version);
+        h2o_socket_close(cl->sock);
+        cl->sock = NULL;
+    }
+    free(cl->inflight);
+    cl->inflight = NULL;
+    free(cl->out);
+    cl->out = NULL;
+    cl->outlen = cl->outcap = 0;
+    cph_frame_reader_dispose(&cl->reader);
+    cl->state = CP_DISCONNECTED;
+    cl->control->cp_connected = 0;
+    cl->gen++;
+    cl->reconnect_at_ms = cph_control_now_ms() + backoff_ms(cl->attempt);
+    if (cl->attempt < 16)
+        cl->attempt++;
+}
+
+static void on_reply(void *data, uint64_t tag, json_t *reply)
+{
+    cph_cpclient_t *cl = data;
+
+    if (tag == cl->gen && cl->state == CP_READY)
+        send_msg(cl, json_incref(reply));
+}
+
+static void on_message(cph_cpclient_t *cl, json_t *msg)
+{
+    cph_msg_type_t type = cph_msg_type(msg);
+
+    if (cl->state == CP_HELLO_SENT && type != CPH_MSG_WELCOME && type != CPH_MSG_ERROR && type != CPH_MSG_UNKNOWN) {
+        send_msg(cl, cph_msg_error("bad_frame", "expected welcome"));
+        disconnect(cl, "message before welcome");
+        return;
+    }
+    switch (type) {
+    case CPH_MSG_WELCOME:
+        cl->heartbeat_ms = (uint64_t)json_integer_value(json_object_get(msg, "heartbeat_ms"));
+        if (cl->heartbeat_ms == 0)
+            cl->heartbeat_ms = HEARTBEAT_DEFAULT_MS;
+        cl->state = CP_READY;
+        cl->attempt = 0;
+        cl->control->cp_connected = 1;
+        cph_log_info(MODULE, "connected to the control plane, epoch %s, heartbeat %llu ms",
+                     json_string_value(json_object_get(msg, "epoch")), (unsigned long long)cl->heartbeat_ms);
+        break;
+    case CPH_MSG_SNAPSHOT:
+        cph_control_apply(cl->control, msg, on_reply, cl, cl->gen);
+        break;
+    case CPH_MSG_PONG:
+        cl->last_pong_ms = cph_control_now_ms();
+        break;
+    case CPH_MSG_ERROR:
+        cph_log_warn(MODULE, "control plane error %s: %s", json_string_value(json_object_get(msg, "code")),
+                     json_string_value(json_object_get(msg, "message")));
+        disconnect(cl, "error from the control plane");
+        break;
+    default:
+        break; /* unknown or not for us: ignored (forward compatibility) */
+    }
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    cph_cpclient_t *cl = sock->data;
+    uint64_t gen = cl->gen;
+    cph_error_t perr;
+    json_t *msg;
+    int r;
+
+    if (err != NULL) {
+        disconnect(cl, err);
+        return;
+    }
+    cph_frame_reader_feed(&cl->reader, sock->input->bytes, sock->input->size);
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    while (gen == cl->gen && (r = cph_frame_reader_next(&cl->reader, &msg, &perr)) != 0) {
+        if (r < 0 || cph_msg_check(msg, &perr) != 0) {
+            if (r > 0)
+                json_decref(msg);
+            cph_log_warn(MODULE, "bad frame from the control plane: %s: %s", perr.code, perr.msg);
+            send_msg(cl, cph_msg_error(perr.code, perr.msg));
+            disconnect(cl, "bad frame");
+            return;
+        }
+        on_message(cl, msg);
+        json_decref(msg);
+    }
+}
+
+static void try_connect(cph_cpclient_t *cl)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (strlen(cl->socket_path) >= sizeof(sa.sun_path)) {
+        cph_log_error(MODULE, "--cp-socket path is longer than %zu bytes", sizeof(sa.sun_path) - 1);
+        cl->reconnect_at_ms = UINT64_MAX;
+        return;
+    }
+    strcpy(sa.sun_path, cl->socket_path);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        cph_log(cl->attempt == 0 ? CPH_LOG_INFO : CPH_LOG_DEBUG, MODULE, "control plane at %s unreachable: %s", cl->socket_path,
+                strerror(errno));
+        if (fd != -1)
+            close(fd);
+        disconnect(cl, "connect failed");
+        return;
+    }
+    cl->sock = h2o_evloop_socket_create(cl->control->loop, fd, 0);
+    cl->sock->data = cl;
+    cph_frame_reader_init(&cl->reader, CPH_FRAME_MAX_DEFAULT);
+    cl->state = CP_HELLO_SENT;
+    cl->last_pong_ms = cl->last_ping_ms = cph_control_now_ms();
+    h2o_socket_read_start(cl->sock, on_read);
+    send_msg(cl, cph_msg_hello(cl->dp_id, cl->hostname, (long)getpid(), CPH_SOFTWARE, &cl->control->applied));
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    cph_cpclient_t *cl = H2O_STRUCT_FROM_MEMBER(cph_cpclient_t, tick_entry, entry);
+    uint64_t now = cph_control_now_ms();
+    uint64_t hb = cl->heartbeat_ms != 0 ? cl->heartbeat_ms : HEARTBEAT_DEFAULT_MS;
+
+    if (cl->state == CP_DISCONNECTED) {
+        if (now >= cl->reconnect_at_ms && !cl->control->draining)
+            try_connect(cl);
+    } else if (now - cl->last_pong_ms > MISSED_PONGS * hb) {
+        disconnect(cl, "3 heartbeats without a pong");
+    } else if (cl->state == CP_READY && now - cl->last_ping_ms >= hb) {
+        cl->last_ping_ms = now;
+        send_msg(cl, cph_msg_ping(++cl->ping_seq));
+    }
+    h2o_timeout_link(cl->control->loop, &cl->tick, &cl->tick_entry);
+}
+
+cph_cpclient_t *cph_cpclient_create(cph_control_t *c, const char *socket_path, const char *dp_id)
+{
+    cph_cpclient_t *cl = calloc(1, sizeof(*cl));
+
+    if (cl == NULL || (cl->socket_path = strdup(socket_path)) == NULL || (cl->dp_id = strdup(dp_id)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    cl->control = c;
+    if (gethostname(cl->hostname, sizeof(cl->hostname) - 1) != 0)
+        strcpy(cl->hostname, "unknown");
+    cph_frame_reader_init(&cl->reader, CPH_FRAME_MAX_DEFAULT);
+    h2o_timeout_init(c->loop, &cl->tick, TICK_MS);
+    cl->tick_entry.cb = on_tick;
+    h2o_timeout_link(c->loop, &cl->tick, &cl->tick_entry);
+    try_connect(cl);
+    return cl;
+}
+
+void cph_cpclient_destroy(cph_cpclient_t *cl)
+{
+    if (cl->sock != NULL) {
+        h2o_socket_close(cl->sock);
+        cl->sock = NULL;
+    }
+    free(cl->inflight);
+    free(cl->out);
+    cph_frame_reader_dispose(&cl->reader);
+    if (h2o_timeout_is_linked(&cl->tick_entry))
+        h2o_timeout_unlink(&cl->tick_entry);
+    h2o_timeout_dispose(cl->control->loop, &cl->tick);
+    free(cl->socket_path);
+    free(cl->dp_id);
+    free(cl);
+}

@@ -1,0 +1,96 @@
+/*
+ * stats: the stable name -> id tables behind the per-worker counters (core/stats.h).
+ *
+ * Ids are handed out by name on the control thread while a snapshot compiles, and never taken back, so a route
+ * that keeps its name keeps its counters across swaps. The exposition may run on another thread: a name is written
+ * into its slot before the count is published with a release store, and readers load the count with acquire, so
+ * every id below the count has its name. Lookup by name is an open-addressing hash table touched only by the writer.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include "proto/log.h"
+#include "dataplane/core/stats.h"
+
+#define MODULE "dp/core/stats"
+
+typedef struct st_cph_name_table_t {
+    uint32_t cap;           /* ids 1..cap-1 */
+    const char **names;     /* [cap], names[0] unused */
+    uint32_t *slots;        /* hash slots: 0 = empty, else an id; 2 * cap of them */
+    _Atomic uint32_t count; /* ids handed out */
+} cph_name_table_t;
+
+static cph_name_table_t routes = {CPH_STATS_MAX_ROUTES, NULL, NULL, 0};
+static cph_name_table_t services = {CPH_STATS_MAX_SERVICES, NULL, NULL, 0};
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static uint32_t table_id(cph_name_table_t *t, const char *name)
+{
+    uint32_t nslots = 2 * t->cap, count = atomic_load_explicit(&t->count, memory_order_relaxed);
+
+    if (t->names == NULL) {
+        if ((t->names = calloc(t->cap, sizeof(*t->names))) == NULL || (t->slots = calloc(nslots, sizeof(*t->slots))) == NULL)
+            cph_fatal(MODULE, "out of memory");
+    }
+    for (uint32_t i = fnv1a(name) % nslots;; i = (i + 1) % nslots) {
+        uint32_t id = t->slots[i];
+        if (id != 0 && strcmp(t->names[id], name) == 0)
+            return id;
+        if (id == 0) {
+            if (count + 1 >= t->cap)
+                return 0; /* past the cap: folded into id 0 */
+            uint32_t nid = count + 1;
+            if ((t->names[nid] = strdup(name)) == NULL)
+                cph_fatal(MODULE, "out of memory");
+            t->slots[i] = nid;
+            atomic_store_explicit(&t->count, nid, memory_order_release);
+            return nid;
+        }
+    }
+}
+
+static const char *table_name(cph_name_table_t *t, uint32_t id)
+{
+    if (id == 0 || id > atomic_load_explicit(&t->count, memory_order_acquire))
+        return NULL;
+    return t->names[id];
+}
+
+uint32_t cph_stats_route_id(const char *name)
+{
+    return table_id(&routes, name);
+}
+
+uint32_t cph_stats_service_id(const char *name)
+{
+    return table_id(&services, name);
+}
+
+const char *cph_stats_route_name(uint32_t id)
+{
+    return table_name(&routes, id);
+}
+
+const char *cph_stats_service_name(uint32_t id)
+{
+    return table_name(&services, id);
+}
+
+uint32_t cph_stats_num_routes(void)
+{
+    return atomic_load_explicit(&routes.count, memory_order_acquire);
+}
+
+uint32_t cph_stats_num_services(void)
+{
+    return atomic_load_explicit(&services.count, memory_order_acquire);
+}

@@ -1,0 +1,279 @@
+/*
+ * status: /health, /ready and /metrics for orchestrators and Prometheus, served on the control thread's loop.
+ *
+ * It has its own tiny h2o globalconf and context so that it neither shares the client listeners' limits nor goes
+ * through the request pipeline, and so that it answers while the workers drain. The snapshot identity and the
+ * apply/nack counters live on this same thread; the per-worker counters are summed with relaxed loads (each has one
+ * writer, its worker), so a scrape never stops a worker.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "proto/log.h"
+#include "dataplane/core/server.h"
+#include "dataplane/core/status.h"
+
+#define MODULE "dp/core/status"
+
+struct st_cph_status_t {
+    cph_control_t *control;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_linklist_t conns; /* cph_status_conn_t: closed before the context is disposed */
+    size_t num_conns;
+};
+
+typedef struct st_cph_status_conn_t {
+    h2o_linklist_t link;
+    cph_status_t *status;
+    h2o_socket_t *sock;
+} cph_status_conn_t;
+
+typedef struct st_cph_status_handler_t {
+    h2o_handler_t super;
+    cph_control_t *control;
+} cph_status_handler_t;
+
+/* ---------------------------------------------------------------- exposition */
+
+typedef struct st_cph_text_t {
+    char *buf;
+    size_t len;
+    size_t cap;
+} cph_text_t;
+
+__attribute__((format(printf, 2, 3))) static void text_printf(cph_text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            cph_fatal(MODULE, "vsnprintf failed");
+        if ((size_t)n < t->cap - t->len)
+            break;
+        t->cap = (t->cap + (size_t)n + 1) * 2;
+        if ((t->buf = realloc(t->buf, t->cap)) == NULL)
+            cph_fatal(MODULE, "out of memory");
+    }
+    t->len += (size_t)n;
+}
+
+/* A label value as the text format wants it: backslash, double quote and newline escaped. */
+static const char *escape_label(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+
+    for (; *s != '\0' && o + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            out[o++] = '\\';
+            out[o++] = *s == '\n' ? 'n' : *s;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void header(cph_text_t *t, const char *name, const char *type, const char *help)
+{
+    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_requests(cph_text_t *t, cph_server_t *s)
+{
+    static const char *classes[CPH_STATS_STATUS_CLASSES] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    uint32_t n = cph_stats_num_routes();
+    char esc[512];
+
+    header(t, "cephalo_dp_requests_total", "counter", "Responses by route (\"\" = no route matched) and status class.");
+    for (uint32_t id = 0; id <= n && id < CPH_STATS_MAX_ROUTES; id++) {
+        const char *name = id == 0 ? "" : cph_stats_route_name(id);
+        for (int cls = 0; cls < CPH_STATS_STATUS_CLASSES; cls++) {
+            uint64_t sum = 0;
+            for (unsigned w = 0; w < s->num_workers; w++)
+                sum += cph_counter_read(&s->workers[w].stats->responses[id][cls]);
+            if (sum != 0 && name != NULL)
+                text_printf(t, "cephalo_dp_requests_total{route=\"%s\",status_class=\"%s\"} %llu\n",
+                            escape_label(name, esc, sizeof(esc)), classes[cls], (unsigned long long)sum);
+        }
+    }
+}
+
+static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
+{
+    static const char *kinds[CPH_UPSTREAM_ERR_KINDS] = {"connect", "timeout", "protocol", "no_target"};
+    uint32_t n = cph_stats_num_services();
+    char esc[512];
+
+    header(t, "cephalo_dp_upstream_errors_total", "counter", "Upstream failures by service and kind.");
+    for (uint32_t id = 0; id <= n && id < CPH_STATS_MAX_SERVICES; id++) {
+        const char *name = id == 0 ? "" : cph_stats_service_name(id);
+        for (int k = 0; k < CPH_UPSTREAM_ERR_KINDS; k++) {
+            uint64_t sum = 0;
+            for (unsigned w = 0; w < s->num_workers; w++)
+                sum += cph_counter_read(&s->workers[w].stats->upstream_errors[id][k]);
+            if (sum != 0 && name != NULL)
+                text_printf(t, "cephalo_dp_upstream_errors_total{service=\"%s\",kind=\"%s\"} %llu\n",
+                            escape_label(name, esc, sizeof(esc)), kinds[k], (unsigned long long)sum);
+        }
+    }
+}
+
+char *cph_status_metrics(cph_control_t *c)
+{
+    cph_text_t t = {malloc(4096), 0, 4096};
+    uint64_t accepted = 0;
+
+    if (t.buf == NULL)
+        cph_fatal(MODULE, "out of memory");
+    t.buf[0] = '\0';
+    if (c->server != NULL) {
+        render_requests(&t, c->server);
+        render_upstream_errors(&t, c->server);
+        for (unsigned w = 0; w < c->server->num_workers; w++)
+            accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
+    }
+    header(&t, "cephalo_dp_connections_accepted_total", "counter", "Client connections accepted.");
+    text_printf(&t, "cephalo_dp_connections_accepted_total %llu\n", (unsigned long long)accepted);
+    header(&t, "cephalo_dp_snapshot_version", "gauge", "Version of the snapshot in force (0 = none).");
+    text_printf(&t, "cephalo_dp_snapshot_version %llu\n", (unsigned long long)c->applied.version);
+    header(&t, "cephalo_dp_snapshot_applies_total", "counter", "Snapshots applied and acked.");
+    text_printf(&t, "cephalo_dp_snapshot_applies_total %llu\n", (unsigned long long)c->applies);
+    header(&t, "cephalo_dp_snapshot_nacks_total", "counter", "Snapshots refused (nack).");
+    text_printf(&t, "cephalo_dp_snapshot_nacks_total %llu\n", (unsigned long long)c->nacks);
+    header(&t, "cephalo_dp_config_loaded", "gauge", "1 when a snapshot is in force.");
+    text_printf(&t, "cephalo_dp_config_loaded %d\n", c->current != NULL);
+    header(&t, "cephalo_dp_cp_connected", "gauge", "1 while the control plane session is up.");
+    text_printf(&t, "cephalo_dp_cp_connected %d\n", c->cp_connected);
+    return t.buf;
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static void respond(h2o_req_t *req, int status, const char *reason, const char *type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body, len);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    cph_control_t *c = ((cph_status_handler_t *)self)->control;
+    static const char json[] = "application/json";
+    char buf[128];
+
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        respond(req, 405, "Method Not Allowed", json, H2O_STRLIT("{\"error\":\"method_not_allowed\"}\n"));
+    } else if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/health"))) {
+        respond(req, 200, "OK", json, H2O_STRLIT("{\"status\":\"ok\"}\n"));
+    } else if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/ready"))) {
+        if (c->current != NULL && !c->draining) {
+            int n = snprintf(buf, sizeof(buf), "{\"status\":\"ready\",\"version\":%llu}\n", (unsigned long long)c->applied.version);
+            respond(req, 200, "OK", json, buf, (size_t)n);
+        } else {
+            const char *body = c->draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"no_config\"}\n";
+            respond(req, 503, "Service Unavailable", json, body, strlen(body));
+        }
+    } else if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/metrics"))) {
+        char *text = cph_status_metrics(c);
+        respond(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+        free(text);
+    } else {
+        respond(req, 404, "Not Found", json, H2O_STRLIT("{\"error\":\"not_found\"}\n"));
+    }
+    return 0;
+}
+
+static void on_conn_close(void *data)
+{
+    cph_status_conn_t *conn = data;
+
+    h2o_linklist_unlink(&conn->link);
+    conn->status->num_conns--;
+    free(conn);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    cph_status_t *st = listener->data;
+    h2o_socket_t *sock;
+
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++) {
+        cph_status_conn_t *conn = calloc(1, sizeof(*conn));
+        if (conn == NULL)
+            cph_fatal(MODULE, "out of memory");
+        conn->status = st;
+        conn->sock = sock;
+        h2o_linklist_insert(&st->conns, &conn->link);
+        st->num_conns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = conn;
+        h2o_accept(&st->accept_ctx, sock);
+    }
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+cph_status_t *cph_status_start(cph_control_t *c, const char *hostport, cph_error_t *err)
+{
+    int fd = cph_server_listen_fd(hostport, 0, err);
+    cph_status_t *st;
+
+    if (fd == -1)
+        return NULL;
+    if ((st = calloc(1, sizeof(*st))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    st->control = c;
+    h2o_linklist_init_anchor(&st->conns);
+    h2o_config_init(&st->globalconf);
+    st->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("cephalo-status"));
+    st->globalconf.max_request_entity_size = 64 * 1024;
+    h2o_hostconf_t *host = h2o_config_register_host(&st->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    cph_status_handler_t *h = (void *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_req;
+    h->control = c;
+    h2o_context_init(&st->ctx, c->loop, &st->globalconf);
+    st->accept_ctx.ctx = &st->ctx;
+    st->accept_ctx.hosts = st->globalconf.hosts;
+    st->listener = h2o_evloop_socket_create(c->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    st->listener->data = st;
+    h2o_socket_read_start(st->listener, on_accept);
+    return st;
+}
+
+void cph_status_stop(cph_status_t *st)
+{
+    h2o_linklist_t *node;
+
+    h2o_socket_read_stop(st->listener);
+    h2o_socket_close(st->listener);
+    /* h2o_context_dispose asserts that no connection is left: make h2o read EOF on each and close it (bounded) */
+    for (node = st->conns.next; node != &st->conns; node = node->next)
+        shutdown(h2o_socket_get_fd(H2O_STRUCT_FROM_MEMBER(cph_status_conn_t, link, node)->sock), SHUT_RDWR);
+    for (int i = 0; i < 100 && st->num_conns != 0; i++)
+        h2o_evloop_run(st->control->loop, 10);
+    if (st->num_conns != 0) {
+        cph_log_warn(MODULE, "%zu status connections would not close: not freeing the status context", st->num_conns);
+        return;
+    }
+    h2o_context_dispose(&st->ctx);
+    h2o_config_dispose(&st->globalconf);
+    free(st);
+}
