@@ -385,7 +385,8 @@ json_t *cph_dpserver_list(cph_dpserver_t *s)
     if (arr == NULL)
         cph_fatal(MODULE, "out of memory");
     pthread_mutex_lock(&s->lock);
-    qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
+    if (s->num_rows > 1) /* qsort's pointer must not be NULL, even for zero rows */
+        qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
     for (i = 0; i != s->num_rows; ++i)
         json_array_append_new(arr, row_json(s->rows[i]));
     pthread_mutex_unlock(&s->lock);

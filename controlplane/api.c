@@ -1,0 +1,498 @@
+/*
+ * api: the admin API server - libmicrohttpd, routing, limits, admin authentication and the JSON error format.
+ *
+ * libmicrohttpd runs a thread per connection (MHD_USE_THREAD_PER_CONNECTION): a write with ?wait=applied blocks up
+ * to 5 s waiting for the data planes, and must not hold up other admins. Connections are capped and time out when
+ * idle, so a slow client costs one thread for a bounded time.
+ *
+ * A request is decided in two steps. When its headers are in (the first call of the access handler) everything
+ * that does not need the body is checked, in this order: /health, unknown path (404), bearer token (401), method
+ * (405 with Allow), Content-Type of a POST/PUT (415), a declared Content-Length over 1 MiB (413) - and answered at
+ * once. Then the body is collected, counted as it arrives and dropped past 1 MiB (413 at the end, for chunked
+ * uploads), parsed with duplicate keys rejected (400 bad_json), and handed to the resource.
+ *
+ * Admin tokens are stored as sha256 hex only; a presented token is hashed and compared with CRYPTO_memcmp against
+ * every stored hash (same length, constant time), so neither the token nor its prefix leaks through timing.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "controlplane/api.h"
+#include "proto/log.h"
+
+#define MODULE "cp/api"
+#define TOKEN_MAX 4096
+
+struct st_cph_api_t {
+    struct MHD_Daemon *mhd;
+    cph_db_t *db;
+    cph_dpserver_t *dps;
+};
+
+typedef void (*handler_t)(cph_api_req_t *req);
+
+static const struct st_resource_t {
+    const char *name;
+    int collection_methods;
+    int item_methods;
+    handler_t handle;
+} RESOURCES[] = {
+    {"services", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_services},
+    {"routes", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_routes},
+    {"dataplanes", CPH_API_GET, 0, cph_api_dataplanes},
+    {"snapshot", CPH_API_GET, 0, cph_api_snapshot},
+};
+
+/* Per-request state, from the headers to the completion callback. */
+typedef struct st_ctx_t {
+    cph_api_req_t req;
+    const struct st_resource_t *resource;
+    char *key;
+    char actor[80];
+    char *buf;
+    size_t len;
+    size_t cap;
+    int too_large;
+    int answered;
+} ctx_t;
+
+/* ---------------------------------------------------------------- answers */
+
+void cph_api_reply(cph_api_req_t *req, unsigned status, json_t *resp)
+{
+    json_decref(req->resp);
+    req->status = status;
+    req->resp = resp;
+}
+
+void cph_api_error(cph_api_req_t *req, unsigned status, const char *code, const char *path, const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+
+    if (path != NULL && path[0] != '\0')
+        json_object_set_new(o, "path", json_string(path));
+    cph_api_reply(req, status, o);
+}
+
+void cph_api_fail(cph_api_req_t *req, const cph_error_t *err)
+{
+    unsigned status = 400;
+
+    if (strcmp(err->code, "not_found") == 0)
+        status = 404;
+    else if (strcmp(err->code, "conflict") == 0)
+        status = 409;
+    else if (strcmp(err->code, "internal") == 0 || err->code[0] == '\0')
+        status = 500;
+    if (status == 500)
+        cph_api_error(req, 500, "internal", NULL, "internal error");
+    else
+        cph_api_error(req, status, err->code, err->path, err->msg[0] != '\0' ? err->msg : "invalid request");
+}
+
+const char *cph_api_query(cph_api_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void cph_api_written(cph_api_req_t *req, unsigned status, json_t *resp, uint64_t version)
+{
+    const char *wait = cph_api_query(req, "wait");
+
+    json_object_set_new(resp, "version", json_integer((json_int_t)version));
+    if (wait != NULL && strcmp(wait, "applied") == 0) {
+        json_t *applied = req->dps != NULL ? cph_dpserver_wait_applied(req->dps, version, CPH_API_WAIT_MS)
+                                           : json_pack("{s:b, s:[]}", "settled", 1, "dataplanes");
+        json_object_set_new(resp, "applied", applied);
+    }
+    cph_api_reply(req, status, resp);
+}
+
+static enum MHD_Result send_answer(ctx_t *ctx, int methods_allowed)
+{
+    cph_api_req_t *req = &ctx->req;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    char *text, allow[64] = "";
+
+    if (req->resp == NULL)
+        cph_api_error(req, 500, "internal", NULL, "internal error");
+    if ((text = json_dumps(req->resp, JSON_COMPACT)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (req->status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (req->status == 405) {
+        static const char *const NAMES[] = {"GET", "POST", "PUT", "DELETE"};
+        for (int i = 0; i < 4; ++i)
+            if (methods_allowed & (1 << i))
+                snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "", NAMES[i]);
+        MHD_add_response_header(r, "Allow", allow);
+    }
+    ret = MHD_queue_response(req->conn, req->status, r);
+    MHD_destroy_response(r);
+    ctx->answered = 1;
+    return ret;
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+static void sha256_hex(const char *s, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; ++i)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Returns 1 and fills actor when the Authorization header carries a stored admin token. */
+static int authenticate(cph_api_t *api, struct MHD_Connection *conn, char *actor, size_t cap)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    sqlite3_stmt *st = NULL;
+    char want[65];
+    int ok = 0;
+
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    h += 7;
+    while (*h == ' ')
+        ++h;
+    if (*h == '\0' || strlen(h) > TOKEN_MAX)
+        return 0;
+    sha256_hex(h, strlen(h), want);
+    cph_db_lock(api->db);
+    if (sqlite3_prepare_v2(cph_db_handle(api->db), "SELECT name, sha256 FROM admin_tokens", -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *stored = (const char *)sqlite3_column_text(st, 1);
+            if (stored != NULL && strlen(stored) == 64 && CRYPTO_memcmp(stored, want, 64) == 0 && !ok) {
+                snprintf(actor, cap, "token:%s", (const char *)sqlite3_column_text(st, 0));
+                ok = 1;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    cph_db_unlock(api->db);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static int method_bit(const char *m)
+{
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) /* libmicrohttpd drops the body of a HEAD answer */
+        return CPH_API_GET;
+    if (strcmp(m, "POST") == 0)
+        return CPH_API_POST;
+    if (strcmp(m, "PUT") == 0)
+        return CPH_API_PUT;
+    if (strcmp(m, "DELETE") == 0)
+        return CPH_API_DELETE;
+    return 0;
+}
+
+/* "/api/v1/<resource>[/<key>]" -> resource and key; -1 for anything else. */
+static int route(const char *url, const struct st_resource_t **res, char **key)
+{
+    const char *p, *slash;
+    size_t nlen;
+
+    if (strncmp(url, "/api/v1/", 8) != 0)
+        return -1;
+    p = url + 8;
+    slash = strchr(p, '/');
+    nlen = slash != NULL ? (size_t)(slash - p) : strlen(p);
+    for (size_t i = 0; i < sizeof(RESOURCES) / sizeof(RESOURCES[0]); ++i) {
+        if (strlen(RESOURCES[i].name) != nlen || strncmp(RESOURCES[i].name, p, nlen) != 0)
+            continue;
+        *res = &RESOURCES[i];
+        *key = NULL;
+        if (slash == NULL)
+            return 0;
+        if (slash[1] == '\0' || strchr(slash + 1, '/') != NULL || RESOURCES[i].item_methods == 0)
+            return -1;
+        *key = strdup(slash + 1);
+        return 0;
+    }
+    return -1;
+}
+
+static int is_json_type(const char *ct)
+{
+    size_t n = strlen("application/json");
+
+    if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ++ct;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* The checks that need only the headers. Returns 1 when ctx->req holds an answer to send now. */
+static int on_headers(cph_api_t *api, ctx_t *ctx, const char *url, const char *method, int *allowed)
+{
+    cph_api_req_t *req = &ctx->req;
+    const char *clen;
+    int bit = method_bit(method);
+
+    if (strcmp(url, "/health") == 0) {
+        *allowed = CPH_API_GET;
+        if (bit != CPH_API_GET)
+            cph_api_error(req, 405, "method_not_allowed", NULL, "method not allowed");
+        else
+            cph_api_reply(req, 200, json_pack("{s:s}", "status", "ok"));
+        return 1;
+    }
+    if (strncmp(url, "/api/", 5) == 0 && !authenticate(api, req->conn, ctx->actor, sizeof(ctx->actor))) {
+        cph_api_error(req, 401, "unauthorized", NULL, "a valid admin bearer token is required");
+        return 1;
+    }
+    if (route(url, &ctx->resource, &ctx->key) != 0) {
+        cph_api_error(req, 404, "not_found", NULL, "no such resource");
+        return 1;
+    }
+    req->key = ctx->key;
+    req->actor = ctx->actor;
+    *allowed = ctx->key != NULL ? ctx->resource->item_methods : ctx->resource->collection_methods;
+    if ((bit & *allowed) == 0) {
+        cph_api_error(req, 405, "method_not_allowed", NULL, "method not allowed");
+        return 1;
+    }
+    req->method = bit;
+    if (bit != CPH_API_POST && bit != CPH_API_PUT)
+        return 0;
+    if (!is_json_type(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        cph_api_error(req, 415, "unsupported_media_type", NULL, "the body must be application/json");
+        return 1;
+    }
+    clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen != NULL && strtoull(clen, NULL, 10) > CPH_API_BODY_MAX) {
+        cph_api_error(req, 413, "payload_too_large", NULL, "the body is over 1 MiB");
+        return 1;
+    }
+    return 0;
+}
+
+static void on_body(ctx_t *ctx, const char *data, size_t len)
+{
+    if (ctx->too_large || len > CPH_API_BODY_MAX - ctx->len) {
+        ctx->too_large = 1; /* count and drop: never buffer past the cap */
+        return;
+    }
+    if (ctx->len + len > ctx->cap) {
+        size_t cap = ctx->cap != 0 ? ctx->cap : 4096;
+        while (cap < ctx->len + len)
+            cap *= 2;
+        if ((ctx->buf = realloc(ctx->buf, cap)) == NULL)
+            cph_fatal(MODULE, "out of memory");
+        ctx->cap = cap;
+    }
+    memcpy(ctx->buf + ctx->len, data, len);
+    ctx->len += len;
+}
+
+/*
+ * The body is parsed with JSON_ALLOW_NUL so that a "\u0000" inside a string value is answered like any other bad
+ * value (400 invalid at its path) rather than as unparseable JSON; this walk then refuses every such string, so no
+ * NUL ever reaches the validator, the database or a data plane. Returns 1 and fills path when one is found.
+ */
+static int find_nul(const json_t *v, char *path, size_t cap, int depth)
+{
+    const char *k;
+    json_t *item;
+    size_t i, len = strlen(path);
+
+    if (json_is_string(v))
+        return json_string_length(v) != strlen(json_string_value(v));
+    if (depth > 64)
+        return 0; /* jansson caps nesting; our schema is 4 levels deep - a deeper NUL fails validation anyway */
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, item)
+        {
+            cph_jsonptr_append(path, cap, k);
+            if (find_nul(item, path, cap, depth + 1))
+                return 1;
+            path[len] = '\0';
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            cph_jsonptr_append_index(path, cap, i);
+            if (find_nul(item, path, cap, depth + 1))
+                return 1;
+            path[len] = '\0';
+        }
+    }
+    return 0;
+}
+
+/* The whole request is in: parse the body and run the resource. */
+static void on_complete(ctx_t *ctx)
+{
+    cph_api_req_t *req = &ctx->req;
+    json_error_t jerr;
+    char path[256];
+
+    if (req->method == CPH_API_POST || req->method == CPH_API_PUT) {
+        if (ctx->too_large) {
+            cph_api_error(req, 413, "payload_too_large", NULL, "the body is over 1 MiB");
+            return;
+        }
+        req->body = json_loadb(ctx->buf != NULL ? ctx->buf : "", ctx->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+        if (req->body == NULL) {
+            cph_api_error(req, 400, "bad_json", NULL, "the body is not valid JSON (or has a duplicate key)");
+            return;
+        }
+        if (!json_is_object(req->body)) {
+            cph_api_error(req, 400, "invalid", "", "the body must be a JSON object");
+            return;
+        }
+        path[0] = '\0';
+        if (find_nul(req->body, path, sizeof(path), 0)) {
+            cph_api_error(req, 400, "invalid", path, "strings must not contain NUL");
+            return;
+        }
+    }
+    ctx->resource->handle(req);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    cph_api_t *api = cls;
+    ctx_t *ctx = *con_cls;
+    int allowed = 0;
+
+    (void)version;
+    if (ctx == NULL) {
+        if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+            cph_fatal(MODULE, "out of memory");
+        *con_cls = ctx;
+        ctx->req.conn = conn;
+        ctx->req.db = api->db;
+        ctx->req.dps = api->dps;
+        if (on_headers(api, ctx, url, method, &allowed))
+            return send_answer(ctx, allowed);
+        return MHD_YES;
+    }
+    if (ctx->answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        on_body(ctx, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    on_complete(ctx);
+    return send_answer(ctx, 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    ctx_t *ctx = *con_cls;
+
+    (void)cls, (void)conn, (void)toe;
+    if (ctx == NULL)
+        return;
+    json_decref(ctx->req.body);
+    json_decref(ctx->req.resp);
+    free(ctx->key);
+    free(ctx->buf);
+    free(ctx);
+    *con_cls = NULL;
+}
+
+/* ---------------------------------------------------------------- the daemon */
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+
+    (void)cls;
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    buf[strcspn(buf, "\n")] = '\0';
+    cph_log_warn(MODULE, "microhttpd: %s", buf);
+}
+
+/* Parses "HOST:PORT" ("[v6]:PORT" too) into a sockaddr. Returns 0 or -1. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    unsigned long port;
+    size_t hlen;
+
+    if (colon == NULL || (hlen = (size_t)(colon - listen)) == 0 || hlen >= sizeof(host))
+        return -1;
+    port = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port > 65535)
+        return -1;
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[' && host[hlen - 1] == ']') {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        host[hlen - 1] = '\0';
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        *v6 = 1;
+        return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -1;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    *v6 = 0;
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+}
+
+cph_api_t *cph_api_start(const char *listen, cph_db_t *db, cph_dpserver_t *dps, cph_error_t *err)
+{
+    struct sockaddr_storage ss;
+    cph_api_t *api;
+    int v6 = 0;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+    if (parse_listen(listen, &ss, &v6) != 0) {
+        cph_error_set(err, "invalid", "", "bad admin listen address (want HOST:PORT)");
+        return NULL;
+    }
+    if ((api = calloc(1, sizeof(*api))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    api->db = db;
+    api->dps = dps;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    api->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CPH_API_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CPH_API_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    if (api->mhd == NULL) {
+        free(api);
+        cph_error_set(err, "listen", "", "cannot listen on %s", listen);
+        return NULL;
+    }
+    return api;
+}
+
+void cph_api_stop(cph_api_t *api)
+{
+    if (api == NULL)
+        return;
+    MHD_stop_daemon(api->mhd);
+    free(api);
+}

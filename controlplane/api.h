@@ -1,0 +1,72 @@
+/*
+ * api: the admin REST API (docs/admin-api.md) on libmicrohttpd.
+ *
+ * api.c owns the server, routing, limits, authentication and the error format; each resource lives in its own
+ * api_<resource>.c and only sees a cph_api_req_t: the parsed request in, one JSON answer out.
+ */
+#ifndef CPH_API_H
+#define CPH_API_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "controlplane/db.h"
+#include "controlplane/dpserver.h"
+#include "proto/proto.h"
+
+#define CPH_API_BODY_MAX (1024 * 1024)
+#define CPH_API_CONNECTIONS_MAX 64
+#define CPH_API_CONNECTION_TIMEOUT_S 30
+#define CPH_API_WAIT_MS 5000
+
+enum {
+    CPH_API_GET = 1,
+    CPH_API_POST = 2,
+    CPH_API_PUT = 4,
+    CPH_API_DELETE = 8,
+};
+
+typedef struct st_cph_api_t cph_api_t;
+
+/** One request as a resource handler sees it. The handler answers with cph_api_reply/fail/error/written. */
+typedef struct st_cph_api_req_t {
+    cph_db_t *db;
+    cph_dpserver_t *dps; /* may be NULL (unit tests): no data planes */
+    struct MHD_Connection *conn;
+    int method;        /* one CPH_API_* */
+    const char *key;   /* the {id-or-name} segment, NULL on a collection */
+    json_t *body;      /* the request's JSON object (POST/PUT), else NULL */
+    const char *actor; /* who is writing, for the audit */
+    unsigned status;   /* the answer, set by the reply functions */
+    json_t *resp;
+} cph_api_req_t;
+
+/**
+ * Starts the API on listen ("HOST:PORT", HOST an IPv4 address, "localhost" or "[IPv6]") with a thread per
+ * connection, at most CPH_API_CONNECTIONS_MAX connections, each closed after CPH_API_CONNECTION_TIMEOUT_S idle.
+ * db and dps are borrowed (dps may be NULL). Returns NULL with err filled.
+ */
+cph_api_t *cph_api_start(const char *listen, cph_db_t *db, cph_dpserver_t *dps, cph_error_t *err);
+/** Stops accepting, finishes the running requests and frees api (NULL is fine). */
+void cph_api_stop(cph_api_t *api);
+
+/** Answers status with resp (reference stolen). */
+void cph_api_reply(cph_api_req_t *req, unsigned status, json_t *resp);
+/** Answers {"error": code, "message": msg, "path"?} with status. path NULL or "" leaves it out. */
+void cph_api_error(cph_api_req_t *req, unsigned status, const char *code, const char *path, const char *msg);
+/** Answers an error from a store or the write path: not_found 404, conflict 409, internal 500, anything else 400. */
+void cph_api_fail(cph_api_req_t *req, const cph_error_t *err);
+/**
+ * Answers a successful write: sets "version" in resp (stolen) and, with ?wait=applied, waits (at most
+ * CPH_API_WAIT_MS) for the data planes and adds "applied": {"settled", "dataplanes"}.
+ */
+void cph_api_written(cph_api_req_t *req, unsigned status, json_t *resp, uint64_t version);
+/** A query-string argument, or NULL. */
+const char *cph_api_query(cph_api_req_t *req, const char *name);
+
+/* The resources (api_<resource>.c). */
+void cph_api_services(cph_api_req_t *req);
+void cph_api_routes(cph_api_req_t *req);
+void cph_api_dataplanes(cph_api_req_t *req);
+void cph_api_snapshot(cph_api_req_t *req);
+
+#endif

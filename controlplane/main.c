@@ -1,0 +1,298 @@
+/*
+ * cephalo-controlplane: the only writer of the gateway's configuration.
+ *
+ * Opens (and migrates) the SQLite database in --data-dir, makes sure an admin token exists (CEPHALO_ADMIN_TOKEN, or
+ * one generated at the first start and printed once), makes sure the current config version has a snapshot,
+ * starts the data-plane socket server with that snapshot and then the admin API. Every committed write is published
+ * to the data planes from the write path itself (cph_db_set_on_commit), in version order. SIGTERM/SIGINT stop the
+ * API first (no new writes), then the socket server, then close the database, and exit 0.
+ *
+ * Signals are blocked before any thread starts and taken with sigwait() here, so no handler runs inside SQLite,
+ * libmicrohttpd or the socket server.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "controlplane/api.h"
+#include "controlplane/db.h"
+#include "controlplane/dpserver.h"
+#include "proto/log.h"
+
+#define MODULE "cp/main"
+#define TOKEN_MIN 16
+
+typedef struct st_config_t {
+    const char *data_dir;
+    const char *admin_listen;
+    const char *socket;
+    const char *migrations;
+    uint64_t heartbeat_ms;
+    char socket_buf[4096];
+} config_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cephalo-controlplane [options]\n"
+            "  --data-dir DIR            CEPHALO_DATA_DIR        (default var/cp): cephalo.db and run/\n"
+            "  --admin-listen HOST:PORT  CEPHALO_ADMIN_LISTEN    (default 127.0.0.1:8001): admin API\n"
+            "  --socket PATH             CEPHALO_SOCKET          (default <data-dir>/run/cp.sock): data-plane socket\n"
+            "  --heartbeat-ms N          CEPHALO_HEARTBEAT_MS    (default 1000): sent to data planes in welcome\n"
+            "  --migrations DIR          CEPHALO_MIGRATIONS_DIR  (default %s)\n"
+            "  --help                    this text\n"
+            "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
+            CEPHALO_MIGRATIONS_DIR);
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && v[0] != '\0' ? v : def;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v == 0 || v > 3600000)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Returns 0 to run, 1 to exit 0 (--help), -1 on a usage error. */
+static int parse_args(int argc, char **argv, config_t *c)
+{
+    static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
+                                         {"admin-listen", required_argument, NULL, 'l'},
+                                         {"socket", required_argument, NULL, 's'},
+                                         {"heartbeat-ms", required_argument, NULL, 'b'},
+                                         {"migrations", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *hb = env_or("CEPHALO_HEARTBEAT_MS", "1000");
+    int ch;
+
+    c->data_dir = env_or("CEPHALO_DATA_DIR", "var/cp");
+    c->admin_listen = env_or("CEPHALO_ADMIN_LISTEN", "127.0.0.1:8001");
+    c->socket = env_or("CEPHALO_SOCKET", NULL);
+    c->migrations = env_or("CEPHALO_MIGRATIONS_DIR", CEPHALO_MIGRATIONS_DIR);
+    while ((ch = getopt_long(argc, argv, "", OPTS, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        case 'l':
+            c->admin_listen = optarg;
+            break;
+        case 's':
+            c->socket = optarg;
+            break;
+        case 'b':
+            hb = optarg;
+            break;
+        case 'm':
+            c->migrations = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind != argc || parse_u64(hb, &c->heartbeat_ms) != 0) {
+        usage(stderr);
+        return -1;
+    }
+    if (c->socket == NULL) {
+        snprintf(c->socket_buf, sizeof(c->socket_buf), "%s/run/cp.sock", c->data_dir);
+        c->socket = c->socket_buf;
+    }
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for the directories we create. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p != '\0'; ++p) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void hex(const unsigned char *in, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; ++i)
+        snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+static int store_token_hash(cph_db_t *db, const char *token, int replace)
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    char sha[65], now[32];
+    sqlite3_stmt *st = NULL;
+    int ok;
+
+    EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL);
+    hex(md, 32, sha);
+    cph_db_now(now, sizeof(now));
+    if (sqlite3_prepare_v2(cph_db_handle(db),
+                           replace ? "INSERT INTO admin_tokens (name, sha256, created_at) VALUES ('admin', ?1, ?2) "
+                                     "ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256 WHERE sha256 <> excluded.sha256"
+                                   : "INSERT INTO admin_tokens (name, sha256, created_at) VALUES ('admin', ?1, ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, sha, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
+    ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+static int has_admin_token(cph_db_t *db)
+{
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+
+    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT 1 FROM admin_tokens WHERE name = 'admin'", -1, &st, NULL) == SQLITE_OK)
+        has = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return has;
+}
+
+/* CEPHALO_ADMIN_TOKEN replaces the stored admin token; without it one is generated once and printed once. */
+static int bootstrap_token(cph_db_t *db)
+{
+    const char *env = getenv("CEPHALO_ADMIN_TOKEN");
+    unsigned char raw[32];
+    char token[65];
+    int ret = -1;
+
+    if (env != NULL && strlen(env) < TOKEN_MIN) {
+        cph_log_error(MODULE, "CEPHALO_ADMIN_TOKEN must be at least %d characters", TOKEN_MIN);
+        return -1;
+    }
+    cph_db_lock(db);
+    if (env != NULL) {
+        ret = store_token_hash(db, env, 1);
+    } else if (has_admin_token(db)) {
+        ret = 0;
+    } else if (RAND_bytes(raw, sizeof(raw)) == 1) {
+        hex(raw, sizeof(raw), token);
+        if ((ret = store_token_hash(db, token, 0)) == 0) {
+            printf("admin token: %s\n", token);
+            fflush(stdout);
+        }
+    }
+    cph_db_unlock(db);
+    if (ret != 0)
+        cph_log_error(MODULE, "cannot store the admin token");
+    return ret;
+}
+
+static void on_commit(void *ud, uint64_t version, const char *hash, json_t *body)
+{
+    cph_dpserver_publish(ud, version, hash, body);
+}
+
+/* Starts the socket server with the current snapshot, then hooks it to every future commit. */
+static cph_dpserver_t *start_dpserver(const config_t *c, cph_db_t *db)
+{
+    cph_error_t err;
+    json_t *snap = cph_db_current_snapshot(db, 1);
+    cph_dpserver_t *dps = NULL;
+
+    if (snap == NULL) {
+        cph_log_error(MODULE, "no current snapshot");
+        return NULL;
+    }
+    if ((dps = cph_dpserver_start(c->socket, json_string_value(json_object_get(snap, "epoch")), c->heartbeat_ms, &err)) == NULL) {
+        cph_log_error(MODULE, "cannot start the data-plane server: %s", err.msg);
+        goto Exit;
+    }
+    cph_dpserver_publish(dps, (uint64_t)json_integer_value(json_object_get(snap, "version")),
+                         json_string_value(json_object_get(snap, "hash")), json_object_get(snap, "body"));
+    cph_db_set_on_commit(db, on_commit, dps);
+Exit:
+    json_decref(snap);
+    return dps;
+}
+
+static int run(const config_t *c, cph_db_t *db, const sigset_t *sigs)
+{
+    cph_dpserver_t *dps;
+    cph_api_t *api;
+    cph_error_t err;
+    int sig = 0;
+
+    if ((dps = start_dpserver(c, db)) == NULL)
+        return -1;
+    if ((api = cph_api_start(c->admin_listen, db, dps, &err)) == NULL) {
+        cph_log_error(MODULE, "%s", err.msg);
+        cph_db_set_on_commit(db, NULL, NULL);
+        cph_dpserver_stop(dps);
+        return -1;
+    }
+    cph_log_info(MODULE, "admin API on %s, data planes on %s", c->admin_listen, c->socket);
+    sigwait(sigs, &sig);
+    cph_log_info(MODULE, "signal %d: shutting down", sig);
+    cph_api_stop(api);
+    cph_db_set_on_commit(db, NULL, NULL);
+    cph_dpserver_stop(dps);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    config_t c = {0};
+    cph_error_t err;
+    cph_db_t *db = NULL;
+    sigset_t sigs;
+    char path[4096];
+    int r, ret = 1;
+
+    if ((r = parse_args(argc, argv, &c)) != 0)
+        return r > 0 ? 0 : 2;
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (make_dirs(c.data_dir) != 0) {
+        cph_log_error(MODULE, "cannot create the data directory");
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/cephalo.db", c.data_dir);
+    if ((db = cph_db_open(path, c.migrations, &err)) == NULL) {
+        cph_log_error(MODULE, "cannot open the database: %s", err.msg);
+        return 1;
+    }
+    if (bootstrap_token(db) != 0 || cph_db_ensure_snapshot(db, &err) != 0)
+        goto Exit;
+    if (run(&c, db, &sigs) == 0)
+        ret = 0;
+Exit:
+    cph_db_close(db);
+    return ret;
+}

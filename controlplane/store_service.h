@@ -1,0 +1,38 @@
+/*
+ * store_service: the services table.
+ *
+ * API representation: {"id", "name", "targets": [{"url", "weight"}], "timeout_ms", "created_at", "updated_at"}.
+ * Every function except cph_store_service_normalize() runs with the database lock held (inside cph_db_write() or
+ * between cph_db_lock()/cph_db_unlock()).
+ */
+#ifndef CPH_STORE_SERVICE_H
+#define CPH_STORE_SERVICE_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "controlplane/db.h"
+
+/**
+ * Checks a service from a request and returns a new normalised object: read-only members (id, created_at,
+ * updated_at) dropped, validated with cph_schema_validate_service (path relative to the object), defaults filled
+ * (weight 1, timeout_ms 60000), keys limited to the schema's. NULL with err filled when invalid.
+ */
+json_t *cph_store_service_normalize(const json_t *in, cph_error_t *err);
+/** Every service, sorted by name, as a new array. NULL with err {internal}. */
+json_t *cph_store_service_list(cph_db_t *db, cph_error_t *err);
+/**
+ * One service by key: an all-digit key is tried as an id first, then any key as a name. A new object, or NULL with
+ * err {not_found} or {internal}.
+ */
+json_t *cph_store_service_get(cph_db_t *db, const char *key, cph_error_t *err);
+/** Inserts a normalised service; *id receives its id. err {conflict} if the name exists. */
+int cph_store_service_insert(cph_db_t *db, const json_t *svc, int64_t *id, cph_error_t *err);
+/** Replaces service id with a normalised object (name included). err {conflict} if the new name is taken. */
+int cph_store_service_update(cph_db_t *db, int64_t id, const json_t *svc, cph_error_t *err);
+/** Deletes service id. err {conflict} while routes use it, {not_found} if it does not exist. */
+int cph_store_service_delete(cph_db_t *db, int64_t id, cph_error_t *err);
+
+/** Helper shared by the stores: parses an all-digit key (1..18 digits) into *id. Returns 0 or -1. */
+int cph_store_parse_id(const char *key, int64_t *id);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * write_test: the write path (cph_db_write) and snapbuild.
+ *
+ * - snapbuild is deterministic: the same rows inserted in different orders (so with different ids and times) give
+ *   the same body and hash; arrays come out sorted by name with every default explicit.
+ * - a write is atomic: a failing callback, or a change that the snapshot validator refuses, leaves the generation,
+ *   the rows, the snapshot history and the audit untouched and does not publish; the validator's path is made
+ *   relative to the changed object.
+ * - a good write bumps the generation by one, stores the snapshot (its hash recomputes), records one audit row and
+ *   calls the commit hook with the same version and hash.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "controlplane/audit.h"
+#include "controlplane/db.h"
+#include "controlplane/snapbuild.h"
+
+typedef struct st_fixture_t {
+    char dir[64];
+    cph_db_t *db;
+    int commits;
+    uint64_t last_version;
+    char last_hash[CPH_HASH_SIZE];
+} fixture_t;
+
+static void on_commit(void *ud, uint64_t version, const char *hash, json_t *body)
+{
+    fixture_t *fx = ud;
+
+    assert_non_null(body);
+    fx->commits++;
+    fx->last_version = version;
+    snprintf(fx->last_hash, sizeof(fx->last_hash), "%s", hash);
+}
+
+static cph_db_t *open_db(fixture_t *fx, const char *name)
+{
+    char path[128];
+    cph_error_t err;
+    cph_db_t *db;
+
+    snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+    assert_non_null(db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
+    return db;
+}
+
+static int setup(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof(*fx));
+
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cph-write-test-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    fx->db = open_db(fx, "a.db");
+    cph_db_set_on_commit(fx->db, on_commit, fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fx = *state;
+    char cmd[128];
+
+    cph_db_close(fx->db);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(fx);
+    return 0;
+}
+
+/* A write whose change is raw SQL (so it can also write what the stores would refuse). */
+typedef struct st_sql_t {
+    const char *sql;
+    const char *name; /* entity_name for path translation */
+    int fail_after;   /* return -1 after running the SQL */
+} sql_t;
+
+static int on_sql(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    sql_t *s = p;
+
+    change->action = "test";
+    change->entity_type = "service";
+    change->entity_name = s->name;
+    change->after = json_pack("{s:s}", "sql", "x");
+    if (cph_db_exec(db, s->sql, err) != 0)
+        return -1;
+    if (s->fail_after)
+        return cph_error_set(err, "conflict", "", "refused by the test");
+    return 0;
+}
+
+#define SVC(name)                                                                                                                  \
+    "INSERT INTO services (name, targets, timeout_ms, created_at, updated_at) VALUES ('" name "', '[]', 100, 't', 't');"
+#define ROUTE(name, svc)                                                                                                           \
+    "INSERT INTO routes (name, service_id, paths, created_at, updated_at) VALUES ('" name "', (SELECT id FROM services WHERE "     \
+    "name = '" svc "'), '[\"/" name "\"]', 't', 't');"
+
+static int write_sql(cph_db_t *db, const char *sql, const char *name, int fail_after, cph_error_t *err)
+{
+    sql_t s = {sql, name, fail_after};
+    uint64_t version;
+
+    return cph_db_write(db, "test", on_sql, &s, &version, err);
+}
+
+static int64_t count(cph_db_t *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+
+    cph_db_lock(db);
+    assert_int_equal(sqlite3_prepare_v2(cph_db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    cph_db_unlock(db);
+    return n;
+}
+
+static void test_snapbuild_deterministic(void **state)
+{
+    fixture_t *fx = *state;
+    cph_db_t *other = open_db(fx, "b.db");
+    cph_error_t err;
+    json_t *a, *b;
+    char ha[CPH_HASH_SIZE], hb[CPH_HASH_SIZE], *text;
+
+    assert_int_equal(write_sql(fx->db, SVC("c") SVC("a") SVC("b") ROUTE("r2", "a") ROUTE("r1", "c"), NULL, 0, &err), 0);
+    assert_int_equal(write_sql(other, SVC("x") "DELETE FROM services WHERE name = 'x';", NULL, 0, &err), 0); /* shift ids */
+    assert_int_equal(write_sql(other, SVC("b") SVC("a") ROUTE("r1", "b"), NULL, 0, &err), 0);
+    assert_int_equal(write_sql(other,
+                               SVC("c") ROUTE("r2", "a") "UPDATE routes SET service_id = (SELECT id FROM services WHERE "
+                                                         "name = 'c') WHERE name = 'r1';",
+                               NULL, 0, &err),
+                     0);
+    cph_db_lock(fx->db);
+    a = cph_snapbuild_body(fx->db, &err);
+    cph_db_unlock(fx->db);
+    cph_db_lock(other);
+    b = cph_snapbuild_body(other, &err);
+    cph_db_unlock(other);
+    assert_int_equal(cph_snapshot_hash(a, ha), 0);
+    assert_int_equal(cph_snapshot_hash(b, hb), 0);
+    assert_string_equal(ha, hb);
+    text = cph_json_canonical(a);
+    assert_string_equal(text, "{\"routes\":[{\"hosts\":[],\"methods\":[],\"name\":\"r1\",\"paths\":[\"/r1\"],\"service\":\"c\","
+                              "\"strip_prefix\":false},{\"hosts\":[],\"methods\":[],\"name\":\"r2\",\"paths\":[\"/r2\"],"
+                              "\"service\":\"a\",\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"targets\":[],"
+                              "\"timeout_ms\":100},{\"name\":\"b\",\"targets\":[],\"timeout_ms\":100},{\"name\":\"c\","
+                              "\"targets\":[],\"timeout_ms\":100}]}");
+    free(text);
+    json_decref(a);
+    json_decref(b);
+    cph_db_close(other);
+}
+
+static void test_good_write(void **state)
+{
+    fixture_t *fx = *state;
+    cph_error_t err;
+    json_t *snap;
+    char epoch[33], hash[CPH_HASH_SIZE];
+    uint64_t gen0, gen1;
+
+    cph_db_lock(fx->db);
+    assert_int_equal(cph_db_meta(fx->db, epoch, &gen0), 0);
+    cph_db_unlock(fx->db);
+    assert_int_equal(write_sql(fx->db, SVC("a"), "a", 0, &err), 0);
+    cph_db_lock(fx->db);
+    assert_int_equal(cph_db_meta(fx->db, epoch, &gen1), 0);
+    cph_db_unlock(fx->db);
+    assert_int_equal(gen1, gen0 + 1);
+    assert_int_equal(fx->commits, 1);
+    assert_int_equal(fx->last_version, gen1);
+    assert_int_equal(cph_audit_count(fx->db), 1);
+    assert_int_equal(
+        count(fx->db, "SELECT count(*) FROM audit WHERE version = (SELECT generation FROM meta) AND after IS NOT NULL"), 1);
+    assert_non_null(snap = cph_db_current_snapshot(fx->db, 1));
+    assert_int_equal(json_integer_value(json_object_get(snap, "version")), gen1);
+    assert_int_equal(cph_snapshot_hash(json_object_get(snap, "body"), hash), 0);
+    assert_string_equal(hash, json_string_value(json_object_get(snap, "hash")));
+    assert_string_equal(hash, fx->last_hash);
+    json_decref(snap);
+}
+
+static void assert_unchanged(fixture_t *fx, uint64_t gen, int64_t audit, int64_t services, int64_t snapshots)
+{
+    char epoch[33];
+    uint64_t now;
+
+    cph_db_lock(fx->db);
+    assert_int_equal(cph_db_meta(fx->db, epoch, &now), 0);
+    cph_db_unlock(fx->db);
+    assert_int_equal(now, gen);
+    assert_int_equal(cph_audit_count(fx->db), audit);
+    assert_int_equal(count(fx->db, "SELECT count(*) FROM services"), services);
+    assert_int_equal(count(fx->db, "SELECT count(*) FROM snapshots"), snapshots);
+}
+
+static void test_failed_writes_change_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    cph_error_t err;
+
+    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
+    assert_int_equal(write_sql(fx->db, SVC("a"), "a", 0, &err), 0);
+    assert_int_equal(fx->commits, 2);
+    /* the callback fails after changing rows */
+    assert_int_equal(write_sql(fx->db, SVC("b"), "b", 1, &err), -1);
+    assert_string_equal(err.code, "conflict");
+    assert_unchanged(fx, 2, 2, 1, 2);
+    /* the rows are fine for SQLite but the snapshot validator refuses them: the path points into the object */
+    assert_int_equal(write_sql(fx->db, SVC("bad name!"), "bad name!", 0, &err), -1);
+    assert_string_equal(err.code, "invalid");
+    assert_string_equal(err.path, "/name");
+    assert_unchanged(fx, 2, 2, 1, 2);
+    assert_int_equal(
+        write_sql(fx->db, "UPDATE services SET targets = '[{\"url\":\"ftp://x:1\",\"weight\":1}]' WHERE name = 'a';", "a", 0, &err),
+        -1);
+    assert_string_equal(err.path, "/targets/0/url");
+    assert_unchanged(fx, 2, 2, 1, 2);
+    /* an error in another object keeps its full pointer */
+    assert_int_equal(write_sql(fx->db, SVC("0bad!"), "a", 0, &err), -1);
+    assert_string_equal(err.path, "/services/0/name");
+    /* SQL failure */
+    assert_int_equal(write_sql(fx->db, "INSERT INTO nowhere VALUES (1);", "a", 0, &err), -1);
+    assert_string_equal(err.code, "internal");
+    assert_null(strstr(err.msg, "nowhere"));
+    assert_unchanged(fx, 2, 2, 1, 2);
+    assert_int_equal(fx->commits, 2);
+    /* and the next good write still works */
+    assert_int_equal(write_sql(fx->db, SVC("b"), "b", 0, &err), 0);
+    assert_unchanged(fx, 3, 3, 2, 3);
+}
+
+static void test_ensure_snapshot_once(void **state)
+{
+    fixture_t *fx = *state;
+    cph_error_t err;
+    json_t *snap;
+
+    assert_null(cph_db_current_snapshot(fx->db, 0));
+    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
+    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
+    assert_int_equal(fx->commits, 1);
+    assert_non_null(snap = cph_db_current_snapshot(fx->db, 1));
+    assert_int_equal(json_integer_value(json_object_get(snap, "version")), 1);
+    assert_int_equal(json_object_size(json_object_get(snap, "body")), 2);
+    json_decref(snap);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_snapbuild_deterministic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_good_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_writes_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_snapshot_once, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
