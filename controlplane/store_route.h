@@ -11,6 +11,10 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "controlplane/db.h"
+#include "controlplane/store.h"
+
+/** The operations the admin API drives (api_crud.c). */
+extern const cph_store_ops_t cph_store_route_ops;
 
 /**
  * Checks a route from a request and returns a new normalised object: read-only members dropped, validated with

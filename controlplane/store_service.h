@@ -11,6 +11,10 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "controlplane/db.h"
+#include "controlplane/store.h"
+
+/** The operations the admin API drives (api_crud.c). */
+extern const cph_store_ops_t cph_store_service_ops;
 
 /**
  * Checks a service from a request and returns a new normalised object: read-only members (id, created_at,
@@ -31,8 +35,5 @@ int cph_store_service_insert(cph_db_t *db, const json_t *svc, int64_t *id, cph_e
 int cph_store_service_update(cph_db_t *db, int64_t id, const json_t *svc, cph_error_t *err);
 /** Deletes service id. err {conflict} while routes use it, {not_found} if it does not exist. */
 int cph_store_service_delete(cph_db_t *db, int64_t id, cph_error_t *err);
-
-/** Helper shared by the stores: parses an all-digit key (1..18 digits) into *id. Returns 0 or -1. */
-int cph_store_parse_id(const char *key, int64_t *id);
 
 #endif

@@ -1,0 +1,137 @@
+/*
+ * api_crud: the collection and item endpoints of every stored entity (/api/v1/services, /api/v1/routes, ...).
+ *
+ * One handler serves them all through the entity's cph_store_ops_t, so every resource answers, validates, audits
+ * and waits for the data planes in exactly the same way. A POST body is normalised (validated against the schema,
+ * defaults filled) before the write lock is taken; a PUT looks the object up first, inside the write, so that an
+ * unknown id is a 404 whatever the body says. The write itself (cph_db_write) then validates the whole new
+ * snapshot, so an object the data plane would refuse never lands in the database.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "controlplane/api.h"
+#include "controlplane/store_route.h"
+#include "controlplane/store_service.h"
+
+typedef struct st_write_t {
+    const cph_store_ops_t *ops;
+    const char *key;
+    const json_t *in; /* the request body (PUT) */
+    json_t *obj;      /* normalised object (POST: before the write; PUT: inside it) */
+    json_t *result;   /* the stored object as the API shows it */
+} write_t;
+
+/* Reads the stored object back by id (a digit-only name could match another id) and records the change. */
+static int finish(cph_db_t *db, write_t *w, const char *action, int64_t id, cph_db_change_t *change, cph_error_t *err)
+{
+    char idbuf[24];
+
+    snprintf(idbuf, sizeof(idbuf), "%lld", (long long)id);
+    if ((w->result = w->ops->get(db, idbuf, err)) == NULL)
+        return -1;
+    change->action = action;
+    change->entity_type = w->ops->entity;
+    change->entity_id = id;
+    change->entity_name = json_string_value(json_object_get(w->obj, "name"));
+    change->after = json_incref(w->result);
+    return 0;
+}
+
+static int on_create(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    write_t *w = p;
+    int64_t id;
+
+    if (w->ops->insert(db, w->obj, &id, err) != 0)
+        return -1;
+    return finish(db, w, "create", id, change, err);
+}
+
+static int on_replace(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    write_t *w = p;
+    int64_t id;
+
+    if ((change->before = w->ops->get(db, w->key, err)) == NULL)
+        return -1;
+    id = json_integer_value(json_object_get(change->before, "id"));
+    if ((w->obj = w->ops->normalize(w->in, err)) == NULL || w->ops->update(db, id, w->obj, err) != 0)
+        return -1;
+    return finish(db, w, "update", id, change, err);
+}
+
+static int on_delete(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    write_t *w = p;
+
+    if ((change->before = w->ops->get(db, w->key, err)) == NULL)
+        return -1;
+    change->action = "delete";
+    change->entity_type = w->ops->entity;
+    change->entity_id = json_integer_value(json_object_get(change->before, "id"));
+    return w->ops->remove(db, change->entity_id, err);
+}
+
+static void do_write(cph_api_req_t *req, cph_db_write_cb cb, write_t *w, unsigned status)
+{
+    cph_error_t err;
+    uint64_t version;
+
+    if (cph_db_write(req->db, req->actor, cb, w, &version, &err) != 0) {
+        cph_api_fail(req, &err);
+        return;
+    }
+    cph_api_written(req, status, w->result != NULL ? json_pack("{s:O}", w->ops->entity, w->result) : json_object(), version);
+}
+
+static void do_read(cph_api_req_t *req, const cph_store_ops_t *ops)
+{
+    cph_error_t err;
+    json_t *out;
+
+    memset(&err, 0, sizeof(err));
+    cph_db_lock(req->db);
+    out = req->key != NULL ? ops->get(req->db, req->key, &err) : ops->list(req->db, &err);
+    cph_db_unlock(req->db);
+    if (out == NULL)
+        cph_api_fail(req, &err);
+    else
+        cph_api_reply(req, 200, req->key != NULL ? out : json_pack("{s:o}", "data", out));
+}
+
+/* Serves a collection (key NULL: GET list, POST create) or an item (GET, PUT replace, DELETE) of one entity. */
+static void crud(cph_api_req_t *req, const cph_store_ops_t *ops)
+{
+    write_t w = {ops, req->key, req->body, NULL, NULL};
+    cph_error_t err;
+
+    switch (req->method) {
+    case CPH_API_GET:
+        do_read(req, ops);
+        return;
+    case CPH_API_POST:
+        if ((w.obj = ops->normalize(req->body, &err)) == NULL)
+            cph_api_fail(req, &err);
+        else
+            do_write(req, on_create, &w, 201);
+        break;
+    case CPH_API_PUT:
+        do_write(req, on_replace, &w, 200);
+        break;
+    case CPH_API_DELETE:
+        do_write(req, on_delete, &w, 200);
+        break;
+    }
+    json_decref(w.obj);
+    json_decref(w.result);
+}
+
+void cph_api_services(cph_api_req_t *req)
+{
+    crud(req, &cph_store_service_ops);
+}
+
+void cph_api_routes(cph_api_req_t *req)
+{
+    crud(req, &cph_store_route_ops);
+}
