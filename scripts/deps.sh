@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what Cephalo needs to build, run and test on Debian 12, and nothing else.
+#
+# Checks every package with dpkg-query first and skips apt entirely when all are present, so re-runs are fast.
+# Runs non-interactively; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential cmake pkg-config
+    libh2o-evloop-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libssl-dev libcmocka-dev
+    python3-pytest python3-h2 nginx-light curl openssl ca-certificates
+    wrk nghttp2-client
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    # Any nginx flavour (nginx-core, nginx-full...) will do; they conflict with each other.
+    if [[ "$pkg" == nginx-light ]] && command -v nginx >/dev/null 2>&1; then
+        continue
+    fi
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "deps: all ${#PACKAGES[@]} packages already installed"
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "deps: missing packages and not root (no sudo): ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null

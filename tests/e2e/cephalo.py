@@ -1,0 +1,718 @@
+"""Helpers for the Cephalo end-to-end tests: real processes on free loopback ports in temp dirs.
+
+Everything here is bounded in time. Readiness is observed (polling /health, /ready or the admin API with a
+deadline), never assumed after a sleep. Every process started through a `Procs` registry is stopped at teardown
+and its stderr is scanned for sanitizer reports, so an ASan/UBSan/LSan finding fails the test that caused it.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("CEPHALO_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+BIN_DIR = os.environ.get("CEPHALO_BIN_DIR") or os.path.join(SOURCE_DIR, "build-asan", "bin")
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "upstream"))
+import demo_upstream  # noqa: E402
+
+STARTUP_S = 20.0  # sanitized binaries start slower
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago (bind to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.02, proc=None):
+    """Poll pred() until it returns a truthy value (returned) or the deadline passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise AssertionError(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}\n"
+                                 f"{proc.tail()}")
+        try:
+            v = pred()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException) as e:
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc!r})"
+                         + (f"\n{proc.tail()}" if proc else ""))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# processes
+
+
+class Proc:
+    """One child process with stdout/stderr in log files under its directory."""
+
+    def __init__(self, name, argv, logdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.stdout_path = os.path.join(logdir, f"{name}.stdout.log")
+        self.stderr_path = os.path.join(logdir, f"{name}.stderr.log")
+        full_env = dict(os.environ)
+        full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        full_env.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(SOURCE_DIR, "tests", "lsan.supp"))
+        full_env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        if env:
+            full_env.update(env)
+        # append: a restarted process with the same name keeps the earlier log for the sanitizer scan
+        self._out = open(self.stdout_path, "ab")
+        self._err = open(self.stderr_path, "ab")
+        self.popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
+                                      env=full_env, start_new_session=True)
+        self.signalled = None
+        self.daemon = os.path.basename(argv[0]).startswith("cephalo-")
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.signalled = sig
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout):
+        """Wait for exit; returns the exit code (negative = signal). Raises AssertionError on timeout."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout}s\n{self.tail()}")
+
+    def stop(self, timeout=15.0):
+        """SIGTERM, wait up to timeout, then SIGKILL. Returns the exit code."""
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+                self._close()
+                raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s (killed)\n{self.tail()}")
+        self._close()
+        return self.popen.returncode
+
+    def kill(self):
+        if self.alive():
+            self.signalled = signal.SIGKILL
+            self.popen.kill()
+        self.popen.wait(10)
+        self._close()
+
+    def _close(self):
+        for f in (self._out, self._err):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, n=40):
+        lines = self.stderr_text().splitlines()[-n:]
+        return f"--- {self.name} stderr (last {len(lines)} lines) ---\n" + "\n".join(lines)
+
+    def sanitizer_report(self):
+        text = self.stderr_text()
+        for m in SANITIZER_MARKERS:
+            i = text.find(m)
+            if i >= 0:
+                return text[max(0, i - 200): i + 4000]
+        return None
+
+
+class Procs:
+    """Registry of the processes a test started; `finish()` stops them all and reports sanitizer findings."""
+
+    def __init__(self, tmpdir):
+        self.tmpdir = tmpdir
+        self.procs = []
+        self.servers = []
+
+    def add(self, proc):
+        self.procs.append(proc)
+        return proc
+
+    def finish(self):
+        problems = []
+        for srv in self.servers:
+            try:
+                srv.close()
+            except Exception:  # noqa: BLE001 - teardown must go on
+                pass
+        for p in reversed(self.procs):
+            try:
+                rc = p.stop()
+            except AssertionError as e:
+                problems.append(str(e))
+                rc = p.popen.returncode
+            rep = p.sanitizer_report()
+            if rep:
+                problems.append(f"sanitizer report in {p.name} ({p.stderr_path}):\n{rep}")
+            elif rc is not None and rc < 0 and -rc not in (signal.SIGTERM, signal.SIGKILL):
+                problems.append(f"{p.name} died with signal {-rc}\n{p.tail()}")
+            elif p.daemon and rc != 0 and p.signalled == signal.SIGTERM:
+                problems.append(f"{p.name} exited with {rc} after SIGTERM (want 0)\n{p.tail()}")
+        return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTTP helpers
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # dict, lower-case names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return f"<Resp {self.status} {self.headers} {self.body[:300]!r}>"
+
+
+def http_request(port, method, target, body=None, headers=None, host="127.0.0.1", timeout=10.0):
+    """One HTTP/1.1 request with the request-target sent verbatim (no normalisation); a fresh connection."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        hdrs = dict(headers or {})
+        conn.putrequest(method, target, skip_host="Host" in hdrs, skip_accept_encoding=True)
+        if body is not None:
+            hdrs.setdefault("Content-Length", str(len(body)))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        r = conn.getresponse()
+        data = r.read()
+        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def http_get(port, target, **kw):
+    return http_request(port, "GET", target, **kw)
+
+
+def raw_request(port, data, timeout=10.0):
+    """Send raw bytes, read until the peer closes or the timeout; returns the bytes (for byte-level cases)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if b"\r\n\r\n" in out and _complete(out):
+                    break
+        except socket.timeout:
+            pass
+        return out
+
+
+def _complete(data):
+    head, _, body = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            return len(body) >= int(v.strip())
+    return False
+
+
+def curl(*args, timeout=20):
+    """Run curl; returns CompletedProcess (text)."""
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def h2_request(sock, authority, path, method="GET", scheme="http", body=None, timeout=10.0):
+    """One HTTP/2 request over an already connected (plain or TLS) socket with python3-h2; returns Resp."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    hdrs = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, hdrs, end_stream=body is None)
+    if body is not None:
+        conn.send_data(sid, body, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    status, headers, data = None, {}, b""
+    deadline = time.monotonic() + timeout
+    done = False
+    while not done:
+        if time.monotonic() > deadline:
+            raise AssertionError("h2 response timed out")
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("h2 connection closed before the response ended")
+        for ev in conn.receive_data(chunk):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                for k, v in ev.headers:
+                    k = k.decode() if isinstance(k, bytes) else k
+                    v = v.decode() if isinstance(v, bytes) else v
+                    if k == ":status":
+                        status = int(v)
+                    else:
+                        headers[k] = v
+            elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                data += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                done = True
+            elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                raise AssertionError(f"h2 stream reset: {ev.error_code}")
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+    return Resp(status, headers, data)
+
+
+def tls_connect(port, alpn=("h2", "http/1.1"), timeout=10.0):
+    """A TLS client socket to 127.0.0.1:port (certificate not verified: tests use self-signed certs)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(list(alpn))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def make_self_signed(dirpath):
+    """Generate a self-signed cert + key for localhost with openssl; returns (cert, key)."""
+    cert = os.path.join(dirpath, "cert.pem")
+    key = os.path.join(dirpath, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    return cert, key
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# admin API client
+
+
+class Admin:
+    """A tiny admin API client (urllib). Never raises on HTTP status; returns Resp."""
+
+    def __init__(self, port, token=ADMIN_TOKEN):
+        self.port = port
+        self.token = token
+        self.base = f"http://127.0.0.1:{port}"
+
+    def request(self, method, path, body=None, raw=None, token=..., content_type="application/json",
+                headers=None, timeout=15.0):
+        url = self.base + path
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(url, data=data, method=method)
+        tok = self.token if token is ... else token
+        if tok is not None:
+            req.add_header("Authorization", f"Bearer {tok}")
+        if data is not None and content_type is not None:
+            req.add_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        except urllib.error.HTTPError as e:
+            return Resp(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def ok(self, method, path, body=None, expect=(200, 201)):
+        """A request that must succeed; returns the parsed JSON."""
+        r = self.request(method, path, body)
+        assert r.status in expect, f"{method} {path} -> {r.status} {r.body[:500]!r}"
+        return r.json()
+
+    def apply(self, method, path, body=None, expect=(200, 201)):
+        """A write with ?wait=applied that must succeed and settle; returns the parsed JSON."""
+        sep = "&" if "?" in path else "?"
+        out = self.ok(method, path + sep + "wait=applied", body, expect)
+        assert "version" in out, out
+        assert "applied" in out, f"no 'applied' in a ?wait=applied answer: {out}"
+        assert out["applied"].get("settled") is True, f"not settled: {out}"
+        return out
+
+    def dataplanes(self):
+        return self.ok("GET", "/api/v1/dataplanes", expect=(200,))["data"]
+
+    def dataplane(self, dp_id):
+        for dp in self.dataplanes():
+            if dp.get("id") == dp_id:
+                return dp
+        return None
+
+    def snapshot(self):
+        return self.ok("GET", "/api/v1/snapshot", expect=(200,))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the two daemons
+
+
+class ControlPlane:
+    def __init__(self, procs, tmpdir, name="cp", token=ADMIN_TOKEN, data_dir=None, admin_port=None,
+                 heartbeat_ms=None):
+        self.procs = procs
+        self.name = name
+        self.token = token
+        self.data_dir = data_dir or os.path.join(tmpdir, name)
+        self.admin_port = admin_port or free_port()
+        self.socket = os.path.join(self.data_dir, "run", "cp.sock")
+        self.heartbeat_ms = heartbeat_ms
+        self.logdir = tmpdir
+        self.proc = None
+        self.admin = Admin(self.admin_port, token)
+
+    def start(self):
+        os.makedirs(self.data_dir, exist_ok=True)
+        argv = [os.path.join(BIN_DIR, "cephalo-controlplane"), "--data-dir", self.data_dir,
+                "--admin-listen", f"127.0.0.1:{self.admin_port}", "--socket", self.socket]
+        mig = os.path.join(SOURCE_DIR, "migrations")
+        if os.path.isdir(mig):
+            argv += ["--migrations", mig]
+        if self.heartbeat_ms:
+            argv += ["--heartbeat-ms", str(self.heartbeat_ms)]
+        env = {"CEPHALO_ADMIN_TOKEN": self.token} if self.token is not None else None
+        self.proc = self.procs.add(Proc(self.name, argv, self.logdir, env=env))
+        wait_until(lambda: http_get(self.admin_port, "/health", timeout=2).status == 200, STARTUP_S,
+                   f"{self.name} /health", proc=self.proc)
+        wait_until(lambda: os.path.exists(self.socket), STARTUP_S, f"{self.name} socket", proc=self.proc)
+        return self
+
+
+class DataPlane:
+    def __init__(self, procs, tmpdir, cp_socket, name="dp", state_dir=None, workers=2, tls=None, dp_id=None,
+                 drain_timeout_ms=None):
+        self.procs = procs
+        self.name = name
+        self.cp_socket = cp_socket
+        self.state_dir = state_dir or os.path.join(tmpdir, name + "-state")
+        self.workers = workers
+        self.tls = tls  # (cert, key) or None
+        self.dp_id = dp_id or f"e2e-{name}-{os.getpid()}-{free_port()}"
+        self.drain_timeout_ms = drain_timeout_ms
+        self.logdir = tmpdir
+        self.proc = None
+        self.port = None
+        self.status_port = None
+        self.tls_port = None
+
+    def start(self, wait_ready=False):
+        self.port = free_port()
+        self.status_port = free_port()
+        argv = [os.path.join(BIN_DIR, "cephalo-dataplane"), "--cp-socket", self.cp_socket,
+                "--listen", f"127.0.0.1:{self.port}", "--status-listen", f"127.0.0.1:{self.status_port}",
+                "--state-dir", self.state_dir, "--workers", str(self.workers), "--dp-id", self.dp_id]
+        if self.tls:
+            self.tls_port = free_port()
+            argv += ["--listen-tls", f"127.0.0.1:{self.tls_port}", "--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        if self.drain_timeout_ms is not None:
+            argv += ["--drain-timeout-ms", str(self.drain_timeout_ms)]
+        self.proc = self.procs.add(Proc(self.name, argv, self.logdir))
+        wait_until(lambda: http_get(self.status_port, "/health", timeout=2).status == 200, STARTUP_S,
+                   f"{self.name} status /health", proc=self.proc)
+        wait_until(lambda: _can_connect(self.port), STARTUP_S, f"{self.name} listener", proc=self.proc)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def ready_status(self):
+        return http_get(self.status_port, "/ready", timeout=2).status
+
+    def wait_ready(self, timeout=STARTUP_S):
+        wait_until(lambda: self.ready_status() == 200, timeout, f"{self.name} /ready", proc=self.proc)
+
+    def wait_connected(self, admin, timeout=STARTUP_S):
+        """Until the control plane lists this data plane as connected (so ?wait=applied includes it)."""
+        return wait_until(lambda: (admin.dataplane(self.dp_id) or {}).get("connected") is True, timeout,
+                          f"{self.name} connected to the control plane", proc=self.proc)
+
+    def get(self, target, **kw):
+        return http_get(self.port, target, **kw)
+
+    def metrics(self):
+        r = http_get(self.status_port, "/metrics")
+        assert r.status == 200, r
+        return parse_metrics(r.body.decode())
+
+
+def _can_connect(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def parse_metrics(text):
+    """Prometheus text -> {(name, frozenset(labels.items())): float}; also name -> sum over label sets."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        labels = {}
+        if "{" in name_labels:
+            name, _, rest = name_labels.partition("{")
+            rest = rest.rstrip("}")
+            for part in _split_labels(rest):
+                k, _, v = part.partition("=")
+                labels[k.strip()] = v.strip().strip('"')
+        else:
+            name = name_labels
+        out[(name, frozenset(labels.items()))] = float(value)
+    return out
+
+
+def _split_labels(s):
+    parts, cur, quoted = [], "", False
+    for ch in s:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        parts.append(cur)
+    return parts
+
+
+def metric(metrics, name, **labels):
+    """Sum of every sample of `name` whose labels include `labels`; None if there is none."""
+    total, found = 0.0, False
+    for (n, ls), v in metrics.items():
+        if n == name and set(labels.items()) <= set(ls):
+            total += v
+            found = True
+    return total if found else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# upstreams
+
+
+class Nginx:
+    """nginx as a test upstream: answers 200 with a body naming the instance and echoes $request_uri in a header."""
+
+    def __init__(self, procs, tmpdir, name="nginx"):
+        self.dir = os.path.join(tmpdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.name = name
+        self.port = free_port()
+        os.makedirs(os.path.join(self.dir, "files"), exist_ok=True)
+        self.big_path = os.path.join(self.dir, "files", "big.bin")
+        with open(self.big_path, "wb") as f:
+            f.write(os.urandom(3 << 20))  # 3 MiB: more than any h2 window or socket buffer
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=self.dir, port=self.port, name=name))
+        argv = ["nginx", "-c", conf, "-p", self.dir, "-e", os.path.join(self.dir, "error.log")]
+        self.proc = procs.add(Proc(name, argv, tmpdir))
+        wait_until(lambda: _can_connect(self.port), STARTUP_S, f"{name} listening", proc=self.proc)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        location /files/ {{
+            alias {dir}/files/;
+        }}
+        location / {{
+            default_type text/plain;
+            add_header X-Upstream {name} always;
+            add_header X-Request-Uri $request_uri always;
+            add_header X-Request-Method $request_method always;
+            return 200 "upstream={name}\\n";
+        }}
+    }}
+}}
+"""
+
+
+class PyUpstream:
+    """The stdlib echo upstream (tests/upstream/demo_upstream.py) in a thread of the test process.
+
+    A path with a `hold` segment is held until `release()`; `wait_held(n)` observes n held requests."""
+
+    def __init__(self, name="py"):
+        self.server = demo_upstream.EchoServer(("127.0.0.1", 0), name)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_held(self, n, timeout=10.0):
+        assert self.server.wait_held(n, timeout), f"upstream saw {self.server.held} held requests, wanted {n}"
+
+    def release(self):
+        self.server.release.set()
+
+    def close(self):
+        self.server.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a minimal fake control plane (for the data plane's NACK path, which the real CP refuses to produce)
+
+
+class PeerClosed(AssertionError):
+    pass
+
+
+class FakeCP:
+    """Listens on a Unix socket and speaks PROTOCOL.md framing to one data plane at a time."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(path)
+        self.lsock.listen(4)
+        self.conn = None
+
+    def accept(self, timeout=STARTUP_S):
+        self.lsock.settimeout(timeout)
+        self.conn, _ = self.lsock.accept()
+        self.conn.settimeout(timeout)
+        return self
+
+    def send(self, msg):
+        data = json.dumps(msg, separators=(",", ":")).encode()
+        self.conn.sendall(struct.pack(">I", len(data)) + data)
+
+    def _recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.conn.recv(n - len(buf))
+            if not chunk:
+                raise PeerClosed("data plane closed the control connection")
+            buf += chunk
+        return buf
+
+    def recv(self, skip=("ping",)):
+        """The next message whose type is not in skip (pings are answered with pong)."""
+        while True:
+            (n,) = struct.unpack(">I", self._recv_exact(4))
+            assert 0 < n < 64 << 20
+            msg = json.loads(self._recv_exact(n))
+            if msg.get("type") == "ping":
+                self.send({"type": "pong", "seq": msg.get("seq", 0)})
+            if msg.get("type") in skip:
+                continue
+            return msg
+
+    def close(self):
+        for s in (self.conn, self.lsock):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        try:
+            if self.path:
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+
+class FakeDP(FakeCP):
+    """Connects to a real control plane's socket as a data plane and answers what the test tells it to."""
+
+    def __init__(self, path, dp_id, applied=None):  # noqa: super().__init__ not called: no listening socket
+        self.path = None
+        self.lsock = None
+        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.conn.settimeout(STARTUP_S)
+        self.conn.connect(path)
+        self.send({"type": "hello", "dp_id": dp_id, "hostname": "fake", "pid": os.getpid(), "software": "e2e-fake",
+                   "applied": applied or {"epoch": "", "version": 0, "hash": "", "source": "none"}})
+        self.welcome = self.recv(skip=("pong",))
+        assert self.welcome["type"] == "welcome", self.welcome
+
+    def recv(self, skip=("pong",)):
+        return super().recv(skip=skip)
+
+    def close(self):
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+def canonical_hash(body):
+    """sha256: of the canonical body (PROTOCOL.md §2: compact, sorted keys, '/' not escaped)."""
+    import hashlib
+
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return "sha256:" + hashlib.sha256(data).hexdigest()
