@@ -33,6 +33,7 @@ typedef struct st_cph_dp_options_t {
     const char *status_listen;
     const char *dp_id;
     const char *drain_timeout_ms;
+    const char *max_routes;
 } cph_dp_options_t;
 
 enum {
@@ -46,6 +47,7 @@ enum {
     OPT_STATUS_LISTEN,
     OPT_DP_ID,
     OPT_DRAIN_TIMEOUT,
+    OPT_MAX_ROUTES,
     OPT_HELP
 };
 
@@ -60,6 +62,7 @@ static const struct option long_options[] = {
     {"status-listen", required_argument, NULL, OPT_STATUS_LISTEN},
     {"dp-id", required_argument, NULL, OPT_DP_ID},
     {"drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+    {"max-routes", required_argument, NULL, OPT_MAX_ROUTES},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -79,6 +82,8 @@ static void usage(FILE *fp)
           "                            default hostname + hash of the state dir)\n"
           "  --drain-timeout-ms N      SIGTERM: longest wait for in-flight requests (CEPHALO_DRAIN_TIMEOUT_MS,\n"
           "                            default 10000)\n"
+          "  --max-routes N            refuse (nack) a snapshot with more routes (CEPHALO_MAX_ROUTES, default 0:\n"
+          "                            only the schema's cap of 16384)\n"
           "  --help                    this text\n"
           "Flags win over the environment. CEPHALO_LOG_LEVEL=debug|info|warn|error sets the log level.\n",
           fp);
@@ -120,6 +125,7 @@ static int parse_options(int argc, char **argv, cph_dp_options_t *o)
     o->status_listen = env_or("CEPHALO_STATUS_LISTEN", "127.0.0.1:9901");
     o->dp_id = env_or("CEPHALO_DP_ID", NULL);
     o->drain_timeout_ms = env_or("CEPHALO_DRAIN_TIMEOUT_MS", "10000");
+    o->max_routes = env_or("CEPHALO_MAX_ROUTES", "0");
     while ((ch = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (ch) {
         case OPT_CP_SOCKET:
@@ -151,6 +157,9 @@ static int parse_options(int argc, char **argv, cph_dp_options_t *o)
             break;
         case OPT_DRAIN_TIMEOUT:
             o->drain_timeout_ms = optarg;
+            break;
+        case OPT_MAX_ROUTES:
+            o->max_routes = optarg;
             break;
         case 'h':
         case OPT_HELP:
@@ -194,7 +203,8 @@ static void default_dp_id(const char *state_dir, char *out, size_t cap)
 }
 
 /* Numbers and combinations the flag parser cannot check. Returns 0, or -1 after a message on stderr. */
-static int resolve_options(const cph_dp_options_t *o, unsigned long long *workers, unsigned long long *drain_ms)
+static int resolve_options(const cph_dp_options_t *o, unsigned long long *workers, unsigned long long *drain_ms,
+                           unsigned long long *max_routes)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -203,6 +213,8 @@ static int resolve_options(const cph_dp_options_t *o, unsigned long long *worker
     else if (parse_uint(o->workers, "--workers", 1, 256, workers) != 0)
         return -1;
     if (parse_uint(o->drain_timeout_ms, "--drain-timeout-ms", 0, 86400000, drain_ms) != 0)
+        return -1;
+    if (parse_uint(o->max_routes, "--max-routes", 0, 16384, max_routes) != 0)
         return -1;
     if (o->listen_tls != NULL && (o->tls_cert == NULL || o->tls_key == NULL)) {
         fprintf(stderr, "cephalo-dataplane: --listen-tls needs --tls-cert and --tls-key\n");
@@ -215,7 +227,7 @@ int main(int argc, char **argv)
 {
     cph_dp_options_t o;
     cph_server_config_t scfg = {0};
-    unsigned long long workers, drain_ms;
+    unsigned long long workers, drain_ms, max_routes;
     static cph_control_t control;
     static cph_server_t server;
     cph_error_t err;
@@ -223,12 +235,13 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     set_log_level();
-    if (parse_options(argc, argv, &o) != 0 || resolve_options(&o, &workers, &drain_ms) != 0)
+    if (parse_options(argc, argv, &o) != 0 || resolve_options(&o, &workers, &drain_ms, &max_routes) != 0)
         return 2;
     if (cph_control_init(&control, o.state_dir, &err) != 0) {
         cph_log_error(MODULE, "state dir: %s", err.msg);
         return 1;
     }
+    control.max_routes = (size_t)max_routes;
     if (o.dp_id == NULL) {
         default_dp_id(o.state_dir, dp_id, sizeof(dp_id));
         o.dp_id = dp_id;

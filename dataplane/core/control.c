@@ -40,6 +40,17 @@ static void set_applied(cph_control_t *c, const char *epoch, uint64_t version, c
 
 /* ---------------------------------------------------------------- boot */
 
+/* This data plane's own limits, beyond the schema's: a snapshot over them is refused whole. */
+static int check_limits(const cph_control_t *c, const json_t *body, cph_error_t *err)
+{
+    size_t routes = json_array_size(json_object_get(body, "routes"));
+
+    if (c->max_routes != 0 && routes > c->max_routes)
+        return cph_error_set(err, "over_limit", "/routes", "%zu routes is more than this data plane's --max-routes %zu", routes,
+                             c->max_routes);
+    return 0;
+}
+
 static int boot_from(cph_control_t *c, const char *name)
 {
     char path[4096];
@@ -54,7 +65,7 @@ static int boot_from(cph_control_t *c, const char *name)
             cph_log_warn(MODULE, "skipping %s: %s: %s (at '%s')", path, err.code, err.msg, err.path);
         return strcmp(err.code, "not_found") == 0 ? 0 : -1;
     }
-    snap = cph_snapshot_build(p.body, p.epoch, p.version, p.hash, "disk", &err);
+    snap = check_limits(c, p.body, &err) == 0 ? cph_snapshot_build(p.body, p.epoch, p.version, p.hash, "disk", &err) : NULL;
     cph_persisted_dispose(&p);
     if (snap == NULL) {
         cph_log_warn(MODULE, "skipping %s: does not compile: %s: %s (at '%s')", path, err.code, err.msg, err.path);
@@ -186,7 +197,7 @@ void cph_control_apply(cph_control_t *c, const json_t *msg, cph_control_reply_cb
         apply_same(c, epoch, version, hash, body, started, cb, cbdata, tag);
         return;
     }
-    cph_snapshot_t *snap = cph_snapshot_build(body, epoch, version, hash, "cp", &err);
+    cph_snapshot_t *snap = check_limits(c, body, &err) == 0 ? cph_snapshot_build(body, epoch, version, hash, "cp", &err) : NULL;
     if (snap == NULL) {
         nack(c, version, hash, &err, cb, cbdata, tag);
         return;

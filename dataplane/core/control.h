@@ -25,6 +25,7 @@ typedef struct st_cph_control_t {
     h2o_multithread_receiver_t notify; /* cph_worker_note_t from the workers */
     cph_server_t *server;
     const char *state_dir;
+    size_t max_routes;       /* --max-routes: a bigger snapshot is refused; 0 = only the schema's cap */
     cph_snapshot_t *current; /* in force (the control thread's own reference), NULL = no config */
     cph_applied_t applied;
     int file_ok; /* snapshot.json on disk is good, so a new write may keep it as snapshot.prev.json */

@@ -1,9 +1,10 @@
 """05: a snapshot the data plane cannot apply is NACKed and the old config stays in force whole; a bad state file
 never blocks a fresh push (PROTOCOL.md §4 rule 3, §6).
 
-The real control plane validates every write with the same validator as the data plane, so it cannot be made to
-send a bad snapshot through the admin API. So the data plane's NACK path is driven by a fake control plane speaking
-PROTOCOL.md (cephalo.FakeCP); the control plane's view of a NACK (?wait=applied, /api/v1/dataplanes, rule 4) by a
+The real control plane validates every write with the same validator as the data plane, so the only snapshot a real
+data plane refuses from it is one over that data plane's own limits (--max-routes): test_real_planes_over_limit_nack
+drives the whole path with both real daemons. Malformed snapshots (bad hash, unknown member, schema 99) are driven by
+a fake control plane speaking PROTOCOL.md (cephalo.FakeCP); the control plane's bookkeeping of a NACK (rule 4) by a
 fake data plane on the real socket (cephalo.FakeDP); the boot cases by corrupting the DP's state files.
 """
 import json
@@ -231,6 +232,34 @@ class Responder:
     def close(self):
         self.stop.set()
         self.thread.join(5)
+
+
+def test_real_planes_over_limit_nack(procs, tmpdir_str, cp, nginx):
+    """Real CP, real DP with --max-routes 1: the second route is NACKed by the DP, ?wait=applied and
+    /api/v1/dataplanes say so with the DP's error, the first route is still served, and removing the extra route
+    brings the DP back in sync."""
+    dp = cephalo.DataPlane(procs, tmpdir_str, cp.socket, name="small", extra_args=["--max-routes", "1"]).start()
+    dp.wait_connected(cp.admin)
+    a = cp.admin
+    a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
+    v_ok = a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"],
+                                              "strip_prefix": True})["version"]
+    assert dp.get("/demo/x").status == 200
+
+    out = a.apply("POST", "/api/v1/routes", {"name": "two", "service": "demo", "paths": ["/two"]})
+    mine = {d["id"]: d for d in out["applied"]["dataplanes"]}[dp.dp_id]
+    assert mine["status"] == "nacked" and mine["error"]["code"] == "over_limit", out
+    d = a.dataplane(dp.dp_id)
+    assert d["status"] == "nacked" and d["applied"]["version"] == v_ok, d
+    assert d["last_error"]["code"] == "over_limit" and d["last_error"]["path"] == "/routes", d
+    assert dp.get("/demo/x").status == 200  # the old config, whole
+    assert dp.get("/two/x").status == 404
+    assert dp.metrics()[("cephalo_dp_snapshot_nacks_total", frozenset())] >= 1
+
+    v_back = a.apply("DELETE", "/api/v1/routes/two")["version"]
+    d = a.dataplane(dp.dp_id)
+    assert d["status"] == "synced" and d["applied"]["version"] == v_back and d["last_error"] is None, d
+    assert dp.get("/demo/x").status == 200
 
 
 def test_nack_visible_in_control_plane(cp, make_dp, nginx):

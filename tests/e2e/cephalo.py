@@ -429,8 +429,9 @@ class ControlPlane:
 
 class DataPlane:
     def __init__(self, procs, tmpdir, cp_socket, name="dp", state_dir=None, workers=2, tls=None, dp_id=None,
-                 drain_timeout_ms=None):
+                 drain_timeout_ms=None, extra_args=()):
         self.procs = procs
+        self.extra_args = list(extra_args)
         self.name = name
         self.cp_socket = cp_socket
         self.state_dir = state_dir or os.path.join(tmpdir, name + "-state")
@@ -455,6 +456,7 @@ class DataPlane:
             argv += ["--listen-tls", f"127.0.0.1:{self.tls_port}", "--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         if self.drain_timeout_ms is not None:
             argv += ["--drain-timeout-ms", str(self.drain_timeout_ms)]
+        argv += self.extra_args
         self.proc = self.procs.add(Proc(self.name, argv, self.logdir))
         wait_until(lambda: http_get(self.status_port, "/health", timeout=2).status == 200, STARTUP_S,
                    f"{self.name} status /health", proc=self.proc)
