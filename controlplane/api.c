@@ -45,6 +45,12 @@ static const struct st_resource_t {
 } RESOURCES[] = {
     {"services", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_services},
     {"routes", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_routes},
+    {"systems", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_systems},
+    {"roles", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_roles},
+    {"groups", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_groups},
+    {"users", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_users},
+    {"endpoints", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_endpoints},
+    {"api_keys", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_api_keys},
     {"dataplanes", CPH_API_GET, 0, cph_api_dataplanes},
     {"snapshot", CPH_API_GET, 0, cph_api_snapshot},
 };

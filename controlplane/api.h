@@ -66,6 +66,13 @@ const char *cph_api_query(cph_api_req_t *req, const char *name);
 /* The resources (api_<resource>.c). */
 void cph_api_services(cph_api_req_t *req);
 void cph_api_routes(cph_api_req_t *req);
+void cph_api_systems(cph_api_req_t *req);
+void cph_api_roles(cph_api_req_t *req);
+void cph_api_groups(cph_api_req_t *req);
+void cph_api_users(cph_api_req_t *req);
+void cph_api_endpoints(cph_api_req_t *req);
+/** The api keys: a POST answer shows the new key once ("key"); a PUT merges the body over the stored key. */
+void cph_api_api_keys(cph_api_req_t *req);
 void cph_api_dataplanes(cph_api_req_t *req);
 void cph_api_snapshot(cph_api_req_t *req);
 
