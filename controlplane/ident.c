@@ -287,6 +287,27 @@ int cph_ident_exec_ids(cph_db_t *db, const char *sql, int64_t a, int64_t b, cph_
     return rc == SQLITE_DONE ? 0 : cph_store_internal(db, err, "link");
 }
 
+int cph_ident_link_refs(cph_db_t *db, const json_t *obj, int64_t owner, const char *const insert[2], cph_error_t *err)
+{
+    static const char *const MEMBER[] = {"roles", "groups"};
+    json_t *v;
+    size_t i;
+    char path[64];
+    int64_t sid, xid;
+
+    for (int m = 0; m < 2; ++m) {
+        json_array_foreach(json_object_get(obj, MEMBER[m]), i, v)
+        {
+            snprintf(path, sizeof(path), "/%s/%zu", MEMBER[m], i);
+            if (cph_ident_system_id(db, json_string_value(json_object_get(v, "system")), path, &sid, err) != 0 ||
+                cph_ident_scoped_id(db, MEMBER[m], sid, json_string_value(json_object_get(v, "name")), path, &xid, err) != 0 ||
+                cph_ident_exec_ids(db, insert[m], owner, xid, err) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 int cph_ident_refuse(cph_db_t *db, const char *sql, int64_t a, int64_t b, const char *path, const char *msg, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;

@@ -55,6 +55,12 @@ int cph_ident_scoped_id(cph_db_t *db, const char *table, int64_t system_id, cons
                         cph_error_t *err);
 /** Runs sql (no result rows) with ?1 = a and ?2 = b (b unbound when sql has one parameter). Returns 0 or -1. */
 int cph_ident_exec_ids(cph_db_t *db, const char *sql, int64_t a, int64_t b, cph_error_t *err);
+/**
+ * Links owner to the roles and to the groups obj lists as {system, name} references: for each, the id is looked up
+ * ({unknown_system} / {unknown_role} / {unknown_group} at "/roles/<i>" or "/groups/<i>") and insert[0] (roles) or
+ * insert[1] (groups) runs with ?1 = owner, ?2 = that id. Returns 0 or -1.
+ */
+int cph_ident_link_refs(cph_db_t *db, const json_t *obj, int64_t owner, const char *const insert[2], cph_error_t *err);
 /** Runs sql (one boolean result) with ?1 = a, ?2 = b: true is {conflict} at path with msg. Returns 0 or -1. */
 int cph_ident_refuse(cph_db_t *db, const char *sql, int64_t a, int64_t b, const char *path, const char *msg, cph_error_t *err);
 /**

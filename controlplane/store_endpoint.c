@@ -215,28 +215,13 @@ static int service_id(cph_db_t *db, const json_t *ep, int64_t *id, cph_error_t *
 /* Replaces the role and group links of rule id: {system, name} looked up. */
 static int write_links(cph_db_t *db, int64_t id, const json_t *ep, cph_error_t *err)
 {
-    static const char *const MEMBER[] = {"roles", "groups"};
     static const char *const INSERT[] = {"INSERT INTO endpoint_roles (endpoint_id, role_id) VALUES (?1, ?2)",
                                          "INSERT INTO endpoint_groups (endpoint_id, group_id) VALUES (?1, ?2)"};
-    json_t *v;
-    size_t i;
-    char path[64];
-    int64_t sid, xid;
 
     if (cph_ident_exec_ids(db, "DELETE FROM endpoint_roles WHERE endpoint_id = ?1", id, 0, err) != 0 ||
         cph_ident_exec_ids(db, "DELETE FROM endpoint_groups WHERE endpoint_id = ?1", id, 0, err) != 0)
         return -1;
-    for (int m = 0; m < 2; ++m) {
-        json_array_foreach(json_object_get(ep, MEMBER[m]), i, v)
-        {
-            snprintf(path, sizeof(path), "/%s/%zu", MEMBER[m], i);
-            if (cph_ident_system_id(db, json_string_value(json_object_get(v, "system")), path, &sid, err) != 0 ||
-                cph_ident_scoped_id(db, MEMBER[m], sid, json_string_value(json_object_get(v, "name")), path, &xid, err) != 0 ||
-                cph_ident_exec_ids(db, INSERT[m], id, xid, err) != 0)
-                return -1;
-        }
-    }
-    return 0;
+    return cph_ident_link_refs(db, ep, id, INSERT, err);
 }
 
 /* Writes the row (?1 service_id, ?2 method, ?3 path, ?4 public, ?5 now, ?6 id), then links. */

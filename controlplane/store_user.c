@@ -148,13 +148,12 @@ static int check_taken(cph_db_t *db, const char *sql, const char *value, int64_t
 /* Replaces the memberships of user id: systems by code, roles and groups by {system, name}. */
 static int write_links(cph_db_t *db, int64_t id, const json_t *user, cph_error_t *err)
 {
-    static const char *const MEMBER[] = {"roles", "groups"};
     static const char *const INSERT[] = {"INSERT INTO user_roles (user_id, role_id) VALUES (?1, ?2)",
                                          "INSERT INTO user_groups (user_id, group_id) VALUES (?1, ?2)"};
     json_t *v;
     size_t i;
     char path[64];
-    int64_t sid, xid;
+    int64_t sid;
 
     if (cph_ident_exec_ids(db, "DELETE FROM user_systems WHERE user_id = ?1", id, 0, err) != 0 ||
         cph_ident_exec_ids(db, "DELETE FROM user_roles WHERE user_id = ?1", id, 0, err) != 0 ||
@@ -167,17 +166,7 @@ static int write_links(cph_db_t *db, int64_t id, const json_t *user, cph_error_t
             cph_ident_exec_ids(db, "INSERT INTO user_systems (user_id, system_id) VALUES (?1, ?2)", id, sid, err) != 0)
             return -1;
     }
-    for (int m = 0; m < 2; ++m) {
-        json_array_foreach(json_object_get(user, MEMBER[m]), i, v)
-        {
-            snprintf(path, sizeof(path), "/%s/%zu", MEMBER[m], i);
-            if (cph_ident_system_id(db, json_string_value(json_object_get(v, "system")), path, &sid, err) != 0 ||
-                cph_ident_scoped_id(db, MEMBER[m], sid, json_string_value(json_object_get(v, "name")), path, &xid, err) != 0 ||
-                cph_ident_exec_ids(db, INSERT[m], id, xid, err) != 0)
-                return -1;
-        }
-    }
-    return 0;
+    return cph_ident_link_refs(db, user, id, INSERT, err);
 }
 
 /* Writes the row (?1 username, ?2 email, ?3 password_hash or NULL, ?4 superuser, ?5 enabled, ?6 now, ?7 id), then links. */
