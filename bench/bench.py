@@ -1,0 +1,780 @@
+"""Cephalo benchmark harness: Cephalo against nginx proxy_pass and haproxy, interleaved, on loopback.
+
+Started by `bash bench/run` (which installs the tools and builds the release binaries first). For every scenario
+(bench/scenarios.py) it starts, in a fresh temp dir and on free loopback ports: an nginx origin (~100-byte body),
+nginx as a proxy (upstream keep-alive), haproxy 2.6 (http-reuse always) and Cephalo (control plane + data plane),
+all with the same worker count. Then it runs rounds A B C A B C ... : wrk (HTTP/1.1, -t2 -c64), h2load over h2c
+(prior knowledge, -c32 -m10) and h2load over TLS h2, and records per run the requests per second, p50/p99 latency
+and the CPU seconds each proxy (its whole process tree, from /proc/<pid>/stat) spent per 100k requests. The table
+shows medians with min-max over the rounds and ratios against nginx and haproxy; raw outputs go to
+bench/results/<timestamp>/.
+
+--callgrind instead runs the data plane (1 worker) under callgrind for a fixed number of requests after a warm-up
+and reports instructions per request: deterministic, unlike everything timed.
+
+Every process started here is in its own process group and is killed on exit, error, Ctrl-C or SIGTERM.
+Python standard library only.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from scenarios import SCENARIOS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+BIN = os.path.join(ROOT, "build", "bin")  # --bin-dir changes it
+MIGRATIONS = os.path.join(ROOT, "migrations")  # --migrations changes it
+HOST = "127.0.0.1"
+TOKEN = "bench-" + os.urandom(12).hex()
+BODY = "cephalo benchmark origin: a fixed body of about one hundred bytes, served from memory by nginx.\\n"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Which targets each protocol runs against, in the interleaving order. "direct" is the origin itself (reference).
+PROTOCOLS = {
+    "h1": ["direct", "nginx", "haproxy", "cephalo"],
+    "h2c": ["nginx", "haproxy", "cephalo"],
+    "h2tls": ["nginx", "haproxy", "cephalo"],
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------ processes
+
+
+class Procs:
+    """Every child process, each in its own session; stop_all() kills their whole groups."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, argv, log, env=None):
+        out = open(log, "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        out.close()
+        p.bench_name = name
+        p.bench_log = log
+        self.procs.append(p)
+        return p
+
+    def run(self, argv, timeout, log=None):
+        """Run a client to completion (killed at timeout); returns its stdout as text."""
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        self.procs.append(p)
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(p, signal.SIGKILL)
+            out, _ = p.communicate()
+            raise BenchError("%s timed out after %ss" % (argv[0], timeout))
+        except BaseException:  # Ctrl-C or SIGTERM while it runs: it is in its own session, so kill it here
+            kill_group(p, signal.SIGKILL)
+            p.wait()
+            raise
+        finally:
+            self.procs.remove(p)
+        text = out.decode("utf-8", "replace")
+        if log:
+            with open(log, "w") as f:
+                f.write("$ " + " ".join(argv) + "\n" + text)
+        if p.returncode != 0:
+            raise BenchError("%s exited %d: %s" % (argv[0], p.returncode, text[-500:]))
+        return text
+
+    def stop(self, p, timeout=10):
+        if p.poll() is None:
+            kill_group(p, signal.SIGTERM)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                kill_group(p, signal.SIGKILL)
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def stop_all(self):
+        for p in reversed(list(self.procs)):
+            self.stop(p, timeout=5)
+
+    def check_alive(self):
+        for p in self.procs:
+            if p.poll() is not None and hasattr(p, "bench_name"):
+                raise BenchError("%s exited with %s (log: %s, copied to bench/results/)" % (
+                    p.bench_name, p.returncode, os.path.basename(p.bench_log)))
+
+
+def kill_group(p, sig):
+    try:
+        os.killpg(p.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def on_signal(signum, _frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+# ------------------------------------------------------------------------------------------------ /proc
+
+
+def proc_tree(pid):
+    """pid and all its descendants (nginx master + workers, haproxy, the data plane's threads are in its own stat)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def cpu_seconds(pid):
+    """utime + stime of the process tree rooted at pid, in seconds."""
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat(5))
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
+
+
+def rss_kib(pid):
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind((HOST, 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def render(template, out, values):
+    with open(os.path.join(BENCH, template)) as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@[A-Z_0-9]+@", text)
+    if left:
+        raise BenchError("%s: unfilled placeholders %s" % (template, left))
+    with open(out, "w") as f:
+        f.write(text)
+    return out
+
+
+def make_cert(d):
+    """A throwaway self-signed P-256 certificate for the TLS listeners: cert.pem, key.pem, and both in cert-key.pem."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-subj", "/CN=localhost", "-days", "2", "-keyout", d + "/key.pem", "-out", d + "/cert.pem"],
+                   check=True, capture_output=True)
+    with open(d + "/cert-key.pem", "w") as f:
+        f.write(open(d + "/cert.pem").read() + open(d + "/key.pem").read())
+
+
+def http_get(port, path, timeout=2.0):
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def wait_until(what, check, procs, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        try:
+            if check():
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.05)
+    raise BenchError("%s not ready after %ss" % (what, timeout))
+
+
+class Admin:
+    """The Cephalo admin API (one keep-alive connection)."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
+
+    def call(self, method, path, body=None):
+        headers = {"Authorization": "Bearer " + TOKEN}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body)
+        self.conn.request(method, "/api/v1" + path, body=data, headers=headers)
+        r = self.conn.getresponse()
+        out = json.loads(r.read() or b"null")
+        if r.status // 100 != 2:
+            raise BenchError("admin %s %s: %d %s" % (method, path, r.status, out))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ the stack
+
+
+class Stack:
+    """Origin, nginx proxy, haproxy and Cephalo for one scenario, in one temp dir."""
+
+    def __init__(self, args, scenario, procs, outdir):
+        self.args, self.sc, self.procs = args, scenario, procs
+        self.dir = tempfile.mkdtemp(prefix="cephalo-bench-")
+        self.outdir = outdir
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        names = ["origin", "nginx_h1", "nginx_h2c", "nginx_tls", "haproxy", "haproxy_tls", "cph", "cph_tls",
+                 "cph_status", "cp_admin"]
+        self.port = dict(zip(names, free_ports(len(names))))
+        self.pids = {}
+        self.apply = {}
+        # --pin: the proxy under test alone on CPU 0; origin, control plane and load generators on the others
+        others = "1" if os.cpu_count() == 2 else "1-%d" % (os.cpu_count() - 1)
+        self.pin_proxy = ["taskset", "-c", "0"] if args.pin else []
+        self.pin_other = ["taskset", "-c", others] if args.pin else []
+
+    def keep_logs(self, dest):
+        """Configs and logs into the results dir (also after a failure: the temp dir is removed)."""
+        for name in ("origin.conf", "nginx-proxy.conf", "haproxy.cfg", "origin.log", "nginx.log", "haproxy.log",
+                     "cp.log", "dp.log", "nginx-proxy-error.log", "origin-error.log"):
+            if os.path.exists(os.path.join(self.dir, name)):
+                shutil.copy(os.path.join(self.dir, name), dest)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def endpoints(self, proto, target):
+        p, path = self.port, self.sc.path
+        table = {
+            ("h1", "direct"): "http://%s:%d%s" % (HOST, p["origin"], path),
+            ("h1", "nginx"): "http://%s:%d%s" % (HOST, p["nginx_h1"], path),
+            ("h1", "haproxy"): "http://%s:%d%s" % (HOST, p["haproxy"], path),
+            ("h1", "cephalo"): "http://%s:%d%s" % (HOST, p["cph"], path),
+            ("h2c", "nginx"): "http://%s:%d%s" % (HOST, p["nginx_h2c"], path),
+            ("h2c", "haproxy"): "http://%s:%d%s" % (HOST, p["haproxy"], path),
+            ("h2c", "cephalo"): "http://%s:%d%s" % (HOST, p["cph"], path),
+            ("h2tls", "nginx"): "https://%s:%d%s" % (HOST, p["nginx_tls"], path),
+            ("h2tls", "haproxy"): "https://%s:%d%s" % (HOST, p["haproxy_tls"], path),
+            ("h2tls", "cephalo"): "https://%s:%d%s" % (HOST, p["cph_tls"], path),
+        }
+        return table[(proto, target)]
+
+    def start(self):
+        d, p, w = self.dir, self.port, self.args.workers
+        user = "user root;" if os.getuid() == 0 else ""
+        make_cert(d)
+        routes = self.sc.routes()
+
+        conf = render("nginx-origin.conf", d + "/origin.conf",
+                      dict(WORKERS=self.args.origin_workers, USER=user, DIR=d, HOST=HOST, PORT=p["origin"], BODY=BODY))
+        self.pids["direct"] = self.procs.start("origin", self.pin_other + ["nginx", "-p", d, "-c", conf],
+                                             d + "/origin.log").pid
+
+        locations = "".join("        location %s { proxy_pass http://origin; }\n" % r for r in routes)
+        conf = render("nginx-proxy.conf", d + "/nginx-proxy.conf",
+                      dict(WORKERS=w, MASTER="on", USER=user, DIR=d, HOST=HOST, ORIGIN_PORT=p["origin"],
+                           H1_PORT=p["nginx_h1"], H2C_PORT=p["nginx_h2c"], TLS_PORT=p["nginx_tls"], LOCATIONS=locations))
+        self.pids["nginx"] = self.procs.start("nginx", self.pin_proxy + ["nginx", "-p", d, "-c", conf],
+                                             d + "/nginx.log").pid
+
+        with open(d + "/haproxy-routes.lst", "w") as f:
+            f.write("".join(r + "\n" for r in routes))
+        conf = render("haproxy.cfg", d + "/haproxy.cfg",
+                      dict(WORKERS=w, DIR=d, HOST=HOST, ORIGIN_PORT=p["origin"], H1_PORT=p["haproxy"],
+                           TLS_PORT=p["haproxy_tls"]))
+        self.pids["haproxy"] = self.procs.start("haproxy", self.pin_proxy + ["haproxy", "-db", "-f", conf],
+                                               d + "/haproxy.log").pid
+
+        self.start_cephalo(routes)
+        for proto, targets in PROTOCOLS.items():
+            for t in targets:
+                self.verify(proto, t)
+        for name, pid in self.pids.items():
+            print("  %-8s pid %-7d %s" % (name, pid, " ".join(open("/proc/%d/cmdline" % pid).read().split("\0"))[:110]))
+
+    def start_cephalo(self, routes, dp_wrapper=(), workers=None):
+        d, p = self.dir, self.port
+        env = dict(os.environ, CEPHALO_ADMIN_TOKEN=TOKEN)
+        self.cp = self.procs.start("controlplane", self.pin_other + [BIN + "/cephalo-controlplane", "--data-dir", d + "/cp",
+                                                    "--admin-listen", "%s:%d" % (HOST, p["cp_admin"]),
+                                                    "--migrations", MIGRATIONS], d + "/cp.log", env=env)
+        wait_until("control plane", lambda: http_get(p["cp_admin"], "/health")[0] == 200, self.procs)
+        argv = self.pin_proxy + list(dp_wrapper) + [
+            BIN + "/cephalo-dataplane", "--cp-socket", d + "/cp/run/cp.sock", "--listen", "%s:%d" % (HOST, p["cph"]),
+            "--listen-tls", "%s:%d" % (HOST, p["cph_tls"]), "--tls-cert", d + "/cert.pem", "--tls-key",
+            d + "/key.pem", "--status-listen", "%s:%d" % (HOST, p["cph_status"]), "--state-dir", d + "/dp",
+            "--workers", str(workers or self.args.workers)]
+        self.dp = self.procs.start("dataplane", argv, d + "/dp.log")
+        self.pids["cephalo"] = self.dp.pid
+        admin = Admin(p["cp_admin"])
+        wait_until("data plane", lambda: any(x["connected"] for x in admin.call("GET", "/dataplanes")["data"]),
+                   self.procs, timeout=60)
+        svc = admin.call("POST", "/services", {"name": "origin", "targets": [{"url": "http://%s:%d" % (HOST, p["origin"])}],
+                                               "timeout_ms": 10000})["service"]
+        first = dict(self.sc.route_extra, name="r0", service="origin", paths=[routes[0]])
+        admin.call("POST", "/routes", first)
+        if len(routes) > 1:
+            self.bulk_routes(svc["id"], routes[1:])
+        # One write with ?wait=applied: the control plane builds the whole snapshot once, the data plane applies it.
+        t0 = time.monotonic()
+        out = admin.call("PUT", "/routes/r0?wait=applied", first)
+        wall_ms = (time.monotonic() - t0) * 1000
+        if not out.get("applied", {}).get("settled") or any(x["status"] != "synced" for x in out["applied"]["dataplanes"]):
+            raise BenchError("snapshot not applied: %s" % out)
+        snap = admin.call("GET", "/snapshot")
+        self.apply = {"routes": len(routes), "version": snap["version"], "put_wait_applied_ms": round(wall_ms, 1),
+                      "dp_apply_ms": dp_apply_ms(d + "/cp.log", snap["version"])}
+        wait_until("data plane /ready", lambda: http_get(p["cph_status"], "/ready")[0] == 200, self.procs)
+
+    def bulk_routes(self, service_id, paths):
+        """Insert routes straight into the control plane's SQLite store, in one transaction.
+
+        The admin API has no bulk endpoint and every write stores a whole snapshot in the history, so 10k POSTs
+        are quadratic (1000 took 3 s and 52 MB here; 10k would take minutes and gigabytes). The next admin write
+        (the PUT with ?wait=applied) builds and pushes one snapshot with all of them. Relies on migrations/0001's
+        routes table.
+        """
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        db = sqlite3.connect(self.dir + "/cp/cephalo.db", timeout=30)
+        with db:
+            db.executemany("INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, "
+                           "updated_at) VALUES (?, ?, ?, '[]', '[]', 0, ?, ?)",
+                           [("r%d" % (i + 1), service_id, json.dumps([p]), now, now) for i, p in enumerate(paths)])
+        db.close()
+
+    def verify(self, proto, target):
+        """One request per endpoint before measuring: the route works and the origin's body comes back."""
+        url = self.endpoints(proto, target)
+        if proto == "h1":
+            port = int(url.split(":")[2].split("/")[0])
+            status, body = http_get(port, self.sc.path)
+            if status != 200 or body.decode() != BODY.replace("\\n", "\n"):
+                raise BenchError("%s %s: got %d %r" % (proto, target, status, body[:200]))
+        else:
+            out = self.procs.run(["h2load", "-n", "20", "-c", "2", url], timeout=20)
+            if "20 succeeded" not in out or "20 2xx" not in out or "Application protocol: h2" not in out:
+                raise BenchError("%s %s: h2load check failed:\n%s" % (proto, target, out))
+
+
+def dp_apply_ms(cp_log, version):
+    """The apply time the data plane reported in its ack, as the control plane logs it."""
+    pat = re.compile(r"applied version %d in (\d+) ms" % version)
+    with open(cp_log, errors="replace") as f:
+        for line in f:
+            m = pat.search(line)
+            if m:
+                return int(m.group(1))
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ load generators
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def parse_wrk(out):
+    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+           "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+           "p50_ms": to_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),
+           "p99_ms": to_ms(re.search(r"\s99%\s+(\S+)", out).group(1)), "errors": 0}
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        res["errors"] += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res["errors"] += sum(int(x) for x in m.groups())
+    return res
+
+
+def parse_h2load(out, logfile):
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, "
+                  r"(\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    res = {"rps": float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1)),
+           "requests": int(m.group(3)),  # done; failed, errored, timed out or not 2xx count as errors
+           "errors": sum(int(x) for x in m.groups()[4:7]) + sum(int(x) for x in codes.groups()[1:])}
+    lat = []
+    with open(logfile) as f:
+        for line in f:
+            cols = line.split("\t")
+            if len(cols) >= 3:
+                lat.append(int(cols[2]) / 1000.0)
+    os.unlink(logfile)  # can be large; the percentiles are kept
+    lat.sort()
+    if lat:
+        res["p50_ms"] = lat[len(lat) // 2]
+        res["p99_ms"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    return res
+
+
+def load_cmd(proto, url, duration, logfile):
+    if proto == "h1":
+        return ["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency", url]
+    return ["h2load", "-t2", "-c32", "-m10", "-D", str(duration), "--log-file", logfile, url]
+
+
+def measure(stack, procs, proto, target, duration, rawfile):
+    url = stack.endpoints(proto, target)
+    logfile = rawfile + ".reqlog"
+    pid = stack.pids[target]
+    cpu0 = cpu_seconds(pid)
+    out = procs.run(stack.pin_other + load_cmd(proto, url, duration, logfile), timeout=duration + 60, log=rawfile)
+    cpu = cpu_seconds(pid) - cpu0
+    res = parse_wrk(out) if proto == "h1" else parse_h2load(out, logfile)
+    res["cpu_s"] = cpu
+    res["cpu_per_100k"] = cpu / res["requests"] * 100000 if res["requests"] else None
+    procs.check_alive()
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ the table
+
+
+def fmt(values, spec):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return format(med, spec)
+    return "%s (%s-%s)" % (format(med, spec), format(min(values), spec), format(max(values), spec))
+
+
+def median_of(results, key):
+    vals = [r[key] for r in results if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a is not None and b else "-"
+
+
+def table(all_results, scenarios_info):
+    lines = []
+    hdr = ("%-10s %-6s %-8s %-24s %-18s %-18s %-20s %-9s %-9s %-9s %-8s %s" %
+           ("scenario", "proto", "target", "rps median (min-max)", "p50 ms", "p99 ms", "CPU s/100k req",
+            "rps/nginx", "rps/hapx", "cpu/nginx", "errors", "RSS MiB"))
+    lines.append(hdr)
+    lines.append("-" * len(hdr))
+    for sc_name, by_key in all_results.items():
+        for proto, targets in PROTOCOLS.items():
+            base = {t: by_key.get((proto, t), []) for t in targets}
+            ng_rps, hx_rps = median_of(base.get("nginx", []), "rps"), median_of(base.get("haproxy", []), "rps")
+            ng_cpu = median_of(base.get("nginx", []), "cpu_per_100k")
+            for t in targets:
+                rs = base[t]
+                if not rs:
+                    continue
+                rps, cpu = median_of(rs, "rps"), median_of(rs, "cpu_per_100k")
+                lines.append("%-10s %-6s %-8s %-24s %-18s %-18s %-20s %-9s %-9s %-9s %-8d %s" % (
+                    sc_name, proto, t, fmt([r["rps"] for r in rs], ".0f"), fmt([r.get("p50_ms") for r in rs], ".2f"),
+                    fmt([r.get("p99_ms") for r in rs], ".2f"), fmt([r["cpu_per_100k"] for r in rs], ".2f"),
+                    ratio(rps, ng_rps), ratio(rps, hx_rps), ratio(cpu, ng_cpu), sum(r["errors"] for r in rs),
+                    "%.1f" % (rs[-1].get("rss_kib", 0) / 1024)))
+        info = scenarios_info.get(sc_name, {})
+        if info.get("apply"):
+            a = info["apply"]
+            lines.append("%-10s cephalo snapshot with %d routes: data plane apply %s ms (its ack), PUT ?wait=applied "
+                         "%s ms end to end" % (sc_name, a["routes"], a["dp_apply_ms"], a["put_wait_applied_ms"]))
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ modes
+
+
+def run_scenario(args, sc, procs, outdir):
+    stack = Stack(args, sc, procs, outdir)
+    sc_dir = os.path.join(outdir, sc.name)
+    os.makedirs(sc_dir)
+    results = {}
+    try:
+        print("== %s: %s (temp dir %s)" % (sc.name, sc.about, stack.dir), flush=True)
+        stack.start()
+        print("  cephalo apply: %s" % stack.apply, flush=True)
+        for proto, targets in PROTOCOLS.items():  # warm-up: keep-alive pools filled, caches hot
+            for t in targets:
+                if proto == "h1":
+                    procs.run(stack.pin_other + load_cmd(proto, stack.endpoints(proto, t), 1, None), timeout=60)
+        for rnd in range(1, args.rounds + 1):
+            for proto in args.protocols:
+                for t in PROTOCOLS[proto]:
+                    raw = os.path.join(sc_dir, "r%d-%s-%s.txt" % (rnd, proto, t))
+                    res = measure(stack, procs, proto, t, args.duration, raw)
+                    res["rss_kib"] = rss_kib(stack.pids[t])
+                    results.setdefault((proto, t), []).append(res)
+                    print("  round %d %-5s %-8s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  cpu %5.2f s/100k  errors %d" % (
+                        rnd, proto, t, res["rps"], res.get("p50_ms", 0), res.get("p99_ms", 0),
+                        res["cpu_per_100k"] or 0, res["errors"]), flush=True)
+        return results, {"apply": stack.apply}
+    finally:
+        procs.stop_all()
+        stack.keep_logs(sc_dir)
+        stack.close()
+
+
+CALLGRIND_TARGETS = ["cephalo", "nginx", "haproxy"]
+
+
+def run_callgrind(args, procs, outdir):
+    """Each proxy (1 worker) under callgrind in turn, for each scenario asked for (default: bare)."""
+    n, lines = args.callgrind_requests, []
+    for sc in SCENARIOS:
+        if sc.name in (args.scenario or ["bare"]):
+            if sc.pending:
+                lines.append("%s: not run - %s" % (sc.name, sc.pending))
+                continue
+            sc_dir = os.path.join(outdir, sc.name)
+            os.makedirs(sc_dir)
+            lines.extend(callgrind_scenario(args, sc, procs, sc_dir))
+    text = "\n".join(["", "CALLGRIND  %d requests per proxy, HTTP/1.1 keep-alive, 1 client connection; "
+                            "deterministic (instruction counts do not depend on machine load: rerun to compare "
+                            "builds). User-space instructions only: system calls and the kernel's work are not "
+                            "counted (CPU s/100k in the timed table has both). Top 10 functions by self Ir under "
+                            "each. %s" % (n, source_state()), ""] + lines)
+    with open(os.path.join(outdir, "callgrind.txt"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+
+
+def callgrind_scenario(args, sc, procs, outdir):
+    """Ir per request of each proxy over a fixed request count, after a warm-up; returns the report lines."""
+    stack = Stack(args, sc, procs, outdir)
+    n, lines = args.callgrind_requests, []
+    print("== callgrind %s: each proxy alone under valgrind (1 worker), warm-up 2000 requests, then %d measured "
+          "(h2load --h1 -c1, path %s)" % (sc.name, n, sc.path), flush=True)
+    try:
+        d, p = stack.dir, stack.port
+        make_cert(d)
+        user = "user root;" if os.getuid() == 0 else ""
+        conf = render("nginx-origin.conf", d + "/origin.conf",
+                      dict(WORKERS=1, USER=user, DIR=d, HOST=HOST, PORT=p["origin"], BODY=BODY))
+        procs.start("origin", ["nginx", "-p", d, "-c", conf], d + "/origin.log")
+        for target in CALLGRIND_TARGETS:
+            cg_out = os.path.join(outdir, "callgrind.out.%s" % target)
+            wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + cg_out]
+            proc = start_under(stack, procs, target, wrapper, user)
+            total, top = callgrind_measure(procs, proc, stack.endpoints("h1", target), n, cg_out, outdir, target)
+            procs.stop(proc, timeout=30)
+            if target == "cephalo":
+                procs.stop(stack.cp)
+            lines.append("%-10s %-8s %14s Ir  %8.0f instructions per request" % (
+                sc.name, target, format(total, ","), total / n))
+            lines.extend(["    " + l for l in top[:10]])
+            print(lines[-11], flush=True)
+        return lines
+    finally:
+        procs.stop_all()
+        stack.keep_logs(outdir)
+        stack.close()
+
+
+def start_under(stack, procs, target, wrapper, user):
+    """Start one proxy with 1 worker under the valgrind wrapper and wait until it answers the scenario path."""
+    d, p = stack.dir, stack.port
+    routes = stack.sc.routes()
+    if target == "cephalo":
+        stack.start_cephalo(routes, dp_wrapper=wrapper, workers=1)
+        return stack.dp
+    if target == "nginx":
+        locations = "".join("        location %s { proxy_pass http://origin; }\n" % r for r in routes)
+        conf = render("nginx-proxy.conf", d + "/nginx-proxy.conf",
+                      dict(WORKERS=1, MASTER="off", USER=user, DIR=d, HOST=HOST, ORIGIN_PORT=p["origin"],
+                           H1_PORT=p["nginx_h1"], H2C_PORT=p["nginx_h2c"], TLS_PORT=p["nginx_tls"],
+                           LOCATIONS=locations))
+        proc = procs.start("nginx", wrapper + ["nginx", "-p", d, "-c", conf], d + "/nginx.log")
+        port = p["nginx_h1"]
+    else:
+        with open(d + "/haproxy-routes.lst", "w") as f:
+            f.write("".join(r + "\n" for r in routes))
+        conf = render("haproxy.cfg", d + "/haproxy.cfg",
+                      dict(WORKERS=1, DIR=d, HOST=HOST, ORIGIN_PORT=p["origin"], H1_PORT=p["haproxy"],
+                           TLS_PORT=p["haproxy_tls"]))
+        proc = procs.start("haproxy", wrapper + ["haproxy", "-db", "-f", conf], d + "/haproxy.log")
+        port = p["haproxy"]
+    wait_until(target + " under valgrind", lambda: http_get(port, stack.sc.path, timeout=10)[0] == 200, procs,
+               timeout=120)
+    return proc
+
+
+def callgrind_measure(procs, proc, url, n, cg_out, outdir, target):
+    """Warm up, instrument, n requests, dump; returns (total Ir, top functions by self Ir)."""
+    procs.run(["h2load", "--h1", "-n", "2000", "-c", "1", url], timeout=300)
+    # instrumentation starts after the warm-up, so the dump after the measured requests holds only those
+    subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+    out = procs.run(["h2load", "--h1", "-n", str(n), "-c", "1", url], timeout=900,
+                    log=os.path.join(outdir, "callgrind-%s-h2load.txt" % target))
+    subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+    if "%d succeeded" % n not in out or "%d 2xx" % n not in out:
+        raise BenchError("callgrind run %s: not every request succeeded:\n%s" % (target, out))
+    dump = cg_out + ".1"
+    if not os.path.exists(dump):
+        raise BenchError("no callgrind dump %s" % dump)
+    total = None
+    with open(dump) as f:
+        for line in f:
+            if line.startswith("summary:"):
+                total = int(line.split()[1])
+    ann = subprocess.run(["callgrind_annotate", "--threshold=100", dump], check=True, capture_output=True,
+                         text=True).stdout
+    with open(os.path.join(outdir, "callgrind-%s-annotate.txt" % target), "w") as f:
+        f.write(ann)
+    top = [l.strip() for l in ann.splitlines()
+           if re.match(r"^\s*[\d,]+ \(\s*[\d.]+%\)\s+\S", l) and "PROGRAM TOTALS" not in l]
+    return total, top
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="bash bench/run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds, at least 3 (default 3)")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
+    ap.add_argument("--scenario", action="append", help="run only this scenario (repeatable); default: all ready ones")
+    ap.add_argument("--protocol", action="append", choices=list(PROTOCOLS), help="only this protocol (repeatable)")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes/threads of every proxy (default 1)")
+    ap.add_argument("--origin-workers", type=int, default=1, help="nginx origin workers (default 1)")
+    ap.add_argument("--pin", action="store_true", help="pin the proxy under test to CPU 0 and everything else "
+                    "(origin, control plane, wrk, h2load) to the other CPUs (default: not pinned)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s, bare scenario only")
+    ap.add_argument("--callgrind", action="store_true", help="instead: instructions per request of each proxy under callgrind (deterministic)")
+    ap.add_argument("--callgrind-requests", type=int, default=20000, help="measured requests (default 20000)")
+    ap.add_argument("--bin-dir", default=BIN, help="where cephalo-controlplane and cephalo-dataplane are (default "
+                    "build/bin, built by bench/run; another dir measures another build, e.g. a baseline)")
+    ap.add_argument("--migrations", default=MIGRATIONS, help="migrations dir for that control plane (default "
+                    "migrations/)")
+    args = ap.parse_args(argv)
+    names = [s.name for s in SCENARIOS]
+    for n in args.scenario or []:
+        if n not in names:
+            ap.error("unknown scenario %s (known: %s)" % (n, ", ".join(names)))
+    if args.quick:
+        args.rounds, args.duration = 1, 1
+        args.scenario = args.scenario or ["bare"]
+    elif args.rounds < 3:
+        ap.error("--rounds must be at least 3 (medians of interleaved rounds); use --quick for a smoke run")
+    if args.pin and (os.cpu_count() or 1) < 2:
+        ap.error("--pin needs at least 2 CPUs")
+    if args.duration < 1 or args.workers < 1 or args.origin_workers < 1 or args.callgrind_requests < 1:
+        ap.error("--duration, --workers, --origin-workers and --callgrind-requests must be positive")
+    args.protocols = args.protocol or list(PROTOCOLS)
+    return args
+
+
+def source_state():
+    """Which code was measured: HEAD plus a digest of the uncommitted changes to the planes (read-only git)."""
+    if BIN != os.path.join(ROOT, "build", "bin"):
+        return "binaries: %s" % BIN
+    def git(*a):
+        return subprocess.run(["git", "-C", ROOT] + list(a), capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    diff = git("diff", "HEAD", "--", "dataplane", "proto", "controlplane", "CMakeLists.txt")
+    if not diff:
+        return "source: %s" % head
+    files = len(git("diff", "HEAD", "--name-only", "--", "dataplane", "proto", "controlplane", "CMakeLists.txt")
+                .splitlines())
+    return "source: %s + uncommitted changes in %d files (diff sha256 %s)" % (
+        head, files, hashlib.sha256(diff.encode()).hexdigest()[:12])
+
+
+def main(argv):
+    global BIN, MIGRATIONS
+    args = parse_args(argv)
+    BIN, MIGRATIONS = os.path.abspath(args.bin_dir), os.path.abspath(args.migrations)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    outdir = os.path.join(BENCH, "results", stamp)
+    os.makedirs(outdir)
+    procs = Procs()
+    try:
+        if args.callgrind:
+            run_callgrind(args, procs, outdir)
+            print("raw output: %s" % outdir)
+            return 0
+        all_results, info = {}, {}
+        wanted = args.scenario or [s.name for s in SCENARIOS]
+        for sc in SCENARIOS:
+            if sc.name not in wanted:
+                continue
+            if sc.pending:
+                print("== %s: %s -- %s" % (sc.name, sc.about, sc.pending))
+                continue
+            all_results[sc.name], info[sc.name] = run_scenario(args, sc, procs, outdir)
+        meta = ("rounds %d x %d s, interleaved; workers %d per proxy (origin %d); %s; wrk -t2 -c64; h2load -t2 -c32 -m10" % (
+                    args.rounds, args.duration, args.workers, args.origin_workers,
+                    "proxy pinned to CPU 0, the rest to the other %d" % (os.cpu_count() - 1) if args.pin else
+                    "not pinned (%d CPUs shared by clients, origin and proxy)" % os.cpu_count()))
+        meta += "; " + source_state()
+        text = "\n".join(["", "RESULTS  " + meta, "", table(all_results, info)])
+        pend = [s for s in SCENARIOS if s.pending and (not args.scenario or s.name in args.scenario)]
+        text += "".join("not run: %s - %s\n" % (s.name, s.pending) for s in pend)
+        print(text)
+        with open(os.path.join(outdir, "table.txt"), "w") as f:
+            f.write(text + "\n")
+        with open(os.path.join(outdir, "results.json"), "w") as f:
+            json.dump({"meta": meta, "info": info, "results": {
+                sc: {"%s/%s" % k: v for k, v in by.items()} for sc, by in all_results.items()}}, f, indent=1)
+        print("raw output: %s" % outdir)
+        return 0
+    except BenchError as e:
+        print("bench: error: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted, stopping everything", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
