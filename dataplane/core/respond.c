@@ -10,6 +10,7 @@
 #include "dataplane/compile/router.h"
 
 #define MODULE "dp/core/respond"
+#define SERVER_NAME "cephalo" /* h2o's server_name is empty: core/server.c */
 
 static const char *reason_of(int status)
 {
@@ -76,6 +77,7 @@ static void send_json(h2o_req_t *req, int status, const char *code, const char *
     req->res.status = status;
     req->res.reason = reason_of(status);
     req->res.content_length = o;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(SERVER_NAME));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, body, o);

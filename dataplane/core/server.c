@@ -203,12 +203,69 @@ static void shutdown_if_idle_h1(cph_conn_track_t *t)
 typedef struct st_cph_req_track_t {
     cph_conn_track_t *conn;
     cph_worker_t *worker;
+    h2o_buffer_t *parked_input; /* see keep_polled_begin; NULL when not parked */
 } cph_req_track_t;
+
+/*
+ * Keeping an HTTP/1 socket registered with epoll while its request runs.
+ *
+ * h2o 2.2.5's HTTP/1 server stops reading a connection while a request is handled and starts again after the
+ * response: for a proxied request those are two loop iterations apart, so its evloop removes the socket from epoll
+ * and adds it back, two epoll_ctl calls per request (a tenth of a proxied request's syscalls; nginx has none). h2o
+ * stops reading because the h2o_req_t points into sock->input, which a read could move. So, while the request
+ * runs, the request's bytes are parked aside, the socket gets an empty input buffer and a read callback that only
+ * stops reading (anything the client sends early, or its close, waits in that buffer or in the kernel, exactly as
+ * when h2o is not reading). At request dispose - h2o disposes the request right before it resumes reading or closes
+ * the socket, in the same call - the parked buffer comes back with anything read meanwhile appended, and reading is
+ * stopped again: h2o finds the state it left, and its read_start in the same loop iteration costs no syscall.
+ * Plain HTTP/1 only (TLS reads through its own buffers; HTTP/2 never stops reading).
+ */
+#if H2O_VERSION_MAJOR != 2 || H2O_VERSION_MINOR != 2
+#error "keep_polled_begin/end rely on h2o 2.2's lib/http1.c disposing the request before it consumes sock->input: re-check"
+#endif
+static void on_read_while_busy(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    h2o_socket_read_stop(sock); /* one event is enough: the rest waits, as it would have */
+}
+
+static void keep_polled_begin(cph_req_track_t *rt, h2o_req_t *req, h2o_socket_t *sock)
+{
+    if (rt->conn == NULL || req->version >= 0x200 || sock->ssl != NULL || h2o_socket_is_reading(sock))
+        return;
+    rt->parked_input = sock->input;
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    h2o_socket_read_start(sock, on_read_while_busy);
+}
+
+static void keep_polled_end(cph_req_track_t *rt)
+{
+    h2o_socket_t *sock = rt->conn->sock; /* NULL once closed: then the parked buffer is ours to free */
+
+    if (sock == NULL) {
+        h2o_buffer_dispose(&rt->parked_input);
+        return;
+    }
+    if (sock->_cb.read == on_read_while_busy) /* still ours: give h2o back the stopped socket it left */
+        h2o_socket_read_stop(sock);
+    if (sock->input->size != 0) {
+        h2o_iovec_t dst = h2o_buffer_reserve(&rt->parked_input, sock->input->size);
+        if (dst.base == NULL)
+            cph_fatal(MODULE, "out of memory");
+        memcpy(dst.base, sock->input->bytes, sock->input->size);
+        rt->parked_input->size += sock->input->size;
+    }
+    h2o_buffer_dispose(&sock->input);
+    sock->input = rt->parked_input;
+    rt->parked_input = NULL;
+}
 
 static void on_req_dispose(void *p)
 {
     cph_req_track_t *rt = p;
 
+    if (rt->parked_input != NULL)
+        keep_polled_end(rt);
     rt->worker->inflight--;
     if (rt->conn != NULL) {
         rt->conn->inflight--;
@@ -228,11 +285,13 @@ static int on_req_track(h2o_handler_t *self, h2o_req_t *req)
 
     rt->worker = w;
     rt->conn = sock != NULL && sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
+    rt->parked_input = NULL;
     w->inflight++;
     if (rt->conn != NULL) {
         rt->conn->inflight++;
         if (req->version >= 0x200)
             rt->conn->is_h2 = 1;
+        keep_polled_begin(rt, req, sock);
     }
     return -1;
 }
@@ -392,7 +451,9 @@ static void *worker_main(void *arg)
 static void init_globalconf(cph_server_t *s)
 {
     h2o_config_init(&s->globalconf);
-    s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("cephalo"));
+    /* no server_name: h2o's HTTP/1 writer would sprintf it into every response (a few percent of a proxied request's
+     * instructions); our answers carry "server: cephalo" as an ordinary header (filter/proxy.c, core/respond.c) */
+    s->globalconf.server_name = h2o_iovec_init(NULL, 0);
     s->globalconf.max_request_entity_size = MAX_REQUEST_ENTITY;
     s->globalconf.http1.req_timeout = HTTP1_REQ_TIMEOUT_MS;
     s->globalconf.http2.idle_timeout = HTTP2_IDLE_TIMEOUT_MS;

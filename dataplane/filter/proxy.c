@@ -1,43 +1,71 @@
 /*
  * filter/proxy: the terminal stage of a proxy route. It forwards the request to one target of the route's service
- * (round robin, weighted) over HTTP/1.1 with per-worker keep-alive pools, and streams the answer back.
+ * (round robin, weighted) over HTTP/1.1 and streams the answer back.
  *
- * Built on h2o_http1client, the way h2o's own lib/core/proxy.c is, but with our own mapping of failures: h2o answers
- * every upstream failure 502, we answer 502 upstream_connect_failed when no connection could be made, 504
- * upstream_timeout when the service's timeout_ms expires before the response head, 502 bad_gateway for anything else
- * before the head, and once the head went out an error can only abort the response (the client sees a truncation);
- * http1client never returns such a connection to the pool.
+ * Our own upstream client on h2o's socket layer (h2o_socket_t) and picohttpparser (core/h1resp.c), not
+ * h2o_http1client: profiling showed h2o's socket pool exports every idle connection out of the event loop and
+ * imports it back for the next request (epoll_ctl DEL + ADD, fcntl, a MSG_PEEK recv: four syscalls of the ~17 a
+ * proxied request costs). Here an idle keep-alive connection stays registered, reading: the same callback that
+ * would see a response sees the upstream's close (or stray bytes) and drops the connection at once, and the next
+ * request just writes to it.
  *
- * Per worker (struct st_cph_proxy_worker_t): socket pools indexed by the target's stable pool id (they outlive
- * snapshot swaps), one http1client context + h2o_timeout per distinct timeout_ms, and the round-robin positions
- * indexed by the service's metric id. All of it is touched only on the worker's thread.
+ * Failure mapping: 502 upstream_connect_failed when no connection could be made (resolution, connect), 504
+ * upstream_timeout when the service's timeout_ms expires before the response head (connect included), 502
+ * bad_gateway for anything else before the head (early close, malformed head, head over 64 KiB); once the head
+ * went out an error can only abort the response (the client sees a truncation). A connection is reused only after
+ * a complete, well-framed response with no stray bytes and no "Connection: close".
  *
  * A pooled connection the upstream closed while idle fails the next request before any answer; such a request is
  * retried once on a fresh connection when it is idempotent, as nginx does.
+ *
+ * Per worker (struct st_cph_proxy_worker_t): pools indexed by the target's stable pool id (they outlive snapshot
+ * swaps), one h2o_timeout_t per distinct timeout_ms, and the round-robin positions indexed by the service's metric
+ * id. All of it is touched only on the worker's thread.
  */
-#include <assert.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "proto/log.h"
 #include "dataplane/compile/router.h"
+#include "dataplane/core/h1resp.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
+#include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/proxy"
+#define SERVER_NAME "cephalo" /* h2o's server_name is empty: core/server.c */
 #define POOL_KEEPALIVE_MS 2000
+#define POOL_MAX_IDLE 1024           /* idle connections kept per upstream authority and worker */
+#define BODY_HIGH_WATER (256 * 1024) /* stop reading the upstream while this much waits for the client */
+
+typedef struct st_pool_t {
+    h2o_linklist_t idle; /* upconn_t, most recently used last */
+    size_t num_idle;
+    struct sockaddr_storage addr; /* when the host is numeric: resolved once */
+    socklen_t addrlen;            /* 0: resolve by name on each connect */
+} pool_t;
+
+struct st_upstream_t;
+
+typedef struct st_upconn_t {
+    h2o_linklist_t link; /* in pool->idle while idle */
+    h2o_socket_t *sock;
+    pool_t *pool;
+    struct st_upstream_t *u; /* the exchange using it, NULL while idle */
+    h2o_timeout_entry_t idle_timer;
+} upconn_t;
 
 typedef struct st_timeout_ctx_t {
     uint64_t ms;
     h2o_timeout_t timeout;
-    h2o_http1client_ctx_t client_ctx;
 } timeout_ctx_t;
 
 struct st_cph_proxy_worker_t {
     cph_worker_t *worker;
-    h2o_socketpool_t **pools; /* by pool id; NULL until first use */
+    pool_t **pools; /* by pool id; NULL until first use */
     size_t num_pools;
+    h2o_timeout_t idle_timeout;
     timeout_ctx_t **timeouts;
     size_t num_timeouts;
     uint32_t rr[CPH_STATS_MAX_SERVICES]; /* round-robin position by service metric id */
@@ -46,22 +74,66 @@ struct st_cph_proxy_worker_t {
 typedef struct st_upstream_t {
     h2o_generator_t super;
     cph_req_t *r;
-    h2o_http1client_t *client;
+    struct st_cph_proxy_worker_t *pw;
     const cph_target_t *target;
+    pool_t *pool;
     timeout_ctx_t *tctx;
+    h2o_timeout_entry_t timer; /* until the head; then between two reads of the body */
+    h2o_hostinfo_getaddr_req_t *getaddr;
+    upconn_t *conn;
     h2o_iovec_t bufs[2]; /* request head, body */
+    cph_h1resp_t resp;
     int is_head;
     int reused;  /* the connection came from the pool */
     int retried; /* already retried once on a fresh connection */
+    int head_done;
+    int finished; /* nothing more will come from the upstream */
+    int paused;   /* reading stopped until the client catches up */
     int had_body_error;
+    h2o_buffer_t *body; /* decoded payload not yet handed to h2o */
     h2o_doublebuffer_t sending;
-    h2o_buffer_t *last_content_before_send;
 } upstream_t;
 
-static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs, size_t *reqbufcnt,
-                                          int *method_is_head);
+static void start_exchange(upstream_t *u);
+static void connect_new(upstream_t *u);
 
-/* ---------------------------------------------------------------- per-worker state */
+/* ---------------------------------------------------------------- connections and pools */
+
+static void close_conn(upconn_t *c)
+{
+    if (h2o_linklist_is_linked(&c->link)) {
+        h2o_linklist_unlink(&c->link);
+        c->pool->num_idle--;
+    }
+    if (h2o_timeout_is_linked(&c->idle_timer))
+        h2o_timeout_unlink(&c->idle_timer);
+    h2o_socket_close(c->sock);
+    free(c);
+}
+
+/* An idle connection that becomes readable was closed by the upstream or sent bytes nobody asked for. */
+static void on_idle_read(h2o_socket_t *sock, const char *err)
+{
+    (void)err;
+    close_conn(sock->data);
+}
+
+static void on_idle_timeout(h2o_timeout_entry_t *entry)
+{
+    close_conn(H2O_STRUCT_FROM_MEMBER(upconn_t, idle_timer, entry));
+}
+
+static void return_to_pool(struct st_cph_proxy_worker_t *pw, upconn_t *c)
+{
+    pool_t *pool = c->pool;
+
+    c->u = NULL;
+    h2o_socket_read_start(c->sock, on_idle_read);
+    h2o_timeout_link(pw->worker->ctx.loop, &pw->idle_timeout, &c->idle_timer);
+    h2o_linklist_insert(&pool->idle, &c->link);
+    if (++pool->num_idle > POOL_MAX_IDLE)
+        close_conn(H2O_STRUCT_FROM_MEMBER(upconn_t, link, pool->idle.next));
+}
 
 void cph_proxy_worker_init(cph_worker_t *w)
 {
@@ -69,6 +141,7 @@ void cph_proxy_worker_init(cph_worker_t *w)
 
     memset(pw, 0, sizeof(*pw));
     pw->worker = w;
+    h2o_timeout_init(w->ctx.loop, &pw->idle_timeout, POOL_KEEPALIVE_MS);
     w->proxy = pw;
 }
 
@@ -79,11 +152,13 @@ void cph_proxy_worker_dispose(cph_worker_t *w)
     if (pw == NULL)
         return;
     for (size_t i = 0; i != pw->num_pools; ++i) {
-        if (pw->pools[i] != NULL) {
-            h2o_socketpool_dispose(pw->pools[i]);
-            free(pw->pools[i]);
-        }
+        if (pw->pools[i] == NULL)
+            continue;
+        while (!h2o_linklist_is_empty(&pw->pools[i]->idle))
+            close_conn(H2O_STRUCT_FROM_MEMBER(upconn_t, link, pw->pools[i]->idle.next));
+        free(pw->pools[i]);
     }
+    h2o_timeout_dispose(w->ctx.loop, &pw->idle_timeout);
     for (size_t i = 0; i != pw->num_timeouts; ++i) {
         h2o_timeout_dispose(w->ctx.loop, &pw->timeouts[i]->timeout);
         free(pw->timeouts[i]);
@@ -94,7 +169,7 @@ void cph_proxy_worker_dispose(cph_worker_t *w)
     w->proxy = NULL;
 }
 
-static h2o_socketpool_t *get_pool(struct st_cph_proxy_worker_t *pw, const cph_target_t *t)
+static pool_t *get_pool(struct st_cph_proxy_worker_t *pw, const cph_target_t *t)
 {
     if (t->pool_id >= pw->num_pools) {
         size_t n = t->pool_id + 16;
@@ -103,9 +178,17 @@ static h2o_socketpool_t *get_pool(struct st_cph_proxy_worker_t *pw, const cph_ta
         pw->num_pools = n;
     }
     if (pw->pools[t->pool_id] == NULL) {
-        h2o_socketpool_t *pool = h2o_mem_alloc(sizeof(*pool));
-        h2o_socketpool_init_by_hostport(pool, t->host, t->port, 0, SIZE_MAX);
-        h2o_socketpool_set_timeout(pool, pw->worker->ctx.loop, POOL_KEEPALIVE_MS);
+        pool_t *pool = h2o_mem_alloc(sizeof(*pool));
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *res;
+        char port[8];
+        memset(pool, 0, sizeof(*pool));
+        h2o_linklist_init_anchor(&pool->idle);
+        snprintf(port, sizeof(port), "%u", (unsigned)t->port);
+        if (getaddrinfo(t->host.base, port, &hints, &res) == 0) { /* numeric: no lookup, never blocks */
+            memcpy(&pool->addr, res->ai_addr, res->ai_addrlen);
+            pool->addrlen = res->ai_addrlen;
+            freeaddrinfo(res);
+        }
         pw->pools[t->pool_id] = pool;
     }
     return pw->pools[t->pool_id];
@@ -116,7 +199,7 @@ static timeout_ctx_t *get_timeout_ctx(struct st_cph_proxy_worker_t *pw, uint64_t
     timeout_ctx_t *t;
 
     if (ms == 0)
-        ms = 1; /* an io_timeout of 0 fails every request */
+        ms = 1;
     for (size_t i = 0; i != pw->num_timeouts; ++i)
         if (pw->timeouts[i]->ms == ms)
             return pw->timeouts[i];
@@ -124,9 +207,6 @@ static timeout_ctx_t *get_timeout_ctx(struct st_cph_proxy_worker_t *pw, uint64_t
     memset(t, 0, sizeof(*t));
     t->ms = ms;
     h2o_timeout_init(pw->worker->ctx.loop, &t->timeout, ms);
-    t->client_ctx.loop = pw->worker->ctx.loop;
-    t->client_ctx.getaddr_receiver = &pw->worker->ctx.receivers.hostinfo_getaddr;
-    t->client_ctx.io_timeout = &t->timeout;
     pw->timeouts = h2o_mem_realloc(pw->timeouts, sizeof(*pw->timeouts) * (pw->num_timeouts + 1));
     pw->timeouts[pw->num_timeouts++] = t;
     return t;
@@ -159,148 +239,66 @@ static void count_error(cph_req_t *r, cph_upstream_error_t kind)
         cph_counter_add(&r->worker->stats->upstream_errors[id][kind], 1);
 }
 
-/* ---------------------------------------------------------------- request */
-
-static int name_is(const h2o_iovec_t *name, const char *lit)
-{
-    return h2o_lcstris(name->base, name->len, lit, strlen(lit));
-}
-
-/* Headers the upstream must not receive from the client: hop-by-hop (RFC 7230 6.1), those listed in Connection, and
- * the ones we write ourselves. */
-static int drop_request_header(const h2o_header_t *h, h2o_iovec_t connection)
-{
-    static const char *const drop[] = {"connection",
-                                       "keep-alive",
-                                       "proxy-connection",
-                                       "te",
-                                       "trailer",
-                                       "upgrade",
-                                       "transfer-encoding",
-                                       "host",
-                                       "content-length",
-                                       "expect",
-                                       "http2-settings",
-                                       "x-forwarded-for",
-                                       "x-forwarded-proto",
-                                       "x-forwarded-host",
-                                       "cookie"};
-    for (size_t i = 0; i != sizeof(drop) / sizeof(drop[0]); ++i)
-        if (name_is(h->name, drop[i]))
-            return 1;
-    if (connection.len != 0 && h2o_contains_token(connection.base, connection.len, h->name->base, h->name->len, ','))
-        return 1;
-    /* never forward a byte that could split the header block */
-    return memchr(h->value.base, '\n', h->value.len) != NULL || memchr(h->value.base, '\r', h->value.len) != NULL;
-}
-
-/* Every value of the header name, joined with sep (a list header may be split over several lines; HTTP/2 sends one
- * cookie per line, which an HTTP/1.1 upstream must receive as one). */
-static h2o_iovec_t join_headers(h2o_mem_pool_t *pool, const h2o_headers_t *headers, const char *name, const char *sep)
-{
-    h2o_iovec_t out = h2o_iovec_init(NULL, 0);
-
-    for (size_t i = 0; i != headers->size; ++i) {
-        h2o_iovec_t v = headers->entries[i].value;
-        if (!name_is(headers->entries[i].name, name) || memchr(v.base, '\n', v.len) != NULL || memchr(v.base, '\r', v.len) != NULL)
-            continue;
-        out = out.base == NULL ? v : h2o_concat(pool, out, h2o_iovec_init(sep, strlen(sep)), v);
-    }
-    return out;
-}
-
-static h2o_iovec_t peer_address(h2o_req_t *req, char *buf)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
-    size_t n = len != 0 ? h2o_socket_getnumerichost((void *)&ss, len, buf) : SIZE_MAX;
-
-    return n != SIZE_MAX ? h2o_iovec_init(buf, n) : h2o_iovec_init(H2O_STRLIT("unknown"));
-}
-
-#define APPEND(s, n) (memcpy(p, (s), (n)), p += (n))
-#define APPEND_LIT(s) APPEND(s, sizeof(s) - 1)
-
-/* The request head: method, upstream path, the client's end-to-end headers, Host and X-Forwarded-*. */
-static h2o_iovec_t build_head(cph_req_t *r, const cph_target_t *target)
-{
-    h2o_req_t *req = r->req;
-    h2o_iovec_t conn = join_headers(&req->pool, &req->headers, "connection", ","),
-                xff = join_headers(&req->pool, &req->headers, "x-forwarded-for", ", "),
-                cookie = join_headers(&req->pool, &req->headers, "cookie", "; ");
-    char peerbuf[NI_MAXHOST], lenbuf[32];
-    h2o_iovec_t peer = peer_address(req, peerbuf), scheme = req->input.scheme->name;
-    int has_body = req->entity.base != NULL || cph_method_from(req->input.method.base, req->input.method.len) &
-                                                   (CPH_METHOD_POST | CPH_METHOD_PUT | CPH_METHOD_PATCH);
-    size_t lenlen = has_body ? (size_t)snprintf(lenbuf, sizeof(lenbuf), "%zu", req->entity.len) : 0;
-    size_t cap = req->input.method.len + r->upstream_path.len + target->authority.len + xff.len + peer.len + scheme.len +
-                 req->input.authority.len + lenlen + 256;
-
-    for (size_t i = 0; i != req->headers.size; ++i)
-        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
-    APPEND(req->input.method.base, req->input.method.len);
-    APPEND_LIT(" ");
-    APPEND(r->upstream_path.base, r->upstream_path.len);
-    APPEND_LIT(" HTTP/1.1\r\nhost: ");
-    APPEND(target->authority.base, target->authority.len);
-    APPEND_LIT("\r\nconnection: keep-alive\r\n");
-    for (size_t i = 0; i != req->headers.size; ++i) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        if (drop_request_header(h, conn))
-            continue;
-        APPEND(h->name->base, h->name->len);
-        APPEND_LIT(": ");
-        APPEND(h->value.base, h->value.len);
-        APPEND_LIT("\r\n");
-    }
-    if (cookie.len != 0) {
-        APPEND_LIT("cookie: ");
-        APPEND(cookie.base, cookie.len);
-        APPEND_LIT("\r\n");
-    }
-    if (has_body) {
-        APPEND_LIT("content-length: ");
-        APPEND(lenbuf, lenlen);
-        APPEND_LIT("\r\n");
-    }
-    APPEND_LIT("x-forwarded-for: ");
-    if (xff.len != 0) {
-        APPEND(xff.base, xff.len);
-        APPEND_LIT(", ");
-    }
-    APPEND(peer.base, peer.len);
-    APPEND_LIT("\r\nx-forwarded-proto: ");
-    APPEND(scheme.base, scheme.len);
-    APPEND_LIT("\r\nx-forwarded-host: ");
-    APPEND(req->input.authority.base, req->input.authority.len);
-    APPEND_LIT("\r\n\r\n");
-    assert((size_t)(p - buf) <= cap);
-    return h2o_iovec_init(buf, (size_t)(p - buf));
-}
-
-#undef APPEND
-#undef APPEND_LIT
-
 /* ---------------------------------------------------------------- response */
+
+/* Detaches the exchange from its connection and timers; the connection is closed unless keep is set. */
+static void release_conn(upstream_t *u, int keep)
+{
+    if (h2o_timeout_is_linked(&u->timer))
+        h2o_timeout_unlink(&u->timer);
+    if (u->getaddr != NULL) {
+        h2o_hostinfo_getaddr_cancel(u->getaddr);
+        u->getaddr = NULL;
+    }
+    if (u->conn != NULL) {
+        if (keep)
+            return_to_pool(u->pw, u->conn);
+        else
+            close_conn(u->conn);
+        u->conn = NULL;
+    }
+}
+
+static void restart_timer(upstream_t *u)
+{
+    if (h2o_timeout_is_linked(&u->timer))
+        h2o_timeout_unlink(&u->timer);
+    h2o_timeout_link(u->pw->worker->ctx.loop, &u->tctx->timeout, &u->timer);
+}
 
 static void fail_before_head(upstream_t *u, int status, const char *code, const char *message, cph_upstream_error_t kind)
 {
+    release_conn(u, 0);
     cph_log_warn(MODULE, "upstream %s of service %s: %s", u->target->authority.base, u->r->route->service->name, code);
     count_error(u->r, kind);
     cph_respond_error(u->r->req, status, code, message);
 }
 
-static int drop_response_header(const h2o_header_t *h, h2o_iovec_t connection)
+/* Copies status and end-to-end headers into the response (names lower-cased: HTTP/2 requires it). */
+static void copy_head(upstream_t *u, const struct phr_header *headers, size_t num_headers)
 {
-    static const char *const drop[] = {"connection", "keep-alive",     "proxy-connection",
-                                       "te",         "trailer",        "transfer-encoding",
-                                       "upgrade",    "content-length", "date" /* h2o writes its own */,
-                                       "server" /* ours is "cephalo" */};
-    for (size_t i = 0; i != sizeof(drop) / sizeof(drop[0]); ++i)
-        if (name_is(h->name, drop[i]))
-            return 1;
-    return connection.len != 0 && h2o_contains_token(connection.base, connection.len, h->name->base, h->name->len, ',');
+    h2o_req_t *req = u->r->req;
+    h2o_iovec_t conn = h2o_iovec_init(NULL, 0);
+
+    for (size_t i = 0; i != num_headers; ++i)
+        if (CPH_LC_EQ(headers[i].name, headers[i].name_len, "connection") &&
+            !CPH_LC_EQ(headers[i].value, headers[i].value_len, "keep-alive") &&
+            !CPH_LC_EQ(headers[i].value, headers[i].value_len, "close"))
+            conn = h2o_iovec_init(headers[i].value, headers[i].value_len); /* it names more hop-by-hop headers */
+    req->res.status = u->resp.status;
+    req->res.reason = h2o_strdup(&req->pool, u->resp.msg, u->resp.msg_len).base;
+    if (u->resp.framing == CPH_H1RESP_LENGTH || (u->resp.framing == CPH_H1RESP_NO_BODY && u->resp.content_length != SIZE_MAX))
+        req->res.content_length = u->resp.content_length;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(SERVER_NAME));
+    for (size_t i = 0; i != num_headers; ++i) {
+        const struct phr_header *h = &headers[i];
+        if (cph_proxy_drop_response_header(h->name, h->name_len, conn))
+            continue;
+        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
+        h2o_strtolower(name.base, name.len);
+        h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
+    }
 }
 
 static void do_send(upstream_t *u)
@@ -308,10 +306,10 @@ static void do_send(upstream_t *u)
     h2o_iovec_t vec;
     h2o_send_state_t state;
 
-    assert(u->sending.bytes_inflight == 0);
-    vec = h2o_doublebuffer_prepare(&u->sending, u->client != NULL ? &u->client->sock->input : &u->last_content_before_send,
-                                   u->r->req->preferred_chunk_size);
-    if (u->client == NULL && vec.len == u->sending.buf->size && u->last_content_before_send->size == 0) {
+    if (u->sending.bytes_inflight != 0)
+        return;
+    vec = h2o_doublebuffer_prepare(&u->sending, &u->body, u->r->req->preferred_chunk_size);
+    if (u->finished && vec.len == u->sending.buf->size && u->body->size == 0) {
         state = u->had_body_error ? H2O_SEND_STATE_ERROR : H2O_SEND_STATE_FINAL;
     } else {
         if (vec.len == 0)
@@ -321,157 +319,253 @@ static void do_send(upstream_t *u)
     h2o_send(u->r->req, &vec, vec.len != 0 ? 1 : 0, state);
 }
 
+static void body_error(upstream_t *u, const char *what, cph_upstream_error_t kind)
+{
+    cph_log_warn(MODULE, "upstream %s of service %s: %s after the response head", u->target->authority.base,
+                 u->r->route->service->name, what);
+    count_error(u->r, kind);
+    u->had_body_error = 1;
+    u->finished = 1;
+    release_conn(u, 0);
+}
+
+static void on_body_read(h2o_socket_t *sock, const char *err);
+
+/* Moves the decoded body bytes of the socket's input into u->body and hands them to h2o when it is idle. */
+static void handle_body(upstream_t *u)
+{
+    h2o_socket_t *sock = u->conn->sock;
+    size_t len = sock->input->size, extra;
+    int rc = cph_h1resp_decode_body(&u->resp, sock->input->bytes, &len, &extra);
+
+    if (rc < 0) {
+        body_error(u, "malformed chunked encoding", CPH_UPSTREAM_ERR_PROTOCOL);
+    } else {
+        if (len != 0) {
+            h2o_iovec_t dst = h2o_buffer_reserve(&u->body, len);
+            memcpy(dst.base, sock->input->bytes, len);
+            u->body->size += len;
+        }
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        if (rc == 1) {
+            u->finished = 1;
+            release_conn(u, u->resp.keepalive && extra == 0 && !h2o_socket_is_writing(sock));
+        } else if (u->body->size > BODY_HIGH_WATER) {
+            h2o_socket_read_stop(sock);
+            u->paused = 1;
+            h2o_timeout_unlink(&u->timer); /* the client is slow, not the upstream */
+        } else {
+            h2o_socket_read_start(sock, on_body_read);
+            restart_timer(u);
+        }
+    }
+    do_send(u);
+}
+
+static void on_body_read(h2o_socket_t *sock, const char *err)
+{
+    upstream_t *u = ((upconn_t *)sock->data)->u;
+
+    if (err == NULL) {
+        handle_body(u);
+        return;
+    }
+    if (err == h2o_socket_error_closed && cph_h1resp_eof_is_end(&u->resp)) {
+        u->finished = 1;
+        release_conn(u, 0);
+    } else {
+        body_error(u, "connection lost", CPH_UPSTREAM_ERR_PROTOCOL);
+    }
+    do_send(u);
+}
+
 static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
 {
     upstream_t *u = (upstream_t *)generator;
 
     (void)req;
     h2o_doublebuffer_consume(&u->sending);
+    if (u->paused && u->conn != NULL && u->body->size <= BODY_HIGH_WATER / 2) {
+        u->paused = 0;
+        h2o_socket_read_start(u->conn->sock, on_body_read);
+        restart_timer(u);
+    }
     do_send(u);
 }
 
 static void do_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
-    upstream_t *u = (upstream_t *)generator;
-
     (void)req;
-    if (u->client != NULL) {
-        h2o_http1client_cancel(u->client); /* never back to the pool */
-        u->client = NULL;
-    }
-}
-
-static int on_body(h2o_http1client_t *client, const char *errstr)
-{
-    upstream_t *u = client->data;
-
-    if (errstr != NULL) {
-        /* the client frees itself after this callback: keep what it read */
-        u->last_content_before_send = client->sock->input;
-        h2o_buffer_init(&client->sock->input, &h2o_socket_buffer_prototype);
-        u->client = NULL;
-        if (errstr != h2o_http1client_error_is_eos) {
-            int timeout = strcmp(errstr, "I/O timeout") == 0;
-            cph_log_warn(MODULE, "upstream %s of service %s: %s after the response head", u->target->authority.base,
-                         u->r->route->service->name, errstr);
-            count_error(u->r, timeout ? CPH_UPSTREAM_ERR_TIMEOUT : CPH_UPSTREAM_ERR_PROTOCOL);
-            u->had_body_error = 1;
-        }
-    }
-    if (u->sending.bytes_inflight == 0)
-        do_send(u);
-    return 0;
-}
-
-/* Copies status and end-to-end headers into the response; -1 on a malformed Content-Length. */
-static int copy_head(h2o_req_t *req, int status, h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers)
-{
-    h2o_iovec_t conn = h2o_iovec_init(NULL, 0);
-
-    for (size_t i = 0; i != num_headers; ++i)
-        if (name_is(headers[i].name, "connection"))
-            conn = headers[i].value;
-    req->res.status = status;
-    req->res.reason = h2o_strdup(&req->pool, msg.base, msg.len).base;
-    for (size_t i = 0; i != num_headers; ++i) {
-        const h2o_header_t *h = &headers[i];
-        if (name_is(h->name, "content-length")) {
-            size_t len = h2o_strtosize(h->value.base, h->value.len);
-            if (len == SIZE_MAX || (req->res.content_length != SIZE_MAX && req->res.content_length != len))
-                return -1;
-            req->res.content_length = len;
-            continue;
-        }
-        if (drop_response_header(h, conn))
-            continue;
-        h2o_iovec_t name = h2o_strdup(&req->pool, h->name->base, h->name->len);
-        h2o_iovec_t value = h2o_strdup(&req->pool, h->value.base, h->value.len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, h->orig_name, value.base, value.len);
-    }
-    return 0;
+    release_conn((upstream_t *)generator, 0); /* the client went away: never back to the pool */
 }
 
 /* ---------------------------------------------------------------- upstream exchange */
 
 /* A pooled connection that failed before any answer was most likely closed by the upstream while idle. */
-static int should_retry(upstream_t *u, const char *errstr)
+static int should_retry(upstream_t *u)
 {
     uint32_t idempotent =
         CPH_METHOD_GET | CPH_METHOD_HEAD | CPH_METHOD_PUT | CPH_METHOD_DELETE | CPH_METHOD_OPTIONS | CPH_METHOD_TRACE;
     h2o_req_t *req = u->r->req;
 
-    if (!u->reused || u->retried || strcmp(errstr, "I/O timeout") == 0)
+    if (!u->reused || u->retried || (u->conn != NULL && u->conn->sock->input->size != 0))
         return 0;
     return (cph_method_from(req->input.method.base, req->input.method.len) & idempotent) != 0;
 }
 
-static h2o_http1client_body_cb on_head(h2o_http1client_t *client, const char *errstr, int minor_version, int status,
-                                       h2o_iovec_t msg, h2o_header_t *headers, size_t num_headers, int rlen)
+/* The connection failed before a complete head: retry once, or answer 502. */
+static void fail_exchange(upstream_t *u)
 {
-    upstream_t *u = client->data;
-    h2o_req_t *req = u->r->req;
-
-    (void)minor_version, (void)rlen;
-    if (errstr != NULL && errstr != h2o_http1client_error_is_eos) {
-        u->client = NULL;
-        if (should_retry(u, errstr)) {
-            u->retried = 1;
-            u->reused = 0;
-            h2o_http1client_connect(&u->client, u, &u->tctx->client_ctx, u->target->host, u->target->port, 0, on_connect);
-        } else if (strcmp(errstr, "I/O timeout") == 0) {
-            fail_before_head(u, 504, "upstream_timeout", "The upstream did not answer in time", CPH_UPSTREAM_ERR_TIMEOUT);
-        } else {
-            fail_before_head(u, 502, "bad_gateway", "The upstream failed to answer", CPH_UPSTREAM_ERR_PROTOCOL);
-        }
-        return NULL;
+    if (should_retry(u)) {
+        release_conn(u, 0);
+        u->retried = 1;
+        connect_new(u);
+        return;
     }
-    if (status == 101 || copy_head(req, status, msg, headers, num_headers) != 0) {
-        u->client = NULL;
-        req->res = (h2o_res_t){.content_length = SIZE_MAX};
-        fail_before_head(u, 502, "bad_gateway", "The upstream sent an invalid response", CPH_UPSTREAM_ERR_PROTOCOL);
-        return NULL;
-    }
-    h2o_start_response(req, &u->super);
-    if (errstr == h2o_http1client_error_is_eos) {
-        u->client = NULL;
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-        return NULL;
-    }
-    return on_body;
+    fail_before_head(u, 502, "bad_gateway", "The upstream failed to answer", CPH_UPSTREAM_ERR_PROTOCOL);
 }
 
-static h2o_http1client_head_cb on_connect(h2o_http1client_t *client, const char *errstr, h2o_iovec_t **reqbufs, size_t *reqbufcnt,
-                                          int *method_is_head)
+static void on_head_read(h2o_socket_t *sock, const char *err)
 {
-    upstream_t *u = client->data;
+    upstream_t *u = ((upconn_t *)sock->data)->u;
+    struct phr_header headers[CPH_H1RESP_MAX_HEADERS];
+    size_t num_headers;
+    int ret;
 
-    if (errstr != NULL) {
-        u->client = NULL;
-        if (strcmp(errstr, "connection timeout") == 0)
-            fail_before_head(u, 504, "upstream_timeout", "The upstream did not accept the connection in time",
-                             CPH_UPSTREAM_ERR_TIMEOUT);
-        else
-            fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not connect to the upstream",
-                             CPH_UPSTREAM_ERR_CONNECT);
-        return NULL;
+    if (err != NULL) {
+        fail_exchange(u);
+        return;
     }
-    /* a socket handed out by the pool has carried an earlier request */
-    u->reused = client->sock != NULL && client->sock->bytes_written != 0;
-    *reqbufs = u->bufs;
-    *reqbufcnt = u->bufs[1].len != 0 ? 2 : 1;
-    *method_is_head = u->is_head;
-    return on_head;
+    for (;;) {
+        num_headers = CPH_H1RESP_MAX_HEADERS;
+        ret = cph_h1resp_parse_head(&u->resp, sock->input->bytes, sock->input->size, u->is_head, headers, &num_headers);
+        if (ret == -2)
+            return;
+        if (ret < 0) {
+            fail_before_head(u, 502, "bad_gateway", "The upstream sent an invalid response", CPH_UPSTREAM_ERR_PROTOCOL);
+            return;
+        }
+        if (u->resp.status >= 200)
+            break;
+        h2o_buffer_consume(&sock->input, (size_t)ret); /* an interim 1xx: the final head follows */
+    }
+    copy_head(u, headers, num_headers);
+    h2o_buffer_consume(&sock->input, (size_t)ret);
+    u->head_done = 1;
+    h2o_start_response(u->r->req, &u->super);
+    handle_body(u);
+}
+
+static void on_write_done(h2o_socket_t *sock, const char *err)
+{
+    upstream_t *u = ((upconn_t *)sock->data)->u;
+
+    if (err != NULL && u != NULL && !u->head_done)
+        fail_exchange(u);
+}
+
+static void send_request(upstream_t *u)
+{
+    restart_timer(u);
+    h2o_socket_write(u->conn->sock, u->bufs, u->bufs[1].len != 0 ? 2 : 1, on_write_done);
+    h2o_socket_read_start(u->conn->sock, on_head_read);
+}
+
+static void on_timeout(h2o_timeout_entry_t *entry)
+{
+    upstream_t *u = H2O_STRUCT_FROM_MEMBER(upstream_t, timer, entry);
+
+    if (!u->head_done) {
+        fail_before_head(u, 504, "upstream_timeout", "The upstream did not answer in time", CPH_UPSTREAM_ERR_TIMEOUT);
+    } else {
+        body_error(u, "I/O timeout", CPH_UPSTREAM_ERR_TIMEOUT);
+        do_send(u);
+    }
+}
+
+static void on_connect(h2o_socket_t *sock, const char *err)
+{
+    upstream_t *u = ((upconn_t *)sock->data)->u;
+
+    if (err != NULL) {
+        fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not connect to the upstream",
+                         CPH_UPSTREAM_ERR_CONNECT);
+        return;
+    }
+    send_request(u);
+}
+
+static void do_connect(upstream_t *u, struct sockaddr *addr, socklen_t addrlen)
+{
+    h2o_socket_t *sock = h2o_socket_connect(u->pw->worker->ctx.loop, addr, addrlen, on_connect);
+
+    if (sock == NULL) {
+        fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not connect to the upstream",
+                         CPH_UPSTREAM_ERR_CONNECT);
+        return;
+    }
+    upconn_t *c = h2o_mem_alloc(sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    c->sock = sock;
+    c->pool = u->pool;
+    c->u = u;
+    c->idle_timer.cb = on_idle_timeout;
+    sock->data = c;
+    u->conn = c;
+}
+
+static void on_getaddr(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struct addrinfo *res, void *data)
+{
+    upstream_t *u = data;
+
+    (void)req;
+    u->getaddr = NULL;
+    if (errstr != NULL) {
+        fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not resolve the upstream", CPH_UPSTREAM_ERR_CONNECT);
+        return;
+    }
+    struct addrinfo *ai = h2o_hostinfo_select_one(res);
+    do_connect(u, ai->ai_addr, ai->ai_addrlen);
+}
+
+/* A new connection; the timer covers resolution and connect. */
+static void connect_new(upstream_t *u)
+{
+    u->reused = 0;
+    restart_timer(u);
+    if (u->pool->addrlen != 0) {
+        do_connect(u, (struct sockaddr *)&u->pool->addr, u->pool->addrlen);
+        return;
+    }
+    char port[8];
+    int n = snprintf(port, sizeof(port), "%u", (unsigned)u->target->port);
+    u->getaddr =
+        h2o_hostinfo_getaddr(&u->pw->worker->ctx.receivers.hostinfo_getaddr, u->target->host, h2o_iovec_init(port, (size_t)n),
+                             AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_getaddr, u);
+}
+
+static void start_exchange(upstream_t *u)
+{
+    if (h2o_linklist_is_empty(&u->pool->idle)) {
+        connect_new(u);
+        return;
+    }
+    upconn_t *c = H2O_STRUCT_FROM_MEMBER(upconn_t, link, u->pool->idle.prev); /* the most recently used */
+    h2o_linklist_unlink(&c->link);
+    u->pool->num_idle--;
+    h2o_timeout_unlink(&c->idle_timer);
+    c->u = u;
+    u->conn = c;
+    u->reused = 1;
+    send_request(u);
 }
 
 static void on_upstream_dispose(void *p)
 {
     upstream_t *u = p;
 
-    if (u->client != NULL) {
-        h2o_http1client_cancel(u->client);
-        u->client = NULL;
-    }
-    h2o_buffer_dispose(&u->last_content_before_send);
+    release_conn(u, 0);
+    h2o_buffer_dispose(&u->body);
     h2o_doublebuffer_dispose(&u->sending);
 }
 
@@ -505,13 +599,16 @@ int cph_proxy_on_req(cph_req_t *r)
     u->super.proceed = do_proceed;
     u->super.stop = do_stop;
     u->r = r;
+    u->pw = pw;
     u->target = pick_target(pw, svc);
+    u->pool = get_pool(pw, u->target);
     u->tctx = get_timeout_ctx(pw, svc->timeout_ms);
-    u->bufs[0] = build_head(r, u->target);
+    u->timer.cb = on_timeout;
+    u->bufs[0] = cph_proxy_build_head(r, u->target);
     u->bufs[1] = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
     u->is_head = cph_method_from(req->input.method.base, req->input.method.len) == CPH_METHOD_HEAD;
-    h2o_buffer_init(&u->last_content_before_send, &h2o_socket_buffer_prototype);
+    h2o_buffer_init(&u->body, &h2o_socket_buffer_prototype);
     h2o_doublebuffer_init(&u->sending, &h2o_socket_buffer_prototype);
-    h2o_http1client_connect_with_pool(&u->client, u, &u->tctx->client_ctx, get_pool(pw, u->target), on_connect);
+    start_exchange(u);
     return CPH_DONE;
 }
