@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: install deps, build with ASan + UBSan into build-asan/, run the unit tests (ctest) and the
-# end-to-end suite (pytest, tests/e2e) against the sanitized binaries. Exits non-zero on any failure.
+# end-to-end suite (pytest, tests/e2e) against the sanitized binaries, then a smoke run of the benchmark harness.
+# Exits non-zero on any failure.
 #
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k admin -x`.
 set -euo pipefail
@@ -28,4 +29,8 @@ export CEPHALO_BIN_DIR=$ROOT/build-asan/bin
 export CEPHALO_SOURCE_DIR=$ROOT
 # Debian's python3 has pytest and h2; a pyenv python3 earlier on PATH does not.
 /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
+
+# The benchmark harness itself (bench/run --quick: one 1-second round, release build); nothing here judges the numbers.
+echo "== benchmark harness smoke test =="
+bash bench/smoke.sh
 echo "== all tests passed =="
