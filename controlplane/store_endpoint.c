@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "controlplane/store_endpoint.h"
+#include "controlplane/store_service.h"
 #include "controlplane/ident.h"
 #include "proto/log.h"
 
@@ -193,25 +194,6 @@ json_t *cph_store_endpoint_get(cph_db_t *db, const char *key, cph_error_t *err)
     return cph_ident_get(db, SELECT_ENDPOINT "WHERE ", "e.id", "e.id", row_to_json, "endpoint", key, err);
 }
 
-/* The id of the service the rule names. */
-static int service_id(cph_db_t *db, const json_t *ep, int64_t *id, cph_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT id FROM services WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        return cph_store_internal(db, err, "prepare service lookup");
-    sqlite3_bind_text(st, 1, json_string_value(json_object_get(ep, "service")), -1, SQLITE_TRANSIENT);
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    if (rc == SQLITE_DONE)
-        return cph_error_set(err, "unknown_service", "/service", "no service with this name exists");
-    return cph_store_internal(db, err, "service lookup");
-}
-
 /* Replaces the role and group links of rule id: {system, name} looked up. */
 static int write_links(cph_db_t *db, int64_t id, const json_t *ep, cph_error_t *err)
 {
@@ -231,7 +213,7 @@ static int write_endpoint(cph_db_t *db, const char *sql, int64_t *id, const json
     int64_t svc = 0;
     char now[32];
 
-    if (service_id(db, ep, &svc, err) != 0)
+    if (cph_store_service_id(db, json_string_value(json_object_get(ep, "service")), "/service", &svc, err) != 0)
         return -1;
     if (sqlite3_prepare_v2(cph_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
         return cph_store_internal(db, err, "prepare write");

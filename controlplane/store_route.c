@@ -6,6 +6,7 @@
  * every write. paths, hosts and methods are JSON columns, read and written whole like a service's targets.
  */
 #include "controlplane/store_route.h"
+#include "controlplane/store_service.h"
 
 #define SELECT_ROUTE                                                                                                               \
     "SELECT r.id, r.name, s.name, r.paths, r.hosts, r.methods, r.strip_prefix, r.created_at, r.updated_at "                        \
@@ -64,26 +65,6 @@ json_t *cph_store_route_get(cph_db_t *db, const char *key, cph_error_t *err)
     return cph_store_get(db, SELECT_ROUTE "WHERE ", "r.id", "r.name", row_to_json, "route", key, err);
 }
 
-/* The id of the service named by route.service (by name only: the API speaks names). */
-static int service_id(cph_db_t *db, const json_t *route, int64_t *id, cph_error_t *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT id FROM services WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
-        return cph_store_internal(db, err, "prepare service lookup");
-    sqlite3_bind_text(st, 1, json_string_value(json_object_get(route, "service")), -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    if (rc == SQLITE_DONE)
-        return cph_error_set(err, "unknown_service", "/service", "no service with this name exists");
-    return cph_store_internal(db, err, "service lookup");
-}
-
 /* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now (?8 id), then steps. */
 static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *route, cph_error_t *err)
 {
@@ -91,7 +72,7 @@ static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *ro
     char now[32];
     int64_t sid = 0;
 
-    if (service_id(db, route, &sid, err) != 0)
+    if (cph_store_service_id(db, json_string_value(json_object_get(route, "service")), "/service", &sid, err) != 0)
         return -1;
     if (sqlite3_prepare_v2(cph_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
         return cph_store_internal(db, err, "prepare write");

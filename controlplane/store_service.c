@@ -98,3 +98,22 @@ int cph_store_service_delete(cph_db_t *db, int64_t id, cph_error_t *err)
 {
     return cph_store_delete(db, "services", "service", "the service is used by routes", id, err);
 }
+
+int cph_store_service_id(cph_db_t *db, const char *name, const char *path, int64_t *id, cph_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT id FROM services WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        return cph_store_internal(db, err, "prepare service lookup");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return cph_error_set(err, "unknown_service", path, "no service with this name exists");
+    return cph_store_internal(db, err, "service lookup");
+}

@@ -36,4 +36,10 @@ int cph_store_service_update(cph_db_t *db, int64_t id, const json_t *svc, cph_er
 /** Deletes service id. err {conflict} while routes use it, {not_found} if it does not exist. */
 int cph_store_service_delete(cph_db_t *db, int64_t id, cph_error_t *err);
 
+/**
+ * The id of the service called name into *id, for the tables that refer to services (routes, endpoint rules): the API
+ * speaks names. err {unknown_service} at path when there is none. Returns 0 or -1.
+ */
+int cph_store_service_id(cph_db_t *db, const char *name, const char *path, int64_t *id, cph_error_t *err);
+
 #endif
