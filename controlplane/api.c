@@ -53,6 +53,8 @@ static const struct st_resource_t {
     {"api_keys", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_api_keys},
     {"dataplanes", CPH_API_GET, 0, cph_api_dataplanes},
     {"snapshot", CPH_API_GET, 0, cph_api_snapshot},
+    {"signing_keys", CPH_API_GET, CPH_API_GET | CPH_API_POST, cph_api_signing_keys}, /* POST only on .../rotate */
+    {"jwks", CPH_API_GET, 0, cph_api_jwks},
 };
 
 /* Per-request state, from the headers to the completion callback. */

@@ -75,5 +75,9 @@ void cph_api_endpoints(cph_api_req_t *req);
 void cph_api_api_keys(cph_api_req_t *req);
 void cph_api_dataplanes(cph_api_req_t *req);
 void cph_api_snapshot(cph_api_req_t *req);
+/** The signing keys (api_signing.c): GET the list or one key by id or kid, POST {key = "rotate"} a rotation. */
+void cph_api_signing_keys(cph_api_req_t *req);
+/** GET: the public JWKS of the active and retiring signing keys. */
+void cph_api_jwks(cph_api_req_t *req);
 
 #endif

@@ -22,6 +22,7 @@
 #include "controlplane/api.h"
 #include "controlplane/db.h"
 #include "controlplane/dpserver.h"
+#include "controlplane/signing.h"
 #include "proto/log.h"
 
 #define MODULE "cp/main"
@@ -266,7 +267,7 @@ static int run(const config_t *c, cph_db_t *db, const sigset_t *sigs)
 int main(int argc, char **argv)
 {
     config_t c = {0};
-    cph_error_t err;
+    cph_error_t err = {0};
     cph_db_t *db = NULL;
     sigset_t sigs;
     char path[4096];
@@ -288,8 +289,12 @@ int main(int argc, char **argv)
         cph_log_error(MODULE, "cannot open the database: %s", err.msg);
         return 1;
     }
-    if (bootstrap_token(db) != 0 || cph_db_ensure_snapshot(db, &err) != 0)
+    /* the first key's write is a fresh database's version 1 (its snapshot is the empty one the bootstrap would write) */
+    if (bootstrap_token(db) != 0 || cph_signing_ensure(db, &err) != 0 || cph_db_ensure_snapshot(db, &err) != 0) {
+        if (err.msg[0] != '\0')
+            cph_log_error(MODULE, "cannot initialise the database: %s", err.msg);
         goto Exit;
+    }
     if (run(&c, db, &sigs) == 0)
         ret = 0;
 Exit:
