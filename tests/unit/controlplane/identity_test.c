@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "tests/unit/controlplane/db_fixture.h"
 #include <openssl/evp.h>
 #include "controlplane/db.h"
 #include "controlplane/ident.h"
@@ -27,48 +28,6 @@
 #include "controlplane/store_system.h"
 #include "controlplane/store_user.h"
 
-typedef struct st_fixture_t {
-    char dir[64];
-    cph_db_t *db;
-} fixture_t;
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-
-    if (v == NULL)
-        fail_msg("test JSON does not parse: %s (%s)", jerr.text, text);
-    return v;
-}
-
-static int setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof(*fx));
-    char path[128];
-    cph_error_t err;
-
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cph-ident-test-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(path, sizeof(path), "%s/cephalo.db", fx->dir);
-    assert_non_null(fx->db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
-    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *fx = *state;
-    char cmd[128];
-
-    cph_db_close(fx->db);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
-    assert_int_equal(system(cmd), 0);
-    free(fx);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- one write through cph_db_write */
 
 typedef struct st_op_t {
@@ -78,6 +37,15 @@ typedef struct st_op_t {
     json_t *obj;
     int64_t id;
 } op_t;
+
+static int setup(void **state)
+{
+    cph_error_t err;
+
+    db_fixture_setup(state, "ident-test");
+    assert_int_equal(cph_db_ensure_snapshot(((fixture_t *)*state)->db, &err), 0);
+    return 0;
+}
 
 static int on_op(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
 {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "tests/unit/controlplane/db_fixture.h"
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -25,40 +26,14 @@
 
 #define T0 ((time_t)1893456000) /* 2030-01-01T00:00:00Z */
 
-typedef struct st_fixture_t {
-    char dir[64];
-    cph_db_t *db;
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof(*fx));
-    char path[128];
-    cph_error_t err;
-
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cph-signing-test-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(path, sizeof(path), "%s/cephalo.db", fx->dir);
-    assert_non_null(fx->db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *fx = *state;
-    char cmd[128];
-
-    cph_db_close(fx->db);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
-    assert_int_equal(system(cmd), 0);
-    free(fx);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 /* Unpadded base64url -> bytes; returns the length, or -1 when s is not canonical unpadded base64url. */
+static int setup(void **state)
+{
+    return db_fixture_setup(state, "signing-test");
+}
+
 static int b64url_decode(const char *s, unsigned char *out, size_t cap)
 {
     char buf[2048];

@@ -11,50 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "tests/unit/controlplane/db_fixture.h"
 #include "controlplane/db.h"
 #include "controlplane/store_route.h"
 #include "controlplane/store_service.h"
-
-typedef struct st_fixture_t {
-    char dir[64];
-    cph_db_t *db;
-} fixture_t;
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-
-    if (v == NULL)
-        fail_msg("test JSON does not parse: %s", jerr.text);
-    return v;
-}
-
-static int setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof(*fx));
-    char path[128];
-    cph_error_t err;
-
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/cph-store-test-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(path, sizeof(path), "%s/cephalo.db", fx->dir);
-    assert_non_null(fx->db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *fx = *state;
-    char cmd[128];
-
-    cph_db_close(fx->db);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
-    assert_int_equal(system(cmd), 0);
-    free(fx);
-    return 0;
-}
 
 /* One write: op 'c' create, 'u' update (key), 'd' delete (key) of a service ('s') or route ('r'). */
 typedef struct st_op_t {
@@ -62,6 +22,11 @@ typedef struct st_op_t {
     const char *key;
     json_t *obj;
 } op_t;
+
+static int setup(void **state)
+{
+    return db_fixture_setup(state, "store-test");
+}
 
 static int on_op(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
 {
