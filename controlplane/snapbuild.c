@@ -5,8 +5,16 @@
  * which is what PROTOCOL.md §2 asks for), ids and timestamps are left out, and every optional field is written with
  * its value so that a default never depends on which side fills it in. The stores already hold normalised objects
  * (defaults filled, only schema fields), so this is a projection of their API representation.
+ *
+ * "keys" carries the public JWKs of the active and retiring signing keys (the JWKS of signing.c), sorted by kid so
+ * the hash does not depend on which key is newer: a rotation changes the body and so reaches every data plane like
+ * any other write. The member is left out when there is no key (a store before its first key), never written empty.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include "proto/log.h"
+#include "controlplane/signing.h"
 #include "controlplane/snapbuild.h"
 #include "controlplane/store_route.h"
 #include "controlplane/store_service.h"
@@ -28,17 +36,48 @@ static void strip(json_t *arr)
     }
 }
 
+static int by_kid(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "kid")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "kid")));
+}
+
+/* The published public JWKs sorted by kid (a new array), or NULL with err. */
+static json_t *public_keys(cph_db_t *db, cph_error_t *err)
+{
+    json_t *jwks = cph_signing_jwks(db, time(NULL), err), *keys, *jwk, **sorted;
+    size_t i, n;
+
+    if (jwks == NULL)
+        return NULL;
+    n = json_array_size(json_object_get(jwks, "keys"));
+    if ((sorted = calloc(n + 1, sizeof(*sorted))) == NULL || (keys = json_array()) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    json_array_foreach(json_object_get(jwks, "keys"), i, jwk) sorted[i] = jwk;
+    qsort(sorted, n, sizeof(*sorted), by_kid);
+    for (i = 0; i != n; ++i)
+        json_array_append(keys, sorted[i]);
+    free(sorted);
+    json_decref(jwks);
+    return keys;
+}
+
 json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err)
 {
-    json_t *services, *routes;
+    json_t *services = NULL, *routes = NULL, *keys = NULL, *body = NULL;
 
-    if ((services = cph_store_service_list(db, err)) == NULL)
-        return NULL;
-    if ((routes = cph_store_route_list(db, err)) == NULL) {
-        json_decref(services);
-        return NULL;
-    }
+    if ((services = cph_store_service_list(db, err)) == NULL || (routes = cph_store_route_list(db, err)) == NULL ||
+        (keys = public_keys(db, err)) == NULL)
+        goto Exit;
     strip(services);
     strip(routes);
-    return json_pack("{s:o, s:o}", "services", services, "routes", routes);
+    if ((body = json_pack("{s:O, s:O}", "services", services, "routes", routes)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    if (json_array_size(keys) != 0)
+        json_object_set(body, "keys", keys);
+Exit:
+    json_decref(services);
+    json_decref(routes);
+    json_decref(keys);
+    return body;
 }

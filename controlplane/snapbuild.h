@@ -8,7 +8,8 @@
 #include "controlplane/db.h"
 
 /**
- * Builds {"services":[...], "routes":[...]} from the rows, each array sorted by name (byte order), every optional
+ * Builds {"services":[...], "routes":[...], "keys"?:[...]} from the rows, each array sorted by name (byte order; the
+ * published public signing keys by kid, the member absent when there is none), every optional
  * field written out with its value (defaults explicit), no ids or timestamps. Caller holds the lock. Returns a new
  * reference, or NULL with err {internal}. The same rows always give the same body, whatever order they were
  * inserted in, so the same hash (cph_snapshot_hash).

@@ -5,10 +5,13 @@
  * compiles, so one function decides what a valid configuration is. It is strict on purpose: unknown members are
  * rejected (a typo must not silently mean "default"), every integer is range-checked, a real number is refused
  * wherever it appears (the canonical hash needs one spelling per number), and target URLs and route paths are
- * parsed here, so the compilers downstream can trust them.
+ * parsed here, so the compilers downstream can trust them. The optional "keys" are public JWKs only: every member is
+ * named, so private material ("d", "p", ...) cannot pass, and their base64url numbers are checked for size and one
+ * spelling. The /auth path prefix belongs to the data plane's built-in routes, so no route may claim it.
  *
  * Errors name the first offending value with a JSON pointer. Values are checked in document order: the top level,
- * then each service (its members in the order of the table in PROTOCOL.md, unknown members first), then each route;
+ * then each service (its members in the order of the table in PROTOCOL.md, unknown members first), then each route,
+ * then each key;
  * a duplicate name points at the later occurrence. A missing member is reported at the pointer it would have.
  */
 #include <arpa/inet.h>
@@ -28,11 +31,19 @@
 #define MAX_METHODS 16
 #define WEIGHT_MAX 1000
 #define TIMEOUT_MS_MAX 3600000
+#define MAX_KEYS 16
+#define EC_COORD_BYTES 32
+#define RSA_N_MIN 256           /* 2048 bits */
+#define RSA_N_MAX 512           /* 4096 bits */
+#define RESERVED_PREFIX "/auth" /* the data plane's built-in routes (PROTOCOL.md section 5) */
 
 static const char *const service_members[] = {"name", "targets", "timeout_ms", NULL};
 static const char *const target_members[] = {"url", "weight", NULL};
 static const char *const route_members[] = {"name", "service", "paths", "hosts", "methods", "strip_prefix", NULL};
-static const char *const body_members[] = {"services", "routes", NULL};
+static const char *const body_members[] = {"services", "routes", "keys", NULL};
+static const char *const key_members[] = {"kid", "alg", "kty", "use", "crv", "x", "y", "n", "e", NULL};
+static const char *const ec_key_members[] = {"kid", "alg", "kty", "use", "crv", "x", "y", NULL};
+static const char *const rsa_key_members[] = {"kid", "alg", "kty", "use", "n", "e", NULL};
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", NULL};
 
 /* ---------------------------------------------------------------- syntax of names, hosts and URLs */
@@ -345,6 +356,9 @@ static int check_path(const json_t *paths, size_t i, const char *at, cph_error_t
         return cph_error_set(err, "invalid", at, "the path is not a valid request path");
     if (outlen != len || memcmp(canon, json_string_value(v), len) != 0)
         return cph_error_set(err, "invalid", at, "the path is not canonical; write it as \"%.200s\"", canon);
+    if (len >= sizeof(RESERVED_PREFIX) - 1 && memcmp(json_string_value(v), RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) == 0 &&
+        (len == sizeof(RESERVED_PREFIX) - 1 || json_string_value(v)[sizeof(RESERVED_PREFIX) - 1] == '/'))
+        return cph_error_set(err, "invalid", at, "the path prefix /auth is reserved for the gateway's built-in routes");
     if (seen_before(paths, i, json_string_value(v), len))
         return cph_error_set(err, "duplicate", at, "the path is listed twice in this route");
     return 0;
@@ -420,6 +434,171 @@ int cph_schema_validate_route(const json_t *route, cph_error_t *err)
     return validate_route_at(route, "", err);
 }
 
+/* ---------------------------------------------------------------- keys (public JWKs) */
+
+/* The value of one base64url character, or -1. */
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/*
+ * Strict unpadded base64url (RFC 7515 section 2): only the 64 characters, no '=', no whitespace, a length that is not
+ * 1 mod 4, and zero spare bits in the last character, so every byte string has one spelling. OpenSSL's decoders
+ * accept padding, whitespace and the other alphabet, which is why this small check exists. Decodes the first
+ * min(cap, n) bytes into out; returns the decoded length, or -1.
+ */
+static long b64url_decode(const char *s, size_t len, unsigned char *out, size_t cap)
+{
+    size_t i, n = 0;
+    unsigned acc = 0, bits = 0;
+
+    if (len % 4 == 1)
+        return -1;
+    for (i = 0; i != len; ++i) {
+        int v = b64url_value(s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (unsigned)v;
+        if ((bits += 6) >= 8) {
+            bits -= 8;
+            if (n < cap)
+                out[n] = (unsigned char)(acc >> bits);
+            ++n;
+            acc &= (1u << bits) - 1;
+        }
+    }
+    return acc == 0 ? (long)n : -1;
+}
+
+/* A required base64url member whose decoded length is within [lo, hi] bytes; *first gets the first decoded bytes. */
+static int check_b64_member(const json_t *jwk, const char *base, const char *key, size_t lo, size_t hi, unsigned char first[4],
+                            long *n, cph_error_t *err)
+{
+    const json_t *v;
+    char p[256];
+
+    if (get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
+        return -1;
+    memset(first, 0, 4);
+    *n = json_string_length(v) <= 4 * hi / 3 + 4 ? b64url_decode(json_string_value(v), json_string_length(v), first, 4) : -1;
+    if (*n < (long)lo || *n > (long)hi || first[0] == 0)
+        return cph_error_set(err, "invalid", at_key(p, base, key),
+                             "\"%s\" must be unpadded base64url of %zu to %zu bytes without a leading zero byte", key, lo, hi);
+    return 0;
+}
+
+/* A required string member equal to one of the allowed values; *index gets which one. */
+static int check_enum_member(const json_t *obj, const char *base, const char *key, const char *const *allowed, size_t *index,
+                             cph_error_t *err)
+{
+    const json_t *v;
+    char p[256];
+
+    if (get_member(obj, base, key, JSON_STRING, 1, &v, err) != 0)
+        return -1;
+    for (*index = 0; allowed[*index] != NULL; ++*index)
+        if (strlen(allowed[*index]) == json_string_length(v) && strcmp(allowed[*index], json_string_value(v)) == 0)
+            return 0;
+    return cph_error_set(err, "invalid", at_key(p, base, key), "\"%s\" has a value this gateway does not accept", key);
+}
+
+static int check_ec_key(const json_t *jwk, const char *base, cph_error_t *err)
+{
+    static const char *const crvs[] = {"P-256", NULL};
+    unsigned char first[4];
+    size_t i;
+    long n;
+    char p[256];
+
+    if (check_members(jwk, base, ec_key_members, err) != 0 || check_enum_member(jwk, base, "crv", crvs, &i, err) != 0)
+        return -1;
+    /* coordinates are fixed-width: a leading zero byte is legal there, so check_b64_member's rule does not apply */
+    for (i = 0; i != 2; ++i) {
+        const json_t *v;
+        const char *key = i == 0 ? "x" : "y";
+        if (get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
+            return -1;
+        n = json_string_length(v) <= 64 ? b64url_decode(json_string_value(v), json_string_length(v), first, 0) : -1;
+        if (n != EC_COORD_BYTES)
+            return cph_error_set(err, "invalid", at_key(p, base, key), "\"%s\" must be unpadded base64url of exactly %d bytes", key,
+                                 EC_COORD_BYTES);
+    }
+    return 0;
+}
+
+static int check_rsa_key(const json_t *jwk, const char *base, cph_error_t *err)
+{
+    unsigned char first[4];
+    long n;
+    char p[256];
+    uint32_t e = 0;
+
+    if (check_members(jwk, base, rsa_key_members, err) != 0 ||
+        check_b64_member(jwk, base, "n", RSA_N_MIN, RSA_N_MAX, first, &n, err) != 0 ||
+        check_b64_member(jwk, base, "e", 1, 4, first, &n, err) != 0)
+        return -1;
+    for (long i = 0; i != n; ++i)
+        e = (e << 8) | first[i];
+    if (e < 3 || e % 2 == 0)
+        return cph_error_set(err, "invalid", at_key(p, base, "e"), "\"e\" must be an odd public exponent of at least 3");
+    return 0;
+}
+
+/* One public JWK as the control plane's JWKS has it; kids are checked for uniqueness by the caller. */
+static int check_key(const json_t *jwk, const char *base, cph_error_t *err)
+{
+    static const char *const algs[] = {"ES256", "RS256", NULL}, *const ktys[] = {"EC", "RSA", NULL}, *const uses[] = {"sig", NULL};
+    size_t alg, kty, use;
+    char p[256];
+
+    if (!json_is_object(jwk))
+        return wrong_type(err, base, jwk, "an object");
+    if (check_members(jwk, base, key_members, err) != 0 || check_name_member(jwk, base, "kid", err) != 0 ||
+        check_enum_member(jwk, base, "alg", algs, &alg, err) != 0 || check_enum_member(jwk, base, "kty", ktys, &kty, err) != 0 ||
+        check_enum_member(jwk, base, "use", uses, &use, err) != 0)
+        return -1;
+    if (alg != kty) /* ES256 goes with EC, RS256 with RSA: the index of one is the index of the other */
+        return cph_error_set(err, "invalid", at_key(p, base, "kty"), "\"kty\" does not match \"alg\"");
+    return kty == 0 ? check_ec_key(jwk, base, err) : check_rsa_key(jwk, base, err);
+}
+
+/* Every key of the optional "keys" array, kids unique (a repeated kid is reported at the later one). */
+static int check_keys(const json_t *keys, cph_error_t *err)
+{
+    json_t *kids;
+    char p[256], pk[256];
+    size_t i;
+    int ret = -1;
+
+    if (keys == NULL)
+        return 0;
+    if ((kids = json_object()) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    for (i = 0; i != json_array_size(keys); ++i) {
+        const char *kid;
+        if (check_key(json_array_get(keys, i), at_index(p, "/keys", i), err) != 0)
+            goto Exit;
+        kid = json_string_value(json_object_get(json_array_get(keys, i), "kid"));
+        if (json_object_get(kids, kid) != NULL) {
+            cph_error_set(err, "duplicate", at_key(pk, p, "kid"), "the kid \"%s\" is used twice", kid);
+            goto Exit;
+        }
+        if (json_object_set_new(kids, kid, json_true()) != 0)
+            cph_fatal(MODULE, "out of memory");
+    }
+    ret = 0;
+Exit:
+    json_decref(kids);
+    return ret;
+}
+
 /* ---------------------------------------------------------------- body */
 
 /* Validates every element of list with fn and rejects a repeated name; names (a json object used as a set) gets them all. */
@@ -449,7 +628,7 @@ static int check_list(const json_t *list, const char *base, int (*fn)(const json
 
 int cph_snapshot_validate(const json_t *body, cph_error_t *err)
 {
-    const json_t *services, *routes;
+    const json_t *services, *routes, *keys;
     json_t *service_names, *route_names;
     int ret = -1;
 
@@ -457,12 +636,13 @@ int cph_snapshot_validate(const json_t *body, cph_error_t *err)
         return wrong_type(err, "", body, "an object");
     if (check_members(body, "", body_members, err) != 0 ||
         get_array(body, "", "services", 1, 0, MAX_SERVICES, &services, err) != 0 ||
-        get_array(body, "", "routes", 1, 0, MAX_ROUTES, &routes, err) != 0)
+        get_array(body, "", "routes", 1, 0, MAX_ROUTES, &routes, err) != 0 ||
+        get_array(body, "", "keys", 0, 0, MAX_KEYS, &keys, err) != 0)
         return -1;
     if ((service_names = json_object()) == NULL || (route_names = json_object()) == NULL)
         cph_fatal(MODULE, "out of memory");
     if (check_list(services, "/services", validate_service_at, service_names, NULL, err) != 0 ||
-        check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0)
+        check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0 || check_keys(keys, err) != 0)
         goto Exit;
     ret = 0;
 Exit:

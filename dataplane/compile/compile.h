@@ -14,5 +14,7 @@
 int cph_proxy_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** routes -> snap->routes and snap->router (longest-prefix matcher over hosts, paths and methods). */
 int cph_router_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** keys -> snap->auth (compile/auth.h): the served JWKS document and the kid -> alg table; never NULL after it. */
+int cph_auth_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 
 #endif

@@ -17,6 +17,7 @@ typedef int (*stage_fn)(cph_req_t *r);
 
 static const stage_fn stages[] = {
     cph_sanitize_on_req,
+    cph_builtin_on_req,
     cph_router_on_req,
     cph_proxy_on_req,
 };

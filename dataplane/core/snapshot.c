@@ -3,12 +3,14 @@
  *
  * The control thread validates the body with the same proto/ validator the control plane ran before committing, then
  * lets each compile stage fill its part from one arena. Workers and in-flight requests hold references; the last
- * release frees the arena in one call, on whichever thread drops it. Nothing but the refcount is written after the
- * build, so readers need no synchronisation beyond the message that handed them the pointer.
+ * release frees the arena in one call (plus the OpenSSL keys of compile/auth.c, which live outside it), on whichever
+ * thread drops it. Nothing but the refcount is written after the build, so readers need no synchronisation beyond
+ * the message that handed them the pointer.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "proto/log.h"
+#include "dataplane/compile/auth.h"
 #include "dataplane/compile/compile.h"
 #include "dataplane/core/snapshot.h"
 
@@ -16,6 +18,7 @@
 
 static void snapshot_free(cph_snapshot_t *snap)
 {
+    cph_auth_dispose(snap->auth); /* the OpenSSL keys live outside the arena */
     cph_arena_dispose(&snap->arena);
     free(snap);
 }
@@ -43,7 +46,8 @@ cph_snapshot_t *cph_snapshot_build(const json_t *body, const char *epoch, uint64
     snap->version = version;
     strcpy(snap->hash, hash);
     snap->source = cph_arena_strdup(&snap->arena, source);
-    if (cph_proxy_compile(snap, body, err) != 0 || cph_router_compile(snap, body, err) != 0) {
+    if (cph_proxy_compile(snap, body, err) != 0 || cph_router_compile(snap, body, err) != 0 ||
+        cph_auth_compile(snap, body, err) != 0) {
         snapshot_free(snap);
         return NULL;
     }

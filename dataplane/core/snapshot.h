@@ -55,6 +55,8 @@ typedef struct st_cph_route_t {
 
 /** Route matcher; opaque, built by cph_router_compile (compile/router.c). */
 typedef struct st_cph_router_t cph_router_t;
+/** Public signing keys and the JWKS document; built by cph_auth_compile, defined in compile/auth.h. */
+typedef struct st_cph_auth_t cph_auth_t;
 
 typedef struct st_cph_snapshot_t {
     _Atomic size_t refcnt;
@@ -68,6 +70,7 @@ typedef struct st_cph_snapshot_t {
     cph_route_t *routes;
     size_t num_routes;
     cph_router_t *router;
+    cph_auth_t *auth;
 } cph_snapshot_t;
 
 /**

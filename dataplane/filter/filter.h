@@ -9,6 +9,12 @@
 
 /** Canonical path (cph_path_canonicalize) and query split; 400 on a rejected path. */
 int cph_sanitize_on_req(cph_req_t *r);
+/**
+ * The data plane's own routes under /auth (canonical path): GET/HEAD /auth/.well-known/jwks.json serves the
+ * snapshot's JWKS (200, Cache-Control public, max-age=300), another method there 405, any other /auth path 404
+ * not_found. Every other path goes on to the router.
+ */
+int cph_builtin_on_req(cph_req_t *r);
 /** Host + longest prefix + method; 404 no_route, 405 method_not_allowed; computes r->upstream_path. */
 int cph_router_on_req(cph_req_t *r);
 /** Proxies to one of the route's service targets (round robin); 502 connect failure, 504 timeout. */

@@ -32,6 +32,11 @@ def err(r, status, code, path=None):
     return body
 
 
+def published_keys(admin):
+    """The snapshot's "keys": the CP's JWKS sorted by kid."""
+    return sorted(admin.ok("GET", f"{V1}/jwks")["keys"], key=lambda k: k["kid"])
+
+
 def db_rows(cp, sql):
     """Reads the CP's database read-only (WAL allows a reader next to the running CP)."""
     con = sqlite3.connect(f"file:{os.path.join(cp.data_dir, 'cephalo.db')}?mode=ro", uri=True, timeout=5)
@@ -91,9 +96,10 @@ def test_systems_roles_groups_crud(admin):
     admin.ok("DELETE", f"{V1}/roles/bill:reader", expect=(200,))
     admin.ok("DELETE", f"{V1}/systems/bill", expect=(200,))
     assert [x["code"] for x in admin.ok("GET", f"{V1}/systems")["data"]] == ["hr"]
-    # identity writes are versioned, but the snapshot body (schema v1) does not carry identity yet
+    # identity writes are versioned, but the snapshot body (schema v1) does not carry identity yet: only the public
+    # signing keys (13_jwks.py), sorted by kid
     snap = admin.ok("GET", f"{V1}/snapshot?body=1")
-    assert snap["body"] == {"routes": [], "services": []}
+    assert snap["body"] == {"routes": [], "services": [], "keys": published_keys(admin)}
 
 
 def test_users_password_is_write_only(admin, cp):
@@ -370,7 +376,8 @@ def test_endpoint_rules(admin):
     admin.ok("DELETE", f"{V1}/roles/hr:reader", expect=(200,))
     admin.ok("DELETE", f"{V1}/services/svc", expect=(200,))
     assert admin.ok("GET", f"{V1}/endpoints")["data"] == []
-    assert admin.ok("GET", f"{V1}/snapshot?body=1")["body"] == {"routes": [], "services": []}
+    assert admin.ok("GET", f"{V1}/snapshot?body=1")["body"] == {"routes": [], "services": [],
+                                                                "keys": published_keys(admin)}
 
 
 def test_parallel_password_hashing(admin):

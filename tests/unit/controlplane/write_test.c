@@ -2,7 +2,9 @@
  * write_test: the write path (cph_db_write) and snapbuild.
  *
  * - snapbuild is deterministic: the same rows inserted in different orders (so with different ids and times) give
- *   the same body and hash; arrays come out sorted by name with every default explicit.
+ *   the same body and hash; arrays come out sorted by name with every default explicit. The published public
+ *   signing keys come out sorted by kid, whichever is active: the same keys rotated in the other order give the
+ *   same body, and a rotation changes the snapshot.
  * - a write is atomic: a failing callback, or a change that the snapshot validator refuses, leaves the generation,
  *   the rows, the snapshot history and the audit untouched and does not publish; the validator's path is made
  *   relative to the changed object.
@@ -16,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 #include "controlplane/audit.h"
 #include "controlplane/db.h"
+#include "controlplane/signing.h"
 #include "controlplane/snapbuild.h"
 
 typedef struct st_fixture_t {
@@ -161,6 +165,75 @@ static void test_snapbuild_deterministic(void **state)
     cph_db_close(other);
 }
 
+static int on_rotate(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    return cph_signing_rotate(db, p, time(NULL), change, err);
+}
+
+static json_t *build(cph_db_t *db)
+{
+    cph_error_t err;
+    json_t *body;
+
+    cph_db_lock(db);
+    body = cph_snapbuild_body(db, &err);
+    cph_db_unlock(db);
+    if (body == NULL)
+        fail_msg("snapbuild: %s %s", err.code, err.msg);
+    return body;
+}
+
+static void test_snapbuild_keys(void **state)
+{
+    fixture_t *fx = *state;
+    cph_db_t *other = open_db(fx, "b.db");
+    cph_signing_new_t k1, k2;
+    cph_error_t err;
+    uint64_t version;
+    json_t *a, *b, *keys;
+    char h0[CPH_HASH_SIZE], ha[CPH_HASH_SIZE], hb[CPH_HASH_SIZE], *text;
+    const char *lo, *hi;
+
+    a = build(fx->db);
+    assert_null(json_object_get(a, "keys")); /* no key yet: the member is absent */
+    assert_int_equal(cph_snapshot_hash(a, h0), 0);
+    json_decref(a);
+    assert_int_equal(cph_signing_new("ES256", &k1, &err), 0);
+    assert_int_equal(cph_signing_new("RS256", &k2, &err), 0);
+    /* a: k1 then k2 (k2 active); other: k2 then k1 (k1 active) */
+    assert_int_equal(cph_db_write(fx->db, "test", on_rotate, &k1, &version, &err), 0);
+    assert_int_equal(cph_db_write(fx->db, "test", on_rotate, &k2, &version, &err), 0);
+    assert_int_equal(cph_db_write(other, "test", on_rotate, &k2, &version, &err), 0);
+    assert_int_equal(cph_db_write(other, "test", on_rotate, &k1, &version, &err), 0);
+    a = build(fx->db);
+    b = build(other);
+    assert_int_equal(cph_snapshot_hash(a, ha), 0);
+    assert_int_equal(cph_snapshot_hash(b, hb), 0);
+    assert_string_equal(ha, hb);
+    assert_string_not_equal(ha, h0);
+    assert_int_equal(cph_snapshot_validate(a, &err), 0);
+    keys = json_object_get(a, "keys");
+    assert_int_equal(json_array_size(keys), 2);
+    lo = strcmp(k1.kid, k2.kid) < 0 ? k1.kid : k2.kid;
+    hi = lo == k1.kid ? k2.kid : k1.kid;
+    assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 0), "kid")), lo);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 1), "kid")), hi);
+    /* public members only, and the stored snapshot is this body */
+    text = cph_json_canonical(keys);
+    assert_null(strstr(text, "\"d\""));
+    assert_null(strstr(text, "PRIVATE"));
+    free(text);
+    json_decref(b);
+    b = cph_db_current_snapshot(fx->db, 1);
+    assert_non_null(b);
+    assert_true(json_equal(json_object_get(b, "body"), a));
+    json_decref(a);
+    json_decref(b);
+    cph_signing_new_clear(&k1);
+    cph_signing_new_clear(&k2);
+    cph_db_close(other);
+}
+
 static void test_good_write(void **state)
 {
     fixture_t *fx = *state;
@@ -260,6 +333,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapbuild_deterministic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapbuild_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_good_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_writes_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_snapshot_once, setup, teardown),

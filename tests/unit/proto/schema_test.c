@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include "proto/proto.h"
 
 typedef struct st_case_t {
@@ -245,6 +246,12 @@ static void test_route_rules(void **state)
         {P("[\"/a;b\"]"), "invalid", "/paths/0"},
         {P("[\"/a\",\"/b\",\"/a\"]"), "duplicate", "/paths/2"},
         {P("[\"/\",\"/a/\",\"/a\",\"/a-b_c.d~e\"]"), NULL, NULL},
+        /* /auth belongs to the data plane's built-in routes; /authx and /Auth are other paths */
+        {P("[\"/auth\"]"), "invalid", "/paths/0"},
+        {P("[\"/auth/\"]"), "invalid", "/paths/0"},
+        {P("[\"/a\",\"/auth/x\"]"), "invalid", "/paths/1"},
+        {P("[\"/auth/.well-known/jwks.json\"]"), "invalid", "/paths/0"},
+        {P("[\"/authx\",\"/Auth\",\"/x/auth\"]"), NULL, NULL},
         /* hosts */
         {H("[\"api.example.com\",\"*.example.com\",\"localhost\",\"127.0.0.1\"]"), NULL, NULL},
         {H("\"a.com\""), "invalid", "/hosts"},
@@ -441,12 +448,196 @@ static void test_body_caps(void **state)
     json_decref(b);
 }
 
+/* ---------------------------------------------------------------- keys */
+
+/* Unpadded base64url of n bytes: first, then fill repeated (OpenSSL's encoder, then the URL alphabet). */
+static char *b64url(unsigned char first, unsigned char fill, size_t n)
+{
+    unsigned char *bin = malloc(n + 1);
+    char *out = malloc(4 * (n / 3 + 1) + 1);
+    int len;
+
+    assert_non_null(bin), assert_non_null(out);
+    memset(bin, fill, n);
+    bin[0] = first;
+    len = EVP_EncodeBlock((unsigned char *)out, bin, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        --len;
+    out[len] = '\0';
+    for (int i = 0; i < len; ++i)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    free(bin);
+    return out;
+}
+
+/* Validates {"services":[],"routes":[],"keys":KEYS} and expects code at path (NULL: valid). */
+static void expect_keys(const char *keys, const char *code, const char *path)
+{
+    char *text;
+    case_t c;
+    json_t *body;
+    cph_error_t err;
+
+    assert_true(asprintf(&text, "{\"services\":[],\"routes\":[],\"keys\":%s}", keys) > 0);
+    c = (case_t){text, code, path};
+    body = parse(text);
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", &c, "");
+    json_decref(body);
+    free(text);
+}
+
+/* An EC key with x, y and extra members as given (extra starts with ',' or is empty). */
+static void expect_ec(const char *kid, const char *alg, const char *x, const char *y, const char *extra, const char *code,
+                      const char *path)
+{
+    char *keys;
+
+    assert_true(asprintf(&keys,
+                         "[{\"kid\":\"%s\",\"alg\":\"%s\",\"kty\":\"EC\",\"use\":\"sig\",\"crv\":\"P-256\",\"x\":\"%s\","
+                         "\"y\":\"%s\"%s}]",
+                         kid, alg, x, y, extra) > 0);
+    expect_keys(keys, code, path);
+    free(keys);
+}
+
+static void expect_rsa(const char *n, const char *e, const char *extra, const char *code, const char *path)
+{
+    char *keys;
+
+    assert_true(asprintf(&keys, "[{\"kid\":\"r1\",\"alg\":\"RS256\",\"kty\":\"RSA\",\"use\":\"sig\",\"n\":\"%s\",\"e\":\"%s\"%s}]",
+                         n, e, extra) > 0);
+    expect_keys(keys, code, path);
+    free(keys);
+}
+
+static void test_keys_ec(void **state)
+{
+    char *x = b64url(0x9c, 0x5a, 32), *y = b64url(0x00, 0xff, 32), *x31 = b64url(1, 2, 31), *x33 = b64url(1, 2, 33);
+    char *bad;
+
+    (void)state;
+    assert_int_equal(strlen(x), 43);
+    expect_ec("0123456789abcdef0123456789abcdef", "ES256", x, y, "", NULL, NULL);
+    expect_ec("k", "ES256", y, y, "", NULL, NULL); /* a coordinate may start with a zero byte */
+    /* private material never passes: every member is named */
+    expect_ec("k", "ES256", x, y, ",\"d\":\"AAAA\"", "unknown_field", "/keys/0/d");
+    expect_ec("k", "ES256", x, y, ",\"n\":\"AQAB\"", "unknown_field", "/keys/0/n"); /* an RSA member on an EC key */
+    expect_ec("k", "ES256", x, y, ",\"key_ops\":[\"verify\"]", "unknown_field", "/keys/0/key_ops");
+    /* kid: a name, nothing a path or a query could use */
+    expect_ec("", "ES256", x, y, "", "invalid", "/keys/0/kid");
+    expect_ec("../../etc/passwd", "ES256", x, y, "", "invalid", "/keys/0/kid");
+    expect_ec("a' OR '1'='1", "ES256", x, y, "", "invalid", "/keys/0/kid");
+    expect_ec("k\\u0000", "ES256", x, y, "", "invalid", "/keys/0/kid");
+    /* alg: pinned, case-sensitive; never none or HMAC */
+    expect_ec("k", "none", x, y, "", "invalid", "/keys/0/alg");
+    expect_ec("k", "HS256", x, y, "", "invalid", "/keys/0/alg");
+    expect_ec("k", "es256", x, y, "", "invalid", "/keys/0/alg");
+    expect_ec("k", "RS256", x, y, "", "invalid", "/keys/0/kty"); /* alg and kty disagree */
+    /* coordinates: 32 bytes of strict unpadded base64url */
+    expect_ec("k", "ES256", x31, y, "", "invalid", "/keys/0/x");
+    expect_ec("k", "ES256", x, x33, "", "invalid", "/keys/0/y");
+    assert_true(asprintf(&bad, "%s=", x) > 0);
+    expect_ec("k", "ES256", bad, y, "", "invalid", "/keys/0/x");
+    bad[42] = '\0', bad[0] = '+';
+    expect_ec("k", "ES256", bad, y, "", "invalid", "/keys/0/x");
+    strcpy(bad, x);
+    /* non-zero spare bits, a second spelling of the same bytes: the last value is a multiple of 4, so +1 stays in its
+     * letter or digit range */
+    bad[42] = (char)(bad[42] + 1);
+    expect_ec("k", "ES256", bad, y, "", "invalid", "/keys/0/x");
+    strcpy(bad, x);
+    bad[10] = ' ';
+    expect_ec("k", "ES256", x, bad, "", "invalid", "/keys/0/y");
+    free(bad), free(x), free(y), free(x31), free(x33);
+}
+
+static void test_keys_members(void **state)
+{
+    const char *x = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    char *keys;
+
+    (void)state;
+    expect_keys("[]", NULL, NULL);
+    expect_keys("{}", "invalid", "/keys");
+    expect_keys("null", "invalid", "/keys");
+    expect_keys("[\"k\"]", "invalid", "/keys/0");
+    expect_keys("[{\"alg\":\"ES256\"}]", "missing_field", "/keys/0/kid");
+    expect_keys("[{\"kid\":\"k\",\"kty\":\"EC\"}]", "missing_field", "/keys/0/alg");
+    expect_keys("[{\"kid\":\"k\",\"alg\":\"ES256\",\"kty\":\"oct\",\"use\":\"sig\"}]", "invalid", "/keys/0/kty");
+    expect_keys("[{\"kid\":\"k\",\"alg\":\"ES256\",\"kty\":\"EC\"}]", "missing_field", "/keys/0/use");
+    expect_keys("[{\"kid\":\"k\",\"alg\":\"ES256\",\"kty\":\"EC\",\"use\":\"enc\"}]", "invalid", "/keys/0/use");
+    expect_keys("[{\"kid\":\"k\",\"alg\":\"ES256\",\"kty\":\"EC\",\"use\":\"sig\",\"crv\":\"P-384\"}]", "invalid", "/keys/0/crv");
+    expect_keys("[{\"kid\":\"k\",\"alg\":\"ES256\",\"kty\":\"EC\",\"use\":\"sig\",\"crv\":\"P-256\",\"y\":\"A\"}]", "missing_field",
+                "/keys/0/x");
+    expect_keys("[{\"kid\":\"k\",\"alg\":\"ES256\",\"kty\":\"EC\",\"use\":\"sig\",\"crv\":\"P-256\",\"x\":5}]", "invalid",
+                "/keys/0/x");
+    /* a repeated kid is reported at the later key; 16 keys at most */
+    keys = NULL;
+    {
+        char *one[17];
+        size_t len = 2, i;
+        for (i = 0; i != 17; ++i) {
+            assert_true(
+                asprintf(&one[i],
+                         "{\"kid\":\"k%zu\",\"alg\":\"ES256\",\"kty\":\"EC\",\"use\":\"sig\",\"crv\":\"P-256\",\"x\":\"%s\","
+                         "\"y\":\"%s\"}",
+                         i, x, x) > 0);
+            len += strlen(one[i]) + 1;
+        }
+        keys = calloc(1, len + 1);
+        strcpy(keys, "[");
+        for (i = 0; i != 16; ++i)
+            strcat(strcat(keys, i ? "," : ""), one[i]);
+        expect_keys(strcat(keys, "]"), NULL, NULL);
+        keys[strlen(keys) - 1] = '\0';
+        expect_keys(strcat(strcat(strcat(keys, ","), one[16]), "]"), "invalid", "/keys");
+        sprintf(keys, "[%s,%s,%s]", one[0], one[1], one[0]);
+        expect_keys(keys, "duplicate", "/keys/2/kid");
+        for (i = 0; i != 17; ++i)
+            free(one[i]);
+        free(keys);
+    }
+    /* the first offending value wins: routes before keys */
+    {
+        json_t *b = parse("{\"services\":[],\"routes\":[{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"]}],\"keys\":[1]}");
+        cph_error_t err;
+        assert_int_equal(cph_snapshot_validate(b, &err), -1);
+        assert_string_equal(err.path, "/routes/0/service");
+        json_decref(b);
+    }
+}
+
+static void test_keys_rsa(void **state)
+{
+    char *n2048 = b64url(0xc3, 0x17, 256), *n4096 = b64url(0x80, 0xee, 512), *n255 = b64url(0xc3, 1, 255),
+         *n513 = b64url(0xc3, 1, 513), *n0 = b64url(0x00, 0xc3, 257);
+
+    (void)state;
+    expect_rsa(n2048, "AQAB", "", NULL, NULL);
+    expect_rsa(n4096, "Aw", "", NULL, NULL); /* e = 3 */
+    expect_rsa(n2048, "AQAB", ",\"d\":\"AQAB\"", "unknown_field", "/keys/0/d");
+    expect_rsa(n2048, "AQAB", ",\"p\":\"AQAB\"", "unknown_field", "/keys/0/p");
+    expect_rsa(n2048, "AQAB", ",\"x\":\"AQAB\"", "unknown_field", "/keys/0/x");
+    expect_rsa(n255, "AQAB", "", "invalid", "/keys/0/n");
+    expect_rsa(n513, "AQAB", "", "invalid", "/keys/0/n");
+    expect_rsa(n0, "AQAB", "", "invalid", "/keys/0/n"); /* a leading zero byte: not the minimal spelling */
+    expect_rsa(n2048, "AQAB=", "", "invalid", "/keys/0/e");
+    expect_rsa(n2048, "AAEAAQ", "", "invalid", "/keys/0/e");
+    expect_rsa(n2048, "AQ", "", "invalid", "/keys/0/e");      /* 1 */
+    expect_rsa(n2048, "Ag", "", "invalid", "/keys/0/e");      /* 2: even */
+    expect_rsa(n2048, "AQAAAAE", "", "invalid", "/keys/0/e"); /* 5 bytes */
+    expect_rsa(n2048, "", "", "invalid", "/keys/0/e");
+    free(n2048), free(n4096), free(n255), free(n513), free(n0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_rules), cmocka_unit_test(test_url_length),  cmocka_unit_test(test_route_rules),
         cmocka_unit_test(test_route_caps),    cmocka_unit_test(test_targets_cap), cmocka_unit_test(test_body_rules),
-        cmocka_unit_test(test_real_message),  cmocka_unit_test(test_body_caps),
+        cmocka_unit_test(test_real_message),  cmocka_unit_test(test_body_caps),   cmocka_unit_test(test_keys_ec),
+        cmocka_unit_test(test_keys_members),  cmocka_unit_test(test_keys_rsa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,54 @@
+/*
+ * filter/builtin: the routes the data plane answers itself, under the reserved prefix /auth (no configured route
+ * may claim it: proto/schema.c). Runs after sanitize, so it decides on the canonical path, and before the router.
+ *
+ * GET or HEAD /auth/.well-known/jwks.json answers the snapshot's JWKS document (compile/auth.c): the public keys a
+ * client or another service verifies our tokens with. Any other method there is 405; any other /auth path is 404
+ * until the login API lands.
+ */
+#include <string.h>
+#include "dataplane/compile/auth.h"
+#include "dataplane/compile/router.h"
+#include "dataplane/core/respond.h"
+#include "dataplane/filter/filter.h"
+
+#define MODULE "dp/filter/builtin"
+#define PREFIX "/auth"
+
+static void serve_jwks(cph_req_t *r)
+{
+    h2o_req_t *req = r->req;
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_iovec_t body = r->snap->auth != NULL ? r->snap->auth->jwks : h2o_iovec_init(H2O_STRLIT("{\"keys\":[]}"));
+
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("public, max-age=300"));
+    req->res.content_length = body.len;
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL); /* the snapshot (held by r until the pool is cleared) owns the bytes */
+}
+
+int cph_builtin_on_req(cph_req_t *r)
+{
+    uint32_t method;
+
+    if (r->path.len < sizeof(PREFIX) - 1 || memcmp(r->path.base, PREFIX, sizeof(PREFIX) - 1) != 0 ||
+        (r->path.len != sizeof(PREFIX) - 1 && r->path.base[sizeof(PREFIX) - 1] != '/'))
+        return CPH_NEXT;
+    if (!h2o_memis(r->path.base, r->path.len, H2O_STRLIT(CPH_AUTH_JWKS_PATH))) {
+        cph_respond_error(r->req, 404, "not_found", "No such gateway resource");
+        return CPH_DONE;
+    }
+    method = cph_method_from(r->req->input.method.base, r->req->input.method.len);
+    if (method != CPH_METHOD_GET && method != CPH_METHOD_HEAD) {
+        cph_respond_405(r->req, CPH_METHOD_GET | CPH_METHOD_HEAD);
+        return CPH_DONE;
+    }
+    serve_jwks(r);
+    return CPH_DONE;
+}
