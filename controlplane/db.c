@@ -400,22 +400,44 @@ json_t *cph_db_current_snapshot(cph_db_t *db, int with_body)
 
 static int bootstrap_cb(cph_db_t *db, void *ctx, cph_db_change_t *change, cph_error_t *err)
 {
-    (void)db, (void)ctx, (void)err;
-    change->action = "bootstrap";
+    (void)db, (void)err;
+    change->action = ctx; /* "bootstrap" or "rebuild" */
     change->entity_type = "snapshot";
     return 0;
+}
+
+/* Whether the rows, built afresh, still give the current snapshot's hash. Returns 1, 0, or -1 with err. */
+static int current_is_fresh(cph_db_t *db, const json_t *cur, cph_error_t *err)
+{
+    char hash[CPH_HASH_SIZE];
+    json_t *body;
+    int fresh;
+
+    cph_db_lock(db);
+    body = cph_snapbuild_body(db, err);
+    cph_db_unlock(db);
+    if (body == NULL)
+        return -1;
+    fresh = cph_snapshot_hash(body, hash) == 0 && strcmp(hash, json_string_value(json_object_get(cur, "hash"))) == 0;
+    json_decref(body);
+    return fresh;
 }
 
 int cph_db_ensure_snapshot(cph_db_t *db, cph_error_t *err)
 {
     json_t *cur = cph_db_current_snapshot(db, 0);
     uint64_t version;
+    int fresh;
 
-    if (cur != NULL) {
-        json_decref(cur);
-        return 0;
-    }
-    return cph_db_write(db, "system", bootstrap_cb, NULL, &version, err);
+    if (cur == NULL)
+        return cph_db_write(db, "system", bootstrap_cb, "bootstrap", &version, err);
+    /* A new release can change what the rows compile to (a new snapshot member), and time can retire a signing key:
+     * the data planes must not wait for the next admin write to see either. */
+    fresh = current_is_fresh(db, cur, err);
+    json_decref(cur);
+    if (fresh != 0)
+        return fresh < 0 ? -1 : 0;
+    return cph_db_write(db, "system", bootstrap_cb, "rebuild", &version, err);
 }
 
 /* ---------------------------------------------------------------- the write path */

@@ -66,7 +66,10 @@ int cph_db_meta(cph_db_t *db, char epoch[33], uint64_t *generation);
  * plus "body" when with_body. Takes the lock. NULL if there is none yet.
  */
 json_t *cph_db_current_snapshot(cph_db_t *db, int with_body);
-/** Makes sure a snapshot row exists for the current generation (writes a "bootstrap" version on a fresh database). */
+/**
+ * Makes sure the current snapshot is what the rows build now: writes a "bootstrap" version on a fresh database, and a
+ * "rebuild" version when the rows build a different body (after an upgrade, or once a retiring key's time is up).
+ */
 int cph_db_ensure_snapshot(cph_db_t *db, cph_error_t *err);
 
 /** Current time as RFC 3339 UTC with milliseconds into buf (at least 32 bytes). */

@@ -329,6 +329,28 @@ static void test_ensure_snapshot_once(void **state)
     json_decref(snap);
 }
 
+/* Rows that build a different body than the current snapshot (a new release, a key whose time is up) get a new
+ * version at start, once. */
+static void test_ensure_snapshot_rebuilds_a_stale_one(void **state)
+{
+    fixture_t *fx = *state;
+    cph_error_t err;
+    json_t *snap;
+
+    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
+    cph_db_lock(fx->db);
+    assert_int_equal(cph_db_exec(fx->db, SVC("behind-the-write-path"), &err), 0); /* no version, no snapshot */
+    cph_db_unlock(fx->db);
+    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
+    assert_int_equal(fx->commits, 2);
+    assert_non_null(snap = cph_db_current_snapshot(fx->db, 1));
+    assert_int_equal(json_integer_value(json_object_get(snap, "version")), 2);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(snap, "body"), "services")), 1);
+    json_decref(snap);
+    assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0); /* now fresh: nothing to write */
+    assert_int_equal(fx->commits, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +359,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_good_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_writes_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ensure_snapshot_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ensure_snapshot_rebuilds_a_stale_one, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
