@@ -48,7 +48,11 @@ PROTOCOLS = {
     "h1": ["direct", "nginx", "haproxy", "cephalo"],
     "h2c": ["nginx", "haproxy", "cephalo"],
     "h2tls": ["nginx", "haproxy", "cephalo"],
+    # HTTP/1.1 at a fixed rate, half of what nginx sustained in the same round's h1 run: latency under a load every
+    # proxy can carry (issue 3's P4: p99 at 50% of nginx's max load). Its rps column is the offered rate.
+    "h1half": ["nginx", "haproxy", "cephalo"],
 }
+HALF_CONNECTIONS = 64  # h2load --rps is per client: the rate is spread over this many keep-alive connections
 
 
 class BenchError(Exception):
@@ -305,7 +309,7 @@ class Stack:
             ("h2tls", "haproxy"): "https://%s:%d%s" % (HOST, p["haproxy_tls"], path),
             ("h2tls", "cephalo"): "https://%s:%d%s" % (HOST, p["cph_tls"], path),
         }
-        return table[(proto, target)]
+        return table[("h1" if proto == "h1half" else proto, target)]
 
     def start(self):
         d, p, w = self.dir, self.port, self.args.workers
@@ -393,6 +397,8 @@ class Stack:
     def verify(self, proto, target):
         """One request per endpoint before measuring: the route works and the origin's body comes back."""
         url = self.endpoints(proto, target)
+        if proto == "h1half":
+            return  # the same endpoints as h1, verified there
         if proto == "h1":
             port = int(url.split(":")[2].split("/")[0])
             status, body = http_get(port, self.sc.path)
@@ -458,18 +464,22 @@ def parse_h2load(out, logfile):
     return res
 
 
-def load_cmd(proto, url, duration, logfile):
+def load_cmd(proto, url, duration, logfile, rate=None):
     if proto == "h1":
         return ["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency", url]
+    if proto == "h1half":
+        per_client = max(1, int(rate) // HALF_CONNECTIONS)
+        return ["h2load", "--h1", "-t2", "-c%d" % HALF_CONNECTIONS, "--rps=%d" % per_client, "-D", str(duration),
+                "--log-file", logfile, url]
     return ["h2load", "-t2", "-c32", "-m10", "-D", str(duration), "--log-file", logfile, url]
 
 
-def measure(stack, procs, proto, target, duration, rawfile):
+def measure(stack, procs, proto, target, duration, rawfile, rate=None):
     url = stack.endpoints(proto, target)
     logfile = rawfile + ".reqlog"
     pid = stack.pids[target]
     cpu0 = cpu_seconds(pid)
-    out = procs.run(stack.pin_other + load_cmd(proto, url, duration, logfile), timeout=duration + 60, log=rawfile)
+    out = procs.run(stack.pin_other + load_cmd(proto, url, duration, logfile, rate), timeout=duration + 60, log=rawfile)
     cpu = cpu_seconds(pid) - cpu0
     res = parse_wrk(out) if proto == "h1" else parse_h2load(out, logfile)
     res["cpu_s"] = cpu
@@ -549,9 +559,14 @@ def run_scenario(args, sc, procs, outdir):
                     procs.run(stack.pin_other + load_cmd(proto, stack.endpoints(proto, t), 1, None), timeout=60)
         for rnd in range(1, args.rounds + 1):
             for proto in args.protocols:
+                rate = None
+                if proto == "h1half":
+                    if ("h1", "nginx") not in results:
+                        raise BenchError("h1half needs the h1 run (its rate is half of nginx's h1 rps)")
+                    rate = results[("h1", "nginx")][-1]["rps"] / 2
                 for t in PROTOCOLS[proto]:
                     raw = os.path.join(sc_dir, "r%d-%s-%s.txt" % (rnd, proto, t))
-                    res = measure(stack, procs, proto, t, args.duration, raw)
+                    res = measure(stack, procs, proto, t, args.duration, raw, rate)
                     res["rss_kib"] = rss_kib(stack.pids[t])
                     results.setdefault((proto, t), []).append(res)
                     print("  round %d %-5s %-8s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  cpu %5.2f s/100k  errors %d" % (
@@ -706,7 +721,9 @@ def parse_args(argv):
         ap.error("--pin needs at least 2 CPUs")
     if args.duration < 1 or args.workers < 1 or args.origin_workers < 1 or args.callgrind_requests < 1:
         ap.error("--duration, --workers, --origin-workers and --callgrind-requests must be positive")
-    args.protocols = args.protocol or list(PROTOCOLS)
+    wanted = args.protocol or list(PROTOCOLS)
+    # in PROTOCOLS order; h1half takes its rate from the h1 run, so it brings h1 along
+    args.protocols = [p for p in PROTOCOLS if p in wanted or (p == "h1" and "h1half" in wanted)]
     return args
 
 
@@ -750,10 +767,11 @@ def main(argv):
                 print("== %s: %s -- %s" % (sc.name, sc.about, sc.pending))
                 continue
             all_results[sc.name], info[sc.name] = run_scenario(args, sc, procs, outdir)
-        meta = ("rounds %d x %d s, interleaved; workers %d per proxy (origin %d); %s; wrk -t2 -c64; h2load -t2 -c32 -m10" % (
+        meta = ("rounds %d x %d s, interleaved; workers %d per proxy (origin %d); %s; wrk -t2 -c64; h2load -t2 -c32 -m10; "
+                "h1half: h2load --h1 -c%d at half nginx's h1 rps" % (
                     args.rounds, args.duration, args.workers, args.origin_workers,
                     "proxy pinned to CPU 0, the rest to the other %d" % (os.cpu_count() - 1) if args.pin else
-                    "not pinned (%d CPUs shared by clients, origin and proxy)" % os.cpu_count()))
+                    "not pinned (%d CPUs shared by clients, origin and proxy)" % os.cpu_count(), HALF_CONNECTIONS))
         meta += "; " + source_state()
         text = "\n".join(["", "RESULTS  " + meta, "", table(all_results, info)])
         pend = [s for s in SCENARIOS if s.pending and (not args.scenario or s.name in args.scenario)]

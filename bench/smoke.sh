@@ -21,15 +21,15 @@ bash bench/run --quick >"$out" 2>&1 || fail "bench/run --quick exited $?"
 
 grep -q '^RESULTS ' "$out" || fail "no RESULTS table"
 for row in "h1 direct" "h1 nginx" "h1 haproxy" "h1 cephalo" "h2c nginx" "h2c haproxy" "h2c cephalo" \
-    "h2tls nginx" "h2tls haproxy" "h2tls cephalo"; do
+    "h2tls nginx" "h2tls haproxy" "h2tls cephalo" "h1half nginx" "h1half haproxy" "h1half cephalo"; do
     # scenario, protocol, target, then an rps median that is a positive number
     grep -Eq "^bare +${row% *} +${row#* } +[1-9][0-9]* " "$out" || fail "no table row for bare $row"
 done
 
 dir=$(sed -n 's/^raw output: //p' "$out")
 [[ -n $dir && -s $dir/table.txt && -s $dir/results.json ]] || fail "no table.txt/results.json in '$dir'"
-/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]["bare"]; sys.exit(0 if len(r) == 10 else 1)' \
-    "$dir/results.json" || fail "results.json does not hold the 10 bare runs"
+/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]["bare"]; sys.exit(0 if len(r) == 13 else 1)' \
+    "$dir/results.json" || fail "results.json does not hold the 13 bare runs"
 
 tmp=$(sed -n 's/.*(temp dir \(.*\))$/\1/p' "$out")
 [[ -n $tmp ]] || fail "no temp dir printed"
