@@ -119,7 +119,9 @@ int cph_applied_from_json(const json_t *obj, cph_applied_t *out);
 /**
  * Validates a snapshot body against schema v1 (PROTOCOL.md "Snapshot body"): required and optional fields, types,
  * ranges, unknown fields rejected, no floats anywhere, names unique, every route's service defined, target URLs
- * parseable http://host:port, route paths canonical (cph_path_canonicalize() returns them unchanged).
+ * parseable http://host:port, route paths canonical (cph_path_canonicalize() returns them unchanged), and the
+ * optional access members (auth, groups, endpoints, api_keys, revoked: caps, syntax, uniqueness, every endpoint's
+ * service defined, endpoint paths as cph_endpoint_pattern_check()).
  * Returns 0, or -1 with err->path a JSON pointer to the first offending value.
  */
 int cph_snapshot_validate(const json_t *body, cph_error_t *err);
@@ -130,6 +132,23 @@ int cph_snapshot_validate(const json_t *body, cph_error_t *err);
  */
 int cph_schema_validate_service(const json_t *service, cph_error_t *err);
 int cph_schema_validate_route(const json_t *route, cph_error_t *err);
+
+/* ---------------------------------------------------------------- endpoint path patterns */
+
+#define CPH_ENDPOINT_PATTERN_MAX 1024      /* bytes */
+#define CPH_ENDPOINT_PATTERN_PARAMS_MAX 16 /* "{name}" segments per pattern */
+
+/**
+ * Checks the path pattern of an endpoint rule (PROTOCOL.md section 5, "endpoint"): 1 to CPH_ENDPOINT_PATTERN_MAX
+ * bytes starting with '/'; an exact path ("/a/b"), a template whose segments may be "{name}" ("/a/{id}"; name
+ * [A-Za-z_][A-Za-z0-9_]{0,31}, unique within the pattern, at most CPH_ENDPOINT_PATTERN_PARAMS_MAX of them), or a
+ * prefix whose last segment is "*" ("/a/" then "*"; a template may end so too). '{', '}' and '*' appear nowhere else.
+ * With every parameter replaced by a plain segment and the final "*" dropped, the pattern must be canonical
+ * (cph_path_canonicalize() returns it unchanged: no dot segments, no "//", no ';', no %2F, no needless escapes, no
+ * control bytes). pattern is a NUL-terminated string (NULL is invalid). Returns 0, or -1 with err {"invalid", path,
+ * reason}: path is the JSON pointer the caller wants the error reported at ("/path", "/endpoints/3/path").
+ */
+int cph_endpoint_pattern_check(const char *pattern, const char *path, cph_error_t *err);
 
 /* ---------------------------------------------------------------- canonical form and hash */
 

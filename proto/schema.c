@@ -11,14 +11,16 @@
  *
  * Errors name the first offending value with a JSON pointer. Values are checked in document order: the top level,
  * then each service (its members in the order of the table in PROTOCOL.md, unknown members first), then each route,
- * then each key;
- * a duplicate name points at the later occurrence. A missing member is reported at the pointer it would have.
+ * then each key, then the access members (auth, groups, endpoints, api_keys, revoked: proto/schema_access.c, which
+ * shares the generic checks below through proto/schema_internal.h); a duplicate name points at the later
+ * occurrence. A missing member is reported at the pointer it would have.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include "proto/log.h"
 #include "proto/proto.h"
+#include "proto/schema_internal.h"
 
 #define MODULE "proto/schema"
 
@@ -37,14 +39,16 @@
 #define RSA_N_MAX 512           /* 4096 bits */
 #define RESERVED_PREFIX "/auth" /* the data plane's built-in routes (PROTOCOL.md section 5) */
 
-static const char *const service_members[] = {"name", "targets", "timeout_ms", NULL};
+static const char *const service_members[] = {"name", "targets", "timeout_ms", "system", NULL};
 static const char *const target_members[] = {"url", "weight", NULL};
-static const char *const route_members[] = {"name", "service", "paths", "hosts", "methods", "strip_prefix", NULL};
-static const char *const body_members[] = {"services", "routes", "keys", NULL};
+static const char *const route_members[] = {"name", "service", "paths", "hosts", "methods", "strip_prefix", "default_access", NULL};
+static const char *const body_members[] = {"services",  "routes",   "keys",    "auth", "groups",
+                                           "endpoints", "api_keys", "revoked", NULL};
+static const char *const access_values[] = {"public", "authenticated", "deny", NULL};
 static const char *const key_members[] = {"kid", "alg", "kty", "use", "crv", "x", "y", "n", "e", NULL};
 static const char *const ec_key_members[] = {"kid", "alg", "kty", "use", "crv", "x", "y", NULL};
 static const char *const rsa_key_members[] = {"kid", "alg", "kty", "use", "n", "e", NULL};
-static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", NULL};
+const char *const cph_schema_methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", NULL};
 
 /* ---------------------------------------------------------------- syntax of names, hosts and URLs */
 
@@ -108,7 +112,7 @@ static const char *parse_ipv6_literal(const char *s, const char *end)
 }
 
 /* http://HOST:PORT or http://HOST:PORT/ (PROTOCOL.md section 5), nothing more. */
-static int valid_target_url(const char *s, size_t len)
+int cph_schema_valid_target_url(const char *s, size_t len)
 {
     const char *p = s + 7, *end = s + len, *host;
     unsigned long port = 0;
@@ -150,14 +154,14 @@ static int valid_host_pattern(const char *s, size_t len)
 /* ---------------------------------------------------------------- pointers and generic checks */
 
 /* The JSON pointer base + "/" + key in buf (256 bytes, like cph_error_t.path). */
-static const char *at_key(char *buf, const char *base, const char *key)
+const char *cph_schema_at_key(char *buf, const char *base, const char *key)
 {
     snprintf(buf, sizeof(((cph_error_t *)0)->path), "%s", base);
     cph_jsonptr_append(buf, sizeof(((cph_error_t *)0)->path), key);
     return buf;
 }
 
-static const char *at_index(char *buf, const char *base, size_t index)
+const char *cph_schema_at_index(char *buf, const char *base, size_t index)
 {
     snprintf(buf, sizeof(((cph_error_t *)0)->path), "%s", base);
     cph_jsonptr_append_index(buf, sizeof(((cph_error_t *)0)->path), index);
@@ -188,7 +192,7 @@ static const char *type_name(const json_t *v)
     return "a value";
 }
 
-static int wrong_type(cph_error_t *err, const char *path, const json_t *v, const char *want)
+int cph_schema_wrong_type(cph_error_t *err, const char *path, const json_t *v, const char *want)
 {
     if (json_is_real(v))
         return cph_error_set(err, "invalid", path, "must be %s; real numbers are not allowed in a snapshot", want);
@@ -196,7 +200,7 @@ static int wrong_type(cph_error_t *err, const char *path, const json_t *v, const
 }
 
 /* Rejects the first member of obj that is not in allowed. */
-static int check_members(const json_t *obj, const char *base, const char *const *allowed, cph_error_t *err)
+int cph_schema_check_members(const json_t *obj, const char *base, const char *const *allowed, cph_error_t *err)
 {
     const char *key;
     json_t *v;
@@ -208,14 +212,14 @@ static int check_members(const json_t *obj, const char *base, const char *const 
         for (a = allowed; *a != NULL && strcmp(*a, key) != 0; ++a)
             ;
         if (*a == NULL)
-            return cph_error_set(err, "unknown_field", at_key(p, base, key), "unknown member \"%s\"", key);
+            return cph_error_set(err, "unknown_field", cph_schema_at_key(p, base, key), "unknown member \"%s\"", key);
     }
     return 0;
 }
 
 /* Fetches member key of the given JSON type; *out is NULL (and 0 returned) when it is optional and absent. */
-static int get_member(const json_t *obj, const char *base, const char *key, json_type type, int required, const json_t **out,
-                      cph_error_t *err)
+int cph_schema_get_member(const json_t *obj, const char *base, const char *key, json_type type, int required, const json_t **out,
+                          cph_error_t *err)
 {
     static const char *const want[] = {
         [JSON_OBJECT] = "an object", [JSON_ARRAY] = "an array", [JSON_STRING] = "a string", [JSON_INTEGER] = "an integer",
@@ -225,46 +229,46 @@ static int get_member(const json_t *obj, const char *base, const char *key, json
 
     *out = NULL;
     if (v == NULL)
-        return required ? cph_error_set(err, "missing_field", at_key(p, base, key), "\"%s\" is required", key) : 0;
+        return required ? cph_error_set(err, "missing_field", cph_schema_at_key(p, base, key), "\"%s\" is required", key) : 0;
     if (json_typeof(v) != type && !(type == JSON_TRUE && json_is_boolean(v)))
-        return wrong_type(err, at_key(p, base, key), v, want[type]);
+        return cph_schema_wrong_type(err, cph_schema_at_key(p, base, key), v, want[type]);
     *out = v;
     return 0;
 }
 
-/* An optional integer member within [lo, hi]. */
-static int check_int_member(const json_t *obj, const char *base, const char *key, json_int_t lo, json_int_t hi, cph_error_t *err)
+int cph_schema_check_int_member(const json_t *obj, const char *base, const char *key, int required, json_int_t lo, json_int_t hi,
+                                cph_error_t *err)
 {
     const json_t *v;
     char p[256];
 
-    if (get_member(obj, base, key, JSON_INTEGER, 0, &v, err) != 0)
+    if (cph_schema_get_member(obj, base, key, JSON_INTEGER, required, &v, err) != 0)
         return -1;
     if (v != NULL && (json_integer_value(v) < lo || json_integer_value(v) > hi))
-        return cph_error_set(err, "invalid", at_key(p, base, key),
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key),
                              "\"%s\" must be between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT, key, lo, hi);
     return 0;
 }
 
 /* An array member of at most max elements (at least min when present); *out NULL when optional and absent. */
-static int get_array(const json_t *obj, const char *base, const char *key, int required, size_t min, size_t max, const json_t **out,
-                     cph_error_t *err)
+int cph_schema_get_array(const json_t *obj, const char *base, const char *key, int required, size_t min, size_t max,
+                         const json_t **out, cph_error_t *err)
 {
     char p[256];
 
-    if (get_member(obj, base, key, JSON_ARRAY, required, out, err) != 0)
+    if (cph_schema_get_member(obj, base, key, JSON_ARRAY, required, out, err) != 0)
         return -1;
     if (*out != NULL && (json_array_size(*out) < min || json_array_size(*out) > max))
-        return cph_error_set(err, "invalid", at_key(p, base, key), "\"%s\" must hold %zu to %zu elements, not %zu", key, min, max,
-                             json_array_size(*out));
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key), "\"%s\" must hold %zu to %zu elements, not %zu", key,
+                             min, max, json_array_size(*out));
     return 0;
 }
 
-static int valid_name(const char *s, size_t len)
+int cph_schema_valid_name(const char *s, size_t len)
 {
     size_t i;
 
-    if (len < 1 || len > 64)
+    if (len < 1 || len > CPH_SCHEMA_NAME_MAX)
         return 0;
     for (i = 0; i != len; ++i)
         if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
@@ -272,16 +276,46 @@ static int valid_name(const char *s, size_t len)
     return 1;
 }
 
+int cph_schema_valid_code(const char *s, size_t len)
+{
+    size_t i;
+
+    if (len < 1 || len > CPH_SCHEMA_NAME_MAX)
+        return 0;
+    for (i = 0; i != len; ++i)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= '0' && s[i] <= '9') && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+int cph_schema_check_string_member(const json_t *obj, const char *base, const char *key, int required, int nullable,
+                                   int (*rule)(const char *s, size_t len), const char *rule_text, cph_error_t *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    char p[256];
+
+    if (v == NULL)
+        return required ? cph_error_set(err, "missing_field", cph_schema_at_key(p, base, key), "\"%s\" is required", key) : 0;
+    if (nullable && json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return cph_schema_wrong_type(err, cph_schema_at_key(p, base, key), v, nullable ? "a string or null" : "a string");
+    if (!rule(json_string_value(v), json_string_length(v)))
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key), "\"%s\" must be %s", key, rule_text);
+    return 0;
+}
+
 /* A required member holding a name (1-64 chars of [A-Za-z0-9._-]). */
-static int check_name_member(const json_t *obj, const char *base, const char *key, cph_error_t *err)
+int cph_schema_check_name_member(const json_t *obj, const char *base, const char *key, cph_error_t *err)
 {
     const json_t *v;
     char p[256];
 
-    if (get_member(obj, base, key, JSON_STRING, 1, &v, err) != 0)
+    if (cph_schema_get_member(obj, base, key, JSON_STRING, 1, &v, err) != 0)
         return -1;
-    if (!valid_name(json_string_value(v), json_string_length(v)))
-        return cph_error_set(err, "invalid", at_key(p, base, key), "\"%s\" must be 1 to 64 characters of A-Z a-z 0-9 . _ -", key);
+    if (!cph_schema_valid_name(json_string_value(v), json_string_length(v)))
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key),
+                             "\"%s\" must be 1 to 64 characters of A-Z a-z 0-9 . _ -", key);
     return 0;
 }
 
@@ -293,14 +327,15 @@ static int check_target(const json_t *t, const char *base, cph_error_t *err)
     char p[256];
 
     if (!json_is_object(t))
-        return wrong_type(err, base, t, "an object");
-    if (check_members(t, base, target_members, err) != 0 || get_member(t, base, "url", JSON_STRING, 1, &url, err) != 0)
+        return cph_schema_wrong_type(err, base, t, "an object");
+    if (cph_schema_check_members(t, base, target_members, err) != 0 ||
+        cph_schema_get_member(t, base, "url", JSON_STRING, 1, &url, err) != 0)
         return -1;
-    if (!valid_target_url(json_string_value(url), json_string_length(url)))
-        return cph_error_set(err, "invalid", at_key(p, base, "url"),
+    if (!cph_schema_valid_target_url(json_string_value(url), json_string_length(url)))
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, "url"),
                              "\"url\" must be http://HOST:PORT with an IPv4 address, [IPv6] or DNS name and a port 1-65535, "
                              "nothing else, at most 255 characters");
-    return check_int_member(t, base, "weight", 1, WEIGHT_MAX, err);
+    return cph_schema_check_int_member(t, base, "weight", 0, 1, WEIGHT_MAX, err);
 }
 
 static int validate_service_at(const json_t *svc, const char *base, cph_error_t *err)
@@ -310,15 +345,19 @@ static int validate_service_at(const json_t *svc, const char *base, cph_error_t 
     size_t i;
 
     if (!json_is_object(svc))
-        return wrong_type(err, base, svc, "an object");
-    if (check_members(svc, base, service_members, err) != 0 || check_name_member(svc, base, "name", err) != 0 ||
-        get_array(svc, base, "targets", 1, 0, MAX_TARGETS, &targets, err) != 0)
+        return cph_schema_wrong_type(err, base, svc, "an object");
+    if (cph_schema_check_members(svc, base, service_members, err) != 0 ||
+        cph_schema_check_name_member(svc, base, "name", err) != 0 ||
+        cph_schema_get_array(svc, base, "targets", 1, 0, MAX_TARGETS, &targets, err) != 0)
         return -1;
-    at_key(pt, base, "targets");
+    cph_schema_at_key(pt, base, "targets");
     for (i = 0; i != json_array_size(targets); ++i)
-        if (check_target(json_array_get(targets, i), at_index(p, pt, i), err) != 0)
+        if (check_target(json_array_get(targets, i), cph_schema_at_index(p, pt, i), err) != 0)
             return -1;
-    return check_int_member(svc, base, "timeout_ms", 1, TIMEOUT_MS_MAX, err);
+    if (cph_schema_check_int_member(svc, base, "timeout_ms", 0, 1, TIMEOUT_MS_MAX, err) != 0)
+        return -1;
+    return cph_schema_check_string_member(svc, base, "system", 0, 1, cph_schema_valid_code,
+                                          "null or a system code: 1 to 64 of a-z 0-9 _ -", err);
 }
 
 int cph_schema_validate_service(const json_t *service, cph_error_t *err)
@@ -348,7 +387,7 @@ static int check_path(const json_t *paths, size_t i, const char *at, cph_error_t
     size_t len, outlen;
 
     if (!json_is_string(v))
-        return wrong_type(err, at, v, "a string");
+        return cph_schema_wrong_type(err, at, v, "a string");
     len = json_string_length(v);
     if (len < 1 || len > MAX_PATH_LEN || json_string_value(v)[0] != '/')
         return cph_error_set(err, "invalid", at, "a path must start with '/' and be at most %d bytes", MAX_PATH_LEN);
@@ -367,7 +406,7 @@ static int check_path(const json_t *paths, size_t i, const char *at, cph_error_t
 static int check_host(const json_t *v, const char *at, cph_error_t *err)
 {
     if (!json_is_string(v))
-        return wrong_type(err, at, v, "a string");
+        return cph_schema_wrong_type(err, at, v, "a string");
     if (!valid_host_pattern(json_string_value(v), json_string_length(v)))
         return cph_error_set(err, "invalid", at, "a host must be a lower-case DNS name or *.suffix, without a port");
     return 0;
@@ -379,8 +418,8 @@ static int check_method(const json_t *a, size_t i, const char *at, cph_error_t *
     const char *const *m;
 
     if (!json_is_string(v))
-        return wrong_type(err, at, v, "a string");
-    for (m = methods; *m != NULL; ++m)
+        return cph_schema_wrong_type(err, at, v, "a string");
+    for (m = cph_schema_methods; *m != NULL; ++m)
         if (json_string_length(v) == strlen(*m) && strcmp(json_string_value(v), *m) == 0)
             break;
     if (*m == NULL)
@@ -396,23 +435,23 @@ static int check_route_lists(const json_t *route, const char *base, cph_error_t 
     char p[256], pa[256];
     size_t i;
 
-    if (get_array(route, base, "paths", 1, 1, MAX_PATHS, &paths, err) != 0)
+    if (cph_schema_get_array(route, base, "paths", 1, 1, MAX_PATHS, &paths, err) != 0)
         return -1;
-    at_key(pa, base, "paths");
+    cph_schema_at_key(pa, base, "paths");
     for (i = 0; i != json_array_size(paths); ++i)
-        if (check_path(paths, i, at_index(p, pa, i), err) != 0)
+        if (check_path(paths, i, cph_schema_at_index(p, pa, i), err) != 0)
             return -1;
-    if (get_array(route, base, "hosts", 0, 0, MAX_HOSTS, &hosts, err) != 0)
+    if (cph_schema_get_array(route, base, "hosts", 0, 0, MAX_HOSTS, &hosts, err) != 0)
         return -1;
-    at_key(pa, base, "hosts");
+    cph_schema_at_key(pa, base, "hosts");
     for (i = 0; hosts != NULL && i != json_array_size(hosts); ++i)
-        if (check_host(json_array_get(hosts, i), at_index(p, pa, i), err) != 0)
+        if (check_host(json_array_get(hosts, i), cph_schema_at_index(p, pa, i), err) != 0)
             return -1;
-    if (get_array(route, base, "methods", 0, 0, MAX_METHODS, &ms, err) != 0)
+    if (cph_schema_get_array(route, base, "methods", 0, 0, MAX_METHODS, &ms, err) != 0)
         return -1;
-    at_key(pa, base, "methods");
+    cph_schema_at_key(pa, base, "methods");
     for (i = 0; ms != NULL && i != json_array_size(ms); ++i)
-        if (check_method(ms, i, at_index(p, pa, i), err) != 0)
+        if (check_method(ms, i, cph_schema_at_index(p, pa, i), err) != 0)
             return -1;
     return 0;
 }
@@ -420,13 +459,17 @@ static int check_route_lists(const json_t *route, const char *base, cph_error_t 
 static int validate_route_at(const json_t *route, const char *base, cph_error_t *err)
 {
     const json_t *strip;
+    size_t access;
 
     if (!json_is_object(route))
-        return wrong_type(err, base, route, "an object");
-    if (check_members(route, base, route_members, err) != 0 || check_name_member(route, base, "name", err) != 0 ||
-        check_name_member(route, base, "service", err) != 0 || check_route_lists(route, base, err) != 0)
+        return cph_schema_wrong_type(err, base, route, "an object");
+    if (cph_schema_check_members(route, base, route_members, err) != 0 ||
+        cph_schema_check_name_member(route, base, "name", err) != 0 ||
+        cph_schema_check_name_member(route, base, "service", err) != 0 || check_route_lists(route, base, err) != 0)
         return -1;
-    return get_member(route, base, "strip_prefix", JSON_TRUE, 0, &strip, err);
+    if (cph_schema_get_member(route, base, "strip_prefix", JSON_TRUE, 0, &strip, err) != 0)
+        return -1;
+    return cph_schema_check_enum_member(route, base, "default_access", 0, access_values, &access, err);
 }
 
 int cph_schema_validate_route(const json_t *route, cph_error_t *err)
@@ -484,29 +527,36 @@ static int check_b64_member(const json_t *jwk, const char *base, const char *key
     const json_t *v;
     char p[256];
 
-    if (get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
+    if (cph_schema_get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
         return -1;
     memset(first, 0, 4);
     *n = json_string_length(v) <= 4 * hi / 3 + 4 ? b64url_decode(json_string_value(v), json_string_length(v), first, 4) : -1;
     if (*n < (long)lo || *n > (long)hi || first[0] == 0)
-        return cph_error_set(err, "invalid", at_key(p, base, key),
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key),
                              "\"%s\" must be unpadded base64url of %zu to %zu bytes without a leading zero byte", key, lo, hi);
     return 0;
 }
 
-/* A required string member equal to one of the allowed values; *index gets which one. */
-static int check_enum_member(const json_t *obj, const char *base, const char *key, const char *const *allowed, size_t *index,
-                             cph_error_t *err)
+int cph_schema_check_enum_member(const json_t *obj, const char *base, const char *key, int required, const char *const *allowed,
+                                 size_t *index, cph_error_t *err)
 {
     const json_t *v;
-    char p[256];
+    char p[256], list[160] = "";
+    size_t n = 0;
 
-    if (get_member(obj, base, key, JSON_STRING, 1, &v, err) != 0)
+    *index = SIZE_MAX;
+    if (cph_schema_get_member(obj, base, key, JSON_STRING, required, &v, err) != 0)
         return -1;
-    for (*index = 0; allowed[*index] != NULL; ++*index)
+    if (v == NULL)
+        return 0;
+    for (*index = 0; allowed[*index] != NULL; ++*index) {
         if (strlen(allowed[*index]) == json_string_length(v) && strcmp(allowed[*index], json_string_value(v)) == 0)
             return 0;
-    return cph_error_set(err, "invalid", at_key(p, base, key), "\"%s\" has a value this gateway does not accept", key);
+        if (n < sizeof(list))
+            n += (size_t)snprintf(list + n, sizeof(list) - n, " %s", allowed[*index]);
+    }
+    *index = SIZE_MAX;
+    return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key), "\"%s\" must be one of:%s", key, list);
 }
 
 static int check_ec_key(const json_t *jwk, const char *base, cph_error_t *err)
@@ -517,18 +567,19 @@ static int check_ec_key(const json_t *jwk, const char *base, cph_error_t *err)
     long n;
     char p[256];
 
-    if (check_members(jwk, base, ec_key_members, err) != 0 || check_enum_member(jwk, base, "crv", crvs, &i, err) != 0)
+    if (cph_schema_check_members(jwk, base, ec_key_members, err) != 0 ||
+        cph_schema_check_enum_member(jwk, base, "crv", 1, crvs, &i, err) != 0)
         return -1;
     /* coordinates are fixed-width: a leading zero byte is legal there, so check_b64_member's rule does not apply */
     for (i = 0; i != 2; ++i) {
         const json_t *v;
         const char *key = i == 0 ? "x" : "y";
-        if (get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
+        if (cph_schema_get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
             return -1;
         n = json_string_length(v) <= 64 ? b64url_decode(json_string_value(v), json_string_length(v), first, 0) : -1;
         if (n != EC_COORD_BYTES)
-            return cph_error_set(err, "invalid", at_key(p, base, key), "\"%s\" must be unpadded base64url of exactly %d bytes", key,
-                                 EC_COORD_BYTES);
+            return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key),
+                                 "\"%s\" must be unpadded base64url of exactly %d bytes", key, EC_COORD_BYTES);
     }
     return 0;
 }
@@ -540,14 +591,14 @@ static int check_rsa_key(const json_t *jwk, const char *base, cph_error_t *err)
     char p[256];
     uint32_t e = 0;
 
-    if (check_members(jwk, base, rsa_key_members, err) != 0 ||
+    if (cph_schema_check_members(jwk, base, rsa_key_members, err) != 0 ||
         check_b64_member(jwk, base, "n", RSA_N_MIN, RSA_N_MAX, first, &n, err) != 0 ||
         check_b64_member(jwk, base, "e", 1, 4, first, &n, err) != 0)
         return -1;
     for (long i = 0; i != n; ++i)
         e = (e << 8) | first[i];
     if (e < 3 || e % 2 == 0)
-        return cph_error_set(err, "invalid", at_key(p, base, "e"), "\"e\" must be an odd public exponent of at least 3");
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, "e"), "\"e\" must be an odd public exponent of at least 3");
     return 0;
 }
 
@@ -559,13 +610,14 @@ static int check_key(const json_t *jwk, const char *base, cph_error_t *err)
     char p[256];
 
     if (!json_is_object(jwk))
-        return wrong_type(err, base, jwk, "an object");
-    if (check_members(jwk, base, key_members, err) != 0 || check_name_member(jwk, base, "kid", err) != 0 ||
-        check_enum_member(jwk, base, "alg", algs, &alg, err) != 0 || check_enum_member(jwk, base, "kty", ktys, &kty, err) != 0 ||
-        check_enum_member(jwk, base, "use", uses, &use, err) != 0)
+        return cph_schema_wrong_type(err, base, jwk, "an object");
+    if (cph_schema_check_members(jwk, base, key_members, err) != 0 || cph_schema_check_name_member(jwk, base, "kid", err) != 0 ||
+        cph_schema_check_enum_member(jwk, base, "alg", 1, algs, &alg, err) != 0 ||
+        cph_schema_check_enum_member(jwk, base, "kty", 1, ktys, &kty, err) != 0 ||
+        cph_schema_check_enum_member(jwk, base, "use", 1, uses, &use, err) != 0)
         return -1;
     if (alg != kty) /* ES256 goes with EC, RS256 with RSA: the index of one is the index of the other */
-        return cph_error_set(err, "invalid", at_key(p, base, "kty"), "\"kty\" does not match \"alg\"");
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, base, "kty"), "\"kty\" does not match \"alg\"");
     return kty == 0 ? check_ec_key(jwk, base, err) : check_rsa_key(jwk, base, err);
 }
 
@@ -583,11 +635,11 @@ static int check_keys(const json_t *keys, cph_error_t *err)
         cph_fatal(MODULE, "out of memory");
     for (i = 0; i != json_array_size(keys); ++i) {
         const char *kid;
-        if (check_key(json_array_get(keys, i), at_index(p, "/keys", i), err) != 0)
+        if (check_key(json_array_get(keys, i), cph_schema_at_index(p, "/keys", i), err) != 0)
             goto Exit;
         kid = json_string_value(json_object_get(json_array_get(keys, i), "kid"));
         if (json_object_get(kids, kid) != NULL) {
-            cph_error_set(err, "duplicate", at_key(pk, p, "kid"), "the kid \"%s\" is used twice", kid);
+            cph_error_set(err, "duplicate", cph_schema_at_key(pk, p, "kid"), "the kid \"%s\" is used twice", kid);
             goto Exit;
         }
         if (json_object_set_new(kids, kid, json_true()) != 0)
@@ -611,16 +663,16 @@ static int check_list(const json_t *list, const char *base, int (*fn)(const json
     for (i = 0; i != json_array_size(list); ++i) {
         const json_t *item = json_array_get(list, i);
         const char *name;
-        at_index(p, base, i);
+        cph_schema_at_index(p, base, i);
         if (fn(item, p, err) != 0)
             return -1;
         name = json_string_value(json_object_get(item, "name"));
         if (json_object_get(names, name) != NULL)
-            return cph_error_set(err, "duplicate", at_key(pn, p, "name"), "the name \"%s\" is used twice", name);
+            return cph_error_set(err, "duplicate", cph_schema_at_key(pn, p, "name"), "the name \"%s\" is used twice", name);
         if (json_object_set_new(names, name, json_true()) != 0)
             cph_fatal(MODULE, "out of memory");
         if (services != NULL && json_object_get(services, json_string_value(json_object_get(item, "service"))) == NULL)
-            return cph_error_set(err, "unknown_service", at_key(pn, p, "service"), "no service is named \"%s\"",
+            return cph_error_set(err, "unknown_service", cph_schema_at_key(pn, p, "service"), "no service is named \"%s\"",
                                  json_string_value(json_object_get(item, "service")));
     }
     return 0;
@@ -633,16 +685,17 @@ int cph_snapshot_validate(const json_t *body, cph_error_t *err)
     int ret = -1;
 
     if (!json_is_object(body))
-        return wrong_type(err, "", body, "an object");
-    if (check_members(body, "", body_members, err) != 0 ||
-        get_array(body, "", "services", 1, 0, MAX_SERVICES, &services, err) != 0 ||
-        get_array(body, "", "routes", 1, 0, MAX_ROUTES, &routes, err) != 0 ||
-        get_array(body, "", "keys", 0, 0, MAX_KEYS, &keys, err) != 0)
+        return cph_schema_wrong_type(err, "", body, "an object");
+    if (cph_schema_check_members(body, "", body_members, err) != 0 ||
+        cph_schema_get_array(body, "", "services", 1, 0, MAX_SERVICES, &services, err) != 0 ||
+        cph_schema_get_array(body, "", "routes", 1, 0, MAX_ROUTES, &routes, err) != 0 ||
+        cph_schema_get_array(body, "", "keys", 0, 0, MAX_KEYS, &keys, err) != 0 || cph_schema_access_check_top(body, err) != 0)
         return -1;
     if ((service_names = json_object()) == NULL || (route_names = json_object()) == NULL)
         cph_fatal(MODULE, "out of memory");
     if (check_list(services, "/services", validate_service_at, service_names, NULL, err) != 0 ||
-        check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0 || check_keys(keys, err) != 0)
+        check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0 || check_keys(keys, err) != 0 ||
+        cph_schema_access_check(body, service_names, err) != 0)
         goto Exit;
     ret = 0;
 Exit:

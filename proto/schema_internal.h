@@ -1,0 +1,67 @@
+/*
+ * schema_internal: the generic checks of the snapshot schema, shared by proto/schema.c (services, routes, keys) and
+ * proto/schema_access.c (auth, groups, endpoints, api_keys, revoked). Not part of proto's public API: only these two
+ * files include it.
+ *
+ * Conventions of every check: `base` is the JSON pointer of the object holding the member, errors are reported at
+ * base + "/" + key (pointer buffers are 256 bytes, like cph_error_t.path), and a check returns 0, or -1 with err
+ * filled. "Optional and absent" is never an error.
+ */
+#ifndef CPH_PROTO_SCHEMA_INTERNAL_H
+#define CPH_PROTO_SCHEMA_INTERNAL_H
+
+#include "proto/proto.h"
+
+#define CPH_SCHEMA_NAME_MAX 64 /* names and system codes */
+
+/** "GET" ... "TRACE", NULL: the methods a route or an endpoint rule may name. */
+extern const char *const cph_schema_methods[];
+
+/** Writes base + "/" + escaped key into buf (256 bytes) and returns buf. */
+const char *cph_schema_at_key(char *buf, const char *base, const char *key);
+/** Writes base + "/" + index into buf (256 bytes) and returns buf. */
+const char *cph_schema_at_index(char *buf, const char *base, size_t index);
+/** Sets err {"invalid", path, "must be <want>, not <type of v>"} (a real number gets its own message); returns -1. */
+int cph_schema_wrong_type(cph_error_t *err, const char *path, const json_t *v, const char *want);
+/** Rejects ("unknown_field" at the member) the first member of obj whose name is not in allowed (NULL-terminated). */
+int cph_schema_check_members(const json_t *obj, const char *base, const char *const *allowed, cph_error_t *err);
+/**
+ * Fetches member key of JSON type `type` (JSON_TRUE stands for any boolean) into *out; *out is NULL and 0 is returned
+ * when it is absent and not required. Absent and required is "missing_field"; another type is "invalid".
+ */
+int cph_schema_get_member(const json_t *obj, const char *base, const char *key, json_type type, int required, const json_t **out,
+                          cph_error_t *err);
+/** An integer member (never a real) within [lo, hi]. */
+int cph_schema_check_int_member(const json_t *obj, const char *base, const char *key, int required, json_int_t lo, json_int_t hi,
+                                cph_error_t *err);
+/** An array member of min to max elements into *out (NULL when optional and absent). */
+int cph_schema_get_array(const json_t *obj, const char *base, const char *key, int required, size_t min, size_t max,
+                         const json_t **out, cph_error_t *err);
+/** A string member equal to one of allowed (NULL-terminated); *index gets which one, SIZE_MAX when absent. */
+int cph_schema_check_enum_member(const json_t *obj, const char *base, const char *key, int required, const char *const *allowed,
+                                 size_t *index, cph_error_t *err);
+/**
+ * A string member for which rule(s, len) holds (rule_text says what it must be, for the message), or null when
+ * nullable. A NUL byte inside the string is for the rule to refuse.
+ */
+int cph_schema_check_string_member(const json_t *obj, const char *base, const char *key, int required, int nullable,
+                                   int (*rule)(const char *s, size_t len), const char *rule_text, cph_error_t *err);
+/** A required member holding a name (see cph_schema_valid_name). */
+int cph_schema_check_name_member(const json_t *obj, const char *base, const char *key, cph_error_t *err);
+
+/** A name: 1-64 bytes of [A-Za-z0-9._-]. */
+int cph_schema_valid_name(const char *s, size_t len);
+/** A system code: 1-64 bytes of [a-z0-9_-]. */
+int cph_schema_valid_code(const char *s, size_t len);
+/** A target URL: http://HOST:PORT or http://HOST:PORT/ (PROTOCOL.md section 5), at most 255 bytes. */
+int cph_schema_valid_target_url(const char *s, size_t len);
+
+/** The top-level access members' types and caps (auth, groups, endpoints, api_keys, revoked), in that order. */
+int cph_schema_access_check_top(const json_t *body, cph_error_t *err);
+/**
+ * Every element of the access members, in the same order; services is the set (an object) of the body's service
+ * names, which every endpoint's service must be one of. Runs after cph_schema_access_check_top() succeeded.
+ */
+int cph_schema_access_check(const json_t *body, const json_t *services, cph_error_t *err);
+
+#endif
