@@ -28,6 +28,7 @@
 #include "controlplane/audit.h"
 #include "controlplane/db.h"
 #include "controlplane/snapbuild.h"
+#include "controlplane/store_revocation.h"
 #include "proto/log.h"
 
 #define MODULE "cp/db"
@@ -515,6 +516,9 @@ static int finish_write(cph_db_t *db, const char *actor, cph_db_change_t *change
     json_t *body;
 
     if (bump_generation(db, version, err) != 0)
+        return -1;
+    /* entries no token can match any more leave with this version (snapbuild itself reads rows only, never the clock) */
+    if (cph_store_revocation_prune(db, (int64_t)time(NULL), err) != 0)
         return -1;
     if ((body = cph_snapbuild_body(db, err)) == NULL)
         return -1;

@@ -52,7 +52,8 @@ void cph_db_unlock(cph_db_t *db);
 sqlite3 *cph_db_handle(cph_db_t *db);
 
 /**
- * The write path: lock, BEGIN IMMEDIATE, cb, bump meta.generation, build the snapshot body (snapbuild), validate it
+ * The write path: lock, BEGIN IMMEDIATE, cb, bump meta.generation, prune the revocations no token can match any more
+ * (cph_store_revocation_prune with the current time), build the snapshot body (snapbuild), validate it
  * with cph_snapshot_validate (a failing path under the changed object is made relative to it), insert the snapshots
  * row and the audit row, COMMIT, call the commit hook, unlock. Any failure rolls everything back. Returns 0 with
  * *version set, or -1 with err filled.

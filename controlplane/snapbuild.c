@@ -9,6 +9,9 @@
  * "keys" carries the public JWKs of the active and retiring signing keys (the JWKS of signing.c), sorted by kid so
  * the hash does not depend on which key is newer: a rotation changes the body and so reaches every data plane like
  * any other write. The member is left out when there is no key (a store before its first key), never written empty.
+ *
+ * A service carries its "system" (a code or null) and a route its "default_access"; the access sections ("auth",
+ * "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +78,10 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err)
         cph_fatal(MODULE, "out of memory");
     if (json_array_size(keys) != 0)
         json_object_set(body, "keys", keys);
+    if (cph_snapbuild_access(db, body, err) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
 Exit:
     json_decref(services);
     json_decref(routes);

@@ -8,12 +8,23 @@
 #include "controlplane/db.h"
 
 /**
- * Builds {"services":[...], "routes":[...], "keys"?:[...]} from the rows, each array sorted by name (byte order; the
- * published public signing keys by kid, the member absent when there is none), every optional
- * field written out with its value (defaults explicit), no ids or timestamps. Caller holds the lock. Returns a new
- * reference, or NULL with err {internal}. The same rows always give the same body, whatever order they were
- * inserted in, so the same hash (cph_snapshot_hash).
+ * Builds {"services":[...], "routes":[...], "keys"?:[...], "auth", "groups", "endpoints", "api_keys", "revoked"} from
+ * the rows, services and routes sorted by name (byte order; the published public signing keys by kid, the member
+ * absent when there is none; the access sections as cph_snapbuild_access), every optional field written out with its
+ * value (defaults explicit: a service's "system" null, a route's "default_access"), no ids (but an endpoint rule's and
+ * an api key's) or timestamps. Caller holds the lock. Returns a new reference, or NULL with err {internal}. The same
+ * rows (and auth settings) always give the same body, whatever order they were inserted in, so the same hash
+ * (cph_snapshot_hash).
  */
 json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err);
+
+/**
+ * Adds the access sections of CONTRACT4.md A to body, every one always: "auth" (cph_settings_auth(), every member,
+ * audience and api null when unset), "groups" [{"system", "name", "roles"}] by system then name, "endpoints" [{"id",
+ * "service", "method", "path", "public", "shadow", "roles", "groups"}] by service, path, method, id, "api_keys"
+ * (cph_store_api_key_snapshot: not revoked, by prefix) and "revoked" (cph_store_revocation_snapshot). Caller holds
+ * the lock. Returns 0, or -1 with err {internal} (body then holds none, some or all of them).
+ */
+int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err);
 
 #endif

@@ -9,6 +9,10 @@
  * stored and audited representation has the prefix only.
  *
  * Roles and groups are names in the key's own system, like a group's roles.
+ *
+ * The data planes check keys themselves (CONTRACT4.md C): the snapshot carries every usable key with the SHA-256 of
+ * its secret (cph_store_api_key_snapshot). A revoked key is simply left out, and so is a deleted one; an expired key
+ * stays in with its expiry, so the body depends on the rows only and never on the clock.
  */
 #include <stdio.h>
 #include <string.h>
@@ -230,6 +234,30 @@ int cph_store_api_key_update(cph_db_t *db, int64_t id, const json_t *k, cph_erro
     return write_key(db,
                      "UPDATE api_keys SET system_id = ?1, name = ?2, expires_at = ?3, revoked = ?4, updated_at = ?5 WHERE id = ?6",
                      &id, k, err);
+}
+
+#define SELECT_API_KEY_SNAPSHOT                                                                                                    \
+    "SELECT k.id, k.prefix, k.secret_sha256, s.code, "                                                                             \
+    "(SELECT json_group_array(n) FROM (SELECT r.name AS n FROM api_key_roles kr JOIN roles r ON r.id = kr.role_id "                \
+    "WHERE kr.api_key_id = k.id ORDER BY r.name)), "                                                                               \
+    "(SELECT json_group_array(n) FROM (SELECT g.name AS n FROM api_key_groups kg JOIN groups g ON g.id = kg.group_id "             \
+    "WHERE kg.api_key_id = k.id ORDER BY g.name)), "                                                                               \
+    "CAST(strftime('%s', k.expires_at) AS INTEGER) FROM api_keys k JOIN systems s ON s.id = k.system_id "                          \
+    "WHERE k.revoked = 0 ORDER BY k.prefix"
+
+static json_t *snapshot_row(sqlite3_stmt *st)
+{
+    json_t *expires = sqlite3_column_type(st, 6) == SQLITE_NULL ? json_null() : json_integer(sqlite3_column_int64(st, 6));
+
+    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0), "prefix",
+                     (const char *)sqlite3_column_text(st, 1), "secret_sha256", (const char *)sqlite3_column_text(st, 2), "system",
+                     (const char *)sqlite3_column_text(st, 3), "roles", cph_store_column_json(st, 4), "groups",
+                     cph_store_column_json(st, 5), "expires_at", expires);
+}
+
+json_t *cph_store_api_key_snapshot(cph_db_t *db, cph_error_t *err)
+{
+    return cph_store_list(db, SELECT_API_KEY_SNAPSHOT, snapshot_row, err);
 }
 
 int cph_store_api_key_delete(cph_db_t *db, int64_t id, cph_error_t *err)

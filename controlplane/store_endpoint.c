@@ -8,8 +8,12 @@
  * (cph_path_canonicalize), so that "/a/../admin" or "/a%2fb" can never be written as a rule that looks like it
  * protects something it does not.
  *
- * Services carry no system in schema v1 yet, so roles and groups are always {"system", "name"}. A rule belongs to
- * its service (ON DELETE CASCADE); the roles and groups it lists stay while it lists them (RESTRICT).
+ * Roles and groups are always {"system", "name"} (a service's system is optional, and a superuser's rule may name
+ * another system's roles). A rule belongs to its service (ON DELETE CASCADE); the roles and groups it lists stay while
+ * it lists them (RESTRICT).
+ *
+ * A shadow rule (migrations/0004_access.sql) is evaluated and counted by the data planes but never enforced: a new or
+ * stricter rule can be watched on real traffic (GET /api/v1/authz/shadow) before it is switched on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +33,7 @@
     "(SELECT json_group_array(json_object('system', c, 'name', n)) FROM (SELECT y.code AS c, g.name AS n FROM endpoint_groups eg " \
     "JOIN groups g ON g.id = eg.group_id JOIN systems y ON y.id = g.system_id WHERE eg.endpoint_id = e.id ORDER BY y.code, "       \
     "g.name)), "                                                                                                                   \
-    "e.created_at, e.updated_at FROM endpoints e JOIN services s ON s.id = e.service_id "
+    "e.created_at, e.updated_at, e.shadow FROM endpoints e JOIN services s ON s.id = e.service_id "
 
 const cph_store_ops_t cph_store_endpoint_ops = {
     "endpoint",
@@ -42,78 +46,6 @@ const cph_store_ops_t cph_store_endpoint_ops = {
 };
 
 static const char *const METHODS[] = {"*", "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", NULL};
-
-/* 1 when seg[0..len) is "{name}" with a valid name. */
-static int is_param(const char *seg, size_t len)
-{
-    if (len < 3 || seg[0] != '{' || seg[len - 1] != '}' || len - 2 > 32)
-        return 0;
-    for (size_t i = 1; i < len - 1; ++i) {
-        char c = seg[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 1 && c >= '0' && c <= '9');
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-/* Walks the segments: params into names (checked unique), "*" only last; writes the substituted path into sub. */
-static int walk_segments(const char *p, char *sub, size_t *sublen, cph_error_t *err, const char *path)
-{
-    const char *names[CPH_ENDPOINT_PARAMS_MAX];
-    size_t nlen[CPH_ENDPOINT_PARAMS_MAX], nparams = 0, n = 0;
-
-    while (*p == '/') {
-        const char *seg = ++p, *end = strchr(seg, '/');
-        size_t len = end != NULL ? (size_t)(end - seg) : strlen(seg);
-        sub[n++] = '/';
-        if (len == 1 && seg[0] == '*' && end == NULL) {
-            /* a prefix rule: the "*" segment matches /x/ and below; the canonical check sees "/x/" */
-        } else if (is_param(seg, len)) {
-            for (size_t i = 0; i < nparams; ++i)
-                if (nlen[i] == len && memcmp(names[i], seg, len) == 0)
-                    return cph_error_set(err, "invalid", path, "a parameter name is used twice");
-            if (nparams == CPH_ENDPOINT_PARAMS_MAX)
-                return cph_error_set(err, "invalid", path, "at most %d parameters", CPH_ENDPOINT_PARAMS_MAX);
-            names[nparams] = seg, nlen[nparams++] = len;
-            sub[n++] = 'p';
-        } else {
-            if (memchr(seg, '{', len) != NULL || memchr(seg, '}', len) != NULL || memchr(seg, '*', len) != NULL)
-                return cph_error_set(err, "invalid", path, "'{name}' and '*' must be whole segments ('*' only the last)");
-            memcpy(sub + n, seg, len);
-            n += len;
-        }
-        p = seg + len;
-    }
-    sub[n] = '\0';
-    *sublen = n;
-    return 0;
-}
-
-int cph_store_endpoint_check_path(const char *pattern, const char *path, cph_error_t *err)
-{
-    size_t len = strlen(pattern), sublen = 0, canonlen = 0;
-    char *sub, *canon;
-    int ret = -1;
-
-    if (len == 0 || len > CPH_ENDPOINT_PATH_MAX || pattern[0] != '/')
-        return cph_error_set(err, "invalid", path, "a path pattern starts with '/' and has at most %d bytes",
-                             CPH_ENDPOINT_PATH_MAX);
-    if ((sub = malloc(len + 1)) == NULL || (canon = malloc(3 * len + 1)) == NULL)
-        cph_fatal(MODULE, "out of memory");
-    if (walk_segments(pattern, sub, &sublen, err, path) != 0)
-        goto Exit;
-    if (cph_path_canonicalize(sub, sublen, canon, &canonlen) != 0 || canonlen != sublen || memcmp(canon, sub, sublen) != 0) {
-        cph_error_set(err, "invalid", path,
-                      "the path pattern is not canonical (dot segments, '//', ';', escapes or control bytes)");
-        goto Exit;
-    }
-    ret = 0;
-Exit:
-    free(sub);
-    free(canon);
-    return ret;
-}
 
 static int get_method(const json_t *in, const char **out, cph_error_t *err)
 {
@@ -132,18 +64,18 @@ static int get_method(const json_t *in, const char **out, cph_error_t *err)
 
 json_t *cph_store_endpoint_normalize(const json_t *in, cph_error_t *err)
 {
-    static const char *const ALLOWED[] = {"service", "method", "path", "public", "roles", "groups", NULL};
+    static const char *const ALLOWED[] = {"service", "method", "path", "public", "shadow", "roles", "groups", NULL};
     json_t *copy, *out = NULL, *roles = NULL, *groups = NULL, *path;
     const char *service, *method;
-    int public;
+    int public, shadow;
 
     if ((copy = cph_store_writable_copy(in, "endpoint", err)) == NULL)
         return NULL;
     path = json_object_get(copy, "path");
     if (cph_ident_check_members(copy, ALLOWED, err) != 0 ||
         cph_ident_get_string(copy, "service", CPH_IDENT_NAME, 1, &service, err) != 0 || get_method(copy, &method, err) != 0 ||
-        cph_ident_get_bool(copy, "public", 0, &public, err) != 0 || cph_ident_get_refs(copy, "roles", &roles, err) != 0 ||
-        cph_ident_get_refs(copy, "groups", &groups, err) != 0)
+        cph_ident_get_bool(copy, "public", 0, &public, err) != 0 || cph_ident_get_bool(copy, "shadow", 0, &shadow, err) != 0 ||
+        cph_ident_get_refs(copy, "roles", &roles, err) != 0 || cph_ident_get_refs(copy, "groups", &groups, err) != 0)
         goto Exit;
     if (path == NULL) {
         cph_error_set(err, "missing_field", "/path", "required");
@@ -153,15 +85,15 @@ json_t *cph_store_endpoint_normalize(const json_t *in, cph_error_t *err)
         cph_error_set(err, "invalid", "/path", "must be a path pattern string");
         goto Exit;
     }
-    if (cph_store_endpoint_check_path(json_string_value(path), "/path", err) != 0)
+    if (cph_endpoint_pattern_check(json_string_value(path), "/path", err) != 0)
         goto Exit;
     if (public && (json_array_size(roles) != 0 || json_array_size(groups) != 0)) {
         cph_error_set(err, "invalid", json_array_size(roles) != 0 ? "/roles" : "/groups",
                       "a public endpoint lists no roles or groups");
         goto Exit;
     }
-    out = json_pack("{s:s, s:s, s:O, s:b, s:O, s:O}", "service", service, "method", method, "path", path, "public", public, "roles",
-                    roles, "groups", groups);
+    out = json_pack("{s:s, s:s, s:O, s:b, s:b, s:O, s:O}", "service", service, "method", method, "path", path, "public", public,
+                    "shadow", shadow, "roles", roles, "groups", groups);
 Exit:
     json_decref(roles);
     json_decref(groups);
@@ -171,16 +103,17 @@ Exit:
 
 static json_t *row_to_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:b, s:o, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "service",
+    return json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "service",
                      (const char *)sqlite3_column_text(st, 1), "method", (const char *)sqlite3_column_text(st, 2), "path",
-                     (const char *)sqlite3_column_text(st, 3), "public", sqlite3_column_int(st, 4) != 0, "roles",
-                     cph_store_column_json(st, 5), "groups", cph_store_column_json(st, 6), "created_at",
-                     (const char *)sqlite3_column_text(st, 7), "updated_at", (const char *)sqlite3_column_text(st, 8));
+                     (const char *)sqlite3_column_text(st, 3), "public", sqlite3_column_int(st, 4) != 0, "shadow",
+                     sqlite3_column_int(st, 9) != 0, "roles", cph_store_column_json(st, 5), "groups", cph_store_column_json(st, 6),
+                     "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
+                     (const char *)sqlite3_column_text(st, 8));
 }
 
 json_t *cph_store_endpoint_list(cph_db_t *db, cph_error_t *err)
 {
-    return cph_store_list(db, SELECT_ENDPOINT "ORDER BY s.name, e.path, e.method", row_to_json, err);
+    return cph_store_list(db, SELECT_ENDPOINT "ORDER BY s.name, e.path, e.method, e.id", row_to_json, err);
 }
 
 json_t *cph_store_endpoint_get(cph_db_t *db, const char *key, cph_error_t *err)
@@ -206,7 +139,7 @@ static int write_links(cph_db_t *db, int64_t id, const json_t *ep, cph_error_t *
     return cph_ident_link_refs(db, ep, id, INSERT, err);
 }
 
-/* Writes the row (?1 service_id, ?2 method, ?3 path, ?4 public, ?5 now, ?6 id), then links. */
+/* Writes the row (?1 service_id, ?2 method, ?3 path, ?4 public, ?5 now, ?6 shadow, ?7 id), then links. */
 static int write_endpoint(cph_db_t *db, const char *sql, int64_t *id, const json_t *ep, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;
@@ -223,8 +156,9 @@ static int write_endpoint(cph_db_t *db, const char *sql, int64_t *id, const json
     sqlite3_bind_text(st, 3, json_string_value(json_object_get(ep, "path")), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 4, json_is_true(json_object_get(ep, "public")));
     sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 6, json_is_true(json_object_get(ep, "shadow")));
     if (*id != 0)
-        sqlite3_bind_int64(st, 6, *id);
+        sqlite3_bind_int64(st, 7, *id);
     if (cph_ident_step(db, st, "endpoint", "/path", "the service already has a rule for this method and path", *id != 0, err) != 0)
         return -1;
     if (*id == 0)
@@ -235,16 +169,17 @@ static int write_endpoint(cph_db_t *db, const char *sql, int64_t *id, const json
 int cph_store_endpoint_insert(cph_db_t *db, const json_t *ep, int64_t *id, cph_error_t *err)
 {
     *id = 0;
-    return write_endpoint(
-        db, "INSERT INTO endpoints (service_id, method, path, public, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)", id,
-        ep, err);
+    return write_endpoint(db,
+                          "INSERT INTO endpoints (service_id, method, path, public, created_at, updated_at, shadow) VALUES (?1, "
+                          "?2, ?3, ?4, ?5, ?5, ?6)",
+                          id, ep, err);
 }
 
 int cph_store_endpoint_update(cph_db_t *db, int64_t id, const json_t *ep, cph_error_t *err)
 {
     return write_endpoint(
-        db, "UPDATE endpoints SET service_id = ?1, method = ?2, path = ?3, public = ?4, updated_at = ?5 WHERE id = ?6", &id, ep,
-        err);
+        db, "UPDATE endpoints SET service_id = ?1, method = ?2, path = ?3, public = ?4, updated_at = ?5, shadow = ?6 WHERE id = ?7",
+        &id, ep, err);
 }
 
 int cph_store_endpoint_delete(cph_db_t *db, int64_t id, cph_error_t *err)

@@ -4,12 +4,17 @@
  * A route refers to its service by id (foreign key, ON DELETE RESTRICT), so renaming a service carries its routes
  * along and a service in use cannot disappear under them; the API speaks service names, which are resolved here on
  * every write. paths, hosts and methods are JSON columns, read and written whole like a service's targets.
+ *
+ * default_access (migrations/0004_access.sql) is what the data plane decides for a request of the route that no
+ * endpoint rule of its service matches (CONTRACT4.md D): "authenticated" unless the admin says otherwise, so adding a
+ * route never opens anything by accident.
  */
+#include <string.h>
 #include "controlplane/store_route.h"
 #include "controlplane/store_service.h"
 
 #define SELECT_ROUTE                                                                                                               \
-    "SELECT r.id, r.name, s.name, r.paths, r.hosts, r.methods, r.strip_prefix, r.created_at, r.updated_at "                        \
+    "SELECT r.id, r.name, s.name, r.paths, r.hosts, r.methods, r.strip_prefix, r.created_at, r.updated_at, r.default_access "      \
     "FROM routes r JOIN services s ON s.id = r.service_id "
 
 const cph_store_ops_t cph_store_route_ops = {
@@ -29,18 +34,41 @@ static json_t *or_empty(json_t *obj, const char *key)
     return v != NULL ? json_incref(v) : json_array();
 }
 
+/* default_access: absent -> "authenticated"; else one of ACCESS ({invalid} at /default_access). */
+static int get_access(const json_t *in, const char **out, cph_error_t *err)
+{
+    static const char *const ACCESS[] = {"public", "authenticated", "deny", NULL};
+    json_t *v = json_object_get(in, "default_access");
+
+    *out = "authenticated";
+    if (v == NULL)
+        return 0;
+    for (size_t i = 0; json_is_string(v) && ACCESS[i] != NULL; ++i)
+        if (strcmp(json_string_value(v), ACCESS[i]) == 0 && json_string_length(v) == strlen(ACCESS[i])) {
+            *out = ACCESS[i];
+            return 0;
+        }
+    return cph_error_set(err, "invalid", "/default_access", "must be \"public\", \"authenticated\" or \"deny\"");
+}
+
 json_t *cph_store_route_normalize(const json_t *in, cph_error_t *err)
 {
     json_t *copy, *out = NULL, *strip;
+    const char *access;
 
     if ((copy = cph_store_writable_copy(in, "route", err)) == NULL)
         return NULL;
+    /* default_access is checked here: the schema validator sees the rest */
+    if (get_access(copy, &access, err) != 0)
+        goto Exit;
+    json_object_del(copy, "default_access");
     if (cph_schema_validate_route(copy, err) != 0)
         goto Exit;
     strip = json_object_get(copy, "strip_prefix");
-    out = json_pack("{s:O, s:O, s:O, s:o, s:o, s:b}", "name", json_object_get(copy, "name"), "service",
+    out = json_pack("{s:O, s:O, s:O, s:o, s:o, s:b, s:s}", "name", json_object_get(copy, "name"), "service",
                     json_object_get(copy, "service"), "paths", json_object_get(copy, "paths"), "hosts", or_empty(copy, "hosts"),
-                    "methods", or_empty(copy, "methods"), "strip_prefix", strip != NULL && json_is_true(strip));
+                    "methods", or_empty(copy, "methods"), "strip_prefix", strip != NULL && json_is_true(strip), "default_access",
+                    access);
 Exit:
     json_decref(copy);
     return out;
@@ -48,11 +76,12 @@ Exit:
 
 static json_t *row_to_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:s, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
                      (const char *)sqlite3_column_text(st, 1), "service", (const char *)sqlite3_column_text(st, 2), "paths",
                      cph_store_column_json(st, 3), "hosts", cph_store_column_json(st, 4), "methods", cph_store_column_json(st, 5),
-                     "strip_prefix", sqlite3_column_int(st, 6) != 0, "created_at", (const char *)sqlite3_column_text(st, 7),
-                     "updated_at", (const char *)sqlite3_column_text(st, 8));
+                     "strip_prefix", sqlite3_column_int(st, 6) != 0, "default_access", (const char *)sqlite3_column_text(st, 9),
+                     "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
+                     (const char *)sqlite3_column_text(st, 8));
 }
 
 json_t *cph_store_route_list(cph_db_t *db, cph_error_t *err)
@@ -65,7 +94,8 @@ json_t *cph_store_route_get(cph_db_t *db, const char *key, cph_error_t *err)
     return cph_store_get(db, SELECT_ROUTE "WHERE ", "r.id", "r.name", row_to_json, "route", key, err);
 }
 
-/* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now (?8 id), then steps. */
+/* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now, ?8 default_access (?9 id), then
+ * steps. */
 static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *route, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;
@@ -84,16 +114,17 @@ static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *ro
     cph_store_bind_json(st, 5, json_object_get(route, "methods"));
     sqlite3_bind_int(st, 6, json_is_true(json_object_get(route, "strip_prefix")));
     sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 8, json_string_value(json_object_get(route, "default_access")), -1, SQLITE_TRANSIENT);
     if (id != 0)
-        sqlite3_bind_int64(st, 8, id);
+        sqlite3_bind_int64(st, 9, id);
     return cph_store_step_write(db, st, "route", id != 0, err);
 }
 
 int cph_store_route_insert(cph_db_t *db, const json_t *route, int64_t *id, cph_error_t *err)
 {
     if (write_row(db,
-                  "INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, updated_at) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                  "INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, updated_at, "
+                  "default_access) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
                   0, route, err) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(cph_db_handle(db));
@@ -104,7 +135,7 @@ int cph_store_route_update(cph_db_t *db, int64_t id, const json_t *route, cph_er
 {
     return write_row(db,
                      "UPDATE routes SET name = ?1, service_id = ?2, paths = ?3, hosts = ?4, methods = ?5, strip_prefix = ?6, "
-                     "updated_at = ?7 WHERE id = ?8",
+                     "updated_at = ?7, default_access = ?8 WHERE id = ?9",
                      id, route, err);
 }
 

@@ -4,10 +4,17 @@
  * The rows hold services already normalised by cph_store_service_normalize() (validated, defaults filled), so what
  * comes out is exactly what the snapshot needs. targets is a JSON column: a service's targets are always read and
  * written whole, and the snapshot wants them as JSON anyway.
+ *
+ * A service may belong to a system (system_id, migrations/0004_access.sql; the API speaks its code): the data plane
+ * then refuses principals of other systems (CONTRACT4.md D step 4). A system a service belongs to cannot be deleted
+ * (ON DELETE RESTRICT), and renaming its code carries the service along.
  */
 #include "controlplane/store_service.h"
+#include "controlplane/ident.h"
 
-#define SELECT_SERVICE "SELECT id, name, targets, timeout_ms, created_at, updated_at FROM services "
+#define SELECT_SERVICE                                                                                                             \
+    "SELECT s.id, s.name, s.targets, s.timeout_ms, s.created_at, s.updated_at, y.code FROM services s "                            \
+    "LEFT JOIN systems y ON y.id = s.system_id "
 
 const cph_store_ops_t cph_store_service_ops = {
     "service",
@@ -21,11 +28,17 @@ const cph_store_ops_t cph_store_service_ops = {
 
 json_t *cph_store_service_normalize(const json_t *in, cph_error_t *err)
 {
-    json_t *copy, *out = NULL, *targets, *t, *timeout;
+    json_t *copy, *out = NULL, *targets, *t, *timeout, *system_v = NULL;
+    const char *system = NULL;
     size_t i;
 
     if ((copy = cph_store_writable_copy(in, "service", err)) == NULL)
         return NULL;
+    /* "system" is checked here (its existence on write): the schema validator sees the rest */
+    if (cph_ident_get_string(copy, "system", CPH_IDENT_CODE, 0, &system, err) != 0)
+        goto Exit;
+    system_v = system != NULL ? json_string(system) : json_null();
+    json_object_del(copy, "system");
     if (cph_schema_validate_service(copy, err) != 0)
         goto Exit;
     targets = json_array();
@@ -36,37 +49,42 @@ json_t *cph_store_service_normalize(const json_t *in, cph_error_t *err)
                                                  w != NULL ? json_integer_value(w) : (json_int_t)1));
     }
     timeout = json_object_get(copy, "timeout_ms");
-    out = json_pack("{s:O, s:o, s:I}", "name", json_object_get(copy, "name"), "targets", targets, "timeout_ms",
-                    timeout != NULL ? json_integer_value(timeout) : (json_int_t)60000);
+    out = json_pack("{s:O, s:o, s:I, s:O}", "name", json_object_get(copy, "name"), "targets", targets, "timeout_ms",
+                    timeout != NULL ? json_integer_value(timeout) : (json_int_t)60000, "system", system_v);
 Exit:
+    json_decref(system_v);
     json_decref(copy);
     return out;
 }
 
 static json_t *row_to_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:o, s:I, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+    return json_pack("{s:I, s:s, s:o, s:I, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
                      (const char *)sqlite3_column_text(st, 1), "targets", cph_store_column_json(st, 2), "timeout_ms",
-                     (json_int_t)sqlite3_column_int64(st, 3), "created_at", (const char *)sqlite3_column_text(st, 4), "updated_at",
-                     (const char *)sqlite3_column_text(st, 5));
+                     (json_int_t)sqlite3_column_int64(st, 3), "system", cph_ident_column_text(st, 6), "created_at",
+                     (const char *)sqlite3_column_text(st, 4), "updated_at", (const char *)sqlite3_column_text(st, 5));
 }
 
 json_t *cph_store_service_list(cph_db_t *db, cph_error_t *err)
 {
-    return cph_store_list(db, SELECT_SERVICE "ORDER BY name", row_to_json, err);
+    return cph_store_list(db, SELECT_SERVICE "ORDER BY s.name", row_to_json, err);
 }
 
 json_t *cph_store_service_get(cph_db_t *db, const char *key, cph_error_t *err)
 {
-    return cph_store_get(db, SELECT_SERVICE "WHERE ", "id", "name", row_to_json, "service", key, err);
+    return cph_store_get(db, SELECT_SERVICE "WHERE ", "s.id", "s.name", row_to_json, "service", key, err);
 }
 
-/* Binds name, targets, timeout_ms, now to ?1..?4 and steps. */
+/* Binds name, targets, timeout_ms, now, system_id (NULL for none) to ?1..?5 (?6 id) and steps. */
 static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *svc, cph_error_t *err)
 {
+    const char *system = json_string_value(json_object_get(svc, "system"));
     sqlite3_stmt *st = NULL;
+    int64_t sid = 0;
     char now[32];
 
+    if (system != NULL && cph_ident_system_id(db, system, "/system", &sid, err) != 0)
+        return -1;
     if (sqlite3_prepare_v2(cph_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
         return cph_store_internal(db, err, "prepare write");
     cph_db_now(now, sizeof(now));
@@ -74,15 +92,21 @@ static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *sv
     cph_store_bind_json(st, 2, json_object_get(svc, "targets"));
     sqlite3_bind_int64(st, 3, json_integer_value(json_object_get(svc, "timeout_ms")));
     sqlite3_bind_text(st, 4, now, -1, SQLITE_TRANSIENT);
+    if (system != NULL)
+        sqlite3_bind_int64(st, 5, sid);
+    else
+        sqlite3_bind_null(st, 5);
     if (id != 0)
-        sqlite3_bind_int64(st, 5, id);
+        sqlite3_bind_int64(st, 6, id);
     return cph_store_step_write(db, st, "service", id != 0, err);
 }
 
 int cph_store_service_insert(cph_db_t *db, const json_t *svc, int64_t *id, cph_error_t *err)
 {
-    if (write_row(db, "INSERT INTO services (name, targets, timeout_ms, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)", 0,
-                  svc, err) != 0)
+    if (write_row(
+            db,
+            "INSERT INTO services (name, targets, timeout_ms, created_at, updated_at, system_id) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            0, svc, err) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(cph_db_handle(db));
     return 0;
@@ -90,8 +114,9 @@ int cph_store_service_insert(cph_db_t *db, const json_t *svc, int64_t *id, cph_e
 
 int cph_store_service_update(cph_db_t *db, int64_t id, const json_t *svc, cph_error_t *err)
 {
-    return write_row(db, "UPDATE services SET name = ?1, targets = ?2, timeout_ms = ?3, updated_at = ?4 WHERE id = ?5", id, svc,
-                     err);
+    return write_row(db,
+                     "UPDATE services SET name = ?1, targets = ?2, timeout_ms = ?3, updated_at = ?4, system_id = ?5 WHERE id = ?6",
+                     id, svc, err);
 }
 
 int cph_store_service_delete(cph_db_t *db, int64_t id, cph_error_t *err)

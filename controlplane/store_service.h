@@ -1,7 +1,8 @@
 /*
  * store_service: the services table.
  *
- * API representation: {"id", "name", "targets": [{"url", "weight"}], "timeout_ms", "created_at", "updated_at"}.
+ * API representation: {"id", "name", "targets": [{"url", "weight"}], "timeout_ms", "system": "<code>" | null,
+ * "created_at", "updated_at"}.
  * Every function except cph_store_service_normalize() runs with the database lock held (inside cph_db_write() or
  * between cph_db_lock()/cph_db_unlock()).
  */
@@ -19,7 +20,8 @@ extern const cph_store_ops_t cph_store_service_ops;
 /**
  * Checks a service from a request and returns a new normalised object: read-only members (id, created_at,
  * updated_at) dropped, validated with cph_schema_validate_service (path relative to the object), defaults filled
- * (weight 1, timeout_ms 60000), keys limited to the schema's. NULL with err filled when invalid.
+ * (weight 1, timeout_ms 60000, system null), keys limited to the schema's. "system" (a code, {invalid} at /system
+ * otherwise, or null) is checked here; whether it exists, on insert/update. NULL with err filled when invalid.
  */
 json_t *cph_store_service_normalize(const json_t *in, cph_error_t *err);
 /** Every service, sorted by name, as a new array. NULL with err {internal}. */
@@ -29,9 +31,12 @@ json_t *cph_store_service_list(cph_db_t *db, cph_error_t *err);
  * err {not_found} or {internal}.
  */
 json_t *cph_store_service_get(cph_db_t *db, const char *key, cph_error_t *err);
-/** Inserts a normalised service; *id receives its id. err {conflict} if the name exists. */
+/** Inserts a normalised service; *id receives its id. err {conflict} if the name exists, {unknown_system} at /system. */
 int cph_store_service_insert(cph_db_t *db, const json_t *svc, int64_t *id, cph_error_t *err);
-/** Replaces service id with a normalised object (name included). err {conflict} if the new name is taken. */
+/**
+ * Replaces service id with a normalised object (name and system included). err {conflict} if the new name is taken,
+ * {unknown_system} at /system, {not_found}.
+ */
 int cph_store_service_update(cph_db_t *db, int64_t id, const json_t *svc, cph_error_t *err);
 /** Deletes service id. err {conflict} while routes use it, {not_found} if it does not exist. */
 int cph_store_service_delete(cph_db_t *db, int64_t id, cph_error_t *err);

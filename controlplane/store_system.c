@@ -85,5 +85,5 @@ int cph_store_system_update(cph_db_t *db, int64_t id, const json_t *sys, cph_err
 
 int cph_store_system_delete(cph_db_t *db, int64_t id, cph_error_t *err)
 {
-    return cph_store_delete(db, "systems", "system", "the system is used by roles, groups, api keys or users", id, err);
+    return cph_store_delete(db, "systems", "system", "the system is used by services, roles, groups, api keys or users", id, err);
 }

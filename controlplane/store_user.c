@@ -8,12 +8,21 @@
  *
  * The password never reaches this file in clear: cph_store_user_normalize() replaces it by its argon2id hash (see
  * password.c), and no SELECT here that feeds an answer or the audit reads password_hash.
+ *
+ * An access token states who its user is (superuser flag, system, roles, groups) for its whole life. When that stops
+ * being true - the user is disabled or deleted, or one of those changes - the tokens already issued must stop
+ * working at once, not at their exp: the write adds a user revocation (store_revocation.c, before = now) in the same
+ * transaction, which reaches the data planes with the snapshot of that very write. Other changes (username, email,
+ * password, enabling) leave the tokens alone: they do not change what a token grants.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "controlplane/store_user.h"
 #include "controlplane/ident.h"
 #include "controlplane/password.h"
+#include "controlplane/store_revocation.h"
 
 #define SELECT_USER                                                                                                                \
     "SELECT u.id, u.username, u.email, u.superuser, u.enabled, "                                                                   \
@@ -209,17 +218,55 @@ int cph_store_user_insert(cph_db_t *db, const json_t *user, int64_t *id, cph_err
                       id, user, err);
 }
 
+/* User id as stored (the API representation), or NULL with err {not_found} / {internal}. */
+static json_t *get_by_id(cph_db_t *db, int64_t id, cph_error_t *err)
+{
+    char key[24];
+
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    return cph_ident_get(db, SELECT_USER "WHERE ", "u.id", "u.id", row_to_json, "user", key, err);
+}
+
+/* Whether going from old to new changes what the user's tokens say or allow (the lists are sorted by SQLite). */
+static int grants_changed(const json_t *before, const json_t *after)
+{
+    static const char *const MEMBERS[] = {"superuser", "systems", "roles", "groups"};
+
+    if (json_is_true(json_object_get(before, "enabled")) && !json_is_true(json_object_get(after, "enabled")))
+        return 1;
+    for (size_t i = 0; i < sizeof(MEMBERS) / sizeof(MEMBERS[0]); ++i)
+        if (!json_equal(json_object_get(before, MEMBERS[i]), json_object_get(after, MEMBERS[i])))
+            return 1;
+    return 0;
+}
+
 int cph_store_user_update(cph_db_t *db, int64_t id, const json_t *user, cph_error_t *err)
 {
-    return write_user(db,
-                      "UPDATE users SET username = ?1, email = ?2, password_hash = coalesce(?3, password_hash), superuser = ?4, "
-                      "enabled = ?5, updated_at = ?6 WHERE id = ?7",
-                      &id, user, err);
+    json_t *before, *after = NULL;
+    int ret = -1;
+
+    if ((before = get_by_id(db, id, err)) == NULL)
+        return -1;
+    if (write_user(db,
+                   "UPDATE users SET username = ?1, email = ?2, password_hash = coalesce(?3, password_hash), superuser = ?4, "
+                   "enabled = ?5, updated_at = ?6 WHERE id = ?7",
+                   &id, user, err) != 0 ||
+        (after = get_by_id(db, id, err)) == NULL)
+        goto Exit;
+    if (grants_changed(before, after) && cph_store_revocation_user(db, id, (int64_t)time(NULL), err) != 0)
+        goto Exit;
+    ret = 0;
+Exit:
+    json_decref(before);
+    json_decref(after);
+    return ret;
 }
 
 int cph_store_user_delete(cph_db_t *db, int64_t id, cph_error_t *err)
 {
-    return cph_store_delete(db, "users", "user", NULL, id, err);
+    if (cph_store_delete(db, "users", "user", NULL, id, err) != 0)
+        return -1;
+    return cph_store_revocation_user(db, id, (int64_t)time(NULL), err);
 }
 
 char *cph_store_user_password_hash(cph_db_t *db, int64_t id)

@@ -34,9 +34,16 @@ json_t *cph_store_user_get(cph_db_t *db, const char *key, cph_error_t *err);
  * /groups/<i>.
  */
 int cph_store_user_insert(cph_db_t *db, const json_t *user, int64_t *id, cph_error_t *err);
-/** Replaces user id and its memberships; without a password_hash the stored hash is kept. Errors as insert. */
+/**
+ * Replaces user id and its memberships; without a password_hash the stored hash is kept. When the user is disabled
+ * (enabled true -> false) or its superuser flag, systems, roles or groups change, its tokens issued until now are
+ * revoked (cph_store_revocation_user, before = now). Errors as insert, plus {not_found}.
+ */
 int cph_store_user_update(cph_db_t *db, int64_t id, const json_t *user, cph_error_t *err);
-/** Deletes user id with its memberships (ON DELETE CASCADE). err {not_found}. */
+/**
+ * Deletes user id with its memberships and refresh tokens (ON DELETE CASCADE) and revokes its tokens issued until now
+ * (cph_store_revocation_user, before = now). err {not_found}.
+ */
 int cph_store_user_delete(cph_db_t *db, int64_t id, cph_error_t *err);
 /** The stored argon2id hash of user id as a new string, or NULL (no such user). For the login API and tests. */
 char *cph_store_user_password_hash(cph_db_t *db, int64_t id);

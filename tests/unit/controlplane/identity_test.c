@@ -240,7 +240,8 @@ static const bad_t BAD[] = {
     {E, "{\"service\": \"s\", \"path\": \"/x\", \"roles\": [\"r\"]}", "invalid", "/roles/0"},
     {E, "{\"service\": \"s\", \"path\": \"/x\", \"public\": true, \"groups\": [{\"system\": \"a\", \"name\": \"g\"}]}", "invalid",
      "/groups"},
-    {E, "{\"service\": \"s\", \"path\": \"/x\", \"shadow\": true}", "unknown_field", "/shadow"},
+    {E, "{\"service\": \"s\", \"path\": \"/x\", \"shadow\": 1}", "invalid", "/shadow"},
+    {E, "{\"service\": \"s\", \"path\": \"/x\", \"kind\": \"prefix\"}", "unknown_field", "/kind"},
 };
 
 static void test_normalize_refuses(void **state)
@@ -362,31 +363,31 @@ static void test_endpoint_paths(void **state)
         "/a*",       "/*/a",   "/a/*/",    "/a/**",  "/{",    "/{}",    "/{1a}",   "/{a-b}",
         "/{a}{b}",   "/x{a}",  "/{a}/{a}", "/%zz",   "/a?b",  "/a#b",   "/a b",    "/{aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}"};
     cph_error_t err;
-    char big[CPH_ENDPOINT_PATH_MAX + 2], many[256] = "";
+    char big[CPH_ENDPOINT_PATTERN_MAX + 2], many[256] = "";
 
     (void)state;
     for (size_t i = 0; i < sizeof(GOOD) / sizeof(GOOD[0]); ++i)
-        if (cph_store_endpoint_check_path(GOOD[i], "/path", &err) != 0)
+        if (cph_endpoint_pattern_check(GOOD[i], "/path", &err) != 0)
             fail_msg("refused %s: %s", GOOD[i], err.msg);
     for (size_t i = 0; i < sizeof(BADP) / sizeof(BADP[0]); ++i) {
         memset(&err, 0, sizeof(err));
-        if (cph_store_endpoint_check_path(BADP[i], "/path", &err) == 0)
+        if (cph_endpoint_pattern_check(BADP[i], "/path", &err) == 0)
             fail_msg("accepted %s", BADP[i]);
         assert_string_equal(err.code, "invalid");
         assert_string_equal(err.path, "/path");
     }
     memset(big, 'a', sizeof(big));
     big[0] = '/';
-    big[CPH_ENDPOINT_PATH_MAX] = '\0'; /* 1024 bytes: the maximum */
-    assert_int_equal(cph_store_endpoint_check_path(big, "/path", &err), 0);
-    big[CPH_ENDPOINT_PATH_MAX] = 'a';
-    big[CPH_ENDPOINT_PATH_MAX + 1] = '\0';
-    assert_int_equal(cph_store_endpoint_check_path(big, "/path", &err), -1);
-    for (int i = 0; i <= CPH_ENDPOINT_PARAMS_MAX; ++i)
+    big[CPH_ENDPOINT_PATTERN_MAX] = '\0'; /* 1024 bytes: the maximum */
+    assert_int_equal(cph_endpoint_pattern_check(big, "/path", &err), 0);
+    big[CPH_ENDPOINT_PATTERN_MAX] = 'a';
+    big[CPH_ENDPOINT_PATTERN_MAX + 1] = '\0';
+    assert_int_equal(cph_endpoint_pattern_check(big, "/path", &err), -1);
+    for (int i = 0; i <= CPH_ENDPOINT_PATTERN_PARAMS_MAX; ++i)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "/{p%d}", i);
-    assert_int_equal(cph_store_endpoint_check_path(many, "/path", &err), -1); /* one parameter too many */
+    assert_int_equal(cph_endpoint_pattern_check(many, "/path", &err), -1); /* one parameter too many */
     *strrchr(many, '/') = '\0';
-    assert_int_equal(cph_store_endpoint_check_path(many, "/path", &err), 0);
+    assert_int_equal(cph_endpoint_pattern_check(many, "/path", &err), 0);
 }
 
 static void test_password(void **state)
@@ -663,7 +664,8 @@ static void test_endpoints(void **state)
     expect_get(
         db, E, key,
         "{\"groups\":[{\"name\":\"ops\",\"system\":\"billing\"}],\"method\":\"*\",\"path\":\"/items/{id}\",\"public\":false,"
-        "\"roles\":[{\"name\":\"admin\",\"system\":\"billing\"},{\"name\":\"reader\",\"system\":\"hr\"}],\"service\":\"svc\"}");
+        "\"roles\":[{\"name\":\"admin\",\"system\":\"billing\"},{\"name\":\"reader\",\"system\":\"hr\"}],\"service\":\"svc\","
+        "\"shadow\":false}");
     expect_missing(db, E, "svc");
     /* one rule per (service, method, path); another method is another rule */
     refused(db, E, 'c', NULL, "{\"service\": \"svc\", \"path\": \"/items/{id}\"}", "conflict", "/path");

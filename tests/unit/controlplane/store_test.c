@@ -80,7 +80,8 @@ static void test_normalize(void **state)
     char *text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
 
     (void)state;
-    assert_string_equal(text, "{\"name\":\"a\",\"targets\":[{\"url\":\"http://h:1\",\"weight\":1}],\"timeout_ms\":60000}");
+    assert_string_equal(
+        text, "{\"name\":\"a\",\"system\":null,\"targets\":[{\"url\":\"http://h:1\",\"weight\":1}],\"timeout_ms\":60000}");
     free(text);
     json_decref(in);
     json_decref(out);
@@ -91,8 +92,8 @@ static void test_normalize(void **state)
     in = parse("{\"name\": \"r\", \"service\": \"a\", \"paths\": [\"/x\"]}");
     out = cph_store_route_normalize(in, &err);
     text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(text,
-                        "{\"hosts\":[],\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],\"service\":\"a\",\"strip_prefix\":false}");
+    assert_string_equal(text, "{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
+                              "\"service\":\"a\",\"strip_prefix\":false}");
     free(text);
     json_decref(in);
     json_decref(out);

@@ -154,11 +154,15 @@ static void test_snapbuild_deterministic(void **state)
     assert_int_equal(cph_snapshot_hash(b, hb), 0);
     assert_string_equal(ha, hb);
     text = cph_json_canonical(a);
-    assert_string_equal(text, "{\"routes\":[{\"hosts\":[],\"methods\":[],\"name\":\"r1\",\"paths\":[\"/r1\"],\"service\":\"c\","
-                              "\"strip_prefix\":false},{\"hosts\":[],\"methods\":[],\"name\":\"r2\",\"paths\":[\"/r2\"],"
-                              "\"service\":\"a\",\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"targets\":[],"
-                              "\"timeout_ms\":100},{\"name\":\"b\",\"targets\":[],\"timeout_ms\":100},{\"name\":\"c\","
-                              "\"targets\":[],\"timeout_ms\":100}]}");
+    assert_string_equal(text, "{\"api_keys\":[],\"auth\":{\"api\":null,\"audience\":null,\"header_prefix\":\"x-cephalo-\","
+                              "\"issuer\":\"cephalo\",\"leeway_s\":30,\"max_token_bytes\":8192},\"endpoints\":[],\"groups\":[],"
+                              "\"revoked\":{\"tokens\":[],\"users\":[]},"
+                              "\"routes\":[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r1\","
+                              "\"paths\":[\"/r1\"],\"service\":\"c\",\"strip_prefix\":false},{\"default_access\":\"authenticated\","
+                              "\"hosts\":[],\"methods\":[],\"name\":\"r2\",\"paths\":[\"/r2\"],\"service\":\"a\","
+                              "\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"system\":null,\"targets\":[],"
+                              "\"timeout_ms\":100},{\"name\":\"b\",\"system\":null,\"targets\":[],\"timeout_ms\":100},"
+                              "{\"name\":\"c\",\"system\":null,\"targets\":[],\"timeout_ms\":100}]}");
     free(text);
     json_decref(a);
     json_decref(b);
@@ -325,7 +329,8 @@ static void test_ensure_snapshot_once(void **state)
     assert_int_equal(fx->commits, 1);
     assert_non_null(snap = cph_db_current_snapshot(fx->db, 1));
     assert_int_equal(json_integer_value(json_object_get(snap, "version")), 1);
-    assert_int_equal(json_object_size(json_object_get(snap, "body")), 2);
+    /* services, routes and the five access sections (no signing key in this store, so no "keys") */
+    assert_int_equal(json_object_size(json_object_get(snap, "body")), 7);
     json_decref(snap);
 }
 
