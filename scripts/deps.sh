@@ -7,8 +7,8 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake pkg-config
-    libh2o-evloop-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libssl-dev libcmocka-dev libargon2-dev
-    python3-pytest python3-h2 python3-cryptography nginx-light curl openssl ca-certificates
+    libh2o-evloop-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libssl-dev libcmocka-dev libargon2-dev libjwt-dev
+    python3-pytest python3-h2 python3-cryptography python3-jwt nginx-light curl openssl ca-certificates
     wrk nghttp2-client
 )
 

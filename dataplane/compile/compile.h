@@ -16,5 +16,9 @@ int cph_proxy_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err
 int cph_router_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** keys -> snap->auth (compile/auth.h): the served JWKS document and the kid -> alg table; never NULL after it. */
 int cph_auth_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** groups + endpoints -> snap->authz (compile/authz.h): the rules of every service, most specific first. */
+int cph_authz_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** auth.api -> snap->auth_api_route: a route + service (own arena copies) forwarding /auth/{login,refresh,logout}. */
+int cph_builtin_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 
 #endif

@@ -64,6 +64,7 @@ static int parse_url(cph_arena_t *a, const char *url, size_t len, cph_target_t *
 static int compile_service(cph_snapshot_t *snap, cph_service_t *svc, const json_t *obj, size_t i, cph_error_t *err)
 {
     const json_t *targets = json_object_get(obj, "targets"), *timeout = json_object_get(obj, "timeout_ms");
+    const json_t *system = json_object_get(obj, "system");
     char at[96];
 
     svc->name = cph_arena_strdup(&snap->arena, json_string_value(json_object_get(obj, "name")));
@@ -71,6 +72,7 @@ static int compile_service(cph_snapshot_t *snap, cph_service_t *svc, const json_
     svc->metric_id = cph_stats_service_id(svc->name);
     svc->timeout_ms =
         json_is_integer(timeout) && json_integer_value(timeout) > 0 ? (uint64_t)json_integer_value(timeout) : DEFAULT_TIMEOUT_MS;
+    svc->system = json_is_string(system) ? cph_arena_strdup(&snap->arena, json_string_value(system)) : NULL;
     svc->num_targets = json_is_array(targets) ? json_array_size(targets) : 0;
     svc->targets = cph_arena_alloc(&snap->arena, sizeof(*svc->targets) * (svc->num_targets + 1));
     for (size_t t = 0; t != svc->num_targets; ++t) {

@@ -270,6 +270,16 @@ static h2o_iovec_t *copy_strings(cph_arena_t *a, const json_t *arr, size_t *num)
     return out;
 }
 
+/* The validator allows "public", "authenticated" and "deny"; absent means authenticated: nothing is open by default. */
+static cph_default_access_t default_access(const char *s)
+{
+    if (s != NULL && strcmp(s, "public") == 0)
+        return CPH_ACCESS_PUBLIC;
+    if (s != NULL && strcmp(s, "deny") == 0)
+        return CPH_ACCESS_DENY;
+    return CPH_ACCESS_AUTHENTICATED;
+}
+
 static int compile_route(cph_snapshot_t *snap, cph_route_t *route, const json_t *obj, const cph_service_t *service, size_t i,
                          cph_error_t *err)
 {
@@ -291,6 +301,7 @@ static int compile_route(cph_snapshot_t *snap, cph_route_t *route, const json_t 
         route->methods |= cph_method_from(json_string_value(v), json_string_length(v));
     }
     route->strip_prefix = json_is_true(json_object_get(obj, "strip_prefix"));
+    route->default_access = default_access(json_string_value(json_object_get(obj, "default_access")));
     return 0;
 }
 

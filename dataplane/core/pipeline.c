@@ -13,12 +13,12 @@
 
 #define MODULE "dp/core/pipeline"
 
-typedef int (*stage_fn)(cph_req_t *r);
-
-static const stage_fn stages[] = {
+static const cph_stage_fn stages[] = {
     cph_sanitize_on_req,
     cph_builtin_on_req,
     cph_router_on_req,
+    cph_authn_on_req,
+    cph_authz_on_req,
     cph_proxy_on_req,
 };
 #define NUM_STAGES (sizeof(stages) / sizeof(stages[0]))
@@ -37,16 +37,27 @@ static void on_dispose(void *p)
         cph_snapshot_release(r->snap);
 }
 
+void cph_pipeline_goto(cph_req_t *r, cph_stage_fn stage)
+{
+    for (size_t i = 0; i != NUM_STAGES; ++i) {
+        if (stages[i] == stage) {
+            r->next_stage = i;
+            return;
+        }
+    }
+    cph_fatal(MODULE, "cph_pipeline_goto: not a stage");
+}
+
 void cph_pipeline_resume(cph_req_t *r)
 {
     while (r->next_stage < NUM_STAGES) {
-        stage_fn fn = stages[r->next_stage++];
+        cph_stage_fn fn = stages[r->next_stage++];
         if (fn(r) == CPH_DONE)
             return;
     }
     /* every stage passed the request on: a stage list without a terminal stage is our bug */
     cph_log_error(MODULE, "no stage answered the request");
-    cph_respond_error(r->req, 500, "internal", "The gateway could not handle the request");
+    cph_respond_error_r(r, 500, "internal", "The gateway could not handle the request");
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -12,6 +12,7 @@
 #define CPH_PIPELINE_H
 
 #include "dataplane/core/h2o_abi.h"
+#include "dataplane/core/principal.h"
 #include "dataplane/core/snapshot.h"
 #include "dataplane/core/worker.h"
 
@@ -26,11 +27,21 @@ typedef struct st_cph_req_t {
     h2o_iovec_t query;         /* raw query including its leading '?', or empty */
     const cph_route_t *route;  /* matched route (filter/router.c) */
     h2o_iovec_t upstream_path; /* what the upstream receives: path after strip_prefix, plus query */
+    h2o_iovec_t request_id;    /* set by filter/sanitize.c; sent upstream and in every error body */
+    cph_principal_t principal; /* filter/authn.c; kind NONE when no credential was presented */
+    int strip_credential;      /* the credential was an API key: X-API-Key / Authorization are not forwarded */
     size_t next_stage;         /* index of the stage cph_pipeline_resume() runs */
 } cph_req_t;
 
+typedef int (*cph_stage_fn)(cph_req_t *r);
+
 /** Registers the pipeline as the only handler of pathconf (one catch-all path "/"). */
 void cph_pipeline_register(h2o_pathconf_t *pathconf);
+/**
+ * Makes `stage` the next stage to run (a built-in route jumps over router, authn and authz to the proxy); the caller
+ * then returns CPH_NEXT. Aborts when stage is not in the list (our bug).
+ */
+void cph_pipeline_goto(cph_req_t *r, cph_stage_fn stage);
 /** Continues an asynchronous request with the stage after the one that suspended it. */
 void cph_pipeline_resume(cph_req_t *r);
 

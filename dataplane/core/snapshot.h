@@ -36,9 +36,17 @@ typedef struct st_cph_service_t {
     cph_target_t *targets;
     size_t num_targets;
     uint64_t timeout_ms; /* upstream I/O timeout: an expiry answers 504 */
+    const char *system;  /* the system code the service belongs to, or NULL (decision step 4 skipped) */
 } cph_service_t;
 
 /* ---- compiled routes (compile/router.c) ---- */
+
+/** What a request gets when no endpoint rule of the route's service matches (shared/DESIGN.md section 4). */
+typedef enum en_cph_default_access_t {
+    CPH_ACCESS_AUTHENTICATED = 0, /* valid credential, superuser or in the service's system: allow; else 401 / 403 */
+    CPH_ACCESS_PUBLIC,            /* allow */
+    CPH_ACCESS_DENY               /* 403 for everyone */
+} cph_default_access_t;
 
 typedef struct st_cph_route_t {
     const char *name;
@@ -51,12 +59,15 @@ typedef struct st_cph_route_t {
     size_t num_hosts;
     uint32_t methods; /* bitmask of CPH_METHOD_*; 0 = any */
     int strip_prefix;
+    cph_default_access_t default_access;
 } cph_route_t;
 
 /** Route matcher; opaque, built by cph_router_compile (compile/router.c). */
 typedef struct st_cph_router_t cph_router_t;
 /** Public signing keys and the JWKS document; built by cph_auth_compile, defined in compile/auth.h. */
 typedef struct st_cph_auth_t cph_auth_t;
+/** Endpoint rules per service and the groups' roles; opaque, built by cph_authz_compile (compile/authz.c). */
+typedef struct st_cph_authz_t cph_authz_t;
 
 typedef struct st_cph_snapshot_t {
     _Atomic size_t refcnt;
@@ -71,6 +82,9 @@ typedef struct st_cph_snapshot_t {
     size_t num_routes;
     cph_router_t *router;
     cph_auth_t *auth;
+    cph_authz_t *authz;
+    /* the built-in route to the control plane's auth API (body auth.api; compile/builtin.c), or NULL when unset */
+    const cph_route_t *auth_api_route;
 } cph_snapshot_t;
 
 /**

@@ -5,8 +5,10 @@
  * that keeps its name keeps its counters across swaps. The exposition may run on another thread: a name is written
  * into its slot before the count is published with a release store, and readers load the count with acquire, so
  * every id below the count has its name. Lookup by name is an open-addressing hash table touched only by the writer.
+ * Endpoint rules are keyed by their control-plane id written in decimal, so the same table serves them.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "proto/log.h"
@@ -23,6 +25,12 @@ typedef struct st_cph_name_table_t {
 
 static cph_name_table_t routes = {CPH_STATS_MAX_ROUTES, NULL, NULL, 0};
 static cph_name_table_t services = {CPH_STATS_MAX_SERVICES, NULL, NULL, 0};
+static cph_name_table_t endpoints = {CPH_STATS_MAX_ENDPOINTS, NULL, NULL, 0}; /* keyed by the decimal rule id */
+
+static const char *const authn_reasons[CPH_AUTHN_REASONS] = {"too_large",     "malformed",       "unknown_kid",  "alg_mismatch",
+                                                             "bad_signature", "bad_claims",      "wrong_issuer", "wrong_audience",
+                                                             "expired",       "not_yet_valid",   "revoked",      "unknown_key",
+                                                             "bad_secret",    "invalid_request", "other"};
 
 static uint32_t fnv1a(const char *s)
 {
@@ -93,4 +101,57 @@ uint32_t cph_stats_num_routes(void)
 uint32_t cph_stats_num_services(void)
 {
     return atomic_load_explicit(&services.count, memory_order_acquire);
+}
+
+uint32_t cph_stats_endpoint_id(int64_t id)
+{
+    char key[24];
+
+    if (id < 1)
+        return 0;
+    snprintf(key, sizeof(key), "%lld", (long long)id);
+    return table_id(&endpoints, key);
+}
+
+int64_t cph_stats_endpoint_key(uint32_t stat_id)
+{
+    const char *name = table_name(&endpoints, stat_id);
+
+    return name != NULL ? strtoll(name, NULL, 10) : 0;
+}
+
+uint32_t cph_stats_num_endpoints(void)
+{
+    return atomic_load_explicit(&endpoints.count, memory_order_acquire);
+}
+
+void cph_stats_shadow_foreach(cph_worker_stats_t *const *workers, size_t n,
+                              void (*cb)(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny), void *ud)
+{
+    uint32_t num = cph_stats_num_endpoints();
+
+    for (uint32_t id = 1; id <= num && id < CPH_STATS_MAX_ENDPOINTS; id++) {
+        uint64_t allow = 0, deny = 0;
+        for (size_t w = 0; w != n; w++) {
+            if (workers[w] == NULL)
+                continue;
+            allow += cph_counter_read(&workers[w]->authz_shadow[id][CPH_STATS_SHADOW_ALLOW]);
+            deny += cph_counter_read(&workers[w]->authz_shadow[id][CPH_STATS_SHADOW_DENY]);
+        }
+        if (allow != 0 || deny != 0)
+            cb(ud, cph_stats_endpoint_key(id), allow, deny);
+    }
+}
+
+cph_authn_reason_t cph_stats_authn_reason(const char *reason)
+{
+    for (int i = 0; reason != NULL && i != CPH_AUTHN_REASON_OTHER; i++)
+        if (strcmp(authn_reasons[i], reason) == 0)
+            return (cph_authn_reason_t)i;
+    return CPH_AUTHN_REASON_OTHER;
+}
+
+const char *cph_stats_authn_reason_name(cph_authn_reason_t reason)
+{
+    return reason >= 0 && reason < CPH_AUTHN_REASONS ? authn_reasons[reason] : "other";
 }

@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CPH_STATS_MAX_ROUTES 16384  /* id 0 = "no route matched"; past the cap ids fold into 0 */
-#define CPH_STATS_MAX_SERVICES 4096 /* id 0 = overflow */
+#define CPH_STATS_MAX_ROUTES 16384   /* id 0 = "no route matched"; past the cap ids fold into 0 */
+#define CPH_STATS_MAX_SERVICES 4096  /* id 0 = overflow */
+#define CPH_STATS_MAX_ENDPOINTS 4096 /* endpoint rules with shadow counters; id 0 = overflow (never reported) */
 
 typedef _Atomic uint64_t cph_counter_t;
 
@@ -28,10 +29,39 @@ typedef enum en_cph_upstream_error_t {
     CPH_UPSTREAM_ERR_KINDS
 } cph_upstream_error_t;
 
+/* outcomes of the authorization decision: the values of cph_authz_decision_t (compile/authz.h) */
+#define CPH_STATS_AUTHZ_OUTCOMES 3
+/* outcomes of a shadow rule's would-be decision */
+#define CPH_STATS_SHADOW_ALLOW 0
+#define CPH_STATS_SHADOW_DENY 1
+
+/* why authn refused a credential (core/authn.h reasons); OTHER collects any reason not in this list */
+typedef enum en_cph_authn_reason_t {
+    CPH_AUTHN_REASON_TOO_LARGE = 0,
+    CPH_AUTHN_REASON_MALFORMED,
+    CPH_AUTHN_REASON_UNKNOWN_KID,
+    CPH_AUTHN_REASON_ALG_MISMATCH,
+    CPH_AUTHN_REASON_BAD_SIGNATURE,
+    CPH_AUTHN_REASON_BAD_CLAIMS,
+    CPH_AUTHN_REASON_WRONG_ISSUER,
+    CPH_AUTHN_REASON_WRONG_AUDIENCE,
+    CPH_AUTHN_REASON_EXPIRED,
+    CPH_AUTHN_REASON_NOT_YET_VALID,
+    CPH_AUTHN_REASON_REVOKED,
+    CPH_AUTHN_REASON_UNKNOWN_KEY,
+    CPH_AUTHN_REASON_BAD_SECRET,
+    CPH_AUTHN_REASON_INVALID_REQUEST, /* two different credentials, or an unusable Authorization header */
+    CPH_AUTHN_REASON_OTHER,
+    CPH_AUTHN_REASONS
+} cph_authn_reason_t;
+
 typedef struct st_cph_worker_stats_t {
     cph_counter_t responses[CPH_STATS_MAX_ROUTES][CPH_STATS_STATUS_CLASSES];
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
     cph_counter_t connections_accepted;
+    cph_counter_t authz_decisions[CPH_STATS_AUTHZ_OUTCOMES]; /* by cph_authz_decision_t */
+    cph_counter_t authz_shadow[CPH_STATS_MAX_ENDPOINTS][2];  /* by endpoint stat id, CPH_STATS_SHADOW_{ALLOW,DENY} */
+    cph_counter_t authn_failures[CPH_AUTHN_REASONS];
 } cph_worker_stats_t;
 
 static inline void cph_counter_add(cph_counter_t *c, uint64_t n)
@@ -54,5 +84,27 @@ const char *cph_stats_service_name(uint32_t id);
 /** Number of ids handed out so far (ids are 1..n). */
 uint32_t cph_stats_num_routes(void);
 uint32_t cph_stats_num_services(void);
+
+/**
+ * Stable stat id of an endpoint rule, keyed by the control plane's rule id (body endpoints[].id), so its shadow
+ * counters survive swaps (control thread only, at compile time). 0 for id < 1 and past CPH_STATS_MAX_ENDPOINTS - 1
+ * distinct ids: such a rule's shadow outcomes are counted in slot 0 and never reported.
+ */
+uint32_t cph_stats_endpoint_id(int64_t id);
+/** The rule id of a stat id handed out above, or 0. */
+int64_t cph_stats_endpoint_key(uint32_t stat_id);
+uint32_t cph_stats_num_endpoints(void);
+
+/**
+ * Sums the shadow counters of n workers per endpoint and calls cb(ud, endpoint id, would_allow, would_deny) for every
+ * endpoint with a non-zero sum, in stat id order. Any thread (relaxed loads; each counter has one writer).
+ */
+void cph_stats_shadow_foreach(cph_worker_stats_t *const *workers, size_t n,
+                              void (*cb)(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny), void *ud);
+
+/** The reason index of an authn reason code ("expired", ...; core/authn.h); CPH_AUTHN_REASON_OTHER when unknown. */
+cph_authn_reason_t cph_stats_authn_reason(const char *reason);
+/** The code of a reason index (the exposition's label value). */
+const char *cph_stats_authn_reason_name(cph_authn_reason_t reason);
 
 #endif

@@ -129,6 +129,49 @@ static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
     }
 }
 
+static void add_shadow_sample(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny)
+{
+    cph_text_t *t = ud;
+
+    if (allow != 0)
+        text_printf(t, "cephalo_authz_shadow_total{endpoint=\"%lld\",outcome=\"would_allow\"} %llu\n", (long long)endpoint_id,
+                    (unsigned long long)allow);
+    if (deny != 0)
+        text_printf(t, "cephalo_authz_shadow_total{endpoint=\"%lld\",outcome=\"would_deny\"} %llu\n", (long long)endpoint_id,
+                    (unsigned long long)deny);
+}
+
+/* Decisions by outcome (always the three samples), shadow outcomes per rule id and authn failures by reason. */
+static void render_auth(cph_text_t *t, cph_server_t *s)
+{
+    static const char *outcomes[CPH_STATS_AUTHZ_OUTCOMES] = {"allow", "unauthenticated", "forbidden"};
+    cph_worker_stats_t **stats = malloc(sizeof(*stats) * (s->num_workers + 1));
+
+    if (stats == NULL)
+        cph_fatal(MODULE, "out of memory");
+    for (unsigned w = 0; w < s->num_workers; w++)
+        stats[w] = s->workers[w].stats;
+    header(t, "cephalo_authz_decisions_total", "counter", "Authorization decisions by outcome.");
+    for (int o = 0; o < CPH_STATS_AUTHZ_OUTCOMES; o++) {
+        uint64_t sum = 0;
+        for (unsigned w = 0; w < s->num_workers; w++)
+            sum += cph_counter_read(&stats[w]->authz_decisions[o]);
+        text_printf(t, "cephalo_authz_decisions_total{outcome=\"%s\"} %llu\n", outcomes[o], (unsigned long long)sum);
+    }
+    header(t, "cephalo_authz_shadow_total", "counter", "Would-be decisions of shadow endpoint rules, by rule id.");
+    cph_stats_shadow_foreach(stats, s->num_workers, add_shadow_sample, t);
+    header(t, "cephalo_authn_failures_total", "counter", "Credentials refused, by reason.");
+    for (int r = 0; r < CPH_AUTHN_REASONS; r++) {
+        uint64_t sum = 0;
+        for (unsigned w = 0; w < s->num_workers; w++)
+            sum += cph_counter_read(&stats[w]->authn_failures[r]);
+        if (sum != 0)
+            text_printf(t, "cephalo_authn_failures_total{reason=\"%s\"} %llu\n", cph_stats_authn_reason_name((cph_authn_reason_t)r),
+                        (unsigned long long)sum);
+    }
+    free(stats);
+}
+
 char *cph_status_metrics(cph_control_t *c)
 {
     cph_text_t t = {malloc(4096), 0, 4096};
@@ -140,6 +183,7 @@ char *cph_status_metrics(cph_control_t *c)
     if (c->server != NULL) {
         render_requests(&t, c->server);
         render_upstream_errors(&t, c->server);
+        render_auth(&t, c->server);
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }

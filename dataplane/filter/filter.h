@@ -17,6 +17,14 @@ int cph_sanitize_on_req(cph_req_t *r);
 int cph_builtin_on_req(cph_req_t *r);
 /** Host + longest prefix + method; 404 no_route, 405 method_not_allowed; computes r->upstream_path. */
 int cph_router_on_req(cph_req_t *r);
+/**
+ * Finds the request's credential (Authorization: Bearer / ApiKey / Basic, X-API-Key) and verifies it
+ * (core/authn.h) into r->principal. None: passes on with kind NONE. Invalid, or two different credentials: 401
+ * invalid_token / invalid_request with WWW-Authenticate, before any rule is looked at (decision step 0).
+ */
+int cph_authn_on_req(cph_req_t *r);
+/** Decides with the route's endpoint rules (compile/authz.h): 401 with WWW-Authenticate, 403, or passes on. */
+int cph_authz_on_req(cph_req_t *r);
 /** Proxies to one of the route's service targets (round robin); 502 connect failure, 504 timeout. */
 int cph_proxy_on_req(cph_req_t *r);
 

@@ -271,7 +271,7 @@ static void fail_before_head(upstream_t *u, int status, const char *code, const 
     release_conn(u, 0);
     cph_log_warn(MODULE, "upstream %s of service %s: %s", u->target->authority.base, u->r->route->service->name, code);
     count_error(u->r, kind);
-    cph_respond_error(u->r->req, status, code, message);
+    cph_respond_error_r(u->r, status, code, message);
 }
 
 /* Copies status and end-to-end headers into the response (names lower-cased: HTTP/2 requires it). */
@@ -586,12 +586,12 @@ int cph_proxy_on_req(cph_req_t *r)
 
     if (svc->num_targets == 0) {
         count_error(r, CPH_UPSTREAM_ERR_NO_TARGET);
-        cph_respond_error(req, 503, "no_upstream", "The service has no upstream target");
+        cph_respond_error_r(r, 503, "no_upstream", "The service has no upstream target");
         return CPH_DONE;
     }
     if (!head_safe(req->input.method) || !head_safe(req->input.authority) ||
         memchr(req->input.method.base, ' ', req->input.method.len)) {
-        cph_respond_error(req, 400, "bad_request", "The request cannot be forwarded");
+        cph_respond_error_r(r, 400, "bad_request", "The request cannot be forwarded");
         return CPH_DONE;
     }
     upstream_t *u = h2o_mem_alloc_shared(&req->pool, sizeof(*u), on_upstream_dispose);

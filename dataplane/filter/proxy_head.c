@@ -5,6 +5,13 @@
  * Connection, and any value with CR or LF dropped), Host = the target's authority, Cookie joined into one line (HTTP/2
  * sends one per cookie), X-Forwarded-For/Proto/Host written by us. Every name comparison checks the length first:
  * these run for every header of every request.
+ *
+ * Identity (/work/helpers/CONTRACT4.md section A): the client's credential is not forwarded when it was an API key
+ * (X-API-Key never, Authorization when r->strip_credential), no client header with the identity prefix gets through
+ * (filter/sanitize.c removed them; checked again here, it costs a byte compare), and the gateway writes
+ * <prefix>request-id plus, for an authenticated request, who it is: user or key id, system, effective roles and
+ * groups. Those values come from a verified token or the snapshot, but a JWT claim is still any JSON string: one that
+ * could not be read back unambiguously (a control byte, a space; in a list a comma) is left out, never escaped.
  */
 #include <assert.h>
 #include <netdb.h>
@@ -12,6 +19,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include "dataplane/compile/auth.h"
+#include "dataplane/compile/authz.h"
 #include "dataplane/compile/router.h"
 #include "dataplane/filter/proxy_head.h"
 
@@ -49,11 +58,15 @@ static int has_crlf(h2o_iovec_t v)
     return memchr(v.base, '\n', v.len) != NULL || memchr(v.base, '\r', v.len) != NULL;
 }
 
-/* Headers the upstream must not receive from the client: hop-by-hop, those listed in Connection, and the ones we
- * write ourselves. */
-static int drop_request_header(const h2o_header_t *h, h2o_iovec_t connection)
+/* Headers the upstream must not receive from the client: hop-by-hop, those listed in Connection, the ones we write
+ * ourselves, and an API key credential. */
+static int drop_request_header(const cph_req_t *r, const h2o_header_t *h, h2o_iovec_t connection, h2o_iovec_t prefix)
 {
-    if (drop_request_name(h->name->base, h->name->len))
+    const char *n = h->name->base;
+    size_t len = h->name->len;
+
+    if (drop_request_name(n, len) || CPH_LC_EQ(n, len, "x-api-key") ||
+        (r->strip_credential && CPH_LC_EQ(n, len, "authorization")) || cph_proxy_has_prefix(n, len, prefix))
         return 1;
     if (connection.len != 0 && h2o_contains_token(connection.base, connection.len, h->name->base, h->name->len, ','))
         return 1;
@@ -106,10 +119,132 @@ static h2o_iovec_t peer_address(h2o_req_t *req, char *buf)
     return n != SIZE_MAX ? h2o_iovec_init(buf, n) : h2o_iovec_init(H2O_STRLIT("unknown"));
 }
 
+/* ---------------------------------------------------------------- identity headers */
+
+h2o_iovec_t cph_proxy_header_prefix(const cph_snapshot_t *snap)
+{
+    if (snap->auth != NULL && snap->auth->settings.header_prefix.len != 0)
+        return snap->auth->settings.header_prefix;
+    return h2o_iovec_init(H2O_STRLIT(CPH_AUTH_DEFAULT_HEADER_PREFIX));
+}
+
+int cph_proxy_has_prefix(const char *name, size_t len, h2o_iovec_t prefix)
+{
+    if (len < prefix.len)
+        return 0;
+    for (size_t i = 0; i != prefix.len; ++i) {
+        char c = name[i];
+        c = c == '_' ? '-' : (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
+        if (c != prefix.base[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* A value the upstream reads back exactly: visible ASCII, no space; in a list (item != 0) no comma either. */
+static int identity_safe(const char *s, size_t len, int item)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i != len; ++i)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || (item && s[i] == ','))
+            return 0;
+    return 1;
+}
+
+/* A comma-separated list built in the request's pool. */
+typedef struct st_list_t {
+    h2o_mem_pool_t *pool;
+    char *base;
+    size_t len, cap;
+} list_t;
+
+static void list_add(void *ud, const char *item, size_t len)
+{
+    list_t *l = ud;
+
+    if (!identity_safe(item, len, 1))
+        return;
+    if (l->len + len + 1 > l->cap) {
+        size_t ncap = (l->cap + len + 1) * 2;
+        char *nbase = h2o_mem_alloc_pool(l->pool, ncap);
+        if (l->len != 0)
+            memcpy(nbase, l->base, l->len);
+        l->base = nbase;
+        l->cap = ncap;
+    }
+    if (l->len != 0)
+        l->base[l->len++] = ',';
+    memcpy(l->base + l->len, item, len);
+    l->len += len;
+}
+
+/* What the identity headers of a request carry, measured before the head buffer is sized. */
+typedef struct st_identity_t {
+    h2o_iovec_t prefix, request_id, id, system;
+    const char *id_name; /* "user-id" or "api-key-id" */
+    list_t roles, groups;
+} identity_t;
+
+#define HEADER_SIZE(prefix, nlen, vlen) ((vlen) != 0 ? (prefix).len + (nlen) + (vlen) + 4 : 0)
+
+/* Fills ident from r; returns the bytes identity_write will append. */
+static size_t identity_prepare(cph_req_t *r, h2o_iovec_t prefix, identity_t *ident)
+{
+    const cph_principal_t *pr = &r->principal;
+
+    *ident = (identity_t){.prefix = prefix, .request_id = r->request_id, .id_name = "user-id"};
+    ident->roles.pool = ident->groups.pool = &r->req->pool;
+    if (pr->kind != CPH_PRINCIPAL_NONE) {
+        if (pr->kind == CPH_PRINCIPAL_API_KEY)
+            ident->id_name = "api-key-id";
+        if (identity_safe(pr->id.base, pr->id.len, 0))
+            ident->id = pr->id;
+        if (identity_safe(pr->system.base, pr->system.len, 0))
+            ident->system = pr->system;
+        cph_authz_effective_roles(r->snap, pr, list_add, &ident->roles);
+        for (size_t i = 0; i != pr->num_groups; ++i)
+            list_add(&ident->groups, pr->groups[i].base, pr->groups[i].len);
+    }
+    return HEADER_SIZE(prefix, sizeof("request-id") - 1, ident->request_id.len) +
+           HEADER_SIZE(prefix, strlen(ident->id_name), ident->id.len) +
+           HEADER_SIZE(prefix, sizeof("system") - 1, ident->system.len) +
+           HEADER_SIZE(prefix, sizeof("roles") - 1, ident->roles.len) +
+           HEADER_SIZE(prefix, sizeof("groups") - 1, ident->groups.len);
+}
+
+#undef HEADER_SIZE
+
+/* Appends "<prefix><name>: <value>\r\n" at p when the value is not empty. */
+static char *put_header(char *p, h2o_iovec_t prefix, const char *name, const char *value, size_t vlen)
+{
+    size_t nlen = strlen(name);
+
+    if (vlen == 0)
+        return p;
+    memcpy(p, prefix.base, prefix.len), p += prefix.len;
+    memcpy(p, name, nlen), p += nlen;
+    *p++ = ':', *p++ = ' ';
+    memcpy(p, value, vlen), p += vlen;
+    *p++ = '\r', *p++ = '\n';
+    return p;
+}
+
+static char *identity_write(char *p, const identity_t *ident)
+{
+    p = put_header(p, ident->prefix, "request-id", ident->request_id.base, ident->request_id.len);
+    p = put_header(p, ident->prefix, ident->id_name, ident->id.base, ident->id.len);
+    p = put_header(p, ident->prefix, "system", ident->system.base, ident->system.len);
+    p = put_header(p, ident->prefix, "roles", ident->roles.base, ident->roles.len);
+    return put_header(p, ident->prefix, "groups", ident->groups.base, ident->groups.len);
+}
+
+/* ---------------------------------------------------------------- request head */
+
 #define APPEND(s, n) (memcpy(p, (s), (n)), p += (n))
 #define APPEND_LIT(s) APPEND(s, sizeof(s) - 1)
 
-/* The request head: method, upstream path, the client's end-to-end headers, Host and X-Forwarded-*. */
+/* The request head: method, upstream path, the client's end-to-end headers, Host, X-Forwarded-* and identity. */
 h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
 {
     h2o_req_t *req = r->req;
@@ -132,8 +267,10 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
     int has_body = req->entity.base != NULL || cph_method_from(req->input.method.base, req->input.method.len) &
                                                    (CPH_METHOD_POST | CPH_METHOD_PUT | CPH_METHOD_PATCH);
     size_t lenlen = has_body ? (size_t)snprintf(lenbuf, sizeof(lenbuf), "%zu", req->entity.len) : 0;
+    h2o_iovec_t prefix = cph_proxy_header_prefix(r->snap);
+    identity_t ident;
     size_t cap = req->input.method.len + r->upstream_path.len + target->authority.len + xff.len + peer.len + scheme.len +
-                 req->input.authority.len + lenlen + 256;
+                 req->input.authority.len + lenlen + identity_prepare(r, prefix, &ident) + 256;
 
     for (size_t i = 0; i != req->headers.size; ++i)
         cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
@@ -146,7 +283,7 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
     APPEND_LIT("\r\nconnection: keep-alive\r\n");
     for (size_t i = 0; i != req->headers.size; ++i) {
         const h2o_header_t *h = &req->headers.entries[i];
-        if (drop_request_header(h, conn))
+        if (drop_request_header(r, h, conn, prefix))
             continue;
         APPEND(h->name->base, h->name->len);
         APPEND_LIT(": ");
@@ -173,7 +310,9 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
     APPEND(scheme.base, scheme.len);
     APPEND_LIT("\r\nx-forwarded-host: ");
     APPEND(req->input.authority.base, req->input.authority.len);
-    APPEND_LIT("\r\n\r\n");
+    APPEND_LIT("\r\n");
+    p = identity_write(p, &ident);
+    APPEND_LIT("\r\n");
     assert((size_t)(p - buf) <= cap);
     return h2o_iovec_init(buf, (size_t)(p - buf));
 }

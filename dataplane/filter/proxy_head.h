@@ -1,10 +1,17 @@
 /*
- * filter/proxy_head: request head building and response header filtering for filter/proxy.c.
+ * filter/proxy_head: the header rules of the hot path. Request head building and response header filtering for
+ * filter/proxy.c, the identity headers the gateway writes (/work/helpers/CONTRACT4.md section A), and the request
+ * header checks of filter/sanitize.c, which share the identity header prefix with them.
  */
 #ifndef CPH_FILTER_PROXY_HEAD_H
 #define CPH_FILTER_PROXY_HEAD_H
 
 #include "dataplane/core/pipeline.h"
+
+#define CPH_REQUEST_ID_LEN 32              /* lower-case hex characters */
+#define CPH_SANITIZE_MAX_HEADERS 100       /* request headers; more is 431 */
+#define CPH_SANITIZE_MAX_VALUE (16 * 1024) /* bytes of one header value */
+#define CPH_SANITIZE_MAX_TOTAL (64 * 1024) /* bytes of all names and values */
 
 /** Case-insensitive equality of s[0..len) with a lower-case literal (length first: cheap on a mismatch). */
 static inline int cph_lc_eq(const char *s, size_t len, const char *lit, size_t litlen)
@@ -21,8 +28,24 @@ static inline int cph_lc_eq(const char *s, size_t len, const char *lit, size_t l
 #define CPH_LC_EQ(s, len, lit) cph_lc_eq((s), (len), lit, sizeof(lit) - 1)
 
 /**
+ * The identity header prefix of snap (lower-case, ends with '-'): body auth.header_prefix as compiled into
+ * snap->auth->settings, CPH_AUTH_DEFAULT_HEADER_PREFIX ("x-cephalo-") when the snapshot has no auth settings.
+ */
+h2o_iovec_t cph_proxy_header_prefix(const cph_snapshot_t *snap);
+
+/**
+ * Whether a header name starts with prefix (lower-case [a-z0-9-]) when the name is lower-cased and every '_' in it is
+ * read as '-': "X_Cephalo_Roles" has the prefix "x-cephalo-".
+ */
+int cph_proxy_has_prefix(const char *name, size_t len, h2o_iovec_t prefix);
+
+/**
  * The HTTP/1.1 request head for the upstream (allocated from r->req->pool): method, r->upstream_path, Host =
- * target->authority, the client's end-to-end headers, Content-Length when the request has a body, X-Forwarded-*.
+ * target->authority, the client's end-to-end headers (never X-API-Key, nor Authorization when r->strip_credential, nor
+ * a name with the identity prefix), Content-Length when the request has a body, X-Forwarded-*, then the identity
+ * headers: <prefix>request-id always; for a principal <prefix>user-id or <prefix>api-key-id, <prefix>system,
+ * <prefix>roles (its effective roles, comma-separated) and <prefix>groups when non-empty. A principal value that
+ * could not be sent safely (a control byte; in a list also a comma or an empty name) is left out.
  */
 h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target);
 
@@ -31,5 +54,20 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target);
  * (ours), or named in the response's Connection header (connection: its value, or empty).
  */
 int cph_proxy_drop_response_header(const char *name, size_t len, h2o_iovec_t connection);
+
+/* ---- filter/sanitize.c ---- */
+
+/**
+ * Writes the next request id of the calling thread into out (CPH_REQUEST_ID_LEN hex characters, no NUL): the
+ * thread's random seed (drawn from OpenSSL on its first call) then its counter, 16 hex characters each.
+ */
+void cph_sanitize_next_request_id(char *out);
+
+/**
+ * One pass over a request's headers: 431 when there are more than CPH_SANITIZE_MAX_HEADERS, a value is longer than
+ * CPH_SANITIZE_MAX_VALUE or names and values add up to more than CPH_SANITIZE_MAX_TOTAL bytes; 400 when a name has
+ * '_'; else removes (in place, order kept) every header with the prefix (cph_proxy_has_prefix) and returns 0.
+ */
+int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix);
 
 #endif

@@ -24,10 +24,10 @@ int cph_router_on_req(cph_req_t *r)
         break;
     case 405:
         r->route = m.route; /* counted against the route; no later stage runs */
-        cph_respond_405(req, m.allow);
+        cph_respond_405_r(r, m.allow);
         return CPH_DONE;
     default:
-        cph_respond_error(req, 404, "no_route", "No route matches the request");
+        cph_respond_error_r(r, 404, "no_route", "No route matches the request");
         return CPH_DONE;
     }
     r->route = m.route;

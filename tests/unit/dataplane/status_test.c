@@ -1,6 +1,7 @@
 /*
  * status_test: stable stats ids by name and the /metrics exposition: per-worker counters summed, only non-zero
- * samples, label values escaped, every documented metric name present, gauges following the control state.
+ * samples, label values escaped, every documented metric name present, gauges following the control state; endpoint
+ * stat ids by rule id, the shadow counters summed per rule for the ping, and the authz / authn metrics.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,11 +77,107 @@ static void test_metrics_sum_workers_and_escape(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void test_endpoint_ids(void **state)
+{
+    (void)state;
+    uint32_t a = cph_stats_endpoint_id(7), b = cph_stats_endpoint_id(123456789012LL);
+
+    assert_int_not_equal(a, 0);
+    assert_int_not_equal(b, 0);
+    assert_int_not_equal(a, b);
+    assert_int_equal(cph_stats_endpoint_id(7), a);
+    assert_int_equal(cph_stats_endpoint_key(a), 7);
+    assert_int_equal(cph_stats_endpoint_key(b), 123456789012LL);
+    assert_int_equal(cph_stats_endpoint_key(0), 0);
+    assert_int_equal(cph_stats_endpoint_id(0), 0);
+    assert_int_equal(cph_stats_endpoint_id(-3), 0);
+    assert_int_equal(cph_stats_authn_reason("expired"), CPH_AUTHN_REASON_EXPIRED);
+    assert_int_equal(cph_stats_authn_reason("what"), CPH_AUTHN_REASON_OTHER);
+    assert_int_equal(cph_stats_authn_reason(NULL), CPH_AUTHN_REASON_OTHER);
+    assert_string_equal(cph_stats_authn_reason_name(CPH_AUTHN_REASON_BAD_SIGNATURE), "bad_signature");
+}
+
+typedef struct st_shadow_sum_t {
+    int calls;
+    int64_t id[4];
+    uint64_t allow[4], deny[4];
+} shadow_sum_t;
+
+static void on_shadow(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny)
+{
+    shadow_sum_t *s = ud;
+
+    assert_true(s->calls < 4);
+    s->id[s->calls] = endpoint_id;
+    s->allow[s->calls] = allow;
+    s->deny[s->calls++] = deny;
+}
+
+static void test_authz_metrics(void **state)
+{
+    (void)state;
+    cph_control_t c;
+    cph_server_t srv;
+    cph_server_config_t cfg = {.listen = "127.0.0.1:0", .num_workers = 2};
+    cph_error_t err;
+    char dir[] = "/tmp/cph-status-XXXXXX", cmd[128];
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(cph_control_init(&c, dir, &err), 0);
+    assert_int_equal(cph_server_init(&srv, &cfg, &c.notify, &err), 0);
+    cph_control_attach(&c, &srv);
+
+    uint32_t e41 = cph_stats_endpoint_id(41), e42 = cph_stats_endpoint_id(42), e43 = cph_stats_endpoint_id(43);
+    cph_counter_add(&srv.workers[0].stats->authz_shadow[e41][CPH_STATS_SHADOW_ALLOW], 2);
+    cph_counter_add(&srv.workers[1].stats->authz_shadow[e41][CPH_STATS_SHADOW_ALLOW], 3);
+    cph_counter_add(&srv.workers[1].stats->authz_shadow[e42][CPH_STATS_SHADOW_DENY], 4);
+    (void)e43;                                                                         /* no count: left out */
+    cph_counter_add(&srv.workers[0].stats->authz_shadow[0][CPH_STATS_SHADOW_DENY], 9); /* overflow slot: never reported */
+    cph_counter_add(&srv.workers[0].stats->authz_decisions[0], 5);
+    cph_counter_add(&srv.workers[1].stats->authz_decisions[2], 1);
+    cph_counter_add(&srv.workers[1].stats->authn_failures[CPH_AUTHN_REASON_EXPIRED], 6);
+
+    cph_worker_stats_t *stats[2] = {srv.workers[0].stats, srv.workers[1].stats};
+    shadow_sum_t sum = {0};
+    cph_stats_shadow_foreach(stats, 2, on_shadow, &sum);
+    int found = 0;
+    for (int i = 0; i != sum.calls; ++i) {
+        if (sum.id[i] == 41)
+            found++, assert_int_equal(sum.allow[i], 5), assert_int_equal(sum.deny[i], 0);
+        else if (sum.id[i] == 42)
+            found++, assert_int_equal(sum.allow[i], 0), assert_int_equal(sum.deny[i], 4);
+        else
+            fail_msg("endpoint %lld reported", (long long)sum.id[i]);
+    }
+    assert_int_equal(found, 2);
+
+    char *text = cph_status_metrics(&c);
+    assert_non_null(strstr(text, "cephalo_authz_decisions_total{outcome=\"allow\"} 5\n"));
+    assert_non_null(strstr(text, "cephalo_authz_decisions_total{outcome=\"unauthenticated\"} 0\n"));
+    assert_non_null(strstr(text, "cephalo_authz_decisions_total{outcome=\"forbidden\"} 1\n"));
+    assert_non_null(strstr(text, "cephalo_authz_shadow_total{endpoint=\"41\",outcome=\"would_allow\"} 5\n"));
+    assert_null(strstr(text, "endpoint=\"41\",outcome=\"would_deny\""));
+    assert_non_null(strstr(text, "cephalo_authz_shadow_total{endpoint=\"42\",outcome=\"would_deny\"} 4\n"));
+    assert_null(strstr(text, "endpoint=\"43\""));
+    assert_null(strstr(text, "endpoint=\"0\""));
+    assert_non_null(strstr(text, "cephalo_authn_failures_total{reason=\"expired\"} 6\n"));
+    assert_null(strstr(text, "reason=\"revoked\""));
+    assert_non_null(strstr(text, "# TYPE cephalo_authz_shadow_total counter\n"));
+    free(text);
+
+    cph_server_dispose(&srv);
+    cph_control_dispose(&c);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_are_stable_by_name),
         cmocka_unit_test(test_metrics_sum_workers_and_escape),
+        cmocka_unit_test(test_endpoint_ids),
+        cmocka_unit_test(test_authz_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,423 @@
+/*
+ * core/authn: a credential + one snapshot -> a principal, or a refusal with a reason (core/authn.h). The same code
+ * runs for every request (filter/authn.c) and in the control plane's explain API.
+ *
+ * JWTs (/work/helpers/CONTRACT4.md section B). libjwt 1.10.2 verifies signatures but trusts the token too much: a
+ * NULL key skips the check, the header's alg picks the algorithm (an RS256 public key PEM then works as an HS256
+ * secret) and exp / nbf are not looked at. So everything but the signature maths is decided here, in this order:
+ * the size (before reading a byte), exactly three non-empty segments of the base64url alphabet, the header and the
+ * claims strict JSON objects (jansson, duplicate names refused), alg and kid strings, alg "none" in any spelling
+ * refused, the kid found in the snapshot, the header's alg equal to the alg pinned to that key; only then is libjwt
+ * called, always with the key's PEM (never NULL), and the alg it decoded checked again. The claims are read with
+ * jansson from the payload we decoded ourselves: integers only for the times (a string or a real is refused),
+ * issuer, audience, leeway, and the revocation lists last.
+ *
+ * API keys (section C): "<prefix>.<secret>", looked up by prefix (binary search), SHA-256 of the secret compared in
+ * constant time, expiry checked after the secret so an expired key's existence is told only to its holder.
+ *
+ * Nothing here logs, and no reason echoes the credential.
+ */
+#include <string.h>
+#include <strings.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include "dataplane/compile/auth.h"
+#include "dataplane/core/authn.h"
+
+#define MODULE "dp/core/authn"
+#define MAX_NAMES 1024 /* roles / groups in one token */
+#define MAX_JTI 128
+#define MAX_USERNAME 256
+#define MAX_SUB_DIGITS 18              /* fits int64_t */
+#define MAX_TIME INT64_C(253402300799) /* 9999-12-31: keeps now +- leeway and the comparisons far from overflow */
+#define MAX_SECRET 512
+
+typedef struct st_claims_t {
+    const char *sub, *sys, *jti, *name;
+    const json_t *roles, *groups;
+    int su;
+    int64_t uid, iat, nbf, exp;
+} claims_t;
+
+/* ---------------------------------------------------------------- syntax */
+
+static int is_b64url(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static int is_code_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+static int is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_prefix_char(char c)
+{
+    return (c >= 'a' && c <= 'f') || (c >= '0' && c <= '9');
+}
+
+/* Whether s[0..len) has min..max bytes, each accepted by ok. */
+static int valid_chars(const char *s, size_t len, size_t min, size_t max, int (*ok)(char))
+{
+    size_t i;
+
+    if (s == NULL || len < min || len > max)
+        return 0;
+    for (i = 0; i != len; ++i)
+        if (!ok(s[i]))
+            return 0;
+    return 1;
+}
+
+static int valid_string(const json_t *v, size_t min, size_t max, int (*ok)(char))
+{
+    return json_is_string(v) && valid_chars(json_string_value(v), json_string_length(v), min, max, ok);
+}
+
+/* ---------------------------------------------------------------- JOSE */
+
+/* Splits t[0..len) into exactly three non-empty segments of the base64url alphabet (no padding). 0 or -1. */
+static int split(const char *t, size_t len, h2o_iovec_t seg[3])
+{
+    size_t n = 0, start = 0, i;
+
+    for (i = 0; i <= len; ++i) {
+        if (i == len || t[i] == '.') {
+            if (n == 3 || i == start)
+                return -1;
+            seg[n++] = h2o_iovec_init(t + start, i - start);
+            start = i + 1;
+        } else if (!is_b64url(t[i])) {
+            return -1;
+        }
+    }
+    return n == 3 ? 0 : -1;
+}
+
+static int b64url_value(char c)
+{
+    return c >= 'A' && c <= 'Z'   ? c - 'A'
+           : c >= 'a' && c <= 'z' ? c - 'a' + 26
+           : c >= '0' && c <= '9' ? c - '0' + 52
+           : c == '-'             ? 62
+                                  : 63;
+}
+
+/*
+ * A segment (alphabet already checked) as a strict JSON object: canonical unpadded base64url (no impossible length,
+ * no stray bits in the last character), then jansson with duplicate names refused. NULL when any of it fails.
+ */
+static json_t *decode_json(h2o_iovec_t seg, h2o_mem_pool_t *pool)
+{
+    size_t pad = (4 - seg.len % 4) % 4, i;
+    char *b64;
+    unsigned char *bin;
+    int n;
+    json_t *obj;
+
+    if (seg.len % 4 == 1 || (seg.len % 4 == 2 && (b64url_value(seg.base[seg.len - 1]) & 0x0f) != 0) ||
+        (seg.len % 4 == 3 && (b64url_value(seg.base[seg.len - 1]) & 0x03) != 0))
+        return NULL;
+    b64 = h2o_mem_alloc_pool(pool, seg.len + pad + 1);
+    bin = h2o_mem_alloc_pool(pool, (seg.len + pad) / 4 * 3 + 1);
+    for (i = 0; i != seg.len; ++i)
+        b64[i] = seg.base[i] == '-' ? '+' : seg.base[i] == '_' ? '/' : seg.base[i];
+    memset(b64 + seg.len, '=', pad);
+    if ((n = EVP_DecodeBlock(bin, (unsigned char *)b64, (int)(seg.len + pad))) < (int)pad)
+        return NULL;
+    if ((obj = json_loadb((const char *)bin, (size_t)n - pad, JSON_REJECT_DUPLICATES, NULL)) != NULL && !json_is_object(obj)) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    return obj;
+}
+
+/* The header's checks up to the key: NULL with *key set, or the reason. */
+static const char *check_header(const cph_auth_t *auth, const json_t *header, const cph_auth_key_t **key)
+{
+    const json_t *alg = json_object_get(header, "alg"), *kid = json_object_get(header, "kid"), *typ;
+
+    if (!json_is_string(alg) || !json_is_string(kid) || json_object_get(header, "crit") != NULL)
+        return "malformed"; /* crit: extensions we do not implement must not be ignored (RFC 7515 4.1.11) */
+    if ((typ = json_object_get(header, "typ")) != NULL && !(json_is_string(typ) && strcmp(json_string_value(typ), "JWT") == 0))
+        return "malformed";
+    if (strcasecmp(json_string_value(alg), "none") == 0)
+        return "alg_mismatch";
+    if ((*key = cph_auth_find_key(auth, json_string_value(kid), json_string_length(kid))) == NULL || (*key)->pem.len == 0)
+        return "unknown_kid";
+    if (strcmp(json_string_value(alg), (*key)->alg) != 0)
+        return "alg_mismatch";
+    return NULL;
+}
+
+/* The signature, by libjwt, with the key's PEM and its pinned alg. NULL or the reason. */
+static const char *check_signature(const cph_auth_key_t *key, const char *token, size_t len, h2o_mem_pool_t *pool)
+{
+    jwt_t *jwt = NULL;
+    const char *reason = NULL;
+    jwt_alg_t pinned = jwt_str_alg(key->alg);
+
+    if (pinned != JWT_ALG_ES256 && pinned != JWT_ALG_RS256)
+        return "alg_mismatch";
+    if (jwt_decode(&jwt, h2o_strdup(pool, token, len).base, (const unsigned char *)key->pem.base, (int)key->pem.len) != 0 ||
+        jwt == NULL)
+        reason = "bad_signature";
+    else if (jwt_get_alg(jwt) != pinned)
+        reason = "alg_mismatch";
+    jwt_free(jwt);
+    return reason;
+}
+
+/* ---------------------------------------------------------------- claims */
+
+/* claims[name] as an integer time in 0..MAX_TIME. 0 or -1 (absent, a string, a real, out of range). */
+static int get_time(const json_t *claims, const char *name, int64_t *out)
+{
+    const json_t *v = json_object_get(claims, name);
+
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_TIME)
+        return -1;
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* An array (required) of at most MAX_NAMES names. */
+static int valid_names(const json_t *arr)
+{
+    const json_t *v;
+    size_t i;
+
+    if (!json_is_array(arr) || json_array_size(arr) > MAX_NAMES)
+        return 0;
+    json_array_foreach(arr, i, v)
+    {
+        if (!valid_string(v, 1, 64, is_name_char))
+            return 0;
+    }
+    return 1;
+}
+
+static int valid_aud(const json_t *aud)
+{
+    const json_t *v;
+    size_t i;
+
+    if (aud == NULL || json_is_string(aud))
+        return 1;
+    if (!json_is_array(aud) || json_array_size(aud) == 0 || json_array_size(aud) > 16)
+        return 0;
+    json_array_foreach(aud, i, v)
+    {
+        if (!json_is_string(v))
+            return 0;
+    }
+    return 1;
+}
+
+static int valid_username(const json_t *v)
+{
+    size_t i, len = json_string_length(v);
+    const char *s = json_string_value(v);
+
+    if (s == NULL || len == 0 || len > MAX_USERNAME)
+        return 0;
+    for (i = 0; i != len; ++i)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* The shape of the claims (types and syntax): fills *cl, returns 0 or -1 ("bad_claims"). */
+static int read_claims(const json_t *c, claims_t *cl)
+{
+    const json_t *sub = json_object_get(c, "sub"), *sys = json_object_get(c, "sys"), *jti = json_object_get(c, "jti");
+    const json_t *su = json_object_get(c, "su"), *name = json_object_get(c, "name");
+    size_t i;
+
+    cl->roles = json_object_get(c, "roles");
+    cl->groups = json_object_get(c, "groups");
+    if (!valid_string(sub, 1, MAX_SUB_DIGITS, is_digit) || json_string_value(sub)[0] == '0' ||
+        !valid_string(sys, 1, 64, is_code_char) || !valid_string(jti, 1, MAX_JTI, is_b64url) || !valid_names(cl->roles) ||
+        !valid_names(cl->groups) || (su != NULL && !json_is_boolean(su)) || (name != NULL && !valid_username(name)) ||
+        !valid_aud(json_object_get(c, "aud")) || get_time(c, "iat", &cl->iat) != 0 || get_time(c, "nbf", &cl->nbf) != 0 ||
+        get_time(c, "exp", &cl->exp) != 0)
+        return -1;
+    cl->sub = json_string_value(sub);
+    for (cl->uid = 0, i = 0; cl->sub[i] != '\0'; ++i)
+        cl->uid = cl->uid * 10 + (cl->sub[i] - '0');
+    cl->sys = json_string_value(sys);
+    cl->jti = json_string_value(jti);
+    cl->name = name != NULL ? json_string_value(name) : NULL;
+    cl->su = json_is_true(su);
+    return 0;
+}
+
+static int aud_contains(const json_t *aud, h2o_iovec_t want)
+{
+    const json_t *v;
+    size_t i;
+
+    if (json_is_string(aud))
+        return h2o_memis(json_string_value(aud), json_string_length(aud), want.base, want.len);
+    json_array_foreach(aud, i, v)
+    {
+        if (h2o_memis(json_string_value(v), json_string_length(v), want.base, want.len))
+            return 1;
+    }
+    return 0;
+}
+
+/* What the claims say against the settings, the clock and the revocations: NULL or the reason. */
+static const char *check_claims(const cph_auth_t *auth, const json_t *c, const claims_t *cl, time_t now)
+{
+    const cph_auth_settings_t *s = cph_auth_settings(auth);
+    const json_t *iss = json_object_get(c, "iss");
+    int64_t t = (int64_t)now;
+
+    if (!json_is_string(iss) || !h2o_memis(json_string_value(iss), json_string_length(iss), s->issuer.base, s->issuer.len))
+        return "wrong_issuer";
+    if (s->audience.base != NULL && !aud_contains(json_object_get(c, "aud"), s->audience))
+        return "wrong_audience";
+    if (cl->exp <= t - s->leeway_s)
+        return "expired";
+    if (cl->iat > t + s->leeway_s || cl->nbf > t + s->leeway_s)
+        return "not_yet_valid";
+    if (cph_auth_jti_revoked(auth, cl->jti, strlen(cl->jti)) || cph_auth_user_revoked(auth, cl->uid, cl->iat))
+        return "revoked";
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- principal */
+
+static h2o_iovec_t pool_str(h2o_mem_pool_t *pool, const char *s)
+{
+    return s != NULL ? h2o_strdup(pool, s, strlen(s)) : h2o_iovec_init(NULL, 0);
+}
+
+static h2o_iovec_t *pool_names(h2o_mem_pool_t *pool, const json_t *arr, size_t *num)
+{
+    h2o_iovec_t *out = NULL;
+    const json_t *v;
+    size_t i;
+
+    if ((*num = json_array_size(arr)) == 0)
+        return NULL;
+    out = h2o_mem_alloc_pool(pool, *num * sizeof(*out));
+    json_array_foreach(arr, i, v)
+    {
+        out[i] = h2o_strdup(pool, json_string_value(v), json_string_length(v));
+    }
+    return out;
+}
+
+static void fill_user(const claims_t *cl, h2o_mem_pool_t *pool, cph_principal_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = CPH_PRINCIPAL_USER;
+    out->id = pool_str(pool, cl->sub);
+    out->name = pool_str(pool, cl->name);
+    out->system = pool_str(pool, cl->sys);
+    out->roles = pool_names(pool, cl->roles, &out->num_roles);
+    out->groups = pool_names(pool, cl->groups, &out->num_groups);
+    out->superuser = cl->su;
+    out->jti = pool_str(pool, cl->jti);
+    out->iat = cl->iat;
+    out->exp = cl->exp;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+cph_authn_result_t cph_authn_verify_jwt(const cph_snapshot_t *snap, const char *token, size_t len, time_t now, h2o_mem_pool_t *pool,
+                                        cph_principal_t *out, const char **reason)
+{
+    const cph_auth_t *auth = snap != NULL ? snap->auth : NULL;
+    const cph_auth_key_t *key = NULL;
+    json_t *header = NULL, *claims = NULL;
+    h2o_iovec_t seg[3];
+    claims_t cl;
+
+    *reason = NULL;
+    if (len > cph_auth_settings(auth)->max_token_bytes) {
+        *reason = "too_large";
+        goto Exit;
+    }
+    if (split(token, len, seg) != 0 || (header = decode_json(seg[0], pool)) == NULL ||
+        (claims = decode_json(seg[1], pool)) == NULL) {
+        *reason = "malformed";
+        goto Exit;
+    }
+    if ((*reason = check_header(auth, header, &key)) != NULL || (*reason = check_signature(key, token, len, pool)) != NULL)
+        goto Exit;
+    if (read_claims(claims, &cl) != 0) {
+        *reason = "bad_claims";
+        goto Exit;
+    }
+    if ((*reason = check_claims(auth, claims, &cl, now)) != NULL)
+        goto Exit;
+    fill_user(&cl, pool, out);
+Exit:
+    json_decref(header);
+    json_decref(claims);
+    return *reason == NULL ? CPH_AUTHN_OK : CPH_AUTHN_INVALID;
+}
+
+static void fill_api_key(const cph_api_key_t *k, cph_principal_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->kind = CPH_PRINCIPAL_API_KEY;
+    out->id = k->id_str;
+    out->name = k->prefix;
+    out->system = k->system;
+    out->roles = k->roles;
+    out->num_roles = k->num_roles;
+    out->groups = k->groups;
+    out->num_groups = k->num_groups;
+    out->exp = k->expires_at;
+}
+
+cph_authn_result_t cph_authn_verify_api_key(const cph_snapshot_t *snap, const char *key, size_t len, const char *secret,
+                                            size_t secret_len, time_t now, cph_principal_t *out, const char **reason)
+{
+    const cph_api_key_t *k;
+    const char *dot;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+
+    if (secret == NULL) {
+        if ((dot = memchr(key, '.', len)) == NULL) {
+            *reason = "malformed";
+            return CPH_AUTHN_INVALID;
+        }
+        secret = dot + 1;
+        secret_len = (size_t)(key + len - secret);
+        len = (size_t)(dot - key);
+    }
+    *reason = "malformed";
+    if (!valid_chars(key, len, 8, 12, is_prefix_char) || secret_len == 0 || secret_len > MAX_SECRET)
+        return CPH_AUTHN_INVALID;
+    *reason = "unknown_key";
+    if ((k = cph_auth_find_api_key(snap != NULL ? snap->auth : NULL, key, len)) == NULL)
+        return CPH_AUTHN_INVALID;
+    *reason = "bad_secret";
+    if (SHA256((const unsigned char *)secret, secret_len, digest) == NULL ||
+        CRYPTO_memcmp(digest, k->secret_sha256, sizeof(digest)) != 0)
+        return CPH_AUTHN_INVALID;
+    *reason = "expired";
+    if (k->expires_at != 0 && (int64_t)now >= k->expires_at)
+        return CPH_AUTHN_INVALID;
+    *reason = NULL;
+    fill_api_key(k, out);
+    return CPH_AUTHN_OK;
+}
