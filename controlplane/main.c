@@ -3,9 +3,12 @@
  *
  * Opens (and migrates) the SQLite database in --data-dir, makes sure an admin token exists (CEPHALO_ADMIN_TOKEN, or
  * one generated at the first start and printed once), makes sure the current config version has a snapshot,
- * starts the data-plane socket server with that snapshot and then the admin API. Every committed write is published
- * to the data planes from the write path itself (cph_db_set_on_commit), in version order. SIGTERM/SIGINT stop the
- * API first (no new writes), then the socket server, then close the database, and exit 0.
+ * starts the data-plane socket server with that snapshot, then the admin API and the auth API (login, refresh,
+ * logout; --auth-listen off disables it). The auth settings (token lifetimes, issuer, audience, leeway, header
+ * prefix, the auth API's URL) are fixed from flags before the database is opened, because the snapshot carries them.
+ * Every committed write is published to the data planes from the write path itself (cph_db_set_on_commit), in
+ * version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the socket server,
+ * then close the database, and exit 0.
  *
  * Signals are blocked before any thread starts and taken with sigwait() here, so no handler runs inside SQLite,
  * libmicrohttpd or the socket server.
@@ -20,8 +23,10 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "controlplane/api.h"
+#include "controlplane/authapi.h"
 #include "controlplane/db.h"
 #include "controlplane/dpserver.h"
+#include "controlplane/settings.h"
 #include "controlplane/signing.h"
 #include "proto/log.h"
 
@@ -33,7 +38,9 @@ typedef struct st_config_t {
     const char *admin_listen;
     const char *socket;
     const char *migrations;
+    const char *auth_listen; /* NULL = off */
     uint64_t heartbeat_ms;
+    cph_auth_settings_t auth;
     char socket_buf[4096];
 } config_t;
 
@@ -46,9 +53,17 @@ static void usage(FILE *out)
             "  --socket PATH             CEPHALO_SOCKET          (default <data-dir>/run/cp.sock): data-plane socket\n"
             "  --heartbeat-ms N          CEPHALO_HEARTBEAT_MS    (default 1000): sent to data planes in welcome\n"
             "  --migrations DIR          CEPHALO_MIGRATIONS_DIR  (default %s)\n"
+            "  --auth-listen HOST:PORT   CEPHALO_AUTH_LISTEN     (default 127.0.0.1:8002; \"off\"): login/refresh/logout API\n"
+            "  --access-ttl-s N          CEPHALO_ACCESS_TTL_S    (default 300, 1..%d): access token lifetime\n"
+            "  --refresh-ttl-s N         CEPHALO_REFRESH_TTL_S   (default 1209600, 60..31536000): refresh token lifetime\n"
+            "  --jwt-issuer S            CEPHALO_JWT_ISSUER      (default cephalo): JWT iss, 1-256 printable ASCII\n"
+            "  --jwt-audience S          CEPHALO_JWT_AUDIENCE    (default none): JWT aud, 1-256 printable ASCII\n"
+            "  --jwt-leeway-s N          CEPHALO_JWT_LEEWAY_S    (default 30, 0..300): clock skew the data planes allow\n"
+            "  --header-prefix P         CEPHALO_HEADER_PREFIX   (default x-cephalo-): identity header prefix, [a-z0-9-]\n"
+            "                                                    2..32, ending in '-'\n"
             "  --help                    this text\n"
             "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
-            CEPHALO_MIGRATIONS_DIR);
+            CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -71,6 +86,112 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* ---------------------------------------------------------------- auth settings */
+
+/* The auth options as given (flag, else environment, else default), checked by check_auth(). */
+typedef struct st_auth_args_t {
+    const char *listen, *access_ttl, *refresh_ttl, *issuer, *audience, *leeway, *prefix;
+} auth_args_t;
+
+static void auth_args_from_env(auth_args_t *a)
+{
+    a->listen = env_or("CEPHALO_AUTH_LISTEN", "127.0.0.1:8002");
+    a->access_ttl = env_or("CEPHALO_ACCESS_TTL_S", "300");
+    a->refresh_ttl = env_or("CEPHALO_REFRESH_TTL_S", "1209600");
+    a->issuer = env_or("CEPHALO_JWT_ISSUER", "cephalo");
+    a->audience = env_or("CEPHALO_JWT_AUDIENCE", NULL);
+    a->leeway = env_or("CEPHALO_JWT_LEEWAY_S", "30");
+    a->prefix = env_or("CEPHALO_HEADER_PREFIX", "x-cephalo-");
+}
+
+static int parse_int(const char *s, long min, long max, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* 1..256 printable ASCII characters, copied into out (257 bytes). */
+static int printable(const char *s, char *out)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 256)
+        return -1;
+    for (size_t i = 0; i < n; ++i)
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return -1;
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+static int check_prefix(const char *s, char *out)
+{
+    size_t n = strlen(s);
+
+    if (n < 2 || n > 32 || s[n - 1] != '-' || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+        return -1;
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+/* Fills c->auth and c->auth_listen from a; prints what is wrong and returns -1 on a bad value. */
+static int check_auth(const auth_args_t *a, config_t *c)
+{
+    cph_auth_settings_t *s = &c->auth;
+    const char *bad = NULL;
+
+    cph_settings_auth_defaults(s);
+    if (parse_int(a->access_ttl, 1, CPH_ACCESS_TOKEN_MAX_S, &s->access_ttl_s) != 0)
+        bad = "--access-ttl-s";
+    else if (parse_int(a->refresh_ttl, 60, 365L * 24 * 3600, &s->refresh_ttl_s) != 0)
+        bad = "--refresh-ttl-s";
+    else if (printable(a->issuer, s->issuer) != 0)
+        bad = "--jwt-issuer";
+    else if (a->audience != NULL && a->audience[0] != '\0' && printable(a->audience, s->audience) != 0)
+        bad = "--jwt-audience";
+    else if (parse_int(a->leeway, 0, 300, &s->leeway_s) != 0)
+        bad = "--jwt-leeway-s";
+    else if (check_prefix(a->prefix, s->header_prefix) != 0)
+        bad = "--header-prefix";
+    else if (strlen(a->listen) > sizeof(s->api) - 8)
+        bad = "--auth-listen";
+    if (bad != NULL) {
+        fprintf(stderr, "cephalo-controlplane: bad value for %s\n", bad);
+        return -1;
+    }
+    c->auth_listen = strcmp(a->listen, "off") == 0 ? NULL : a->listen;
+    if (c->auth_listen != NULL)
+        snprintf(s->api, sizeof(s->api), "http://%s", c->auth_listen);
+    return 0;
+}
+
+/* An auth option of getopt_long (codes 'A'..'G'); 0 when ch is not one. */
+static int auth_option(int ch, auth_args_t *a)
+{
+    const char **slot = ch == 'A'   ? &a->listen
+                        : ch == 'B' ? &a->access_ttl
+                        : ch == 'C' ? &a->refresh_ttl
+                        : ch == 'D' ? &a->issuer
+                        : ch == 'E' ? &a->audience
+                        : ch == 'F' ? &a->leeway
+                        : ch == 'G' ? &a->prefix
+                                    : NULL;
+
+    if (slot == NULL)
+        return 0;
+    *slot = optarg;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- arguments */
+
 /* Returns 0 to run, 1 to exit 0 (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, config_t *c)
 {
@@ -79,11 +200,20 @@ static int parse_args(int argc, char **argv, config_t *c)
                                          {"socket", required_argument, NULL, 's'},
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"migrations", required_argument, NULL, 'm'},
+                                         {"auth-listen", required_argument, NULL, 'A'},
+                                         {"access-ttl-s", required_argument, NULL, 'B'},
+                                         {"refresh-ttl-s", required_argument, NULL, 'C'},
+                                         {"jwt-issuer", required_argument, NULL, 'D'},
+                                         {"jwt-audience", required_argument, NULL, 'E'},
+                                         {"jwt-leeway-s", required_argument, NULL, 'F'},
+                                         {"header-prefix", required_argument, NULL, 'G'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *hb = env_or("CEPHALO_HEARTBEAT_MS", "1000");
+    auth_args_t auth;
     int ch;
 
+    auth_args_from_env(&auth);
     c->data_dir = env_or("CEPHALO_DATA_DIR", "var/cp");
     c->admin_listen = env_or("CEPHALO_ADMIN_LISTEN", "127.0.0.1:8001");
     c->socket = env_or("CEPHALO_SOCKET", NULL);
@@ -109,6 +239,8 @@ static int parse_args(int argc, char **argv, config_t *c)
             usage(stdout);
             return 1;
         default:
+            if (auth_option(ch, &auth))
+                break;
             usage(stderr);
             return -1;
         }
@@ -117,6 +249,8 @@ static int parse_args(int argc, char **argv, config_t *c)
         usage(stderr);
         return -1;
     }
+    if (check_auth(&auth, c) != 0)
+        return -1;
     if (c->socket == NULL) {
         snprintf(c->socket_buf, sizeof(c->socket_buf), "%s/run/cp.sock", c->data_dir);
         c->socket = c->socket_buf;
@@ -244,20 +378,25 @@ static int run(const config_t *c, cph_db_t *db, const sigset_t *sigs)
 {
     cph_dpserver_t *dps;
     cph_api_t *api;
+    cph_authapi_t *auth = NULL;
     cph_error_t err;
     int sig = 0;
 
     if ((dps = start_dpserver(c, db)) == NULL)
         return -1;
-    if ((api = cph_api_start(c->admin_listen, db, dps, &err)) == NULL) {
+    if ((api = cph_api_start(c->admin_listen, db, dps, &err)) == NULL ||
+        (c->auth_listen != NULL && (auth = cph_authapi_start(c->auth_listen, db, NULL, &err)) == NULL)) {
         cph_log_error(MODULE, "%s", err.msg);
+        cph_api_stop(api);
         cph_db_set_on_commit(db, NULL, NULL);
         cph_dpserver_stop(dps);
         return -1;
     }
-    cph_log_info(MODULE, "admin API on %s, data planes on %s", c->admin_listen, c->socket);
+    cph_log_info(MODULE, "admin API on %s, auth API on %s, data planes on %s", c->admin_listen,
+                 c->auth_listen != NULL ? c->auth_listen : "(off)", c->socket);
     sigwait(sigs, &sig);
     cph_log_info(MODULE, "signal %d: shutting down", sig);
+    cph_authapi_stop(auth);
     cph_api_stop(api);
     cph_db_set_on_commit(db, NULL, NULL);
     cph_dpserver_stop(dps);
@@ -275,6 +414,7 @@ int main(int argc, char **argv)
 
     if ((r = parse_args(argc, argv, &c)) != 0)
         return r > 0 ? 0 : 2;
+    cph_settings_set_auth(&c.auth); /* before the database: ensure_snapshot builds the "auth" section from it */
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

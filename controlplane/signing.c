@@ -10,7 +10,8 @@
  * keys past that moment are marked retired lazily - every read computes the effective state from the clock, and
  * the next rotation writes it - so no timer thread is needed and a read never writes.
  *
- * The private PEM is read by no query here: nothing selects it, so it cannot reach an answer, a log or the audit.
+ * The private PEM is read by one query only, cph_signing_active(), for token.c's signing; its result goes into a
+ * cph_signing_new_t that is wiped when cleared, so it cannot reach an answer, a log or the audit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,4 +425,68 @@ int cph_signing_ensure(cph_db_t *db, cph_error_t *err)
         ret = 0;
     cph_signing_new_clear(&k);
     return ret;
+}
+
+/* ---------------------------------------------------------------- keys for token.c */
+
+/* A text column as a new string (NULL for SQL NULL). */
+static char *column_dup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+int cph_signing_active(cph_db_t *db, cph_signing_new_t *k, cph_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    memset(k, 0, sizeof(*k));
+    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT kid, alg, public_pem, private_pem FROM signing_keys WHERE state = 'active'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return cph_store_internal(db, err, "prepare active key read");
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        snprintf(k->kid, sizeof(k->kid), "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(k->alg, sizeof(k->alg), "%s", (const char *)sqlite3_column_text(st, 1));
+        k->public_pem = column_dup(st, 2);
+        k->private_pem = column_dup(st, 3);
+    }
+    sqlite3_finalize(st); /* SQLite's copy of the private PEM goes with the statement */
+    if (rc != SQLITE_ROW || k->public_pem == NULL || k->private_pem == NULL) {
+        cph_signing_new_clear(k);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+            cph_log_error(MODULE, "no active signing key");
+            return cph_error_set(err, "internal", "", "no active signing key");
+        }
+        return cph_store_internal(db, err, "active key read");
+    }
+    return 0;
+}
+
+int cph_signing_public(cph_db_t *db, const char *kid, time_t now, char alg[8], char **public_pem, cph_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    char when[32];
+    int rc;
+
+    *public_pem = NULL;
+    if (sqlite3_prepare_v2(cph_db_handle(db),
+                           "SELECT alg, public_pem FROM signing_keys WHERE kid = ?1 AND "
+                           "(state = 'active' OR (state = 'retiring' AND retire_after > ?2))",
+                           -1, &st, NULL) != SQLITE_OK)
+        return cph_store_internal(db, err, "prepare public key read");
+    format_time(now, when);
+    sqlite3_bind_text(st, 1, kid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, when, -1, SQLITE_TRANSIENT);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        snprintf(alg, 8, "%s", (const char *)sqlite3_column_text(st, 0));
+        *public_pem = column_dup(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW && *public_pem != NULL)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return cph_error_set(err, "not_found", "", "no such signing key");
+    return cph_store_internal(db, err, "public key read");
 }

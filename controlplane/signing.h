@@ -71,4 +71,17 @@ int cph_signing_rotate(cph_db_t *db, const cph_signing_new_t *k, time_t now, cph
  */
 int cph_signing_ensure(cph_db_t *db, cph_error_t *err);
 
+/**
+ * The active key with its private half, for token.c: kid, alg, public_pem and private_pem into *k (release with
+ * cph_signing_new_clear, which wipes the private PEM). Lock held. err {internal} when none is active or the read
+ * fails. Returns 0 or -1 (k holds nothing).
+ */
+int cph_signing_active(cph_db_t *db, cph_signing_new_t *k, cph_error_t *err);
+/**
+ * A key that may still verify tokens - active, or retiring and not past retire_after as of now - by kid: its alg
+ * into alg and a new (malloc'd) public PEM into *public_pem. Lock held. err {not_found} (no such usable key) or
+ * {internal}. Returns 0 or -1.
+ */
+int cph_signing_public(cph_db_t *db, const char *kid, time_t now, char alg[8], char **public_pem, cph_error_t *err);
+
 #endif
