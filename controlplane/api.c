@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "controlplane/api.h"
+#include "controlplane/api_authz.h"
 #include "proto/log.h"
 
 #define MODULE "cp/api"
@@ -55,6 +56,7 @@ static const struct st_resource_t {
     {"snapshot", CPH_API_GET, 0, cph_api_snapshot},
     {"signing_keys", CPH_API_GET, CPH_API_GET | CPH_API_POST, cph_api_signing_keys}, /* POST only on .../rotate */
     {"jwks", CPH_API_GET, 0, cph_api_jwks},
+    {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz}, /* POST .../explain, GET .../shadow */
 };
 
 /* Per-request state, from the headers to the completion callback. */
@@ -404,7 +406,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     on_complete(ctx);
-    return send_answer(ctx, 0);
+    return send_answer(ctx, ctx->req.allow);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)

@@ -37,6 +37,7 @@ typedef struct st_cph_api_req_t {
     json_t *body;      /* the request's JSON object (POST/PUT), else NULL */
     const char *actor; /* who is writing, for the audit */
     unsigned status;   /* the answer, set by the reply functions */
+    int allow;         /* CPH_API_* a handler that answers 405 itself allows (its Allow header) */
     json_t *resp;
 } cph_api_req_t;
 

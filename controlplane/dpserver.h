@@ -34,4 +34,10 @@ json_t *cph_dpserver_list(cph_dpserver_t *s);
 /** Number of connected data planes (for metrics). */
 size_t cph_dpserver_num_connected(cph_dpserver_t *s);
 
+/**
+ * GET /api/v1/authz/shadow: a new object {"endpoints": [{"id", "would_allow", "would_deny"}]}, the last counts of
+ * every connected data plane summed per rule id (saturating at INT64_MAX), sorted by id. Thread-safe (takes s->lock).
+ */
+json_t *cph_dpserver_shadow_stats(cph_dpserver_t *s);
+
 #endif

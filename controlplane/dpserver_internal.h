@@ -24,6 +24,7 @@
 #define CPH_DPSERVER_MAX_NACKED 16        /* nacked versions remembered per dp_id */
 #define CPH_DPSERVER_HOSTNAME_MAX 255     /* bytes kept of hello.hostname / software */
 #define CPH_DPSERVER_ERROR_STR_MAX 1024   /* bytes kept of each string in a nack's error */
+#define CPH_DPSERVER_MAX_SHADOW 4096      /* shadow-rule counters kept per data plane (ping "shadow" entries) */
 
 typedef enum en_cph_dpstatus_t {
     CPH_DPSTATUS_SYNCED,
@@ -45,6 +46,13 @@ typedef struct st_cph_dpqent_t {
 } cph_dpqent_t;
 
 typedef struct st_cph_dprow_t cph_dprow_t;
+
+/* One shadow rule's cumulative would-be decisions, as the data plane's last ping reported them (CONTRACT4 G). */
+typedef struct st_cph_dpshadow_t {
+    int64_t id; /* the endpoint rule's id (>= 1) */
+    uint64_t would_allow;
+    uint64_t would_deny;
+} cph_dpshadow_t;
 
 typedef struct st_cph_dpsession_t {
     struct st_cph_dpsession_t *next;
@@ -80,6 +88,8 @@ struct st_cph_dprow_t {
     uint64_t answered; /* highest version of our epoch acked, nacked or reported applied */
     uint64_t nacked[CPH_DPSERVER_MAX_NACKED];
     size_t num_nacked, nacked_next;
+    cph_dpshadow_t *shadow; /* the connected session's last ping "shadow", sorted by id; NULL when none */
+    size_t num_shadow;
 };
 
 struct st_cph_dpserver_t {
@@ -128,5 +138,12 @@ void cph_dpsession_push_latest(cph_dpserver_t *s, cph_dpsession_t *sess);
 void cph_dpsession_on_close(cph_dpserver_t *s, cph_dpsession_t *sess);
 /** Frees every row. Lock held or no other thread left. */
 void cph_dpsession_free_rows(cph_dpserver_t *s);
+/**
+ * Reads a ping's "shadow" member ({"<id>": [would_allow, would_deny], ...}) into a new array sorted by id (free()
+ * it). Hostile input is dropped entry by entry, never trusted: a key that is not a canonical decimal id (1 to 18 digits, no leading
+ * zero), a value that is not an array of two non-negative integers; at most CPH_DPSERVER_MAX_SHADOW entries are kept (the first
+ * ones in the object). Returns the number kept (0 with *out NULL for none), or -1 when v is not an object.
+ */
+int cph_dpsession_parse_shadow(const json_t *v, cph_dpshadow_t **out, size_t *num);
 
 #endif

@@ -11,6 +11,10 @@
  * Every data plane has a row keyed by dp_id that outlives its connection, so the admin API can show what it runs,
  * why it refused a snapshot and when it was last seen; rows of disconnected data planes are capped, the oldest go
  * first. cph_dpserver_wait_applied() waits on server->changed, broadcast on every hello, ack, nack and disconnect.
+ *
+ * A ping may carry the data plane's cumulative shadow-rule counters ("shadow", CONTRACT4 G). The row keeps the last
+ * set its connected session reported - parsed defensively, capped, and dropped at disconnect - and
+ * cph_dpserver_shadow_stats() sums them over the connected data planes for GET /api/v1/authz/shadow.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@ static const char *status_names[] = {"synced", "applying", "nacked", "disconnect
 
 static void row_free(cph_dprow_t *row)
 {
+    free(row->shadow);
     json_decref(row->last_error);
     free(row->id);
     free(row);
@@ -177,6 +182,157 @@ static void push_and_settle(cph_dpserver_t *s, cph_dpsession_t *sess)
         row->status = CPH_DPSTATUS_SYNCED;
 }
 
+/* ---------------------------------------------------------------- shadow-rule counters */
+
+static void clear_shadow(cph_dprow_t *row)
+{
+    free(row->shadow);
+    row->shadow = NULL;
+    row->num_shadow = 0;
+}
+
+/* A canonical decimal rule id: 1 to 18 digits, no leading zero (so two keys never name one id). 0 when not. */
+static int64_t shadow_key_id(const char *key)
+{
+    int64_t id = 0;
+    size_t i, len = strlen(key);
+
+    if (len == 0 || len > 18 || key[0] == '0')
+        return 0;
+    for (i = 0; i != len; ++i) {
+        if (key[i] < '0' || key[i] > '9')
+            return 0;
+        id = id * 10 + (key[i] - '0');
+    }
+    return id;
+}
+
+static int shadow_count(const json_t *v, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int cmp_shadow(const void *a, const void *b)
+{
+    int64_t x = ((const cph_dpshadow_t *)a)->id, y = ((const cph_dpshadow_t *)b)->id;
+
+    return x < y ? -1 : x > y;
+}
+
+int cph_dpsession_parse_shadow(const json_t *v, cph_dpshadow_t **out, size_t *num)
+{
+    const char *key;
+    json_t *val;
+    cph_dpshadow_t e;
+    size_t cap;
+
+    *out = NULL;
+    *num = 0;
+    if (!json_is_object(v))
+        return -1;
+    cap = json_object_size(v) < CPH_DPSERVER_MAX_SHADOW ? json_object_size(v) : CPH_DPSERVER_MAX_SHADOW;
+    if (cap == 0)
+        return 0;
+    if ((*out = malloc(cap * sizeof(**out))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    json_object_foreach((json_t *)v, key, val)
+    {
+        if (*num == cap)
+            break;
+        if ((e.id = shadow_key_id(key)) == 0 || !json_is_array(val) || json_array_size(val) != 2 ||
+            shadow_count(json_array_get(val, 0), &e.would_allow) != 0 || shadow_count(json_array_get(val, 1), &e.would_deny) != 0)
+            continue;
+        (*out)[(*num)++] = e;
+    }
+    if (*num == 0) {
+        free(*out);
+        *out = NULL;
+    } else {
+        qsort(*out, *num, sizeof(**out), cmp_shadow);
+    }
+    return (int)*num;
+}
+
+/* A ping's "shadow": absent means no counts yet; a value that is not an object is ignored (the last set stays). */
+static void on_ping_shadow(cph_dprow_t *row, const json_t *v)
+{
+    cph_dpshadow_t *list;
+    size_t num;
+
+    if (v == NULL) {
+        clear_shadow(row);
+        return;
+    }
+    if (cph_dpsession_parse_shadow(v, &list, &num) < 0) {
+        cph_log_debug(MODULE, "data plane %s sent a ping whose \"shadow\" is not an object; ignored", row->id);
+        return;
+    }
+    free(row->shadow);
+    row->shadow = list;
+    row->num_shadow = num;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a || a + b > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : a + b;
+}
+
+/* Every connected row's entries, concatenated (lock held). */
+static cph_dpshadow_t *gather_shadow(const cph_dpserver_t *s, size_t *num)
+{
+    cph_dpshadow_t *all = NULL;
+    size_t i, total = 0;
+
+    for (i = 0; i != s->num_rows; ++i)
+        if (s->rows[i]->session != NULL)
+            total += s->rows[i]->num_shadow;
+    *num = 0;
+    if (total == 0)
+        return NULL;
+    if ((all = malloc(total * sizeof(*all))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    for (i = 0; i != s->num_rows; ++i) {
+        const cph_dprow_t *row = s->rows[i];
+        if (row->session == NULL || row->num_shadow == 0)
+            continue;
+        memcpy(all + *num, row->shadow, row->num_shadow * sizeof(*all));
+        *num += row->num_shadow;
+    }
+    return all;
+}
+
+json_t *cph_dpserver_shadow_stats(cph_dpserver_t *s)
+{
+    cph_dpshadow_t *all;
+    json_t *arr = json_array(), *res;
+    size_t i, j, num;
+
+    if (arr == NULL)
+        cph_fatal(MODULE, "out of memory");
+    pthread_mutex_lock(&s->lock);
+    all = gather_shadow(s, &num);
+    pthread_mutex_unlock(&s->lock);
+    if (num > 1)
+        qsort(all, num, sizeof(*all), cmp_shadow);
+    for (i = 0; i != num; i = j) {
+        uint64_t allow = all[i].would_allow, deny = all[i].would_deny;
+        for (j = i + 1; j != num && all[j].id == all[i].id; ++j) {
+            allow = add_sat(allow, all[j].would_allow);
+            deny = add_sat(deny, all[j].would_deny);
+        }
+        if (json_array_append_new(arr, json_pack("{s:I, s:I, s:I}", "id", (json_int_t)all[i].id, "would_allow",
+                                                 (json_int_t)add_sat(allow, 0), "would_deny", (json_int_t)add_sat(deny, 0))) != 0)
+            cph_fatal(MODULE, "out of memory");
+    }
+    free(all);
+    if ((res = json_pack("{s:o}", "endpoints", arr)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    return res;
+}
+
 /* ---------------------------------------------------------------- messages */
 
 static void on_hello(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg)
@@ -191,6 +347,7 @@ static void on_hello(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg
     row->session = sess;
     sess->row = row;
     sess->hello_done = 1;
+    clear_shadow(row); /* counts of a previous session (or process) are not this one's */
     copy_utf8(row->hostname, CPH_DPSERVER_HOSTNAME_MAX, json_string_value(json_object_get(msg, "hostname")));
     copy_utf8(row->software, CPH_DPSERVER_HOSTNAME_MAX, json_string_value(json_object_get(msg, "software")));
     row->pid = (long)json_integer_value(json_object_get(msg, "pid"));
@@ -279,6 +436,7 @@ static void dispatch(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg
         on_nack(s, sess, msg);
         break;
     case CPH_MSG_PING:
+        on_ping_shadow(sess->row, json_object_get(msg, "shadow"));
         cph_dpsession_send_msg(sess, cph_msg_pong((uint64_t)json_integer_value(json_object_get(msg, "seq"))));
         break;
     case CPH_MSG_ERROR:
@@ -320,6 +478,7 @@ void cph_dpsession_on_close(cph_dpserver_t *s, cph_dpsession_t *sess)
 
     if (row != NULL && row->session == sess) {
         row->session = NULL;
+        clear_shadow(row);
         row->status = CPH_DPSTATUS_DISCONNECTED;
         row->last_seen_wall_ms = cph_dpserver_wall_ms();
         row->gone_seq = ++s->num_disconnects;

@@ -8,6 +8,10 @@
  *
  * Each connection has a generation number; a snapshot is applied with it as tag, and an ack or nack computed after
  * the connection died is dropped (the next hello carries what is applied).
+ *
+ * Every ping carries the shadow-rule counters of this process (CONTRACT4 G): {"<endpoint id>": [would_allow,
+ * would_deny]}, summed over the workers by cph_stats_shadow_foreach, only ids with a non-zero count and at most
+ * SHADOW_MAX of them (the control plane keeps no more). The counters are cumulative, so a lost ping loses nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include <openssl/rand.h>
 #include "proto/log.h"
 #include "dataplane/core/cpclient.h"
+#include "dataplane/core/stats.h"
 
 #define MODULE "dp/core/cpclient"
 
@@ -26,6 +31,7 @@
 #define BACKOFF_MAX_MS 5000
 #define HEARTBEAT_DEFAULT_MS 1000
 #define MISSED_PONGS 3
+#define SHADOW_MAX 4096 /* entries per ping; the control plane's CPH_DPSERVER_MAX_SHADOW */
 
 typedef enum en_cph_cp_state_t { CP_DISCONNECTED, CP_HELLO_SENT, CP_READY } cph_cp_state_t;
 
@@ -247,6 +253,42 @@ static void try_connect(cph_cpclient_t *cl)
     send_msg(cl, cph_msg_hello(cl->dp_id, cl->hostname, (long)getpid(), CPH_SOFTWARE, &cl->control->applied));
 }
 
+static void add_shadow(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny)
+{
+    json_t *shadow = ud;
+    char key[24];
+
+    if (endpoint_id < 1 || (allow == 0 && deny == 0) || json_object_size(shadow) >= SHADOW_MAX)
+        return;
+    allow = allow > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : allow;
+    deny = deny > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : deny;
+    snprintf(key, sizeof(key), "%lld", (long long)endpoint_id);
+    if (json_object_set_new(shadow, key, json_pack("[I, I]", (json_int_t)allow, (json_int_t)deny)) != 0)
+        cph_fatal(MODULE, "out of memory");
+}
+
+/* A ping with the workers' shadow counters ("shadow" left out while there are none). */
+static json_t *build_ping(cph_cpclient_t *cl)
+{
+    json_t *msg = cph_msg_ping(++cl->ping_seq), *shadow;
+    cph_server_t *server = cl->control->server;
+    cph_worker_stats_t **stats;
+    unsigned i;
+
+    if (server == NULL || server->workers == NULL || server->num_workers == 0)
+        return msg;
+    if ((shadow = json_object()) == NULL || (stats = malloc(server->num_workers * sizeof(*stats))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    for (i = 0; i != server->num_workers; ++i)
+        stats[i] = server->workers[i].stats;
+    cph_stats_shadow_foreach(stats, server->num_workers, add_shadow, shadow);
+    free(stats);
+    if (json_object_size(shadow) != 0)
+        json_object_set(msg, "shadow", shadow);
+    json_decref(shadow);
+    return msg;
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     cph_cpclient_t *cl = H2O_STRUCT_FROM_MEMBER(cph_cpclient_t, tick_entry, entry);
@@ -260,7 +302,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
         disconnect(cl, "3 heartbeats without a pong");
     } else if (cl->state == CP_READY && now - cl->last_ping_ms >= hb) {
         cl->last_ping_ms = now;
-        send_msg(cl, cph_msg_ping(++cl->ping_seq));
+        send_msg(cl, build_ping(cl));
     }
     h2o_timeout_link(cl->control->loop, &cl->tick, &cl->tick_entry);
 }
