@@ -347,7 +347,7 @@ static int in_list(const json_t *list, const char *s)
     return 0;
 }
 
-/* The "user" form: the principal a login of the stored user into sys would carry (CONTRACT4 B), or none. */
+/* The "user" form: the principal a login of the stored user into sys would carry (docs/access.md section 2), or none. */
 static void user_principal(explain_t *x, const char *service_system)
 {
     const json_t *u = x->user;

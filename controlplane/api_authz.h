@@ -15,7 +15,7 @@
  * The explain core, without HTTP: checks request (the body of POST /api/v1/authz/explain: {"method", "path",
  * "host"?, and at most one of "token", "api_key", "user" (+ "system"?)}), then runs the data plane's stages on snap -
  * path canonicalisation, the reserved /auth prefix, the router, authn, authz with a trace - and returns the new answer
- * object (CONTRACT4 H). db is only read for the "user" form (NULL refuses that form). Returns NULL with err filled:
+ * object (docs/access.md section 7). db is only read for the "user" form (NULL refuses that form). Returns NULL with err filled:
  * {unknown_field | missing_field | invalid} with a JSON pointer for a bad request, {not_found} at /user for an unknown
  * user, {unknown_system} at /system, {internal}.
  */

@@ -1,5 +1,5 @@
 /*
- * authapi: the control plane's auth API (/work/helpers/CONTRACT4.md section F) on its own libmicrohttpd daemon -
+ * authapi: the control plane's auth API (docs/access.md section 6) on its own libmicrohttpd daemon -
  * POST /auth/login, /auth/refresh, /auth/logout. The data planes forward these paths here unchanged.
  */
 #ifndef CPH_AUTHAPI_H

@@ -47,7 +47,7 @@ typedef struct st_cph_dpqent_t {
 
 typedef struct st_cph_dprow_t cph_dprow_t;
 
-/* One shadow rule's cumulative would-be decisions, as the data plane's last ping reported them (CONTRACT4 G). */
+/* One shadow rule's cumulative would-be decisions, as the data plane's last ping reported them (docs/access.md section 4). */
 typedef struct st_cph_dpshadow_t {
     int64_t id; /* the endpoint rule's id (>= 1) */
     uint64_t would_allow;

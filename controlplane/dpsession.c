@@ -12,7 +12,7 @@
  * why it refused a snapshot and when it was last seen; rows of disconnected data planes are capped, the oldest go
  * first. cph_dpserver_wait_applied() waits on server->changed, broadcast on every hello, ack, nack and disconnect.
  *
- * A ping may carry the data plane's cumulative shadow-rule counters ("shadow", CONTRACT4 G). The row keeps the last
+ * A ping may carry the data plane's cumulative shadow-rule counters ("shadow", docs/access.md section 4). The row keeps the last
  * set its connected session reported - parsed defensively, capped, and dropped at disconnect - and
  * cph_dpserver_shadow_stats() sums them over the connected data planes for GET /api/v1/authz/shadow.
  */

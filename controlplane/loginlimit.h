@@ -1,5 +1,5 @@
 /*
- * loginlimit: the login failure limiter of the auth API (/work/helpers/CONTRACT4.md section F) - at most
+ * loginlimit: the login failure limiter of the auth API (docs/access.md section 6) - at most
  * account_max failures per account and ip_max per client IP within window_s; past that, logins are refused (429)
  * without a password check until the oldest counted failure leaves the window.
  *

@@ -19,7 +19,7 @@
 json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err);
 
 /**
- * Adds the access sections of CONTRACT4.md A to body, every one always: "auth" (cph_settings_auth(), every member,
+ * Adds the access sections of docs/access.md section 1 to body, every one always: "auth" (cph_settings_auth(), every member,
  * audience and api null when unset), "groups" [{"system", "name", "roles"}] by system then name, "endpoints" [{"id",
  * "service", "method", "path", "public", "shadow", "roles", "groups"}] by service, path, method, id, "api_keys"
  * (cph_store_api_key_snapshot: not revoked, by prefix) and "revoked" (cph_store_revocation_snapshot). Caller holds

@@ -1,10 +1,14 @@
 /*
  * snapbuild_access: the access sections of the snapshot body - "auth", "groups", "endpoints", "api_keys" and
- * "revoked" (CONTRACT4.md section A) - which the data planes compile into their authn and authz stages.
+ * "revoked" (docs/access.md section 1) - which the data planes compile into their authn and authz stages.
  *
  * Same rules as snapbuild.c: a pure function of the rows (and of the auth settings, fixed for the process), every
  * array in the order the contract gives, every member written with its value. The sections are always present, empty
  * when there is nothing, so a data plane never has to tell "no rules" from "an older control plane".
+ *
+ * "auth" carries the external issuers that have keys (store_issuer.c: "issuers", sorted by name, each with its keys
+ * sorted by kid); the member is absent when there is none, and an issuer whose keys were never fetched is left out
+ * (it could verify nothing).
  *
  * What is left out on purpose: revoked api keys (the data plane never needs to know a dead key), admin-only
  * timestamps, and anything secret beyond an api key's SHA-256 (the data plane's only way to check a key).
@@ -14,6 +18,7 @@
 #include "controlplane/store_api_key.h"
 #include "controlplane/store_endpoint.h"
 #include "controlplane/store_group.h"
+#include "controlplane/store_issuer.h"
 #include "controlplane/store_revocation.h"
 #include "proto/log.h"
 
@@ -50,15 +55,19 @@ int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err)
 {
     static const char *const GROUP_DROP[] = {"id", "created_at", "updated_at", NULL};
     static const char *const ENDPOINT_DROP[] = {"created_at", "updated_at", NULL}; /* the id stays: counters key on it */
-    json_t *groups = NULL, *endpoints = NULL, *keys = NULL, *revoked = NULL;
+    json_t *groups = NULL, *endpoints = NULL, *keys = NULL, *revoked = NULL, *issuers = NULL, *auth;
     int ret = -1;
 
     if ((groups = cph_store_group_list(db, err)) == NULL || (endpoints = cph_store_endpoint_list(db, err)) == NULL ||
-        (keys = cph_store_api_key_snapshot(db, err)) == NULL || (revoked = cph_store_revocation_snapshot(db, err)) == NULL)
+        (keys = cph_store_api_key_snapshot(db, err)) == NULL || (revoked = cph_store_revocation_snapshot(db, err)) == NULL ||
+        (issuers = cph_store_issuer_snapshot(db, err)) == NULL)
         goto Exit;
     drop(groups, GROUP_DROP);
     drop(endpoints, ENDPOINT_DROP);
-    json_object_set_new(body, "auth", auth_section());
+    auth = auth_section();
+    if (json_array_size(issuers) != 0) /* left out when none, so a store without issuers builds the body it always did */
+        json_object_set(auth, "issuers", issuers);
+    json_object_set_new(body, "auth", auth);
     json_object_set(body, "groups", groups);
     json_object_set(body, "endpoints", endpoints);
     json_object_set(body, "api_keys", keys);
@@ -69,5 +78,6 @@ Exit:
     json_decref(endpoints);
     json_decref(keys);
     json_decref(revoked);
+    json_decref(issuers);
     return ret;
 }

@@ -10,7 +10,7 @@
  *
  * Roles and groups are names in the key's own system, like a group's roles.
  *
- * The data planes check keys themselves (CONTRACT4.md C): the snapshot carries every usable key with the SHA-256 of
+ * The data planes check keys themselves (docs/access.md section 3): the snapshot carries every usable key with the SHA-256 of
  * its secret (cph_store_api_key_snapshot). A revoked key is simply left out, and so is a deleted one; an expired key
  * stays in with its expiry, so the body depends on the rows only and never on the clock.
  */

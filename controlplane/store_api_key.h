@@ -43,7 +43,7 @@ int cph_store_api_key_update(cph_db_t *db, int64_t id, const json_t *k, cph_erro
 /** Deletes api key id with its links. err {not_found}. */
 int cph_store_api_key_delete(cph_db_t *db, int64_t id, cph_error_t *err);
 /**
- * The snapshot's "api_keys" (CONTRACT4.md A): every key that is not revoked, sorted by prefix, as {"id", "prefix",
+ * The snapshot's "api_keys" (docs/access.md section 1): every key that is not revoked, sorted by prefix, as {"id", "prefix",
  * "secret_sha256", "system", "roles": [names], "groups": [names], "expires_at": unix seconds | null} (roles and
  * groups sorted; an expiry with a fraction of a second is cut to the second before). A new array, or NULL with err
  * {internal}. The only reader of secret_sha256: no admin answer carries it.

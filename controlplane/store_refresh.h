@@ -1,6 +1,6 @@
 /*
  * store_refresh: the refresh tokens of the auth API (migrations/0004_access.sql, table refresh_tokens) - issuing,
- * rotation with reuse detection, and revoking a token family (/work/helpers/CONTRACT4.md section F).
+ * rotation with reuse detection, and revoking a token family (docs/access.md section 6).
  *
  * A refresh token is 32 random bytes in base64url (43 characters); only its SHA-256 (64 lower-case hex) is stored.
  * Every token of one login shares a family (32 hex); a refresh uses its token up and adds the next one to the family.

@@ -1,6 +1,6 @@
 /*
  * store_revocation: the deny list (table revocations, migrations/0004_access.sql) that travels in every snapshot as
- * "revoked" (CONTRACT4.md section A).
+ * "revoked" (docs/access.md section 1).
  *
  * Access tokens are self-contained and short-lived (at most CPH_ACCESS_TOKEN_MAX_S), so nothing on the data plane
  * asks the control plane about a token: to take one back before its exp we ship its jti (one token: logout, a

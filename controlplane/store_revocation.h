@@ -1,6 +1,6 @@
 /*
  * store_revocation: the deny list the data planes enforce (migrations/0004_access.sql, table revocations), shipped as
- * the snapshot's "revoked" section (/work/helpers/CONTRACT4.md section A).
+ * the snapshot's "revoked" section (docs/access.md section 1).
  *
  * A user entry refuses that user's tokens issued at or before `before` (a disabled, deleted or changed user); a token
  * entry refuses one access token's jti until its exp (logout, refresh-token reuse). Entries are pruned once no token

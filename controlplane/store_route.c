@@ -6,7 +6,7 @@
  * every write. paths, hosts and methods are JSON columns, read and written whole like a service's targets.
  *
  * default_access (migrations/0004_access.sql) is what the data plane decides for a request of the route that no
- * endpoint rule of its service matches (CONTRACT4.md D): "authenticated" unless the admin says otherwise, so adding a
+ * endpoint rule of its service matches (docs/access.md section 4): "authenticated" unless the admin says otherwise, so adding a
  * route never opens anything by accident.
  */
 #include <string.h>

@@ -6,7 +6,7 @@
  * written whole, and the snapshot wants them as JSON anyway.
  *
  * A service may belong to a system (system_id, migrations/0004_access.sql; the API speaks its code): the data plane
- * then refuses principals of other systems (CONTRACT4.md D step 4). A system a service belongs to cannot be deleted
+ * then refuses principals of other systems (docs/access.md section 4 step 4). A system a service belongs to cannot be deleted
  * (ON DELETE RESTRICT), and renaming its code carries the service along.
  */
 #include "controlplane/store_service.h"

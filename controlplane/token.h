@@ -1,6 +1,6 @@
 /*
  * token: the access tokens (JWT) the control plane issues at login and refresh, and the check of one of its own
- * tokens at logout (/work/helpers/CONTRACT4.md section B).
+ * tokens at logout (docs/access.md section 2).
  */
 #ifndef CPH_TOKEN_H
 #define CPH_TOKEN_H

@@ -1,4 +1,4 @@
--- 0004_access: what the data planes need to enforce access (/work/helpers/CONTRACT4.md sections A and I) - a
+-- 0004_access: what the data planes need to enforce access (docs/access.md section 1) - a
 -- service's system, a route's default access, shadow endpoint rules, the deny list of revoked tokens, and the refresh
 -- tokens of the auth API.
 --

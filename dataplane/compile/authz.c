@@ -1,5 +1,5 @@
 /*
- * compile/authz: body "groups" + "endpoints" -> snap->authz, and the decision of /work/helpers/CONTRACT4.md section D
+ * compile/authz: body "groups" + "endpoints" -> snap->authz, and the decision of docs/access.md section 4
  * that filter/authz.c runs per request and the control plane's explain API runs with a trace.
  *
  * Roles and groups are interned at compile time: every (system, name) gets a small integer id, each group keeps the
@@ -325,7 +325,7 @@ static int template_cmp(const struct st_cph_authz_rule_private_t *x, const struc
     return 0;
 }
 
-/* Most specific first (CONTRACT4 D); equal patterns stay adjacent, method-specific before "*", then by id. */
+/* Most specific first (docs/access.md section 4); equal patterns stay adjacent, method-specific before "*", then by id. */
 static int rule_cmp(const void *a, const void *b)
 {
     const cph_authz_rule_t *x = *(const cph_authz_rule_t *const *)a, *y = *(const cph_authz_rule_t *const *)b;

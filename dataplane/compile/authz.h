@@ -1,6 +1,6 @@
 /*
  * authz: the compiled endpoint rules of one snapshot and the one decision function (shared/DESIGN.md section 4,
- * /work/helpers/CONTRACT4.md section D) that filter/authz.c runs per request and the control plane's explain API runs
+ * docs/access.md section 4) that filter/authz.c runs per request and the control plane's explain API runs
  * with a trace. Built by cph_authz_compile (compile/compile.h) from body "groups" and "endpoints".
  *
  * Per service the rules are kept most specific first (exact > template > prefix, ...), enforced and shadow rules

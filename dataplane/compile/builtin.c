@@ -1,6 +1,6 @@
 /*
  * compile/builtin: body auth.api -> snap->auth_api_route, the built-in route filter/builtin.c sends POST /auth/login,
- * /auth/refresh and /auth/logout to (the control plane's auth API, /work/helpers/CONTRACT4.md section F).
+ * /auth/refresh and /auth/logout to (the control plane's auth API, docs/access.md section 6).
  *
  * It is an ordinary route and service of the snapshot's arena, outside snap->routes and snap->services (the router
  * never sees it): service "/auth" with the one target of the URL and a 10 s timeout, in no system; route "/auth" with

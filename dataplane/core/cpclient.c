@@ -9,7 +9,7 @@
  * Each connection has a generation number; a snapshot is applied with it as tag, and an ack or nack computed after
  * the connection died is dropped (the next hello carries what is applied).
  *
- * Every ping carries the shadow-rule counters of this process (CONTRACT4 G): {"<endpoint id>": [would_allow,
+ * Every ping carries the shadow-rule counters of this process (docs/access.md section 4): {"<endpoint id>": [would_allow,
  * would_deny]}, summed over the workers by cph_stats_shadow_foreach, only ids with a non-zero count and at most
  * SHADOW_MAX of them (the control plane keeps no more). The counters are cumulative, so a lost ping loses nothing.
  */

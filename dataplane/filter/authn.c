@@ -1,6 +1,6 @@
 /*
  * filter/authn: finds the request's credential and turns it into r->principal (core/authn.h), before any rule is
- * looked at (/work/helpers/CONTRACT4.md sections C and D step 0).
+ * looked at (docs/access.md sections 3 and 4 step 0).
  *
  * Credentials: `Authorization: Bearer <jwt>`, `Authorization: ApiKey <prefix>.<secret>`, `Authorization: Basic
  * base64(<prefix>:<secret>)` and `X-API-Key: <prefix>.<secret>`. Scheme names are case-insensitive and, as RFC 7235
@@ -12,12 +12,14 @@
  * invalid_request (the same API key sent twice, say in X-API-Key and as ApiKey, counts once). An unknown scheme or a
  * header without a credential: 401 invalid_request. A credential that does not verify: 401 invalid_token, also on a
  * public endpoint. Every 401 carries `WWW-Authenticate: Bearer realm="cephalo", error="..."` (core/respond.c). An API key is never
- * forwarded (r->strip_credential; filter/proxy_head.c removes the headers), a bearer token is.
+ * forwarded (r->strip_credential; filter/proxy_head.c removes the headers), a bearer token is. A bearer token that
+ * verified is remembered per worker for its snapshot (core/authn_cache.h), so a client reusing it skips the signature.
  */
 #include <string.h>
 #include <time.h>
 #include <openssl/evp.h>
 #include "dataplane/core/authn.h"
+#include "dataplane/core/authn_cache.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
 
@@ -185,7 +187,10 @@ int cph_authn_on_req(cph_req_t *r)
     case CRED_BAD:
         return refuse(r, c.error, c.error);
     case CRED_BEARER:
-        res = cph_authn_verify_jwt(r->snap, c.a.base, c.a.len, now, &req->pool, &r->principal, &reason);
+        if (cph_authn_cache_get(r->snap, c.a.base, c.a.len, now, &req->pool, &r->principal))
+            return CPH_NEXT;
+        if ((res = cph_authn_verify_jwt(r->snap, c.a.base, c.a.len, now, &req->pool, &r->principal, &reason)) == CPH_AUTHN_OK)
+            cph_authn_cache_put(r->snap, c.a.base, c.a.len, &r->principal);
         break;
     default:
         r->strip_credential = 1;

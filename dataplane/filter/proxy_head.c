@@ -6,7 +6,7 @@
  * sends one per cookie), X-Forwarded-For/Proto/Host written by us. Every name comparison checks the length first:
  * these run for every header of every request.
  *
- * Identity (/work/helpers/CONTRACT4.md section A): the client's credential is not forwarded when it was an API key
+ * Identity (docs/access.md section 1): the client's credential is not forwarded when it was an API key
  * (X-API-Key never, Authorization when r->strip_credential), no client header with the identity prefix gets through
  * (filter/sanitize.c removed them; checked again here, it costs a byte compare), and the gateway writes
  * <prefix>request-id plus, for an authenticated request, who it is: user or key id, system, effective roles and

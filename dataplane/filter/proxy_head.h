@@ -1,6 +1,6 @@
 /*
  * filter/proxy_head: the header rules of the hot path. Request head building and response header filtering for
- * filter/proxy.c, the identity headers the gateway writes (/work/helpers/CONTRACT4.md section A), and the request
+ * filter/proxy.c, the identity headers the gateway writes (docs/access.md section 1), and the request
  * header checks of filter/sanitize.c, which share the identity header prefix with them.
  */
 #ifndef CPH_FILTER_PROXY_HEAD_H

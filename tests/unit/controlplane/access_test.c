@@ -1,5 +1,5 @@
 /*
- * access_test: the control-plane data of CONTRACT4.md sections A and I.
+ * access_test: the control-plane data of docs/access.md section 1.
  *
  * - migrations/0004_access.sql applies on a database that already has 0001-0003 and rows: existing services are in
  *   no system, routes default to "authenticated", rules are enforced (shadow 0); refresh_tokens has exactly the

@@ -3,7 +3,7 @@
  *
  * The explain core (cph_explain) runs on a snapshot compiled by the data plane's cph_snapshot_build from a body
  * written here (services with systems, routes with default_access and strip_prefix, groups, endpoint rules with a
- * shadow rule, API keys, a signing key): every decision of CONTRACT4 D is asked for and checked against what the
+ * shadow rule, API keys, a signing key): every decision of docs/access.md section 4 is asked for and checked against what the
  * rules say, with the chain. The "user" form reads users from the migrated test database (rows written with SQL).
  * Hostile bodies are refused with a pointer. Over HTTP (a real loopback socket): the routing of the resource, the
  * cached build of the current snapshot, and the shadow answer without data planes.

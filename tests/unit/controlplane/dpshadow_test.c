@@ -1,5 +1,5 @@
 /*
- * dpshadow_test: the shadow-rule counters data planes send in their pings (CONTRACT4 G) - the defensive parser
+ * dpshadow_test: the shadow-rule counters data planes send in their pings (docs/access.md section 4) - the defensive parser
  * (hostile keys and values, the entry cap), and the server's sum over connected data planes through real Unix
  * sockets: two data planes, a ping without "shadow" clearing one, a malformed "shadow" ignored, a disconnect dropping
  * a data plane's counts, saturation at INT64_MAX. Every wait is a poll() with a timeout, never a sleep.

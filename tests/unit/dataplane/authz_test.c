@@ -1,5 +1,5 @@
 /*
- * authz_test: the decision of CONTRACT4 section D on snapshots built from JSON bodies with cph_snapshot_build: every
+ * authz_test: the decision of docs/access.md section 4 on snapshots built from JSON bodies with cph_snapshot_build: every
  * step (public, no credential, superuser, wrong system, no requirements, group, role, none), the three
  * default_access values, services without a system, roles granted through the principal's own roles, its groups'
  * roles and the rule's groups' roles, identity by (system, name), method-specific rules beating "*", shadow rules

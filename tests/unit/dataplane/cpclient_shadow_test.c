@@ -1,5 +1,5 @@
 /*
- * cpclient_shadow_test: the shadow-rule counters in the data plane's ping (CONTRACT4 G). Against a scripted control
+ * cpclient_shadow_test: the shadow-rule counters in the data plane's ping (docs/access.md section 4). Against a scripted control
  * plane on a Unix socket (the fixture of cpclient_test): a ping carries no "shadow" while every counter is zero, then
  * {"<endpoint id>": [would_allow, would_deny]} summed over the workers, only for ids with a non-zero count, and the
  * ping still passes cph_msg_check.
