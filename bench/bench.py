@@ -40,6 +40,8 @@ BIN = os.path.join(ROOT, "build", "bin")  # --bin-dir changes it
 MIGRATIONS = os.path.join(ROOT, "migrations")  # --migrations changes it
 HOST = "127.0.0.1"
 TOKEN = "bench-" + os.urandom(12).hex()
+USER_PASSWORD = "bench-" + os.urandom(12).hex()  # the user an identity scenario logs in as
+TOKEN_MAX_AGE_S = 600  # identity scenarios: log in again before a run once the JWT is this old (it lives 900 s)
 BODY = "cephalo benchmark origin: a fixed body of about one hundred bytes, served from memory by nginx.\\n"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -221,10 +223,10 @@ def make_cert(d):
         f.write(open(d + "/cert.pem").read() + open(d + "/key.pem").read())
 
 
-def http_get(port, path, timeout=2.0):
+def http_get(port, path, timeout=2.0, headers=None):
     c = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        c.request("GET", path)
+        c.request("GET", path, headers=headers or {})
         r = c.getresponse()
         return r.status, r.read()
     finally:
@@ -276,10 +278,11 @@ class Stack:
         self.outdir = outdir
         os.makedirs(os.path.join(self.dir, "tmp"))
         names = ["origin", "nginx_h1", "nginx_h2c", "nginx_tls", "haproxy", "haproxy_tls", "cph", "cph_tls",
-                 "cph_status", "cp_admin"]
+                 "cph_status", "cp_admin", "cp_auth"]
         self.port = dict(zip(names, free_ports(len(names))))
         self.pids = {}
         self.apply = {}
+        self.jwt, self.jwt_at = None, 0.0  # identity scenarios: the user's access token and when it was obtained
         # --pin: the proxy under test alone on CPU 0; origin, control plane and load generators on the others
         others = "1" if os.cpu_count() == 2 else "1-%d" % (os.cpu_count() - 1)
         self.pin_proxy = ["taskset", "-c", "0"] if args.pin else []
@@ -349,7 +352,8 @@ class Stack:
         env = dict(os.environ, CEPHALO_ADMIN_TOKEN=TOKEN)
         self.cp = self.procs.start("controlplane", self.pin_other + [BIN + "/cephalo-controlplane", "--data-dir", d + "/cp",
                                                     "--admin-listen", "%s:%d" % (HOST, p["cp_admin"]),
-                                                    "--migrations", MIGRATIONS], d + "/cp.log", env=env)
+                                                    "--migrations", MIGRATIONS] + self.auth_flags(), d + "/cp.log",
+                                   env=env)
         wait_until("control plane", lambda: http_get(p["cp_admin"], "/health")[0] == 200, self.procs)
         argv = self.pin_proxy + list(dp_wrapper) + [
             BIN + "/cephalo-dataplane", "--cp-socket", d + "/cp/run/cp.sock", "--listen", "%s:%d" % (HOST, p["cph"]),
@@ -361,10 +365,20 @@ class Stack:
         admin = Admin(p["cp_admin"])
         wait_until("data plane", lambda: any(x["connected"] for x in admin.call("GET", "/dataplanes")["data"]),
                    self.procs, timeout=60)
-        svc = admin.call("POST", "/services", {"name": "origin", "targets": [{"url": "http://%s:%d" % (HOST, p["origin"])}],
-                                               "timeout_ms": 10000})["service"]
+        identity = "auth" in admin.call("GET", "/snapshot?body=1")["body"]  # a control plane with the identity model
+        if self.sc.identity and not identity:
+            raise BenchError("scenario %s needs a control plane with the identity model (%s)" % (self.sc.name, BIN))
+        svc = {"name": "origin", "targets": [{"url": "http://%s:%d" % (HOST, p["origin"])}], "timeout_ms": 10000}
+        if self.sc.identity:
+            svc["system"] = self.seed_identity(admin)
+        svc = admin.call("POST", "/services", svc)["service"]
         first = dict(self.sc.route_extra, name="r0", service="origin", paths=[routes[0]])
+        if not identity:
+            first.pop("default_access", None)  # an older build measured with --bin-dir: every route is public there
         admin.call("POST", "/routes", first)
+        if self.sc.identity:
+            admin.call("POST", "/endpoints", {"service": "origin", "method": "GET", "path": routes[0] + "/*",
+                                              "roles": [{"system": "bench", "name": "caller"}]})
         if len(routes) > 1:
             self.bulk_routes(svc["id"], routes[1:])
         # One write with ?wait=applied: the control plane builds the whole snapshot once, the data plane applies it.
@@ -377,6 +391,54 @@ class Stack:
         self.apply = {"routes": len(routes), "version": snap["version"], "put_wait_applied_ms": round(wall_ms, 1),
                       "dp_apply_ms": dp_apply_ms(d + "/cp.log", snap["version"])}
         wait_until("data plane /ready", lambda: http_get(p["cph_status"], "/ready")[0] == 200, self.procs)
+        if self.sc.identity:
+            self.login()
+
+    def auth_flags(self):
+        """The auth API on a free port (its default port may be taken), when this control plane has one; a token that
+        lives 900 s (the maximum) for the identity scenarios."""
+        out = subprocess.run([BIN + "/cephalo-controlplane", "--help"], capture_output=True, text=True, timeout=30)
+        if "--auth-listen" not in out.stdout + out.stderr:
+            return []
+        flags = ["--auth-listen", "%s:%d" % (HOST, self.port["cp_auth"])]
+        return flags + (["--access-ttl-s", "900"] if self.sc.identity else [])
+
+    def seed_identity(self, admin):
+        """System "bench", role "caller", user "bench" holding it. Returns the system code (for the service)."""
+        admin.call("POST", "/systems", {"code": "bench", "name": "Benchmark"})
+        admin.call("POST", "/roles", {"system": "bench", "name": "caller"})
+        admin.call("POST", "/users", {"username": "bench", "password": USER_PASSWORD, "systems": ["bench"],
+                                      "roles": [{"system": "bench", "name": "caller"}]})
+        return "bench"
+
+    def login(self):
+        """A fresh access token for user "bench", logged in through the data plane."""
+        c = http.client.HTTPConnection(HOST, self.port["cph"], timeout=30)
+        try:
+            c.request("POST", "/auth/login", body=json.dumps({"username": "bench", "password": USER_PASSWORD,
+                                                              "system": "bench"}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            out = r.read()
+        finally:
+            c.close()
+        if r.status != 200:
+            raise BenchError("login through the data plane: %d %s" % (r.status, out[:200]))
+        self.jwt, self.jwt_at = json.loads(out)["access_token"], time.monotonic()
+
+    def auth_headers(self):
+        """The request headers every client sends in this scenario: {} or the bearer token (renewed when old)."""
+        if not self.sc.identity:
+            return {}
+        # renewed through the data plane while it runs (under --callgrind it is stopped before nginx and haproxy are
+        # measured: they ignore the header, and an old token does as well)
+        if time.monotonic() - self.jwt_at > TOKEN_MAX_AGE_S and self.dp.poll() is None:
+            self.login()
+        return {"Authorization": "Bearer " + self.jwt}
+
+    def client_args(self):
+        """auth_headers() as wrk / h2load arguments."""
+        return [a for k, v in self.auth_headers().items() for a in ("-H", "%s: %s" % (k, v))]
 
     def bulk_routes(self, service_id, paths):
         """Insert routes straight into the control plane's SQLite store, in one transaction.
@@ -388,10 +450,17 @@ class Stack:
         """
         now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         db = sqlite3.connect(self.dir + "/cp/cephalo.db", timeout=30)
+        access = self.sc.route_extra.get("default_access", "public")
         with db:
-            db.executemany("INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, "
-                           "updated_at) VALUES (?, ?, ?, '[]', '[]', 0, ?, ?)",
-                           [("r%d" % (i + 1), service_id, json.dumps([p]), now, now) for i, p in enumerate(paths)])
+            if any(c[1] == "default_access" for c in db.execute("PRAGMA table_info(routes)")):  # migrations/0004
+                db.executemany("INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, "
+                               "default_access, created_at, updated_at) VALUES (?, ?, ?, '[]', '[]', 0, ?, ?, ?)",
+                               [("r%d" % (i + 1), service_id, json.dumps([p]), access, now, now)
+                                for i, p in enumerate(paths)])
+            else:
+                db.executemany("INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, "
+                               "updated_at) VALUES (?, ?, ?, '[]', '[]', 0, ?, ?)",
+                               [("r%d" % (i + 1), service_id, json.dumps([p]), now, now) for i, p in enumerate(paths)])
         db.close()
 
     def verify(self, proto, target):
@@ -401,11 +470,11 @@ class Stack:
             return  # the same endpoints as h1, verified there
         if proto == "h1":
             port = int(url.split(":")[2].split("/")[0])
-            status, body = http_get(port, self.sc.path)
+            status, body = http_get(port, self.sc.path, headers=self.auth_headers())
             if status != 200 or body.decode() != BODY.replace("\\n", "\n"):
                 raise BenchError("%s %s: got %d %r" % (proto, target, status, body[:200]))
         else:
-            out = self.procs.run(["h2load", "-n", "20", "-c", "2", url], timeout=20)
+            out = self.procs.run(["h2load", "-n", "20", "-c", "2"] + self.client_args() + [url], timeout=20)
             if "20 succeeded" not in out or "20 2xx" not in out or "Application protocol: h2" not in out:
                 raise BenchError("%s %s: h2load check failed:\n%s" % (proto, target, out))
 
@@ -464,14 +533,15 @@ def parse_h2load(out, logfile):
     return res
 
 
-def load_cmd(proto, url, duration, logfile, rate=None):
+def load_cmd(proto, url, duration, logfile, rate=None, extra=()):
+    """The load generator's command line; extra: more arguments before the URL (-H headers)."""
     if proto == "h1":
-        return ["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency", url]
+        return ["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency"] + list(extra) + [url]
     if proto == "h1half":
         per_client = max(1, int(rate) // HALF_CONNECTIONS)
         return ["h2load", "--h1", "-t2", "-c%d" % HALF_CONNECTIONS, "--rps=%d" % per_client, "-D", str(duration),
-                "--log-file", logfile, url]
-    return ["h2load", "-t2", "-c32", "-m10", "-D", str(duration), "--log-file", logfile, url]
+                "--log-file", logfile] + list(extra) + [url]
+    return ["h2load", "-t2", "-c32", "-m10", "-D", str(duration), "--log-file", logfile] + list(extra) + [url]
 
 
 def measure(stack, procs, proto, target, duration, rawfile, rate=None):
@@ -479,7 +549,8 @@ def measure(stack, procs, proto, target, duration, rawfile, rate=None):
     logfile = rawfile + ".reqlog"
     pid = stack.pids[target]
     cpu0 = cpu_seconds(pid)
-    out = procs.run(stack.pin_other + load_cmd(proto, url, duration, logfile, rate), timeout=duration + 60, log=rawfile)
+    cmd = load_cmd(proto, url, duration, logfile, rate, stack.client_args())
+    out = procs.run(stack.pin_other + cmd, timeout=duration + 60, log=rawfile)
     cpu = cpu_seconds(pid) - cpu0
     res = parse_wrk(out) if proto == "h1" else parse_h2load(out, logfile)
     res["cpu_s"] = cpu
@@ -537,8 +608,27 @@ def table(all_results, scenarios_info):
             a = info["apply"]
             lines.append("%-10s cephalo snapshot with %d routes: data plane apply %s ms (its ack), PUT ?wait=applied "
                          "%s ms end to end" % (sc_name, a["routes"], a["dp_apply_ms"], a["put_wait_applied_ms"]))
+        lines.extend(baseline_lines(sc_name, all_results))
         lines.append("")
     return "\n".join(lines)
+
+
+def baseline_lines(sc_name, all_results):
+    """For a scenario with a baseline that also ran: Cephalo's medians against the baseline's, per protocol."""
+    sc = next((s for s in SCENARIOS if s.name == sc_name), None)
+    if sc is None or not sc.baseline or sc.baseline not in all_results:
+        return []
+    parts = []
+    for proto in PROTOCOLS:
+        mine = all_results[sc_name].get((proto, "cephalo"), [])
+        base = all_results[sc.baseline].get((proto, "cephalo"), [])
+        if mine and base:
+            parts.append("%s rps %s cpu %s" % (
+                proto, ratio(median_of(mine, "rps"), median_of(base, "rps")),
+                ratio(median_of(mine, "cpu_per_100k"), median_of(base, "cpu_per_100k"))))
+    if not parts:
+        return []
+    return ["%-10s cephalo vs scenario %s (ratio of medians): %s" % (sc_name, sc.baseline, ", ".join(parts))]
 
 
 # ------------------------------------------------------------------------------------------------ modes
@@ -556,7 +646,8 @@ def run_scenario(args, sc, procs, outdir):
         for proto, targets in PROTOCOLS.items():  # warm-up: keep-alive pools filled, caches hot
             for t in targets:
                 if proto == "h1":
-                    procs.run(stack.pin_other + load_cmd(proto, stack.endpoints(proto, t), 1, None), timeout=60)
+                    procs.run(stack.pin_other + load_cmd(proto, stack.endpoints(proto, t), 1, None,
+                                                         extra=stack.client_args()), timeout=60)
         for rnd in range(1, args.rounds + 1):
             for proto in args.protocols:
                 rate = None
@@ -620,7 +711,8 @@ def callgrind_scenario(args, sc, procs, outdir):
             cg_out = os.path.join(outdir, "callgrind.out.%s" % target)
             wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + cg_out]
             proc = start_under(stack, procs, target, wrapper, user)
-            total, top = callgrind_measure(procs, proc, stack.endpoints("h1", target), n, cg_out, outdir, target)
+            total, top = callgrind_measure(procs, proc, stack.endpoints("h1", target), n, cg_out, outdir, target,
+                                           stack.client_args())
             procs.stop(proc, timeout=30)
             if target == "cephalo":
                 procs.stop(stack.cp)
@@ -658,17 +750,18 @@ def start_under(stack, procs, target, wrapper, user):
                            TLS_PORT=p["haproxy_tls"]))
         proc = procs.start("haproxy", wrapper + ["haproxy", "-db", "-f", conf], d + "/haproxy.log")
         port = p["haproxy"]
-    wait_until(target + " under valgrind", lambda: http_get(port, stack.sc.path, timeout=10)[0] == 200, procs,
+    wait_until(target + " under valgrind",
+               lambda: http_get(port, stack.sc.path, timeout=10, headers=stack.auth_headers())[0] == 200, procs,
                timeout=120)
     return proc
 
 
-def callgrind_measure(procs, proc, url, n, cg_out, outdir, target):
-    """Warm up, instrument, n requests, dump; returns (total Ir, top functions by self Ir)."""
-    procs.run(["h2load", "--h1", "-n", "2000", "-c", "1", url], timeout=300)
+def callgrind_measure(procs, proc, url, n, cg_out, outdir, target, extra=()):
+    """Warm up, instrument, n requests, dump; returns (total Ir, top functions by self Ir). extra: -H arguments."""
+    procs.run(["h2load", "--h1", "-n", "2000", "-c", "1"] + list(extra) + [url], timeout=300)
     # instrumentation starts after the warm-up, so the dump after the measured requests holds only those
     subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
-    out = procs.run(["h2load", "--h1", "-n", str(n), "-c", "1", url], timeout=900,
+    out = procs.run(["h2load", "--h1", "-n", str(n), "-c", "1"] + list(extra) + [url], timeout=900,
                     log=os.path.join(outdir, "callgrind-%s-h2load.txt" % target))
     subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     if "%d succeeded" % n not in out or "%d 2xx" % n not in out:

@@ -79,7 +79,7 @@ static int substitute(const char *pattern, size_t len, char *sub, size_t *sublen
 int cph_endpoint_pattern_check(const char *pattern, const char *path, cph_error_t *err)
 {
     char sub[CPH_ENDPOINT_PATTERN_MAX + 1], canon[3 * CPH_ENDPOINT_PATTERN_MAX + 1];
-    size_t len = pattern != NULL ? strnlen(pattern, CPH_ENDPOINT_PATTERN_MAX + 1) : 0, sublen, canonlen;
+    size_t len = pattern != NULL ? strnlen(pattern, CPH_ENDPOINT_PATTERN_MAX + 1) : 0, sublen = 0, canonlen = 0;
 
     if (len == 0 || len > CPH_ENDPOINT_PATTERN_MAX || pattern[0] != '/')
         return cph_error_set(err, "invalid", path, "a path pattern starts with '/' and has at most %d bytes",

@@ -2,12 +2,14 @@
 # README command 1: the embedded default on one machine.
 #
 #   bash scripts/demo.sh         install deps, release build into build/, (re)start a control plane, a demo
-#                                upstream and one data plane in the background, configure route /demo, verify it
+#                                upstream and one data plane in the background, configure the public route /demo
+#                                and the route /private (a login needed: system "demo", role "user", user "demo"),
+#                                verify both
 #   bash scripts/demo.sh stop    stop them
 #
 # State lives in var/ (var/cp: control plane data, var/dp: data plane state, var/log: logs, var/run: pid files,
-# var/admin.token: the admin token, generated once, mode 0600). Re-running restarts everything cleanly; the demo
-# service and route are created or replaced, so the command is idempotent.
+# var/admin.token: the admin token and var/demo.password: the demo user's password, each generated once, mode 0600).
+# Re-running restarts everything cleanly; the demo objects are created or replaced, so the command is idempotent.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +19,7 @@ VAR=$ROOT/var
 RUN=$VAR/run
 LOG=$VAR/log
 ADMIN=127.0.0.1:8001
+AUTH=127.0.0.1:8002
 UPSTREAM=127.0.0.1:9000
 LISTEN=127.0.0.1:8080
 STATUS=127.0.0.1:9901
@@ -86,13 +89,14 @@ wait_http() {
 }
 
 # api METHOD PATH [BODY]: admin API call; prints the body, returns non-zero unless 2xx. HTTP code in $API_CODE.
+# The body goes through stdin, never the command line (it may hold a password).
 api() {
     local out args=(-s --max-time 15 -w '\n%{http_code}' -X "$1" -H "Authorization: Bearer $TOKEN")
     if [[ $# -ge 3 ]]; then
-        args+=(-H 'Content-Type: application/json' --data-binary "$3")
+        args+=(-H 'Content-Type: application/json' --data-binary @-)
     fi
     API_CODE=000
-    out=$(curl "${args[@]}" "http://$ADMIN$2") || return 1
+    out=$(curl "${args[@]}" "http://$ADMIN$2" <<<"${3:-}") || return 1
     API_CODE=${out##*$'\n'}
     printf '%s\n' "${out%$'\n'*}"
     [[ $API_CODE == 2* ]]
@@ -132,7 +136,7 @@ done
 mkdir -p "$VAR" "$RUN" "$LOG"
 chmod 0700 "$VAR"
 stop_all
-for hp in $ADMIN $UPSTREAM $LISTEN $STATUS; do
+for hp in $ADMIN $AUTH $UPSTREAM $LISTEN $STATUS; do
     port_free "$hp" || die "$hp is already in use by another program; free it and re-run"
 done
 
@@ -141,10 +145,15 @@ if [[ ! -s $VAR/admin.token ]]; then
 fi
 chmod 0600 "$VAR/admin.token"
 TOKEN=$(cat "$VAR/admin.token")
+if [[ ! -s $VAR/demo.password ]]; then
+    (umask 077 && openssl rand -hex 16 >"$VAR/demo.password")
+fi
+chmod 0600 "$VAR/demo.password"
+DEMO_PASSWORD=$(cat "$VAR/demo.password")
 
 start upstream "$PY" tests/upstream/demo_upstream.py --listen "$UPSTREAM"
 CEPHALO_ADMIN_TOKEN=$TOKEN start controlplane build/bin/cephalo-controlplane --data-dir var/cp --admin-listen "$ADMIN" \
-    --migrations "$ROOT/migrations"
+    --auth-listen "$AUTH" --migrations "$ROOT/migrations"
 wait_http "http://$ADMIN/health" controlplane
 wait_http "http://$UPSTREAM/health" upstream
 start dataplane build/bin/cephalo-dataplane --cp-socket var/cp/run/cp.sock --listen "$LISTEN" \
@@ -162,11 +171,30 @@ for i in $(seq 1 200); do
 done
 
 upsert services demo "{\"name\":\"demo\",\"targets\":[{\"url\":\"http://$UPSTREAM\"}],\"timeout_ms\":10000}"
-upsert routes demo '{"name":"demo","service":"demo","paths":["/demo"],"strip_prefix":true}'
+upsert routes demo '{"name":"demo","service":"demo","paths":["/demo"],"strip_prefix":true,"default_access":"public"}'
+# identity: a system, a role, a user holding it, and a route that needs a login
+upsert systems demo '{"code":"demo","name":"Demo"}'
+upsert roles demo:user '{"system":"demo","name":"user"}'
+upsert users demo "{\"username\":\"demo\",\"password\":\"$DEMO_PASSWORD\",\"systems\":[\"demo\"],\
+\"roles\":[{\"system\":\"demo\",\"name\":\"user\"}]}"
+upsert routes private \
+    '{"name":"private","service":"demo","paths":["/private"],"strip_prefix":true,"default_access":"authenticated"}'
 
 CURL_LINE="curl -s http://$LISTEN/demo/hello"
 out=$($CURL_LINE -w '\n%{http_code}' --max-time 5) || die "the demo request failed: $CURL_LINE"
 [[ ${out##*$'\n'} == 200 ]] || die "the demo request answered ${out##*$'\n'}: ${out%$'\n'*}"
+
+# /private: 401 without a token; log in through the data plane's /auth/login, then 200 with the access token
+LOGIN_BODY='{"username":"demo","password":"'"$DEMO_PASSWORD"'","system":"demo"}'
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$LISTEN/private/hello" || true)
+[[ $code == 401 ]] || die "/private without a token answered $code (want 401)"
+out=$(curl -s --max-time 15 -X POST -H 'Content-Type: application/json' --data-binary @- "http://$LISTEN/auth/login" \
+    <<<"$LOGIN_BODY") || die "the login request failed"
+ACCESS=$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' <<<"$out" 2>/dev/null) ||
+    die "the demo user could not log in: $out"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $ACCESS" \
+    "http://$LISTEN/private/hello" || true)
+[[ $code == 200 ]] || die "/private with the demo user's token answered $code (want 200)"
 
 cat <<EOF
 
@@ -174,6 +202,11 @@ Cephalo is running (logs in var/log/, pids in var/run/).
   admin API:    http://$ADMIN/api/v1   (health: http://$ADMIN/health)
   admin token:  $TOKEN   (also in var/admin.token)
   try it:       $CURL_LINE
+  log in:       curl -s -X POST http://$LISTEN/auth/login -H 'Content-Type: application/json' \\
+                  -d '{"username":"demo","password":"'"\$(cat var/demo.password)"'","system":"demo"}'
+                (user "demo", system "demo"; the password is in var/demo.password)
+  with a token: curl -s -H "Authorization: Bearer <access_token>" http://$LISTEN/private/hello   (401 without)
+  public keys:  curl -s http://$LISTEN/auth/.well-known/jwks.json
   admin call:   curl -s -H "Authorization: Bearer \$(cat var/admin.token)" http://$ADMIN/api/v1/routes
   data plane:   http://$LISTEN  (status: http://$STATUS/metrics)
   stop:         bash scripts/demo.sh stop

@@ -100,6 +100,7 @@ def test_service_crud(admin):
     assert svc["name"] == "svc-a"
     assert svc["targets"] == [{"url": "http://127.0.0.1:9", "weight": 2}]
     assert svc["timeout_ms"] == 1500
+    assert svc["system"] is None  # in no system unless one is named
     for k in ("id", "created_at", "updated_at"):
         assert k in svc, svc
     # by id and by name
@@ -131,7 +132,7 @@ def test_service_crud(admin):
 def test_route_crud_and_service_in_use(admin):
     admin.ok("POST", "/api/v1/services", SVC)
     route = {"name": "r1", "service": "svc-a", "paths": ["/api", "/v2/"], "methods": ["GET", "POST"],
-             "hosts": ["example.com", "*.example.org"], "strip_prefix": True}
+             "hosts": ["example.com", "*.example.org"], "strip_prefix": True, "default_access": "public"}
     out = admin.ok("POST", "/api/v1/routes", route, expect=(201,))
     r = out["route"]
     for k, v in route.items():
@@ -140,6 +141,7 @@ def test_route_crud_and_service_in_use(admin):
         assert k in r
     d = admin.ok("POST", "/api/v1/routes", {"name": "r0", "service": "svc-a", "paths": ["/x"]}, expect=(201,))
     assert d["route"]["hosts"] == [] and d["route"]["methods"] == [] and d["route"]["strip_prefix"] is False
+    assert d["route"]["default_access"] == "authenticated"  # the default: a credential is needed
     assert [x["name"] for x in admin.ok("GET", "/api/v1/routes")["data"]] == ["r0", "r1"]
     assert admin.ok("GET", f"/api/v1/routes/{r['id']}") == r
     # the service is in use: 409, and it is still there

@@ -17,9 +17,12 @@ def stack(procs, tmpdir_str, cp, nginx):
     dp.wait_connected(cp.admin)
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"], "strip_prefix": True})
-    a.apply("POST", "/api/v1/routes", {"name": "keep", "service": "demo", "paths": ["/keep/"]})
-    out = a.apply("POST", "/api/v1/routes", {"name": "getonly", "service": "demo", "paths": ["/getonly"],
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "demo", "service": "demo", "paths": ["/demo"], "strip_prefix": True})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "keep", "service": "demo", "paths": ["/keep/"]})
+    out = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                             "name": "getonly", "service": "demo", "paths": ["/getonly"],
                                              "methods": ["GET", "HEAD"]})
     mine = [d for d in out["applied"]["dataplanes"] if d["id"] == dp.dp_id]
     assert mine and mine[0]["version"] >= out["version"] and not mine[0].get("error"), out
@@ -71,7 +74,8 @@ def test_http1_keepalive_many_requests(stack):
 
 def test_post_body_forwarded(procs, cp, dp, pyup):
     cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "echo", "service": "echo", "paths": ["/echo"],
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "echo", "service": "echo", "paths": ["/echo"],
                                               "strip_prefix": True})
     payload = json.dumps({"k": "v" * 10000}).encode()
     r = cephalo.http_request(dp.port, "POST", "/echo/x", body=payload, headers={"Content-Type": "application/json"})
@@ -171,8 +175,9 @@ def test_longest_prefix_wins(cp, dp, nginx, procs, tmpdir_str):
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "a", "targets": [{"url": nginx.url}]})
     a.apply("POST", "/api/v1/services", {"name": "b", "targets": [{"url": other.url}]})
-    a.apply("POST", "/api/v1/routes", {"name": "short", "service": "a", "paths": ["/api"]})
-    a.apply("POST", "/api/v1/routes", {"name": "long", "service": "b", "paths": ["/api/v2"], "methods": ["GET"]})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public", "name": "short", "service": "a", "paths": ["/api"]})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "long", "service": "b", "paths": ["/api/v2"], "methods": ["GET"]})
     assert dp.get("/api/v1/x").headers["x-upstream"] == "nginx-a"
     assert dp.get("/api/v2/x").headers["x-upstream"] == "nginx-b"
     assert dp.get("/api/v2").headers["x-upstream"] == "nginx-b"
@@ -187,7 +192,8 @@ def test_longest_prefix_wins(cp, dp, nginx, procs, tmpdir_str):
 def test_round_robin_over_targets(cp, dp, nginx, procs, tmpdir_str):
     other = cephalo.Nginx(procs, tmpdir_str, "nginx-b")
     cp.admin.apply("POST", "/api/v1/services", {"name": "rr", "targets": [{"url": nginx.url}, {"url": other.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "rr", "service": "rr", "paths": ["/rr"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "rr", "service": "rr", "paths": ["/rr"]})
     seen = [dp.get("/rr/x").headers.get("x-upstream") for _ in range(20)]
     assert seen.count("nginx-a") >= 5 and seen.count("nginx-b") >= 5, seen
 
@@ -197,8 +203,8 @@ def test_hosts(cp, dp, nginx, procs, tmpdir_str):
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "a", "targets": [{"url": nginx.url}]})
     a.apply("POST", "/api/v1/services", {"name": "b", "targets": [{"url": other.url}]})
-    a.apply("POST", "/api/v1/routes", {"name": "any", "service": "a", "paths": ["/h"]})
-    a.apply("POST", "/api/v1/routes", {"name": "hosted", "service": "b", "paths": ["/h"],
+    a.apply("POST", "/api/v1/routes", {"default_access": "public", "name": "any", "service": "a", "paths": ["/h"]})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public", "name": "hosted", "service": "b", "paths": ["/h"],
                                        "hosts": ["*.example.com", "api.test"]})
     assert dp.get("/h/x", headers={"Host": "api.test"}).headers["x-upstream"] == "nginx-b"
     assert dp.get("/h/x", headers={"Host": "x.example.com:8080"}).headers["x-upstream"] == "nginx-b"
@@ -232,7 +238,8 @@ def test_large_response_all_protocols(stack, nginx, tmpdir_str):
 def test_large_upload_h1_and_h2(cp, dp, pyup, tmpdir_str):
     import os
     cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "echo", "service": "echo", "paths": ["/echo"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "echo", "service": "echo", "paths": ["/echo"]})
     data = os.urandom(1 << 20).hex().encode()  # 2 MiB of text (the echo upstream answers it in JSON)
     path = os.path.join(tmpdir_str, "up.bin")
     with open(path, "wb") as f:

@@ -21,8 +21,10 @@ def test_502_dead_target(cp, dp, nginx):
     dead = cephalo.free_port()  # nobody listens there
     cp.admin.apply("POST", "/api/v1/services", {"name": "dead", "targets": [{"url": f"http://127.0.0.1:{dead}"}]})
     cp.admin.apply("POST", "/api/v1/services", {"name": "live", "targets": [{"url": nginx.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "dead", "service": "dead", "paths": ["/dead"]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "live", "service": "live", "paths": ["/live"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "dead", "service": "dead", "paths": ["/dead"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "live", "service": "live", "paths": ["/live"]})
     for _ in range(3):
         json_error(dp.get("/dead/x"), 502, "upstream_connect_failed")
     # HTTP/2 too
@@ -37,7 +39,8 @@ def test_502_dead_target(cp, dp, nginx):
 
 def test_504_slow_upstream(cp, dp, pyup):
     cp.admin.apply("POST", "/api/v1/services", {"name": "slow", "targets": [{"url": pyup.url}], "timeout_ms": 300})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "slow", "service": "slow", "paths": ["/slow"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "slow", "service": "slow", "paths": ["/slow"]})
     t0 = time.monotonic()
     r = dp.get("/slow/hold")  # held by the upstream until released: only the timeout can end it
     elapsed = time.monotonic() - t0
@@ -53,7 +56,7 @@ def test_504_slow_upstream(cp, dp, pyup):
 def test_timeout_is_per_service_and_updated(cp, dp, pyup):
     """Raising timeout_ms with a new snapshot turns the same held request from 504 into 200."""
     cp.admin.apply("POST", "/api/v1/services", {"name": "s", "targets": [{"url": pyup.url}], "timeout_ms": 200})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "s", "service": "s", "paths": ["/s"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public", "name": "s", "service": "s", "paths": ["/s"]})
     json_error(dp.get("/s/hold"), 504, "upstream_timeout")
     cp.admin.apply("PUT", "/api/v1/services/s", {"name": "s", "targets": [{"url": pyup.url}], "timeout_ms": 20000})
     result = {}
@@ -67,7 +70,8 @@ def test_timeout_is_per_service_and_updated(cp, dp, pyup):
 
 def test_503_no_targets(cp, dp):
     cp.admin.apply("POST", "/api/v1/services", {"name": "empty", "targets": []})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "empty", "service": "empty", "paths": ["/empty"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "empty", "service": "empty", "paths": ["/empty"]})
     json_error(dp.get("/empty/x"), 503, "no_upstream")
 
 
@@ -97,7 +101,8 @@ def test_upstream_closes_mid_response(cp, dp, procs, tmpdir_str):
     try:
         cp.admin.apply("POST", "/api/v1/services", {"name": "rude", "targets": [{"url": f"http://127.0.0.1:{port}"}],
                                                     "timeout_ms": 2000})
-        cp.admin.apply("POST", "/api/v1/routes", {"name": "rude", "service": "rude", "paths": ["/rude"]})
+        cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                                  "name": "rude", "service": "rude", "paths": ["/rude"]})
         for _ in range(3):
             try:
                 r = dp.get("/rude/x", timeout=10)

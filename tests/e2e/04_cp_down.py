@@ -11,7 +11,8 @@ import cephalo
 
 def setup_demo(admin, url):
     admin.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": url}]})
-    return admin.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"],
+    return admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                                  "name": "demo", "service": "demo", "paths": ["/demo"],
                                                   "strip_prefix": True})
 
 
@@ -64,7 +65,8 @@ def test_dp_restart_while_cp_down_serves_from_disk(procs, tmpdir_str, cp, nginx)
     dp2.wait_connected(cp2.admin, timeout=20)
     d = cp2.admin.dataplane(dp2.dp_id)
     assert d["applied"]["hash"] == snap["hash"], d
-    cp2.admin.apply("PUT", "/api/v1/routes/demo", {"name": "demo", "service": "demo", "paths": ["/moved"],
+    cp2.admin.apply("PUT", "/api/v1/routes/demo", {"default_access": "public",
+                                                   "name": "demo", "service": "demo", "paths": ["/moved"],
                                                    "strip_prefix": True})
     assert dp2.get("/moved/x").status == 200
     assert dp2.get("/demo/x").status == 404

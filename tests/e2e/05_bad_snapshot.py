@@ -21,7 +21,7 @@ import cephalo
 def body_for(url, prefix="/demo", route="demo"):
     return {"services": [{"name": "demo", "targets": [{"url": url, "weight": 1}], "timeout_ms": 60000}],
             "routes": [{"name": route, "service": "demo", "paths": [prefix], "hosts": [], "methods": [],
-                        "strip_prefix": True}]}
+                        "strip_prefix": True, "default_access": "public"}]}
 
 
 EPOCH = "0123456789abcdef0123456789abcdef"
@@ -139,8 +139,10 @@ def test_corrupt_state_file_falls_back_to_prev_then_push_wins(procs, tmpdir_str,
     dp.wait_connected(cp.admin)
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    v_old = a.apply("POST", "/api/v1/routes", {"name": "old", "service": "demo", "paths": ["/old"]})["version"]
-    v_new = a.apply("POST", "/api/v1/routes", {"name": "new", "service": "demo", "paths": ["/new"]})["version"]
+    v_old = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                               "name": "old", "service": "demo", "paths": ["/old"]})["version"]
+    v_new = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                               "name": "new", "service": "demo", "paths": ["/new"]})["version"]
     prev_path = os.path.join(dp.state_dir, "snapshot.prev.json")
     with open(prev_path) as f:
         assert json.load(f)["version"] == v_old
@@ -169,7 +171,8 @@ def test_both_state_files_bad_is_no_config_then_push_wins(procs, tmpdir_str, cp,
     dp.wait_connected(cp.admin)
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"]})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "demo", "service": "demo", "paths": ["/demo"]})
     cp.proc.stop()
     assert dp.proc.stop() == 0
     for name in ("snapshot.json", "snapshot.prev.json"):
@@ -242,11 +245,13 @@ def test_real_planes_over_limit_nack(procs, tmpdir_str, cp, nginx):
     dp.wait_connected(cp.admin)
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    v_ok = a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"],
+    v_ok = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "demo", "service": "demo", "paths": ["/demo"],
                                               "strip_prefix": True})["version"]
     assert dp.get("/demo/x").status == 200
 
-    out = a.apply("POST", "/api/v1/routes", {"name": "two", "service": "demo", "paths": ["/two"]})
+    out = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                             "name": "two", "service": "demo", "paths": ["/two"]})
     mine = {d["id"]: d for d in out["applied"]["dataplanes"]}[dp.dp_id]
     assert mine["status"] == "nacked" and mine["error"]["code"] == "over_limit", out
     d = a.dataplane(dp.dp_id)
@@ -277,7 +282,8 @@ def test_nack_visible_in_control_plane(cp, make_dp, nginx):
         assert resp.applied["version"] == v1
 
         resp.nack.set()
-        out = a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"]})
+        out = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                                 "name": "demo", "service": "demo", "paths": ["/demo"]})
         v2 = out["version"]
         by_id = {d["id"]: d for d in out["applied"]["dataplanes"]}
         # "version" here is what stays in force on that DP (the doc leaves it open; the nack's applied.version)
@@ -295,9 +301,11 @@ def test_nack_visible_in_control_plane(cp, make_dp, nginx):
         assert dp.get("/demo/x").status == 200
 
         # a newer version is sent (and nacked); no version is ever sent twice
-        a.apply("POST", "/api/v1/routes", {"name": "two", "service": "demo", "paths": ["/two"]})
+        a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                           "name": "two", "service": "demo", "paths": ["/two"]})
         resp.nack.clear()
-        v4 = a.apply("POST", "/api/v1/routes", {"name": "three", "service": "demo", "paths": ["/three"]})["version"]
+        v4 = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                                "name": "three", "service": "demo", "paths": ["/three"]})["version"]
         assert resp.applied["version"] == v4
         assert len(resp.versions) == len(set(resp.versions)), resp.versions
         assert a.dataplane("fake-nacker")["status"] == "synced"
@@ -316,7 +324,8 @@ def test_nacked_version_not_resent_after_reconnect(cp, nginx):
         cephalo.wait_until(lambda: (a.dataplane("fake-rule4") or {}).get("connected") is True, 10, "fake connected")
         a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
         resp.nack.set()
-        v2 = a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"]})["version"]
+        v2 = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                                "name": "demo", "service": "demo", "paths": ["/demo"]})["version"]
         assert v2 in resp.versions
         applied = resp.applied
     finally:

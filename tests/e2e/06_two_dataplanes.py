@@ -10,7 +10,8 @@ def test_two_dataplanes_synced_same_hash(cp, make_dp, nginx):
     dp2 = make_dp("dp2")
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    out = a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"],
+    out = a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                             "name": "demo", "service": "demo", "paths": ["/demo"],
                                              "strip_prefix": True})
     acked = {d["id"]: d for d in out["applied"]["dataplanes"]}
     assert set(acked) >= {dp1.dp_id, dp2.dp_id}, out
@@ -32,7 +33,8 @@ def test_two_dataplanes_synced_same_hash(cp, make_dp, nginx):
     assert dp2.proc.stop() == 0
     cephalo.wait_until(lambda: a.dataplane(dp2.dp_id)["connected"] is False, 10, "dp2 listed disconnected")
     assert a.dataplane(dp2.dp_id)["status"] == "disconnected"
-    out2 = a.apply("PUT", "/api/v1/routes/demo", {"name": "demo", "service": "demo", "paths": ["/v2"]})
+    out2 = a.apply("PUT", "/api/v1/routes/demo", {"default_access": "public",
+                                                  "name": "demo", "service": "demo", "paths": ["/v2"]})
     assert [d["id"] for d in out2["applied"]["dataplanes"]] == [dp1.dp_id], out2
     assert dp1.get("/v2/x").status == 200
 

@@ -12,7 +12,8 @@ N = 8
 def test_sigterm_drains_in_flight(cp, make_dp, pyup):
     dp = make_dp("dp", drain_timeout_ms=20000)
     cp.admin.apply("POST", "/api/v1/services", {"name": "slow", "targets": [{"url": pyup.url}], "timeout_ms": 30000})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "slow", "service": "slow", "paths": ["/slow"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "slow", "service": "slow", "paths": ["/slow"]})
     assert dp.get("/slow/warm").status == 200
 
     results = [None] * N
@@ -61,7 +62,8 @@ def test_sigterm_drains_in_flight(cp, make_dp, pyup):
 def test_sigterm_h2_goaway(cp, make_dp, pyup):
     dp = make_dp("dp", drain_timeout_ms=20000)
     cp.admin.apply("POST", "/api/v1/services", {"name": "slow", "targets": [{"url": pyup.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "slow", "service": "slow", "paths": ["/slow"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "slow", "service": "slow", "paths": ["/slow"]})
     result = {}
 
     def run():
@@ -84,7 +86,8 @@ def test_sigterm_h2_goaway(cp, make_dp, pyup):
 def test_drain_timeout_bounds_exit(cp, make_dp, pyup):
     dp = make_dp("dp", drain_timeout_ms=500)
     cp.admin.apply("POST", "/api/v1/services", {"name": "slow", "targets": [{"url": pyup.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "slow", "service": "slow", "paths": ["/slow"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "slow", "service": "slow", "paths": ["/slow"]})
     t = threading.Thread(target=lambda: _swallow(lambda: cephalo.http_get(dp.port, "/slow/hold/x", timeout=30)))
     t.start()
     pyup.wait_held(1)

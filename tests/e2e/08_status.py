@@ -24,8 +24,10 @@ def test_metrics_count_requests(cp, dp, nginx):
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
     a.apply("POST", "/api/v1/services", {"name": "dead", "targets": [{"url": f"http://127.0.0.1:{cephalo.free_port()}"}]})
-    a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"]})
-    a.apply("POST", "/api/v1/routes", {"name": "dead", "service": "dead", "paths": ["/dead"]})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "demo", "service": "demo", "paths": ["/demo"]})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "dead", "service": "dead", "paths": ["/dead"]})
     before = dp.metrics()
     applies_before = cephalo.metric(before, "cephalo_dp_snapshot_applies_total")
     for _ in range(7):

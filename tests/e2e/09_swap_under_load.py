@@ -9,7 +9,8 @@ import cephalo
 def test_swaps_under_load_drop_nothing(cp, dp, nginx):
     a = cp.admin
     a.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    a.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"], "strip_prefix": True})
+    a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                       "name": "demo", "service": "demo", "paths": ["/demo"], "strip_prefix": True})
     stop = threading.Event()
     errors, counts = [], [0] * 4
 
@@ -35,7 +36,8 @@ def test_swaps_under_load_drop_nothing(cp, dp, nginx):
     try:
         for n in range(15):
             # add and remove unrelated routes: /demo must keep working through every swap
-            a.apply("POST", "/api/v1/routes", {"name": f"extra{n}", "service": "demo", "paths": [f"/extra{n}"]})
+            a.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                               "name": f"extra{n}", "service": "demo", "paths": [f"/extra{n}"]})
             if n % 2:
                 a.apply("DELETE", f"/api/v1/routes/extra{n - 1}")
             assert dp.get(f"/extra{n}/x").status == 200

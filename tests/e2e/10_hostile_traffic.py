@@ -11,7 +11,8 @@ import cephalo
 @pytest.fixture
 def served(cp, dp, nginx):
     cp.admin.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"],
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "demo", "service": "demo", "paths": ["/demo"],
                                               "strip_prefix": True})
     return dp
 
@@ -58,7 +59,8 @@ def test_duplicate_content_length_cannot_smuggle(cp, dp, pyup):
     each re-framed by the gateway, and the bytes past the first length are parsed as a request of their own that
     goes through the whole pipeline (here: a path no route serves, so it never reaches the upstream)."""
     cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "echo", "service": "echo", "paths": ["/echo"],
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "echo", "service": "echo", "paths": ["/echo"],
                                               "strip_prefix": True})
     smuggled = b"GET /internal HTTP/1.1\r\nHost: a\r\n\r\n"
     first = (b"POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: %d\r\n\r\n"
@@ -97,7 +99,8 @@ def test_tls_garbage_then_still_serving(procs, tmpdir_str, cp, nginx):
     dp = cephalo.DataPlane(procs, tmpdir_str, cp.socket, tls=(cert, key)).start()
     dp.wait_connected(cp.admin)
     cp.admin.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": nginx.url}]})
-    cp.admin.apply("POST", "/api/v1/routes", {"name": "demo", "service": "demo", "paths": ["/demo"]})
+    cp.admin.apply("POST", "/api/v1/routes", {"default_access": "public",
+                                              "name": "demo", "service": "demo", "paths": ["/demo"]})
     for junk in (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"\x00" * 100, b"\x00" * 5000):
         cephalo.raw_request(dp.tls_port, junk, timeout=3)
     # a client that offers only an unknown ALPN protocol still gets a working connection or a clean refusal

@@ -37,6 +37,17 @@ def published_keys(admin):
     return sorted(admin.ok("GET", f"{V1}/jwks")["keys"], key=lambda k: k["kid"])
 
 
+def snapshot_body(admin, cp, **members):
+    """The snapshot body the CP builds with nothing configured but `members`: every identity section is written
+    explicitly (docs/access.md section 1), auth with every setting filled in (the defaults; api = this CP's --auth-listen)."""
+    body = {"routes": [], "services": [], "keys": published_keys(admin), "groups": [], "endpoints": [],
+            "api_keys": [], "revoked": {"users": [], "tokens": []},
+            "auth": {"issuer": "cephalo", "audience": None, "leeway_s": 30, "max_token_bytes": 8192,
+                     "header_prefix": "x-cephalo-", "api": cp.auth_url}}
+    body.update(members)
+    return body
+
+
 def db_rows(cp, sql):
     """Reads the CP's database read-only (WAL allows a reader next to the running CP)."""
     con = sqlite3.connect(f"file:{os.path.join(cp.data_dir, 'cephalo.db')}?mode=ro", uri=True, timeout=5)
@@ -58,7 +69,7 @@ def strip(obj):
     return {k: v for k, v in obj.items() if k not in ("id", "created_at", "updated_at")}
 
 
-def test_systems_roles_groups_crud(admin):
+def test_systems_roles_groups_crud(admin, cp):
     out = admin.ok("POST", f"{V1}/systems", {"code": "billing", "name": "Billing", "id": 99, "created_at": "x"},
                    expect=(201,))
     s = out["system"]
@@ -96,10 +107,9 @@ def test_systems_roles_groups_crud(admin):
     admin.ok("DELETE", f"{V1}/roles/bill:reader", expect=(200,))
     admin.ok("DELETE", f"{V1}/systems/bill", expect=(200,))
     assert [x["code"] for x in admin.ok("GET", f"{V1}/systems")["data"]] == ["hr"]
-    # identity writes are versioned, but the snapshot body (schema v1) does not carry identity yet: only the public
-    # signing keys (13_jwks.py), sorted by kid
+    # everything was deleted: the body carries the empty identity sections and the public signing keys (13_jwks.py)
     snap = admin.ok("GET", f"{V1}/snapshot?body=1")
-    assert snap["body"] == {"routes": [], "services": [], "keys": published_keys(admin)}
+    assert snap["body"] == snapshot_body(admin, cp)
 
 
 def test_users_password_is_write_only(admin, cp):
@@ -352,15 +362,15 @@ def test_hostile_input_then_still_up_and_intact(admin, cp):
     assert admin.snapshot()["version"] == version, "a refused write bumped the version"
 
 
-def test_endpoint_rules(admin):
+def test_endpoint_rules(admin, cp):
     seed(admin)
     admin.ok("POST", f"{V1}/services", {"name": "svc", "targets": [{"url": "http://127.0.0.1:9"}]})
     rule = {"service": "svc", "method": "GET", "path": "/items/{id}",
             "roles": [{"system": "hr", "name": "reader"}, {"system": "billing", "name": "admin"}],
             "groups": [{"system": "billing", "name": "ops"}]}
     e = admin.ok("POST", f"{V1}/endpoints", rule, expect=(201,))["endpoint"]
-    assert strip(e) == dict(rule, public=False, roles=[{"system": "billing", "name": "admin"},
-                                                       {"system": "hr", "name": "reader"}])
+    assert strip(e) == dict(rule, public=False, shadow=False, roles=[{"system": "billing", "name": "admin"},
+                                                                     {"system": "hr", "name": "reader"}])
     assert admin.ok("GET", f"{V1}/endpoints/{e['id']}") == e
     for path in ("/", "/*", "/exact", "/v2/", "/prefix/*", "/a/{x}/b/{y}", "/a%20b"):
         admin.ok("POST", f"{V1}/endpoints", {"service": "svc", "path": path}, expect=(201,))
@@ -376,8 +386,9 @@ def test_endpoint_rules(admin):
     admin.ok("DELETE", f"{V1}/roles/hr:reader", expect=(200,))
     admin.ok("DELETE", f"{V1}/services/svc", expect=(200,))
     assert admin.ok("GET", f"{V1}/endpoints")["data"] == []
-    assert admin.ok("GET", f"{V1}/snapshot?body=1")["body"] == {"routes": [], "services": [],
-                                                                "keys": published_keys(admin)}
+    # the rules went with the service; the group (with its roles) is still in the body
+    ops = {"system": "billing", "name": "ops", "roles": ["admin", "reader"]}
+    assert admin.ok("GET", f"{V1}/snapshot?body=1")["body"] == snapshot_body(admin, cp, groups=[ops])
 
 
 def test_parallel_password_hashing(admin):

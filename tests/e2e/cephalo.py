@@ -213,9 +213,19 @@ def http_request(port, method, target, body=None, headers=None, host="127.0.0.1"
         conn.endheaders(body)
         r = conn.getresponse()
         data = r.read()
-        return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        return Resp(r.status, header_dict(r.getheaders()), data)
     finally:
         conn.close()
+
+
+def header_dict(pairs):
+    """Response headers by lower-case name; a repeated header's values joined with ", " (RFC 9110 5.3), so that e.g.
+    two WWW-Authenticate challenges are both seen."""
+    out = {}
+    for k, v in pairs:
+        k = k.lower()
+        out[k] = out[k] + ", " + v if k in out else v
+    return out
 
 
 def http_get(port, target, **kw):
@@ -255,8 +265,10 @@ def curl(*args, timeout=20):
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def h2_request(sock, authority, path, method="GET", scheme="http", body=None, timeout=10.0):
-    """One HTTP/2 request over an already connected (plain or TLS) socket with python3-h2; returns Resp."""
+def h2_request(sock, authority, path, method="GET", scheme="http", body=None, timeout=10.0, headers=None):
+    """One HTTP/2 request over an already connected (plain or TLS) socket with python3-h2; returns Resp.
+
+    headers: more request headers, a dict or a list of (name, value) (names are sent lower-cased)."""
     import h2.config
     import h2.connection
     import h2.events
@@ -265,6 +277,7 @@ def h2_request(sock, authority, path, method="GET", scheme="http", body=None, ti
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     hdrs = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
+    hdrs += [(k.lower(), v) for k, v in (headers.items() if isinstance(headers, dict) else headers or ())]
     sid = conn.get_next_available_stream_id()
     conn.send_headers(sid, hdrs, end_stream=body is None)
     if body is not None:
@@ -288,7 +301,7 @@ def h2_request(sock, authority, path, method="GET", scheme="http", body=None, ti
                     if k == ":status":
                         status = int(v)
                     else:
-                        headers[k] = v
+                        headers[k] = headers[k] + ", " + v if k in headers else v
             elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
                 data += ev.data
                 conn.acknowledge_received_data(ev.flow_controlled_length, sid)
@@ -391,14 +404,30 @@ class Admin:
     def snapshot(self):
         return self.ok("GET", "/api/v1/snapshot", expect=(200,))
 
+    def settle(self, timeout=10.0):
+        """Until every connected data plane has applied the current snapshot version or a newer one.
+
+        For changes the control plane makes by itself (a refresh-token reuse, a logout: the write happens inside an
+        auth API call, so there is no admin write to ?wait=applied on). Returns the version."""
+        want = self.snapshot()["version"]
+
+        def done():
+            dps = [d for d in self.dataplanes() if d.get("connected")]
+            return all(d["applied"]["version"] >= want for d in dps)
+        wait_until(done, timeout, f"every connected data plane applied version {want}")
+        return want
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # the two daemons
 
 
+_AUTH_PORTS = {}  # data dir -> the auth API port of the control planes started on it
+
+
 class ControlPlane:
     def __init__(self, procs, tmpdir, name="cp", token=ADMIN_TOKEN, data_dir=None, admin_port=None,
-                 heartbeat_ms=None):
+                 heartbeat_ms=None, auth_port=None, extra_args=(), auth=True):
         self.procs = procs
         self.name = name
         self.token = token
@@ -406,6 +435,12 @@ class ControlPlane:
         self.admin_port = admin_port or free_port()
         self.socket = os.path.join(self.data_dir, "run", "cp.sock")
         self.heartbeat_ms = heartbeat_ms
+        # the auth API (--auth-listen): login, refresh, logout. Its URL is in the snapshot (auth.api), so a control
+        # plane restarted on the same data dir keeps it, as a deployment's configuration would: otherwise the restart
+        # would build a different body and write a new version
+        self.auth_port = auth_port or _AUTH_PORTS.setdefault(os.path.realpath(self.data_dir), free_port())
+        self.auth = auth  # False: --auth-listen off (no auth API; the snapshot's auth.api is null)
+        self.extra_args = list(extra_args)
         self.logdir = tmpdir
         self.proc = None
         self.admin = Admin(self.admin_port, token)
@@ -413,18 +448,27 @@ class ControlPlane:
     def start(self):
         os.makedirs(self.data_dir, exist_ok=True)
         argv = [os.path.join(BIN_DIR, "cephalo-controlplane"), "--data-dir", self.data_dir,
-                "--admin-listen", f"127.0.0.1:{self.admin_port}", "--socket", self.socket]
+                "--admin-listen", f"127.0.0.1:{self.admin_port}", "--socket", self.socket,
+                "--auth-listen", f"127.0.0.1:{self.auth_port}" if self.auth else "off"]
         mig = os.path.join(SOURCE_DIR, "migrations")
         if os.path.isdir(mig):
             argv += ["--migrations", mig]
         if self.heartbeat_ms:
             argv += ["--heartbeat-ms", str(self.heartbeat_ms)]
+        argv += self.extra_args
         env = {"CEPHALO_ADMIN_TOKEN": self.token} if self.token is not None else None
         self.proc = self.procs.add(Proc(self.name, argv, self.logdir, env=env))
         wait_until(lambda: http_get(self.admin_port, "/health", timeout=2).status == 200, STARTUP_S,
                    f"{self.name} /health", proc=self.proc)
         wait_until(lambda: os.path.exists(self.socket), STARTUP_S, f"{self.name} socket", proc=self.proc)
+        if self.auth:
+            wait_until(lambda: _can_connect(self.auth_port), STARTUP_S, f"{self.name} auth API", proc=self.proc)
         return self
+
+    @property
+    def auth_url(self):
+        """What the snapshot's auth.api names: the auth API the data planes forward /auth/... to."""
+        return f"http://127.0.0.1:{self.auth_port}" if self.auth else None
 
 
 class DataPlane:
@@ -479,10 +523,43 @@ class DataPlane:
     def get(self, target, **kw):
         return http_get(self.port, target, **kw)
 
+    def login(self, password, username=None, email=None, system=None, **kw):
+        """POST /auth/login through this data plane (forwarded to the control plane's auth API); returns Resp."""
+        return auth_post(self.port, "/auth/login", login_body(password, username, email, system), **kw)
+
+    def tokens(self, password, username=None, email=None, system=None):
+        """A login that must succeed: returns the parsed answer (access_token, refresh_token, ...)."""
+        r = self.login(password, username, email, system)
+        assert r.status == 200, f"login {username or email} -> {r}"
+        return r.json()
+
     def metrics(self):
         r = http_get(self.status_port, "/metrics")
         assert r.status == 200, r
         return parse_metrics(r.body.decode())
+
+
+def login_body(password, username=None, email=None, system=None):
+    body = {"password": password}
+    if username is not None:
+        body["username"] = username
+    if email is not None:
+        body["email"] = email
+    if system is not None:
+        body["system"] = system
+    return body
+
+
+def auth_post(port, path, body=None, raw=None, headers=None, timeout=15.0):
+    """POST a JSON body (or raw bytes) to an auth API path (/auth/login, /auth/refresh, /auth/logout) on port."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+    hdrs = {"Content-Type": "application/json"}
+    hdrs.update(headers or {})
+    return http_request(port, "POST", path, body=data, headers=hdrs, timeout=timeout)
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _can_connect(port):
@@ -612,6 +689,18 @@ class PyUpstream:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def count(self):
+        """How many requests reached this upstream so far."""
+        with self.server.lock:
+            return self.server.total
+
+    @property
+    def paths(self):
+        """The request targets it received, in order (a copy)."""
+        with self.server.lock:
+            return list(self.server.paths)
+
     def wait_held(self, n, timeout=10.0):
         assert self.server.wait_held(n, timeout), f"upstream saw {self.server.held} held requests, wanted {n}"
 
@@ -718,3 +807,112 @@ def canonical_hash(body):
 
     data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# identity: one shop with users, roles, groups and endpoint rules (14_login.py .. 17_explain_shadow.py)
+
+
+class Shop:
+    """Seeds a control plane with the identity model the access tests share, all applied with ?wait=applied.
+
+    Systems "shop" and "other". Roles shop:reader, shop:writer, other:reader. Groups shop:staff (roles [reader]) and
+    shop:ops (no role: grants by group name). Users (password PASSWORDS[name]):
+      alice  email alice@example.com, member of shop, own role writer
+      bob    member of shop, group staff (so effective role reader)
+      olga   member of shop, group ops
+      root   superuser, member of no system (superusers are members of every system)
+      dave   member of other only, own role other:reader
+      carol  member of shop, disabled
+    Services "shop" (system shop) and "other" (system other) on the upstream; "plain" (no system) too.
+    Routes (strip_prefix): /shop -> shop and /other -> other (default_access authenticated), /open -> plain (public),
+    /authn -> plain (authenticated), /closed -> plain (deny).
+    Endpoint rules of service shop (upstream paths): GET /public/* public; GET /orders/{id} roles [reader];
+    POST /orders roles [writer]; * /ops/* groups [ops]; GET /any (no requirement). self.rules[path] = the rule.
+    """
+
+    PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22", "olga": "olga-password-333",
+                 "root": "root-password-4444", "dave": "dave-password-55555", "carol": "carol-password-666666"}
+
+    def __init__(self, admin, upstream_url):
+        self.admin = admin
+        a = admin
+        for code in ("shop", "other"):
+            a.ok("POST", "/api/v1/systems", {"code": code, "name": code.title()})
+        for sysc, name in (("shop", "reader"), ("shop", "writer"), ("other", "reader")):
+            a.ok("POST", "/api/v1/roles", {"system": sysc, "name": name})
+        a.ok("POST", "/api/v1/groups", {"system": "shop", "name": "staff", "roles": ["reader"]})
+        a.ok("POST", "/api/v1/groups", {"system": "shop", "name": "ops", "roles": []})
+        users = {
+            "alice": {"email": "alice@example.com", "systems": ["shop"],
+                      "roles": [{"system": "shop", "name": "writer"}]},
+            "bob": {"systems": ["shop"], "groups": [{"system": "shop", "name": "staff"}]},
+            "olga": {"systems": ["shop"], "groups": [{"system": "shop", "name": "ops"}]},
+            "root": {"superuser": True},
+            "dave": {"systems": ["other"], "roles": [{"system": "other", "name": "reader"}]},
+            "carol": {"systems": ["shop"], "enabled": False},
+        }
+        self.users = {}
+        for name, extra in users.items():
+            body = dict(extra, username=name, password=self.PASSWORDS[name])
+            self.users[name] = a.ok("POST", "/api/v1/users", body)["user"]
+        for name, system in (("shop", "shop"), ("other", "other"), ("plain", None)):
+            a.ok("POST", "/api/v1/services", {"name": name, "system": system, "targets": [{"url": upstream_url}]})
+        for name, service, path, access in (("shop", "shop", "/shop", "authenticated"),
+                                            ("other", "other", "/other", "authenticated"),
+                                            ("open", "plain", "/open", "public"),
+                                            ("authn", "plain", "/authn", "authenticated"),
+                                            ("closed", "plain", "/closed", "deny")):
+            a.ok("POST", "/api/v1/routes", {"name": name, "service": service, "paths": [path], "strip_prefix": True,
+                                            "default_access": access})
+        self.rules = {}
+        for method, path, extra in (("GET", "/public/*", {"public": True}),
+                                    ("GET", "/orders/{id}", {"roles": [{"system": "shop", "name": "reader"}]}),
+                                    ("POST", "/orders", {"roles": [{"system": "shop", "name": "writer"}]}),
+                                    ("*", "/ops/*", {"groups": [{"system": "shop", "name": "ops"}]}),
+                                    ("GET", "/any", {})):
+            body = dict(extra, service="shop", method=method, path=path)
+            out = a.apply("POST", "/api/v1/endpoints", body)  # the last one settles everything before it
+            self.rules[path] = out["endpoint"]
+        self.version = out["version"]
+
+    def uid(self, name):
+        """The user's id as the JWT's sub and the identity header carry it: a decimal string."""
+        return str(self.users[name]["id"])
+
+    def tokens(self, dp, name, system="shop"):
+        return dp.tokens(self.PASSWORDS[name], username=name, system=system)
+
+    def access(self, dp, name, system="shop"):
+        """A fresh access token of user `name` in `system`, logged in through dp."""
+        return self.tokens(dp, name, system)["access_token"]
+
+    def api_key(self, name, roles=(), groups=(), expires_at=None, system="shop"):
+        """Creates an api key with ?wait=applied; returns (the api_key object, the key "<prefix>.<secret>")."""
+        body = {"system": system, "name": name, "roles": list(roles), "groups": list(groups)}
+        if expires_at is not None:
+            body["expires_at"] = expires_at
+        k = self.admin.apply("POST", "/api/v1/api_keys", body)["api_key"]
+        return k, k.pop("key")
+
+
+def seen_by_upstream(resp):
+    """The echo upstream's JSON answer (method, path, headers) for a request the gateway forwarded."""
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def b64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt_from_parts(header, claims, signature=b""):
+    """A compact JWT from a header and claims (dicts, or str/bytes taken as they are) and raw signature bytes."""
+    def enc(part):
+        if isinstance(part, dict):
+            part = json.dumps(part, separators=(",", ":"))
+        if isinstance(part, str):
+            part = part.encode()
+        return b64url(part)
+    return f"{enc(header)}.{enc(claims)}.{b64url(signature)}"
