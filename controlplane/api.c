@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include "controlplane/api.h"
 #include "controlplane/api_authz.h"
+#include "controlplane/api_issuer.h"
 #include "proto/log.h"
 
 #define MODULE "cp/api"
@@ -56,6 +57,7 @@ static const struct st_resource_t {
     {"snapshot", CPH_API_GET, 0, cph_api_snapshot},
     {"signing_keys", CPH_API_GET, CPH_API_GET | CPH_API_POST, cph_api_signing_keys}, /* POST only on .../rotate */
     {"jwks", CPH_API_GET, 0, cph_api_jwks},
+    {"issuers", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_issuers},
     {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz}, /* POST .../explain, GET .../shadow */
 };
 

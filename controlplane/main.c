@@ -28,6 +28,8 @@
 #include "controlplane/dpserver.h"
 #include "controlplane/settings.h"
 #include "controlplane/signing.h"
+#include "controlplane/store_issuer.h"
+#include "controlplane/sync_jwks.h"
 #include "proto/log.h"
 
 #define MODULE "cp/main"
@@ -40,6 +42,7 @@ typedef struct st_config_t {
     const char *migrations;
     const char *auth_listen; /* NULL = off */
     uint64_t heartbeat_ms;
+    int jwks_min_refresh_s; /* the lower bound of an issuer's refresh_s (tests lower it) */
     cph_auth_settings_t auth;
     char socket_buf[4096];
 } config_t;
@@ -61,6 +64,7 @@ static void usage(FILE *out)
             "  --jwt-leeway-s N          CEPHALO_JWT_LEEWAY_S    (default 30, 0..300): clock skew the data planes allow\n"
             "  --header-prefix P         CEPHALO_HEADER_PREFIX   (default x-cephalo-): identity header prefix, [a-z0-9-]\n"
             "                                                    2..32, ending in '-'\n"
+            "  --jwks-min-refresh-s N    CEPHALO_JWKS_MIN_REFRESH_S (default 30, 1..30): lowest refresh_s of an issuer\n"
             "  --help                    this text\n"
             "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
             CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
@@ -207,9 +211,10 @@ static int parse_args(int argc, char **argv, config_t *c)
                                          {"jwt-audience", required_argument, NULL, 'E'},
                                          {"jwt-leeway-s", required_argument, NULL, 'F'},
                                          {"header-prefix", required_argument, NULL, 'G'},
+                                         {"jwks-min-refresh-s", required_argument, NULL, 'J'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *hb = env_or("CEPHALO_HEARTBEAT_MS", "1000");
+    const char *hb = env_or("CEPHALO_HEARTBEAT_MS", "1000"), *jwks_min = env_or("CEPHALO_JWKS_MIN_REFRESH_S", "30");
     auth_args_t auth;
     int ch;
 
@@ -235,6 +240,9 @@ static int parse_args(int argc, char **argv, config_t *c)
         case 'm':
             c->migrations = optarg;
             break;
+        case 'J':
+            jwks_min = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -245,7 +253,8 @@ static int parse_args(int argc, char **argv, config_t *c)
             return -1;
         }
     }
-    if (optind != argc || parse_u64(hb, &c->heartbeat_ms) != 0) {
+    if (optind != argc || parse_u64(hb, &c->heartbeat_ms) != 0 ||
+        parse_int(jwks_min, 1, CPH_ISSUER_REFRESH_MIN_S, &c->jwks_min_refresh_s) != 0) {
         usage(stderr);
         return -1;
     }
@@ -379,14 +388,17 @@ static int run(const config_t *c, cph_db_t *db, const sigset_t *sigs)
     cph_dpserver_t *dps;
     cph_api_t *api;
     cph_authapi_t *auth = NULL;
+    cph_sync_jwks_t *jwks = NULL;
     cph_error_t err;
     int sig = 0;
 
     if ((dps = start_dpserver(c, db)) == NULL)
         return -1;
     if ((api = cph_api_start(c->admin_listen, db, dps, &err)) == NULL ||
-        (c->auth_listen != NULL && (auth = cph_authapi_start(c->auth_listen, db, NULL, &err)) == NULL)) {
+        (c->auth_listen != NULL && (auth = cph_authapi_start(c->auth_listen, db, NULL, &err)) == NULL) ||
+        (jwks = cph_sync_jwks_start(db, &err)) == NULL) {
         cph_log_error(MODULE, "%s", err.msg);
+        cph_authapi_stop(auth);
         cph_api_stop(api);
         cph_db_set_on_commit(db, NULL, NULL);
         cph_dpserver_stop(dps);
@@ -396,6 +408,7 @@ static int run(const config_t *c, cph_db_t *db, const sigset_t *sigs)
                  c->auth_listen != NULL ? c->auth_listen : "(off)", c->socket);
     sigwait(sigs, &sig);
     cph_log_info(MODULE, "signal %d: shutting down", sig);
+    cph_sync_jwks_stop(jwks); /* no write of its own after this */
     cph_authapi_stop(auth);
     cph_api_stop(api);
     cph_db_set_on_commit(db, NULL, NULL);
@@ -415,6 +428,7 @@ int main(int argc, char **argv)
     if ((r = parse_args(argc, argv, &c)) != 0)
         return r > 0 ? 0 : 2;
     cph_settings_set_auth(&c.auth); /* before the database: ensure_snapshot builds the "auth" section from it */
+    cph_store_issuer_set_min_refresh(c.jwks_min_refresh_s);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

@@ -20,7 +20,7 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err);
 
 /**
  * Adds the access sections of docs/access.md section 1 to body, every one always: "auth" (cph_settings_auth(), every member,
- * audience and api null when unset), "groups" [{"system", "name", "roles"}] by system then name, "endpoints" [{"id",
+ * audience and api null when unset, plus "issuers" - the external issuers that have keys - when there is one), "groups" [{"system", "name", "roles"}] by system then name, "endpoints" [{"id",
  * "service", "method", "path", "public", "shadow", "roles", "groups"}] by service, path, method, id, "api_keys"
  * (cph_store_api_key_snapshot: not revoked, by prefix) and "revoked" (cph_store_revocation_snapshot). Caller holds
  * the lock. Returns 0, or -1 with err {internal} (body then holds none, some or all of them).

@@ -1,8 +1,9 @@
 /*
  * schema_access: the access members of a snapshot body (PROTOCOL.md section 5, "auth" to "revoked"): the token
- * settings, the groups of every system with their roles, the endpoint rules, the usable API keys and the revocation
- * lists. proto/schema.c checks services, routes and keys and calls in here twice: once for the top-level types and
- * caps, once, after the keys, for every element.
+ * settings with the optional external issuers (auth.issuers: each with its own public keys, checked exactly as the
+ * top-level keys), the groups of every system with their roles, the endpoint rules, the usable API keys and the
+ * revocation lists. proto/schema.c checks services, routes and keys and calls in here twice: once for the top-level
+ * types and caps, once, after the keys, for every element.
  *
  * Everything here is optional (an older body without it still validates) and as strict as the rest of the schema:
  * unknown members are refused, integers are range-checked and never reals, every list has a cap checked before its
@@ -27,7 +28,9 @@
 #define MAX_API_KEYS 65536
 #define MAX_KEY_NAMES 256 /* an API key's roles, and its groups */
 #define MAX_REVOKED 65536 /* revoked users, and revoked tokens */
-#define TEXT_MAX 256      /* issuer, audience */
+#define MAX_ISSUERS 16    /* external issuers in auth.issuers */
+#define MAX_ISSUER_KEYS 16
+#define TEXT_MAX 256 /* issuer, audience, claim names */
 #define LEEWAY_S_MAX 300
 #define TOKEN_BYTES_MIN 256
 #define TOKEN_BYTES_MAX 65536
@@ -41,7 +44,9 @@
 #define UNIX_TIME_MAX ((json_int_t)253402300799) /* 9999-12-31T23:59:59Z: time arithmetic stays far from overflow */
 #define UNIQUE_KEY_MAX (CPH_SCHEMA_NAME_MAX + 16 + CPH_ENDPOINT_PATTERN_MAX)
 
-static const char *const auth_members[] = {"issuer", "audience", "leeway_s", "max_token_bytes", "header_prefix", "api", NULL};
+static const char *const auth_members[] = {"issuer",        "audience", "leeway_s", "max_token_bytes",
+                                           "header_prefix", "api",      "issuers",  NULL};
+static const char *const issuer_members[] = {"name", "issuer", "audience", "system", "roles_claim", "groups_claim", "keys", NULL};
 static const char *const group_members[] = {"system", "name", "roles", NULL};
 static const char *const endpoint_members[] = {"id", "service", "method", "path", "public", "shadow", "roles", "groups", NULL};
 static const char *const ref_members[] = {"system", "name", NULL};
@@ -193,6 +198,31 @@ static int check_inner_list(const json_t *obj, const char *base, const char *key
     ret = 0;
 Exit:
     json_decref(seen);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- auth.issuers */
+
+/*
+ * An issuer's keys are exactly the top-level "keys" (proto/schema.c): they are checked by cph_snapshot_validate on a
+ * body holding only them, and an error's pointer "/keys/..." is moved under the issuer's.
+ */
+static int check_issuer_keys(const json_t *iss, const char *at, cph_error_t *err)
+{
+    const json_t *keys;
+    json_t *body;
+    char p[256];
+    int ret;
+
+    if (cph_schema_get_array(iss, at, "keys", 1, 0, MAX_ISSUER_KEYS, &keys, err) != 0)
+        return -1;
+    if ((body = json_pack("{s:[], s:[], s:O}", "services", "routes", "keys", keys)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    if ((ret = cph_snapshot_validate(body, err)) != 0 && err != NULL && strncmp(err->path, "/keys", 5) == 0) {
+        snprintf(p, sizeof(p), "%s%s", at, err->path);
+        snprintf(err->path, sizeof(err->path), "%s", p);
+    }
+    json_decref(body);
     return ret;
 }
 
@@ -356,6 +386,51 @@ static int check_api_key(const json_t *k, const char *at, uniq_t *u, cph_error_t
     return check_unique(u->b, json_string_value(json_object_get(k, "prefix")), at, "prefix", "this key prefix", err);
 }
 
+/*
+ * An external issuer (auth.issuers[]): name and issuer unique, and never the control plane's own issuer (which
+ * check_issuers passes as the JSON string u->services: an issuer refers to no service).
+ */
+static int check_issuer(const json_t *iss, const char *at, uniq_t *u, cph_error_t *err)
+{
+    const char *own;
+    char p[256];
+
+    if (!json_is_object(iss))
+        return cph_schema_wrong_type(err, at, iss, "an object");
+    if (cph_schema_check_members(iss, at, issuer_members, err) != 0 || cph_schema_check_name_member(iss, at, "name", err) != 0 ||
+        cph_schema_check_string_member(iss, at, "issuer", 1, 0, valid_text, "1 to 256 printable ASCII characters", err) != 0 ||
+        cph_schema_check_string_member(iss, at, "audience", 1, 1, valid_text, "null or 1 to 256 printable ASCII characters", err) !=
+            0 ||
+        check_code_member(iss, at, "system", err) != 0 ||
+        cph_schema_check_string_member(iss, at, "roles_claim", 1, 0, valid_text, "1 to 256 printable ASCII characters", err) != 0 ||
+        cph_schema_check_string_member(iss, at, "groups_claim", 1, 0, valid_text, "1 to 256 printable ASCII characters", err) !=
+            0 ||
+        check_issuer_keys(iss, at, err) != 0)
+        return -1;
+    own = u->services != NULL ? json_string_value(u->services) : NULL;
+    if (strcmp(json_string_value(json_object_get(iss, "issuer")), own != NULL ? own : "cephalo") == 0)
+        return cph_error_set(err, "invalid", cph_schema_at_key(p, at, "issuer"), "an external issuer cannot be auth.issuer");
+    if (check_unique(u->a, json_string_value(json_object_get(iss, "name")), at, "name", "this issuer name", err) != 0)
+        return -1;
+    return check_unique(u->b, json_string_value(json_object_get(iss, "issuer")), at, "issuer", "this issuer", err);
+}
+
+/* auth.issuers: its cap, then each issuer (checked after the rest of auth, so the own issuer is known). */
+static int check_issuers(const json_t *auth, cph_error_t *err)
+{
+    const json_t *list;
+    json_t *own;
+    int ret;
+
+    if (auth == NULL || cph_schema_get_array(auth, "/auth", "issuers", 0, 0, MAX_ISSUERS, &list, err) != 0)
+        return auth == NULL ? 0 : -1;
+    own = json_string(json_is_string(json_object_get(auth, "issuer")) ? json_string_value(json_object_get(auth, "issuer"))
+                                                                      : "cephalo");
+    ret = each(list, "/auth/issuers", check_issuer, own, err);
+    json_decref(own);
+    return ret;
+}
+
 /* ---------------------------------------------------------------- revoked */
 
 static int check_revoked_user(const json_t *r, const char *at, uniq_t *u, cph_error_t *err)
@@ -411,7 +486,7 @@ int cph_schema_access_check_top(const json_t *body, cph_error_t *err)
 
 int cph_schema_access_check(const json_t *body, const json_t *services, cph_error_t *err)
 {
-    if (check_auth(json_object_get(body, "auth"), err) != 0 ||
+    if (check_auth(json_object_get(body, "auth"), err) != 0 || check_issuers(json_object_get(body, "auth"), err) != 0 ||
         each(json_object_get(body, "groups"), "/groups", check_group, services, err) != 0 ||
         each(json_object_get(body, "endpoints"), "/endpoints", check_endpoint, services, err) != 0 ||
         each(json_object_get(body, "api_keys"), "/api_keys", check_api_key, services, err) != 0)

@@ -9,7 +9,10 @@
  * The EVP_PKEYs live outside the arena; cph_auth_dispose frees them with the snapshot, also after a failed build
  * (the table is published into snap->auth before the first key is built).
  *
- * Settings, API keys and revocations: read with the defaults of CONTRACT4 section A for absent members, re-checked
+ * External issuers (auth.issuers): each its iss, audience, system, claim names and its own key table, built as the
+ * top-level keys; an iss equal to the own issuer or to another issuer's is refused.
+ *
+ * Settings, API keys and revocations: read with the defaults of docs/access.md section 1 for absent members, re-checked
  * here although the validator ran (a compiler that trusts nothing cannot be made to index out of bounds), and sorted
  * here whatever order the body has, so the per-request lookups are binary searches over the arena.
  */
@@ -74,10 +77,10 @@ static int add_params(OSSL_PARAM_BLD *bld, const json_t *jwk, int ec, unsigned c
                : -1;
 }
 
-/* The public EVP_PKEY of a validated JWK, or NULL when OpenSSL does not accept it as a key. */
-static EVP_PKEY *pkey_from_jwk(const json_t *jwk)
+EVP_PKEY *cph_auth_pkey_from_jwk(const json_t *jwk)
 {
-    int ec = strcmp(json_string_value(json_object_get(jwk, "kty")), "EC") == 0;
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    int ec = kty != NULL && strcmp(kty, "EC") == 0;
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
@@ -129,27 +132,29 @@ static h2o_iovec_t pem_of(cph_snapshot_t *snap, EVP_PKEY *pkey)
     return out;
 }
 
-static int compile_keys(cph_snapshot_t *snap, cph_auth_t *auth, const json_t *keys, cph_error_t *err)
+/* keys (a JSON array at base) -> out[0..*num): *num counts every key built, so a failure still frees them all. */
+static int compile_keys(cph_snapshot_t *snap, cph_auth_key_t *out, size_t *num, const json_t *keys, const char *base,
+                        cph_error_t *err)
 {
     const json_t *jwk;
-    char p[32];
+    char p[96];
     size_t i;
 
     json_array_foreach(keys, i, jwk)
     {
         const char *kid = json_string_value(json_object_get(jwk, "kid")), *alg = json_string_value(json_object_get(jwk, "alg"));
         const char *kty = json_string_value(json_object_get(jwk, "kty"));
-        snprintf(p, sizeof(p), "/keys/%zu", i);
+        snprintf(p, sizeof(p), "%s/%zu", base, i);
         if (kid == NULL || alg == NULL || kty == NULL)
             return cph_error_set(err, "invalid", p, "a key without kid, alg or kty");
         if (!(strcmp(alg, "ES256") == 0 && strcmp(kty, "EC") == 0) && !(strcmp(alg, "RS256") == 0 && strcmp(kty, "RSA") == 0))
             return cph_error_set(err, "invalid", p, "a key's alg must be ES256 (kty EC) or RS256 (kty RSA)");
-        auth->keys[i] = (cph_auth_key_t){
-            cph_arena_strdup(&snap->arena, kid), cph_arena_strdup(&snap->arena, alg), pkey_from_jwk(jwk), {NULL, 0}};
-        auth->num_keys = i + 1;
-        if (auth->keys[i].pkey == NULL)
+        out[i] = (cph_auth_key_t){
+            cph_arena_strdup(&snap->arena, kid), cph_arena_strdup(&snap->arena, alg), cph_auth_pkey_from_jwk(jwk), {NULL, 0}};
+        *num = i + 1;
+        if (out[i].pkey == NULL)
             return cph_error_set(err, "invalid", p, "the key's numbers do not form a valid %s public key", alg);
-        if ((auth->keys[i].pem = pem_of(snap, auth->keys[i].pkey)).len == 0)
+        if ((out[i].pem = pem_of(snap, out[i].pkey)).len == 0)
             return cph_error_set(err, "invalid", p, "the key cannot be written as PEM");
     }
     return 0;
@@ -259,6 +264,64 @@ static int compile_settings(cph_snapshot_t *snap, const json_t *body, cph_auth_s
         return -1;
     s->leeway_s = leeway;
     s->max_token_bytes = (size_t)max_bytes;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- body "auth.issuers" */
+
+static int compile_issuer(cph_snapshot_t *snap, const json_t *j, const char *p, cph_auth_issuer_t *is, cph_error_t *err)
+{
+    const json_t *keys = json_object_get(j, "keys"), *aud = json_object_get(j, "audience");
+    char kp[96];
+
+    if (!json_is_object(j))
+        return cph_error_set(err, "invalid", p, "an issuer must be an object");
+    if (get_string(snap, j, "name", p, 1, 64, is_name_char, &is->name, err) != 0 ||
+        get_string(snap, j, "issuer", p, 1, 256, is_printable, &is->issuer, err) != 0 ||
+        get_string(snap, j, "system", p, 1, 64, is_code_char, &is->system, err) != 0 ||
+        get_string(snap, j, "roles_claim", p, 1, 256, is_printable, &is->roles_claim, err) != 0 ||
+        get_string(snap, j, "groups_claim", p, 1, 256, is_printable, &is->groups_claim, err) != 0 ||
+        (aud != NULL && !json_is_null(aud) && get_string(snap, j, "audience", p, 1, 256, is_printable, &is->audience, err) != 0))
+        return -1;
+    if (is->name.base == NULL || is->issuer.base == NULL || is->system.base == NULL)
+        return cph_error_set(err, "invalid", p, "an issuer needs name, issuer and system");
+    if (is->roles_claim.base == NULL)
+        is->roles_claim = h2o_iovec_init(H2O_STRLIT("roles"));
+    if (is->groups_claim.base == NULL)
+        is->groups_claim = h2o_iovec_init(H2O_STRLIT("groups"));
+    snprintf(kp, sizeof(kp), "%s/keys", p);
+    if (!json_is_array(keys) || json_array_size(keys) > 16)
+        return cph_error_set(err, "invalid", kp, "an issuer's keys must be an array of at most 16 keys");
+    is->keys = cph_arena_alloc(&snap->arena, (json_array_size(keys) + 1) * sizeof(*is->keys));
+    return compile_keys(snap, is->keys, &is->num_keys, keys, kp, err);
+}
+
+static int compile_issuers(cph_snapshot_t *snap, cph_auth_t *auth, const json_t *body, cph_error_t *err)
+{
+    const json_t *arr = json_object_get(json_object_get(body, "auth"), "issuers"), *j;
+    char p[48];
+    size_t i;
+
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > 16)
+        return cph_error_set(err, "invalid", "/auth/issuers", "auth.issuers must be an array of at most 16 issuers");
+    auth->issuers = cph_arena_alloc(&snap->arena, (json_array_size(arr) + 1) * sizeof(*auth->issuers));
+    memset(auth->issuers, 0, (json_array_size(arr) + 1) * sizeof(*auth->issuers));
+    json_array_foreach(arr, i, j)
+    {
+        snprintf(p, sizeof(p), "/auth/issuers/%zu", i);
+        auth->num_issuers = i + 1; /* before its keys are built: the dispose frees whatever was */
+        if (compile_issuer(snap, j, p, &auth->issuers[i], err) != 0)
+            return -1;
+        if (h2o_memis(auth->issuers[i].issuer.base, auth->issuers[i].issuer.len, auth->settings.issuer.base,
+                      auth->settings.issuer.len))
+            return cph_error_set(err, "invalid", p, "an external issuer cannot be auth.issuer");
+        for (size_t k = 0; k != i; ++k)
+            if (h2o_memis(auth->issuers[k].issuer.base, auth->issuers[k].issuer.len, auth->issuers[i].issuer.base,
+                          auth->issuers[i].issuer.len))
+                return cph_error_set(err, "duplicate", p, "two issuers share one iss");
+    }
     return 0;
 }
 
@@ -470,7 +533,8 @@ int cph_auth_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err)
     auth->jwks = serialise(snap, keys);
     auth->keys = cph_arena_alloc(&snap->arena, (json_array_size(keys) + 1) * sizeof(*auth->keys));
     snap->auth = auth; /* from here on the snapshot's free disposes of every key built */
-    if (compile_keys(snap, auth, keys, err) != 0 || compile_settings(snap, body, &auth->settings, err) != 0 ||
+    if (compile_keys(snap, auth->keys, &auth->num_keys, keys, "/keys", err) != 0 ||
+        compile_settings(snap, body, &auth->settings, err) != 0 || compile_issuers(snap, auth, body, err) != 0 ||
         compile_api_keys(snap, auth, body, err) != 0 || compile_revoked(snap, auth, body, err) != 0)
         return -1;
     return 0;
@@ -485,6 +549,26 @@ const cph_auth_key_t *cph_auth_find_key(const cph_auth_t *auth, const char *kid,
     for (i = 0; i != auth->num_keys; ++i)
         if (strlen(auth->keys[i].kid) == len && memcmp(auth->keys[i].kid, kid, len) == 0)
             return &auth->keys[i];
+    return NULL;
+}
+
+const cph_auth_issuer_t *cph_auth_find_issuer(const cph_auth_t *auth, const char *iss, size_t len)
+{
+    size_t i;
+
+    for (i = 0; auth != NULL && i != auth->num_issuers; ++i)
+        if (h2o_memis(auth->issuers[i].issuer.base, auth->issuers[i].issuer.len, iss, len))
+            return &auth->issuers[i];
+    return NULL;
+}
+
+const cph_auth_key_t *cph_auth_find_issuer_key(const cph_auth_issuer_t *issuer, const char *kid, size_t len)
+{
+    size_t i;
+
+    for (i = 0; issuer != NULL && i != issuer->num_keys; ++i)
+        if (strlen(issuer->keys[i].kid) == len && memcmp(issuer->keys[i].kid, kid, len) == 0)
+            return &issuer->keys[i];
     return NULL;
 }
 
@@ -534,4 +618,7 @@ void cph_auth_dispose(cph_auth_t *auth)
 
     for (i = 0; auth != NULL && i != auth->num_keys; ++i)
         EVP_PKEY_free(auth->keys[i].pkey);
+    for (i = 0; auth != NULL && i != auth->num_issuers; ++i)
+        for (size_t k = 0; k != auth->issuers[i].num_keys; ++k)
+            EVP_PKEY_free(auth->issuers[i].keys[k].pkey);
 }

@@ -2,7 +2,7 @@
  * core/authn: a credential + one snapshot -> a principal, or a refusal with a reason (core/authn.h). The same code
  * runs for every request (filter/authn.c) and in the control plane's explain API.
  *
- * JWTs (/work/helpers/CONTRACT4.md section B). libjwt 1.10.2 verifies signatures but trusts the token too much: a
+ * JWTs (docs/access.md section 2). libjwt 1.10.2 verifies signatures but trusts the token too much: a
  * NULL key skips the check, the header's alg picks the algorithm (an RS256 public key PEM then works as an HS256
  * secret) and exp / nbf are not looked at. So everything but the signature maths is decided here, in this order:
  * the size (before reading a byte), exactly three non-empty segments of the base64url alphabet, the header and the
@@ -11,6 +11,13 @@
  * called, always with the key's PEM (never NULL), and the alg it decoded checked again. The claims are read with
  * jansson from the payload we decoded ourselves: integers only for the times (a string or a real is refused),
  * issuer, audience, leeway, and the revocation lists last.
+ *
+ * External issuers (auth.issuers): when the token's iss names one, its header is checked against that issuer's own
+ * keys only (a key of issuer A never verifies a token claiming issuer B, nor the control plane's), the signature as
+ * above, then its claims: exp required, iat / nbf optional integers, the issuer's audience, sub any 1-256 printable,
+ * jti optional; roles and groups come from the issuer's configured claims (absent = none; not an array = refused;
+ * names that are not [A-Za-z0-9_.-]{1,64} dropped), the system is the issuer's and the principal is never a
+ * superuser. A token whose iss is neither ours nor an issuer's and whose kid is unknown is "unknown_issuer".
  *
  * API keys (section C): "<prefix>.<secret>", looked up by prefix (binary search), SHA-256 of the secret compared in
  * constant time, expiry checked after the secret so an expired key's existence is told only to its holder.
@@ -145,8 +152,9 @@ static json_t *decode_json(h2o_iovec_t seg, h2o_mem_pool_t *pool)
     return obj;
 }
 
-/* The header's checks up to the key: NULL with *key set, or the reason. */
-static const char *check_header(const cph_auth_t *auth, const json_t *header, const cph_auth_key_t **key)
+/* The header's checks up to the key (among issuer's keys, or the own ones when NULL): NULL with *key set, or the reason. */
+static const char *check_header(const cph_auth_t *auth, const cph_auth_issuer_t *issuer, const json_t *header,
+                                const cph_auth_key_t **key)
 {
     const json_t *alg = json_object_get(header, "alg"), *kid = json_object_get(header, "kid"), *typ;
 
@@ -156,7 +164,9 @@ static const char *check_header(const cph_auth_t *auth, const json_t *header, co
         return "malformed";
     if (strcasecmp(json_string_value(alg), "none") == 0)
         return "alg_mismatch";
-    if ((*key = cph_auth_find_key(auth, json_string_value(kid), json_string_length(kid))) == NULL || (*key)->pem.len == 0)
+    *key = issuer != NULL ? cph_auth_find_issuer_key(issuer, json_string_value(kid), json_string_length(kid))
+                          : cph_auth_find_key(auth, json_string_value(kid), json_string_length(kid));
+    if (*key == NULL || (*key)->pem.len == 0)
         return "unknown_kid";
     if (strcmp(json_string_value(alg), (*key)->alg) != 0)
         return "alg_mismatch";
@@ -338,16 +348,128 @@ static void fill_user(const claims_t *cl, h2o_mem_pool_t *pool, cph_principal_t 
     out->exp = cl->exp;
 }
 
+/* ---------------------------------------------------------------- external issuers */
+
+/* The claim name of an external issuer: the top-level member of that name, else the dotted path ("realm_access.roles"). */
+static const json_t *claim_at(const json_t *claims, h2o_iovec_t name)
+{
+    const json_t *v = json_object_get(claims, name.base);
+    char buf[257], *seg, *save = NULL;
+
+    if (v != NULL || memchr(name.base, '.', name.len) == NULL || name.len >= sizeof(buf))
+        return v;
+    memcpy(buf, name.base, name.len + 1);
+    v = claims;
+    for (seg = strtok_r(buf, ".", &save); seg != NULL && v != NULL; seg = strtok_r(NULL, ".", &save))
+        v = json_is_object(v) ? json_object_get(v, seg) : NULL;
+    return v;
+}
+
+/* A roles / groups claim: absent is none, an array keeps its valid names (others dropped), anything else is -1. */
+static int external_names(const json_t *arr, h2o_mem_pool_t *pool, h2o_iovec_t **out, size_t *num)
+{
+    const json_t *v;
+    size_t i;
+
+    *out = NULL, *num = 0;
+    if (arr == NULL)
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > MAX_NAMES)
+        return -1;
+    *out = h2o_mem_alloc_pool(pool, (json_array_size(arr) + 1) * sizeof(**out));
+    json_array_foreach(arr, i, v)
+    {
+        if (valid_string(v, 1, 64, is_name_char))
+            (*out)[(*num)++] = h2o_strdup(pool, json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
+static int is_printable(char c)
+{
+    return c >= 0x20 && c < 0x7f;
+}
+
+/* The claims of an external issuer's token: NULL with *out filled, or the reason. */
+static const char *external_claims(const cph_auth_t *auth, const cph_auth_issuer_t *is, const json_t *c, time_t now,
+                                   h2o_mem_pool_t *pool, cph_principal_t *out)
+{
+    const json_t *sub = json_object_get(c, "sub"), *jti = json_object_get(c, "jti");
+    int64_t exp = 0, iat = 0, nbf = 0, t = (int64_t)now, leeway = cph_auth_settings(auth)->leeway_s;
+    cph_principal_t p = {.kind = CPH_PRINCIPAL_USER};
+
+    if (!valid_string(sub, 1, 256, is_printable) || (jti != NULL && !valid_string(jti, 1, MAX_JTI, is_b64url)) ||
+        !valid_aud(json_object_get(c, "aud")) || get_time(c, "exp", &exp) != 0 ||
+        (json_object_get(c, "iat") != NULL && get_time(c, "iat", &iat) != 0) ||
+        (json_object_get(c, "nbf") != NULL && get_time(c, "nbf", &nbf) != 0) ||
+        external_names(claim_at(c, is->roles_claim), pool, &p.roles, &p.num_roles) != 0 ||
+        external_names(claim_at(c, is->groups_claim), pool, &p.groups, &p.num_groups) != 0)
+        return "bad_claims";
+    if (is->audience.base != NULL && !aud_contains(json_object_get(c, "aud"), is->audience))
+        return "wrong_audience";
+    if (exp <= t - leeway)
+        return "expired";
+    if (iat > t + leeway || nbf > t + leeway)
+        return "not_yet_valid";
+    if (jti != NULL && cph_auth_jti_revoked(auth, json_string_value(jti), json_string_length(jti)))
+        return "revoked";
+    p.id = h2o_strdup(pool, json_string_value(sub), json_string_length(sub));
+    p.system = is->system; /* the issuer's, whatever the token says; never a superuser */
+    p.jti = jti != NULL ? h2o_strdup(pool, json_string_value(jti), json_string_length(jti)) : h2o_iovec_init(NULL, 0);
+    p.iat = iat;
+    p.exp = exp;
+    *out = p;
+    return NULL;
+}
+
+/* The header, signature and claims of a token whose iss names an external issuer. NULL or the reason. */
+static const char *verify_external(const cph_auth_t *auth, const cph_auth_issuer_t *is, const json_t *header, const json_t *claims,
+                                   const char *token, size_t len, time_t now, h2o_mem_pool_t *pool, cph_principal_t *out)
+{
+    const cph_auth_key_t *key = NULL;
+    const char *reason;
+
+    if ((reason = check_header(auth, is, header, &key)) != NULL || (reason = check_signature(key, token, len, pool)) != NULL)
+        return reason;
+    return external_claims(auth, is, claims, now, pool, out);
+}
+
+/* The own issuer's checks (docs/access.md section 2); an unknown kid on a token of an issuer nobody knows is "unknown_issuer". */
+static const char *verify_own(const cph_auth_t *auth, const json_t *header, const json_t *claims, const char *token, size_t len,
+                              time_t now, h2o_mem_pool_t *pool, cph_principal_t *out)
+{
+    const cph_auth_settings_t *s = cph_auth_settings(auth);
+    const json_t *iss = json_object_get(claims, "iss");
+    const cph_auth_key_t *key = NULL;
+    const char *reason;
+    claims_t cl;
+
+    if ((reason = check_header(auth, NULL, header, &key)) != NULL) {
+        if (strcmp(reason, "unknown_kid") == 0 && json_is_string(iss) &&
+            !h2o_memis(json_string_value(iss), json_string_length(iss), s->issuer.base, s->issuer.len))
+            reason = "unknown_issuer";
+        return reason;
+    }
+    if ((reason = check_signature(key, token, len, pool)) != NULL)
+        return reason;
+    if (read_claims(claims, &cl) != 0)
+        return "bad_claims";
+    if ((reason = check_claims(auth, claims, &cl, now)) != NULL)
+        return reason;
+    fill_user(&cl, pool, out);
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 cph_authn_result_t cph_authn_verify_jwt(const cph_snapshot_t *snap, const char *token, size_t len, time_t now, h2o_mem_pool_t *pool,
                                         cph_principal_t *out, const char **reason)
 {
     const cph_auth_t *auth = snap != NULL ? snap->auth : NULL;
-    const cph_auth_key_t *key = NULL;
+    const cph_auth_issuer_t *is = NULL;
+    const json_t *iss;
     json_t *header = NULL, *claims = NULL;
     h2o_iovec_t seg[3];
-    claims_t cl;
 
     *reason = NULL;
     if (len > cph_auth_settings(auth)->max_token_bytes) {
@@ -359,15 +481,11 @@ cph_authn_result_t cph_authn_verify_jwt(const cph_snapshot_t *snap, const char *
         *reason = "malformed";
         goto Exit;
     }
-    if ((*reason = check_header(auth, header, &key)) != NULL || (*reason = check_signature(key, token, len, pool)) != NULL)
-        goto Exit;
-    if (read_claims(claims, &cl) != 0) {
-        *reason = "bad_claims";
-        goto Exit;
-    }
-    if ((*reason = check_claims(auth, claims, &cl, now)) != NULL)
-        goto Exit;
-    fill_user(&cl, pool, out);
+    /* the iss picks the key table (the payload is read before the signature only to choose whose keys verify it) */
+    if ((iss = json_object_get(claims, "iss")) != NULL && json_is_string(iss))
+        is = cph_auth_find_issuer(auth, json_string_value(iss), json_string_length(iss));
+    *reason = is != NULL ? verify_external(auth, is, header, claims, token, len, now, pool, out)
+                         : verify_own(auth, header, claims, token, len, now, pool, out);
 Exit:
     json_decref(header);
     json_decref(claims);

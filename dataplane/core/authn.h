@@ -3,7 +3,7 @@
  * filter/authn.c on every request and by the control plane's explain API, so both decide with the same code.
  *
  * JWTs are verified with libjwt using the key of the token's kid from the snapshot and that key's pinned algorithm
- * (/work/helpers/CONTRACT4.md section B); API keys by prefix lookup and a constant-time compare of SHA-256(secret)
+ * (docs/access.md section 2); API keys by prefix lookup and a constant-time compare of SHA-256(secret)
  * (section C). Nothing here blocks or logs a credential.
  */
 #ifndef CPH_CORE_AUTHN_H
@@ -38,6 +38,14 @@ typedef enum en_cph_authn_result_t {
  *   "expired"        exp <= now - leeway
  *   "not_yet_valid"  iat or nbf > now + leeway
  *   "revoked"        jti in revoked.tokens, or sub in revoked.users with iat <= before
+ *   "unknown_issuer" the kid is not in the snapshot's keys and iss is a string naming neither auth.issuer nor an
+ *                    external issuer
+ * A token whose iss equals an external issuer's (auth.issuers) is checked against that issuer only: "unknown_kid" /
+ * "alg_mismatch" / "bad_signature" with its own keys, "bad_claims" (exp missing or not an integer, iat / nbf not
+ * integers when present, sub not 1-256 printable ASCII, jti present and not [A-Za-z0-9_-]{1,128}, aud malformed, the
+ * roles or groups claim present and not an array of at most 1024), "wrong_audience" (the issuer's audience),
+ * "expired", "not_yet_valid", "revoked" (jti only). Its principal: kind USER, id = sub, no name, system = the
+ * issuer's, roles / groups the valid names of the configured claims, never a superuser.
  * snap->auth NULL behaves as a snapshot without keys (every token "unknown_kid" or earlier). Thread-safe.
  */
 cph_authn_result_t cph_authn_verify_jwt(const cph_snapshot_t *snap, const char *token, size_t len, time_t now, h2o_mem_pool_t *pool,

@@ -27,10 +27,10 @@ static cph_name_table_t routes = {CPH_STATS_MAX_ROUTES, NULL, NULL, 0};
 static cph_name_table_t services = {CPH_STATS_MAX_SERVICES, NULL, NULL, 0};
 static cph_name_table_t endpoints = {CPH_STATS_MAX_ENDPOINTS, NULL, NULL, 0}; /* keyed by the decimal rule id */
 
-static const char *const authn_reasons[CPH_AUTHN_REASONS] = {"too_large",     "malformed",       "unknown_kid",  "alg_mismatch",
-                                                             "bad_signature", "bad_claims",      "wrong_issuer", "wrong_audience",
-                                                             "expired",       "not_yet_valid",   "revoked",      "unknown_key",
-                                                             "bad_secret",    "invalid_request", "other"};
+static const char *const authn_reasons[CPH_AUTHN_REASONS] = {"too_large",     "malformed",      "unknown_kid",     "alg_mismatch",
+                                                             "bad_signature", "bad_claims",     "wrong_issuer",    "wrong_audience",
+                                                             "expired",       "not_yet_valid",  "revoked",         "unknown_key",
+                                                             "bad_secret",    "unknown_issuer", "invalid_request", "other"};
 
 static uint32_t fnv1a(const char *s)
 {

@@ -50,6 +50,7 @@ typedef enum en_cph_authn_reason_t {
     CPH_AUTHN_REASON_REVOKED,
     CPH_AUTHN_REASON_UNKNOWN_KEY,
     CPH_AUTHN_REASON_BAD_SECRET,
+    CPH_AUTHN_REASON_UNKNOWN_ISSUER, /* a token of an issuer the snapshot does not know */
     CPH_AUTHN_REASON_INVALID_REQUEST, /* two different credentials, or an unusable Authorization header */
     CPH_AUTHN_REASON_OTHER,
     CPH_AUTHN_REASONS
