@@ -26,6 +26,7 @@
 #include "controlplane/api.h"
 #include "controlplane/api_authz.h"
 #include "controlplane/api_issuer.h"
+#include "controlplane/httpd.h"
 #include "proto/log.h"
 
 #define MODULE "cp/api"
@@ -428,74 +429,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---------------------------------------------------------------- the daemon */
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char buf[512];
-
-    (void)cls;
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    buf[strcspn(buf, "\n")] = '\0';
-    cph_log_warn(MODULE, "microhttpd: %s", buf);
-}
-
-/* Parses "HOST:PORT" ("[v6]:PORT" too) into a sockaddr. Returns 0 or -1. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    char *end;
-    unsigned long port;
-    size_t hlen;
-
-    if (colon == NULL || (hlen = (size_t)(colon - listen)) == 0 || hlen >= sizeof(host))
-        return -1;
-    port = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || port > 65535)
-        return -1;
-    memcpy(host, listen, hlen);
-    host[hlen] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    if (host[0] == '[' && host[hlen - 1] == ']') {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        host[hlen - 1] = '\0';
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        *v6 = 1;
-        return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    *v6 = 0;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
-}
-
 cph_api_t *cph_api_start(const char *listen, cph_db_t *db, cph_dpserver_t *dps, cph_error_t *err)
 {
-    struct sockaddr_storage ss;
     cph_api_t *api;
-    int v6 = 0;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-    if (parse_listen(listen, &ss, &v6) != 0) {
-        cph_error_set(err, "invalid", "", "bad admin listen address (want HOST:PORT)");
-        return NULL;
-    }
     if ((api = calloc(1, sizeof(*api))) == NULL)
         cph_fatal(MODULE, "out of memory");
     api->db = db;
     api->dps = dps;
-    if (v6)
-        flags |= MHD_USE_IPv6;
-    api->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CPH_API_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CPH_API_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-    if (api->mhd == NULL) {
+    if ((api->mhd = cph_httpd_start(listen, "admin", on_request, api, on_completed, CPH_API_CONNECTIONS_MAX,
+                                    CPH_API_CONNECTION_TIMEOUT_S, err)) == NULL) {
         free(api);
-        cph_error_set(err, "listen", "", "cannot listen on %s", listen);
         return NULL;
     }
     return api;

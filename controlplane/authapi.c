@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include "controlplane/authapi.h"
+#include "controlplane/httpd.h"
 #include "controlplane/password.h"
 #include "controlplane/settings.h"
 #include "controlplane/signing.h"
@@ -675,50 +676,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---------------------------------------------------------------- the daemon */
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char buf[512];
-
-    (void)cls;
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    buf[strcspn(buf, "\n")] = '\0';
-    cph_log_warn(MODULE, "microhttpd: %s", buf);
-}
-
-/* Parses "HOST:PORT" ("[v6]:PORT" too) into a sockaddr. Returns 0 or -1. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    char *end;
-    unsigned long port;
-    size_t hlen;
-
-    if (colon == NULL || (hlen = (size_t)(colon - listen)) == 0 || hlen >= sizeof(host))
-        return -1;
-    port = strtoul(colon + 1, &end, 10);
-    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || port > 65535)
-        return -1;
-    memcpy(host, listen, hlen);
-    host[hlen] = '\0';
-    memset(ss, 0, sizeof(*ss));
-    if (host[0] == '[' && host[hlen - 1] == ']') {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        host[hlen - 1] = '\0';
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        *v6 = 1;
-        return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in *a = (struct sockaddr_in *)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    *v6 = 0;
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
-}
-
 /* A hash of a random password nobody knows: what an unknown user's login is verified against. */
 static char *make_dummy_hash(cph_error_t *err)
 {
@@ -739,16 +696,9 @@ static char *make_dummy_hash(cph_error_t *err)
 
 cph_authapi_t *cph_authapi_start(const char *listen, cph_db_t *db, const cph_loginlimit_config_t *limits, cph_error_t *err)
 {
-    struct sockaddr_storage ss;
     cph_loginlimit_config_t defaults;
     cph_authapi_t *a;
-    int v6 = 0;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
-    if (parse_listen(listen, &ss, &v6) != 0) {
-        cph_error_set(err, "invalid", "", "bad auth listen address (want HOST:PORT)");
-        return NULL;
-    }
     if ((a = calloc(1, sizeof(*a))) == NULL)
         cph_fatal(MODULE, "out of memory");
     a->db = db;
@@ -758,14 +708,9 @@ cph_authapi_t *cph_authapi_start(const char *listen, cph_db_t *db, const cph_log
     }
     cph_loginlimit_defaults(&defaults);
     a->limit = cph_loginlimit_new(limits != NULL ? limits : &defaults);
-    a->mhd = MHD_start_daemon(flags | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-                              NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)CPH_AUTHAPI_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-                              (unsigned)CPH_AUTHAPI_CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                              MHD_OPTION_END);
-    if (a->mhd == NULL) {
+    if ((a->mhd = cph_httpd_start(listen, "auth", on_request, a, on_completed, CPH_AUTHAPI_CONNECTIONS_MAX,
+                                  CPH_AUTHAPI_CONNECTION_TIMEOUT_S, err)) == NULL) {
         cph_authapi_stop(a);
-        cph_error_set(err, "listen", "", "cannot listen on %s", listen);
         return NULL;
     }
     return a;

@@ -2,7 +2,10 @@
  * cpclient_test: the data plane's side of the socket protocol against a scripted control plane on a Unix socket:
  * hello first (with what is applied), welcome, snapshot -> ack, unknown types ignored, pings at heartbeat_ms, and
  * hostile input (a frame header over max_frame, invalid JSON, a snapshot before welcome, a message missing fields)
- * answered with an error and a closed connection, after which the client reconnects with a new hello.
+ * answered with an error and a closed connection, after which the client reconnects with a new hello. Pings carry
+ * the shadow-rule counters (docs/access.md section 4): no "shadow" while every counter is zero, then
+ * {"<endpoint id>": [would_allow, would_deny]} summed over the workers for the ids with a count, still passing
+ * cph_msg_check.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <cmocka.h>
 #include "dataplane/core/control.h"
 #include "dataplane/core/cpclient.h"
+#include "dataplane/core/stats.h"
 
 typedef struct st_fixture_t {
     char dir[128];
@@ -237,12 +241,51 @@ static void test_invalid_json_and_bad_messages_close(void **state)
     assert_null(f->control.current);
 }
 
+/* The next ping (pongs it), checked by the protocol checker; caller decrefs. */
+static json_t *next_ping(fixture_t *f)
+{
+    json_t *ping = expect_type(f, "ping");
+
+    assert_int_equal(cph_msg_check(ping, NULL), 0);
+    send_msg(f, cph_msg_pong((uint64_t)json_integer_value(json_object_get(ping, "seq"))));
+    return ping;
+}
+
+static void test_ping_carries_shadow(void **state)
+{
+    fixture_t *f = *state;
+    cph_worker_stats_t *st = f->server.workers[0].stats;
+    uint32_t a = cph_stats_endpoint_id(7), b = cph_stats_endpoint_id(9), c = cph_stats_endpoint_id(11);
+    json_t *ping, *want;
+
+    assert_true(a != 0 && b != 0 && c != 0);
+    handshake(f, 20);
+    ping = next_ping(f);
+    assert_null(json_object_get(ping, "shadow")); /* nothing counted yet */
+    json_decref(ping);
+    cph_counter_add(&st->authz_shadow[a][CPH_STATS_SHADOW_ALLOW], 3);
+    cph_counter_add(&st->authz_shadow[a][CPH_STATS_SHADOW_DENY], 1);
+    cph_counter_add(&st->authz_shadow[b][CPH_STATS_SHADOW_DENY], 2);
+    ping = next_ping(f);
+    want = json_pack("{s:[i, i], s:[i, i]}", "7", 3, 1, "9", 0, 2); /* 11 has no count: left out */
+    if (!json_equal(json_object_get(ping, "shadow"), want))
+        fail_msg("ping: %s", json_dumps(ping, JSON_COMPACT));
+    json_decref(want);
+    json_decref(ping);
+    /* cumulative: the next ping has the totals */
+    cph_counter_add(&st->authz_shadow[a][CPH_STATS_SHADOW_ALLOW], 1);
+    ping = next_ping(f);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(json_object_get(ping, "shadow"), "7"), 0)), 4);
+    json_decref(ping);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_welcome_snapshot_ack_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_over_max_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_json_and_bad_messages_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_carries_shadow, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
