@@ -25,7 +25,6 @@
 #include <openssl/evp.h>
 #include "controlplane/api.h"
 #include "controlplane/api_authz.h"
-#include "controlplane/api_issuer.h"
 #include "controlplane/httpd.h"
 #include "proto/log.h"
 

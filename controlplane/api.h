@@ -72,6 +72,8 @@ void cph_api_roles(cph_api_req_t *req);
 void cph_api_groups(cph_api_req_t *req);
 void cph_api_users(cph_api_req_t *req);
 void cph_api_endpoints(cph_api_req_t *req);
+/** /api/v1/issuers: the external token issuers (store_issuer.h); a new issuer has no keys until its first fetch. */
+void cph_api_issuers(cph_api_req_t *req);
 /** The api keys: a POST answer shows the new key once ("key"); a PUT merges the body over the stored key. */
 void cph_api_api_keys(cph_api_req_t *req);
 void cph_api_dataplanes(cph_api_req_t *req);

@@ -20,6 +20,7 @@
 #include "controlplane/store_api_key.h"
 #include "controlplane/store_endpoint.h"
 #include "controlplane/store_group.h"
+#include "controlplane/store_issuer.h"
 #include "controlplane/store_role.h"
 #include "controlplane/store_route.h"
 #include "controlplane/store_service.h"
@@ -195,6 +196,11 @@ void cph_api_users(cph_api_req_t *req)
 void cph_api_endpoints(cph_api_req_t *req)
 {
     crud(req, &cph_store_endpoint_ops, &PLAIN);
+}
+
+void cph_api_issuers(cph_api_req_t *req)
+{
+    crud(req, &cph_store_issuer_ops, &PLAIN);
 }
 
 void cph_api_api_keys(cph_api_req_t *req)

@@ -21,7 +21,7 @@
 #define CPH_ISSUER_REFRESH_DEFAULT_S 300
 #define CPH_ISSUER_URL_MAX 2048
 
-/** The operations the admin API drives (api_issuer.c). */
+/** The operations the admin API drives (api_crud.c). */
 extern const cph_store_ops_t cph_store_issuer_ops;
 
 /** Sets the lower bound of refresh_s (1..CPH_ISSUER_REFRESH_MIN_S; tests lower it); call before any thread starts. */
