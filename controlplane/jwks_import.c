@@ -15,6 +15,7 @@
 #include "controlplane/jwks_import.h"
 #include "dataplane/compile/auth.h"
 #include "proto/log.h"
+#include "proto/proto.h"
 
 #define MODULE "cp/jwks_import"
 #define DOC_KEYS_MAX 256
@@ -25,67 +26,35 @@
 
 /* ---------------------------------------------------------------- base64url */
 
-static int b64url_value(char c)
-{
-    return c >= 'A' && c <= 'Z'   ? c - 'A'
-           : c >= 'a' && c <= 'z' ? c - 'a' + 26
-           : c >= '0' && c <= '9' ? c - '0' + 52
-           : c == '-'             ? 62
-           : c == '_'             ? 63
-                                  : -1;
-}
-
-/* base64url (trailing '=' tolerated, nothing else) into out (cap bytes); the decoded length or -1. */
-static long b64url_decode(const char *s, size_t len, unsigned char *out, size_t cap)
-{
-    unsigned acc = 0, bits = 0;
-    size_t n = 0;
-
-    while (len > 0 && s[len - 1] == '=')
-        --len;
-    if (len == 0 || len % 4 == 1 || len > 4 * (cap / 3 + 1))
-        return -1;
-    for (size_t i = 0; i != len; ++i) {
-        int v = b64url_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            if (n == cap)
-                return -1;
-            out[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return (long)n;
-}
-
-/* Strict unpadded base64url of in[0..len) as a new JSON string. */
-static json_t *b64url_string(const unsigned char *in, size_t len)
-{
-    char out[4 * (NUM_MAX / 3 + 2)];
-    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-
-    while (n > 0 && out[n - 1] == '=')
-        --n;
-    for (int i = 0; i < n; ++i)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    return json_stringn(out, (size_t)n);
-}
-
-/* A number member decoded into out; leading zero bytes stripped when strip. The length, or -1. */
+/*
+ * A number member decoded into out (NUM_MAX bytes); leading zero bytes stripped when strip. The length, or -1.
+ * Documents from elsewhere sometimes pad their numbers, so trailing '=' are dropped before the strict decoder (which
+ * still refuses every other deviation, spare bits included).
+ */
 static long number(const json_t *jwk, const char *member, unsigned char *out, int strip)
 {
     const json_t *v = json_object_get(jwk, member);
+    size_t len = json_string_length(v);
     long n, z = 0;
 
-    if (!json_is_string(v) || (n = b64url_decode(json_string_value(v), json_string_length(v), out, NUM_MAX)) < 0)
+    if (!json_is_string(v))
+        return -1;
+    while (len > 0 && json_string_value(v)[len - 1] == '=')
+        --len;
+    if ((n = cph_b64url_decode(json_string_value(v), len, out, NUM_MAX)) < 0)
         return -1;
     while (strip && z < n && out[z] == 0)
         ++z;
     memmove(out, out + z, (size_t)(n - z));
     return n - z;
+}
+
+/* Strict unpadded base64url of in[0..len) (len <= NUM_MAX) as a new JSON string. */
+static json_t *b64url_string(const unsigned char *in, size_t len)
+{
+    char out[CPH_B64URL_ENCODE_CAP(NUM_MAX)];
+
+    return json_stringn(out, cph_b64url_encode(in, len, out, sizeof(out)));
 }
 
 /* ---------------------------------------------------------------- one key */

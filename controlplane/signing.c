@@ -27,6 +27,7 @@
 #include "controlplane/ident.h"
 #include "controlplane/store.h"
 #include "proto/log.h"
+#include "proto/proto.h"
 
 #define MODULE "cp/signing"
 #define RSA_BITS 2048
@@ -128,18 +129,12 @@ int cph_signing_rotation_alg(const json_t *body, const char **alg, cph_error_t *
 static json_t *bn_b64url(const BIGNUM *bn, int pad)
 {
     unsigned char bin[1024];
-    char b64[1400];
-    int n = pad > 0 ? pad : BN_num_bytes(bn), len;
+    char b64[CPH_B64URL_ENCODE_CAP(sizeof(bin))];
+    int n = pad > 0 ? pad : BN_num_bytes(bn);
 
     if (n <= 0 || n > (int)sizeof(bin) || BN_bn2binpad(bn, bin, n) != n)
         return NULL;
-    len = EVP_EncodeBlock((unsigned char *)b64, bin, n);
-    while (len > 0 && b64[len - 1] == '=')
-        --len;
-    b64[len] = '\0';
-    for (int i = 0; i < len; ++i)
-        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-    return json_string(b64);
+    return json_stringn(b64, cph_b64url_encode(bin, (size_t)n, b64, sizeof(b64)));
 }
 
 /* Adds two big-number parameters of pkey to jwk as members m1, m2. Returns 0 or -1. */

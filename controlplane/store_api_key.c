@@ -21,6 +21,7 @@
 #include "controlplane/store_api_key.h"
 #include "controlplane/ident.h"
 #include "proto/log.h"
+#include "proto/proto.h"
 
 #define MODULE "cp/store_api_key"
 
@@ -46,23 +47,18 @@ const cph_store_ops_t cph_store_api_key_ops = {
 static int generate(json_t *k, cph_error_t *err)
 {
     unsigned char raw[CPH_API_KEY_SECRET_BYTES], pre[CPH_API_KEY_PREFIX_LEN / 2], md[32];
-    char b64[64], prefix[CPH_API_KEY_PREFIX_LEN + 1], key[128], hex[65];
+    char b64[CPH_B64URL_ENCODE_CAP(sizeof(raw))], prefix[CPH_API_KEY_PREFIX_LEN + 1], key[128], hex[65];
     unsigned int mdlen = 0;
-    int n;
+    size_t n;
 
     if (RAND_bytes(raw, sizeof(raw)) != 1 || RAND_bytes(pre, sizeof(pre)) != 1) {
         cph_log_error(MODULE, "RAND_bytes failed");
         return cph_error_set(err, "internal", "", "cannot generate a key");
     }
-    n = EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
-    while (n > 0 && b64[n - 1] == '=')
-        --n;
-    b64[n] = '\0';
-    for (int i = 0; i < n; ++i)
-        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+    n = cph_b64url_encode(raw, sizeof(raw), b64, sizeof(b64));
     for (size_t i = 0; i < sizeof(pre); ++i)
         snprintf(prefix + 2 * i, 3, "%02x", pre[i]);
-    EVP_Digest(b64, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(b64, n, md, &mdlen, EVP_sha256(), NULL);
     for (int i = 0; i < 32; ++i)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     snprintf(key, sizeof(key), "%s.%s", prefix, b64);

@@ -22,6 +22,7 @@
 #include "controlplane/store_refresh.h"
 #include "controlplane/store_revocation.h"
 #include "proto/log.h"
+#include "proto/proto.h"
 
 #define MODULE "cp/store_refresh"
 #define LEEWAY_MAX_S 300   /* the largest leeway a data plane may allow */
@@ -55,16 +56,14 @@ static void sha256_hex(const char *s, size_t len, char out[65])
 int cph_store_refresh_new_token(char token[CPH_REFRESH_TOKEN_CHARS + 1], char sha[65])
 {
     unsigned char raw[CPH_REFRESH_TOKEN_BYTES];
-    char b64[48];
-    int n;
+    char b64[CPH_B64URL_ENCODE_CAP(sizeof(raw))]; /* OpenSSL writes 44 characters (one '=') and a NUL */
 
+    _Static_assert(CPH_B64URL_DECODED_LEN(CPH_REFRESH_TOKEN_CHARS) == CPH_REFRESH_TOKEN_BYTES, "token length");
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return -1;
-    n = EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw)); /* 44 characters, one '=' */
-    for (int i = 0; i < n; ++i)
-        b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
-    memcpy(token, b64, CPH_REFRESH_TOKEN_CHARS);
-    token[CPH_REFRESH_TOKEN_CHARS] = '\0';
+    cph_b64url_encode(raw, sizeof(raw), b64, sizeof(b64));
+    memcpy(token, b64, CPH_REFRESH_TOKEN_CHARS + 1);
+    OPENSSL_cleanse(b64, sizeof(b64));
     OPENSSL_cleanse(raw, sizeof(raw));
     sha256_hex(token, CPH_REFRESH_TOKEN_CHARS, sha);
     return 0;

@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jwt.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "controlplane/settings.h"
 #include "controlplane/token.h"
 #include "proto/log.h"
+#include "proto/proto.h"
 
 #define MODULE "cp/token"
 #define HEADER_MAX 1024 /* base64url characters of a header we bother to decode */
@@ -110,32 +110,15 @@ void cph_token_clear(cph_token_t *t)
 
 /* ---------------------------------------------------------------- verifying our own */
 
-/* Decodes the first segment (base64url, no padding) of jwt as a JSON object. NULL when it is not one. */
+/* Decodes the first segment (strict base64url, no padding) of jwt as a JSON object. NULL when it is not one. */
 static json_t *decode_header(const char *jwt)
 {
     const char *dot = strchr(jwt, '.');
-    size_t len = dot != NULL ? (size_t)(dot - jwt) : 0, padded;
-    char b64[HEADER_MAX + 4];
-    unsigned char raw[HEADER_MAX];
-    int n;
+    unsigned char raw[CPH_B64URL_DECODED_LEN(HEADER_MAX)];
+    long n;
 
-    if (len == 0 || len > HEADER_MAX || len % 4 == 1)
+    if (dot == NULL || (n = cph_b64url_decode(jwt, (size_t)(dot - jwt), raw, sizeof(raw))) <= 0)
         return NULL;
-    for (size_t i = 0; i < len; ++i) {
-        char ch = jwt[i];
-        if (ch == '-')
-            ch = '+';
-        else if (ch == '_')
-            ch = '/';
-        else if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
-            return NULL;
-        b64[i] = ch;
-    }
-    for (padded = len; padded % 4 != 0; ++padded)
-        b64[padded] = '=';
-    if ((n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)padded)) < 0)
-        return NULL;
-    n -= (int)(padded - len); /* EVP_DecodeBlock counts the padding as zero bytes */
     return json_loadb((const char *)raw, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
 }
 

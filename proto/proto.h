@@ -12,6 +12,7 @@
  *   - schema v1            validation of a snapshot body with JSON-pointer error paths
  *   - canonical hash       "sha256:" + hex of the canonical serialisation (compact, sorted keys, no floats)
  *   - canonical path       the one path normaliser: the router and the upstream see what it returns
+ *   - base64url            the one strict unpadded base64url (JOSE) codec of both planes
  */
 #ifndef CPH_PROTO_H
 #define CPH_PROTO_H
@@ -171,5 +172,27 @@ int cph_snapshot_hash(const json_t *body, char out[CPH_HASH_SIZE]);
  * out must hold at least 3 * len + 1 bytes; *outlen receives the length (NUL-terminated).
  */
 int cph_path_canonicalize(const char *path, size_t len, char *out, size_t *outlen);
+
+/* ---------------------------------------------------------------- base64url (RFC 7515 section 2) */
+
+/**
+ * Decodes strict unpadded base64url: only [A-Za-z0-9_-] (no '=', no whitespace, no '+' or '/'), a length that is not
+ * 1 mod 4 and zero spare bits in the last character, so every byte string has exactly one accepted spelling. s need
+ * not be NUL-terminated (a NUL byte in s[0..len) is refused). Writes the bytes to out and returns their number (0 for
+ * len 0), or -1 when s is not such a string or its bytes would exceed cap (out is then left in any state). out may be
+ * NULL to only validate and count; cap still bounds the count (pass SIZE_MAX for no bound).
+ */
+long cph_b64url_decode(const char *s, size_t len, unsigned char *out, size_t cap);
+
+/** The decoded length of a valid base64url string of len characters (len % 4 != 1): the cap cph_b64url_decode needs. */
+#define CPH_B64URL_DECODED_LEN(len) ((len) / 4 * 3 + ((len) % 4 != 0 ? (len) % 4 - 1 : 0))
+/** The out capacity cph_b64url_encode needs for len bytes (room for OpenSSL's padded output and the NUL). */
+#define CPH_B64URL_ENCODE_CAP(len) (4 * (((len) + 2) / 3) + 1)
+
+/**
+ * Encodes in[0..len) as unpadded base64url into out, NUL-terminated, and returns its length (no NUL). cap must be at
+ * least CPH_B64URL_ENCODE_CAP(len), although the result is shorter: a smaller cap is the caller's bug and aborts.
+ */
+size_t cph_b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap);
 
 #endif

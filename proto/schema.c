@@ -479,59 +479,20 @@ int cph_schema_validate_route(const json_t *route, cph_error_t *err)
 
 /* ---------------------------------------------------------------- keys (public JWKs) */
 
-/* The value of one base64url character, or -1. */
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
 /*
- * Strict unpadded base64url (RFC 7515 section 2): only the 64 characters, no '=', no whitespace, a length that is not
- * 1 mod 4, and zero spare bits in the last character, so every byte string has one spelling. OpenSSL's decoders
- * accept padding, whitespace and the other alphabet, which is why this small check exists. Decodes the first
- * min(cap, n) bytes into out; returns the decoded length, or -1.
+ * A required member in strict unpadded base64url (cph_b64url_decode: one spelling per number) whose decoded length is
+ * within [lo, hi <= RSA_N_MAX] bytes; out gets the bytes.
  */
-static long b64url_decode(const char *s, size_t len, unsigned char *out, size_t cap)
-{
-    size_t i, n = 0;
-    unsigned acc = 0, bits = 0;
-
-    if (len % 4 == 1)
-        return -1;
-    for (i = 0; i != len; ++i) {
-        int v = b64url_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (unsigned)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            if (n < cap)
-                out[n] = (unsigned char)(acc >> bits);
-            ++n;
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return acc == 0 ? (long)n : -1;
-}
-
-/* A required base64url member whose decoded length is within [lo, hi] bytes; *first gets the first decoded bytes. */
-static int check_b64_member(const json_t *jwk, const char *base, const char *key, size_t lo, size_t hi, unsigned char first[4],
-                            long *n, cph_error_t *err)
+static int check_b64_member(const json_t *jwk, const char *base, const char *key, size_t lo, size_t hi,
+                            unsigned char out[RSA_N_MAX], long *n, cph_error_t *err)
 {
     const json_t *v;
     char p[256];
 
     if (cph_schema_get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
         return -1;
-    memset(first, 0, 4);
-    *n = json_string_length(v) <= 4 * hi / 3 + 4 ? b64url_decode(json_string_value(v), json_string_length(v), first, 4) : -1;
-    if (*n < (long)lo || *n > (long)hi || first[0] == 0)
+    *n = cph_b64url_decode(json_string_value(v), json_string_length(v), out, hi);
+    if (*n < (long)lo || out[0] == 0)
         return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key),
                              "\"%s\" must be unpadded base64url of %zu to %zu bytes without a leading zero byte", key, lo, hi);
     return 0;
@@ -562,9 +523,7 @@ int cph_schema_check_enum_member(const json_t *obj, const char *base, const char
 static int check_ec_key(const json_t *jwk, const char *base, cph_error_t *err)
 {
     static const char *const crvs[] = {"P-256", NULL};
-    unsigned char first[4];
     size_t i;
-    long n;
     char p[256];
 
     if (cph_schema_check_members(jwk, base, ec_key_members, err) != 0 ||
@@ -576,8 +535,7 @@ static int check_ec_key(const json_t *jwk, const char *base, cph_error_t *err)
         const char *key = i == 0 ? "x" : "y";
         if (cph_schema_get_member(jwk, base, key, JSON_STRING, 1, &v, err) != 0)
             return -1;
-        n = json_string_length(v) <= 64 ? b64url_decode(json_string_value(v), json_string_length(v), first, 0) : -1;
-        if (n != EC_COORD_BYTES)
+        if (cph_b64url_decode(json_string_value(v), json_string_length(v), NULL, EC_COORD_BYTES) != EC_COORD_BYTES)
             return cph_error_set(err, "invalid", cph_schema_at_key(p, base, key),
                                  "\"%s\" must be unpadded base64url of exactly %d bytes", key, EC_COORD_BYTES);
     }
@@ -586,17 +544,17 @@ static int check_ec_key(const json_t *jwk, const char *base, cph_error_t *err)
 
 static int check_rsa_key(const json_t *jwk, const char *base, cph_error_t *err)
 {
-    unsigned char first[4];
+    unsigned char num[RSA_N_MAX];
     long n;
     char p[256];
     uint32_t e = 0;
 
     if (cph_schema_check_members(jwk, base, rsa_key_members, err) != 0 ||
-        check_b64_member(jwk, base, "n", RSA_N_MIN, RSA_N_MAX, first, &n, err) != 0 ||
-        check_b64_member(jwk, base, "e", 1, 4, first, &n, err) != 0)
+        check_b64_member(jwk, base, "n", RSA_N_MIN, RSA_N_MAX, num, &n, err) != 0 ||
+        check_b64_member(jwk, base, "e", 1, 4, num, &n, err) != 0)
         return -1;
     for (long i = 0; i != n; ++i)
-        e = (e << 8) | first[i];
+        e = (e << 8) | num[i];
     if (e < 3 || e % 2 == 0)
         return cph_error_set(err, "invalid", cph_schema_at_key(p, base, "e"), "\"e\" must be an odd public exponent of at least 3");
     return 0;

@@ -23,6 +23,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include "proto/log.h"
+#include "proto/proto.h"
 #include "dataplane/compile/auth.h"
 #include "dataplane/compile/compile.h"
 
@@ -32,29 +33,19 @@
 #define MAX_JTI 128
 #define MAX_SECRET_HEX 64
 
-/* Decodes an unpadded base64url member (already validated) into out; returns the length or -1. */
-static int decode_member(const json_t *jwk, const char *key, unsigned char out[MAX_NUM_BYTES + 3])
+/* Decodes a strict unpadded base64url member (validated already, see proto/schema.c) into out; the length or -1. */
+static long decode_member(const json_t *jwk, const char *key, unsigned char out[MAX_NUM_BYTES])
 {
-    const char *s = json_string_value(json_object_get(jwk, key));
-    size_t len = s != NULL ? strlen(s) : 0, i, pad = (4 - len % 4) % 4;
-    char b64[4 * (MAX_NUM_BYTES / 3 + 2) + 1];
-    int n;
+    const json_t *v = json_object_get(jwk, key);
 
-    if (len == 0 || len + pad >= sizeof(b64))
-        return -1;
-    for (i = 0; i != len; ++i)
-        b64[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-    memset(b64 + len, '=', pad);
-    if ((n = EVP_DecodeBlock(out, (unsigned char *)b64, (int)(len + pad))) < 0 || (size_t)n < pad)
-        return -1;
-    return n - (int)pad; /* EVP_DecodeBlock counts the bytes '=' stands for */
+    return json_is_string(v) ? cph_b64url_decode(json_string_value(v), json_string_length(v), out, MAX_NUM_BYTES) : -1;
 }
 
 /* Adds the key's public parameters to bld: EC the uncompressed point 04||x||y, RSA n and e. Returns 0 or -1. */
 static int add_params(OSSL_PARAM_BLD *bld, const json_t *jwk, int ec, unsigned char *point, BIGNUM **n, BIGNUM **e)
 {
-    unsigned char a[MAX_NUM_BYTES + 3], b[MAX_NUM_BYTES + 3];
-    int la = decode_member(jwk, ec ? "x" : "n", a), lb = decode_member(jwk, ec ? "y" : "e", b);
+    unsigned char a[MAX_NUM_BYTES], b[MAX_NUM_BYTES];
+    long la = decode_member(jwk, ec ? "x" : "n", a), lb = decode_member(jwk, ec ? "y" : "e", b);
 
     if (la <= 0 || lb <= 0)
         return -1;
@@ -69,7 +60,7 @@ static int add_params(OSSL_PARAM_BLD *bld, const json_t *jwk, int ec, unsigned c
                    ? 0
                    : -1;
     }
-    if ((*n = BN_bin2bn(a, la, NULL)) == NULL || (*e = BN_bin2bn(b, lb, NULL)) == NULL)
+    if ((*n = BN_bin2bn(a, (int)la, NULL)) == NULL || (*e = BN_bin2bn(b, (int)lb, NULL)) == NULL)
         return -1;
     return OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, *n) == 1 &&
                    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, *e) == 1

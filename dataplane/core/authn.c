@@ -29,10 +29,10 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include "dataplane/compile/auth.h"
 #include "dataplane/core/authn.h"
+#include "proto/proto.h"
 
 #define MODULE "dp/core/authn"
 #define MAX_NAMES 1024 /* roles / groups in one token */
@@ -114,38 +114,20 @@ static int split(const char *t, size_t len, h2o_iovec_t seg[3])
     return n == 3 ? 0 : -1;
 }
 
-static int b64url_value(char c)
-{
-    return c >= 'A' && c <= 'Z'   ? c - 'A'
-           : c >= 'a' && c <= 'z' ? c - 'a' + 26
-           : c >= '0' && c <= '9' ? c - '0' + 52
-           : c == '-'             ? 62
-                                  : 63;
-}
-
 /*
- * A segment (alphabet already checked) as a strict JSON object: canonical unpadded base64url (no impossible length,
- * no stray bits in the last character), then jansson with duplicate names refused. NULL when any of it fails.
+ * A segment as a strict JSON object: canonical unpadded base64url (cph_b64url_decode: no impossible length, no stray
+ * bits in the last character), then jansson with duplicate names refused. NULL when any of it fails.
  */
 static json_t *decode_json(h2o_iovec_t seg, h2o_mem_pool_t *pool)
 {
-    size_t pad = (4 - seg.len % 4) % 4, i;
-    char *b64;
-    unsigned char *bin;
-    int n;
+    size_t cap = CPH_B64URL_DECODED_LEN(seg.len);
+    unsigned char *bin = h2o_mem_alloc_pool(pool, cap + 1);
+    long n;
     json_t *obj;
 
-    if (seg.len % 4 == 1 || (seg.len % 4 == 2 && (b64url_value(seg.base[seg.len - 1]) & 0x0f) != 0) ||
-        (seg.len % 4 == 3 && (b64url_value(seg.base[seg.len - 1]) & 0x03) != 0))
+    if ((n = cph_b64url_decode(seg.base, seg.len, bin, cap)) < 0)
         return NULL;
-    b64 = h2o_mem_alloc_pool(pool, seg.len + pad + 1);
-    bin = h2o_mem_alloc_pool(pool, (seg.len + pad) / 4 * 3 + 1);
-    for (i = 0; i != seg.len; ++i)
-        b64[i] = seg.base[i] == '-' ? '+' : seg.base[i] == '_' ? '/' : seg.base[i];
-    memset(b64 + seg.len, '=', pad);
-    if ((n = EVP_DecodeBlock(bin, (unsigned char *)b64, (int)(seg.len + pad))) < (int)pad)
-        return NULL;
-    if ((obj = json_loadb((const char *)bin, (size_t)n - pad, JSON_REJECT_DUPLICATES, NULL)) != NULL && !json_is_object(obj)) {
+    if ((obj = json_loadb((const char *)bin, (size_t)n, JSON_REJECT_DUPLICATES, NULL)) != NULL && !json_is_object(obj)) {
         json_decref(obj);
         obj = NULL;
     }
