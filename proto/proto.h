@@ -122,7 +122,8 @@ int cph_applied_from_json(const json_t *obj, cph_applied_t *out);
  * ranges, unknown fields rejected, no floats anywhere, names unique, every route's service defined, target URLs
  * parseable http://host:port, route paths canonical (cph_path_canonicalize() returns them unchanged), and the
  * optional access members (auth, groups, endpoints, api_keys, revoked: caps, syntax, uniqueness, every endpoint's
- * service defined, endpoint paths as cph_endpoint_pattern_check()).
+ * service defined, endpoint paths as cph_endpoint_pattern_check()), and the traffic policies (route "policies",
+ * endpoint "rate_limits", top-level "gateway": rate limits, CORS, security headers, limits, CIDR lists).
  * Returns 0, or -1 with err->path a JSON pointer to the first offending value.
  */
 int cph_snapshot_validate(const json_t *body, cph_error_t *err);

@@ -10,10 +10,11 @@
  * spelling. The /auth path prefix belongs to the data plane's built-in routes, so no route may claim it.
  *
  * Errors name the first offending value with a JSON pointer. Values are checked in document order: the top level,
- * then each service (its members in the order of the table in PROTOCOL.md, unknown members first), then each route,
- * then each key, then the access members (auth, groups, endpoints, api_keys, revoked: proto/schema_access.c, which
- * shares the generic checks below through proto/schema_internal.h); a duplicate name points at the later
- * occurrence. A missing member is reported at the pointer it would have.
+ * then each service (its members in the order of the table in PROTOCOL.md, unknown members first), then each route
+ * (its "policies" last: proto/schema_policy.c), then each key, then the access members (auth, groups, endpoints,
+ * api_keys, revoked: proto/schema_access.c), then "gateway" (schema_policy.c) - the other files share the generic
+ * checks below through proto/schema_internal.h; a duplicate name points at the later occurrence. A missing member is
+ * reported at the pointer it would have.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -41,9 +42,10 @@
 
 static const char *const service_members[] = {"name", "targets", "timeout_ms", "system", NULL};
 static const char *const target_members[] = {"url", "weight", NULL};
-static const char *const route_members[] = {"name", "service", "paths", "hosts", "methods", "strip_prefix", "default_access", NULL};
-static const char *const body_members[] = {"services",  "routes",   "keys",    "auth", "groups",
-                                           "endpoints", "api_keys", "revoked", NULL};
+static const char *const route_members[] = {"name",         "service",        "paths",    "hosts", "methods",
+                                            "strip_prefix", "default_access", "policies", NULL};
+static const char *const body_members[] = {"services",  "routes",   "keys",    "auth",    "groups",
+                                           "endpoints", "api_keys", "revoked", "gateway", NULL};
 static const char *const access_values[] = {"public", "authenticated", "deny", NULL};
 static const char *const key_members[] = {"kid", "alg", "kty", "use", "crv", "x", "y", "n", "e", NULL};
 static const char *const ec_key_members[] = {"kid", "alg", "kty", "use", "crv", "x", "y", NULL};
@@ -467,9 +469,10 @@ static int validate_route_at(const json_t *route, const char *base, cph_error_t 
         cph_schema_check_name_member(route, base, "name", err) != 0 ||
         cph_schema_check_name_member(route, base, "service", err) != 0 || check_route_lists(route, base, err) != 0)
         return -1;
-    if (cph_schema_get_member(route, base, "strip_prefix", JSON_TRUE, 0, &strip, err) != 0)
+    if (cph_schema_get_member(route, base, "strip_prefix", JSON_TRUE, 0, &strip, err) != 0 ||
+        cph_schema_check_enum_member(route, base, "default_access", 0, access_values, &access, err) != 0)
         return -1;
-    return cph_schema_check_enum_member(route, base, "default_access", 0, access_values, &access, err);
+    return cph_schema_policy_check_route(route, base, err);
 }
 
 int cph_schema_validate_route(const json_t *route, cph_error_t *err)
@@ -647,13 +650,14 @@ int cph_snapshot_validate(const json_t *body, cph_error_t *err)
     if (cph_schema_check_members(body, "", body_members, err) != 0 ||
         cph_schema_get_array(body, "", "services", 1, 0, MAX_SERVICES, &services, err) != 0 ||
         cph_schema_get_array(body, "", "routes", 1, 0, MAX_ROUTES, &routes, err) != 0 ||
-        cph_schema_get_array(body, "", "keys", 0, 0, MAX_KEYS, &keys, err) != 0 || cph_schema_access_check_top(body, err) != 0)
+        cph_schema_get_array(body, "", "keys", 0, 0, MAX_KEYS, &keys, err) != 0 || cph_schema_access_check_top(body, err) != 0 ||
+        cph_schema_policy_check_gateway_top(body, err) != 0)
         return -1;
     if ((service_names = json_object()) == NULL || (route_names = json_object()) == NULL)
         cph_fatal(MODULE, "out of memory");
     if (check_list(services, "/services", validate_service_at, service_names, NULL, err) != 0 ||
         check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0 || check_keys(keys, err) != 0 ||
-        cph_schema_access_check(body, service_names, err) != 0)
+        cph_schema_access_check(body, service_names, err) != 0 || cph_schema_policy_check_gateway(body, err) != 0)
         goto Exit;
     ret = 0;
 Exit:

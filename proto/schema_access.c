@@ -3,7 +3,8 @@
  * settings with the optional external issuers (auth.issuers: each with its own public keys, checked exactly as the
  * top-level keys), the groups of every system with their roles, the endpoint rules, the usable API keys and the
  * revocation lists. proto/schema.c checks services, routes and keys and calls in here twice: once for the top-level
- * types and caps, once, after the keys, for every element.
+ * types and caps, once, after the keys, for every element. An endpoint rule's "rate_limits" are a route's
+ * (proto/schema_policy.c).
  *
  * Everything here is optional (an older body without it still validates) and as strict as the rest of the schema:
  * unknown members are refused, integers are range-checked and never reals, every list has a cap checked before its
@@ -48,7 +49,8 @@ static const char *const auth_members[] = {"issuer",        "audience", "leeway_
                                            "header_prefix", "api",      "issuers",  NULL};
 static const char *const issuer_members[] = {"name", "issuer", "audience", "system", "roles_claim", "groups_claim", "keys", NULL};
 static const char *const group_members[] = {"system", "name", "roles", NULL};
-static const char *const endpoint_members[] = {"id", "service", "method", "path", "public", "shadow", "roles", "groups", NULL};
+static const char *const endpoint_members[] = {"id",     "service", "method", "path",        "public",
+                                               "shadow", "roles",   "groups", "rate_limits", NULL};
 static const char *const ref_members[] = {"system", "name", NULL};
 static const char *const api_key_members[] = {"id", "prefix", "secret_sha256", "system", "roles", "groups", "expires_at", NULL};
 static const char *const revoked_members[] = {"users", "tokens", NULL};
@@ -340,7 +342,8 @@ static int check_endpoint_members(const json_t *e, const char *at, cph_error_t *
         check_endpoint_path(e, at, err) != 0 || cph_schema_get_member(e, at, "public", JSON_TRUE, 0, &pub, err) != 0 ||
         cph_schema_get_member(e, at, "shadow", JSON_TRUE, 0, &shadow, err) != 0 ||
         check_inner_list(e, at, "roles", MAX_RULE_REFS, ref_item, err) != 0 ||
-        check_inner_list(e, at, "groups", MAX_RULE_REFS, ref_item, err) != 0)
+        check_inner_list(e, at, "groups", MAX_RULE_REFS, ref_item, err) != 0 ||
+        cph_schema_policy_check_rate_limits(e, at, err) != 0)
         return -1;
     nroles = json_array_size(json_object_get(e, "roles"));
     ngroups = json_array_size(json_object_get(e, "groups"));

@@ -1,7 +1,7 @@
 /*
- * schema_internal: the generic checks of the snapshot schema, shared by proto/schema.c (services, routes, keys) and
- * proto/schema_access.c (auth, groups, endpoints, api_keys, revoked). Not part of proto's public API: only these two
- * files include it.
+ * schema_internal: the generic checks of the snapshot schema, shared by proto/schema.c (services, routes, keys),
+ * proto/schema_access.c (auth, groups, endpoints, api_keys, revoked) and proto/schema_policy.c (route policies,
+ * endpoint rate_limits, gateway). Not part of proto's public API: only these three files include it.
  *
  * Conventions of every check: `base` is the JSON pointer of the object holding the member, errors are reported at
  * base + "/" + key (pointer buffers are 256 bytes, like cph_error_t.path), and a check returns 0, or -1 with err
@@ -63,5 +63,17 @@ int cph_schema_access_check_top(const json_t *body, cph_error_t *err);
  * names, which every endpoint's service must be one of. Runs after cph_schema_access_check_top() succeeded.
  */
 int cph_schema_access_check(const json_t *body, const json_t *services, cph_error_t *err);
+
+/**
+ * The optional "rate_limits" member of obj (a route's policies, an endpoint rule): 0-8 limits, each checked in table
+ * order (PROTOCOL.md section 5, "rate limit"), names unique within the list ("duplicate" at the later "name").
+ */
+int cph_schema_policy_check_rate_limits(const json_t *obj, const char *base, cph_error_t *err);
+/** The optional "policies" member of the route at base (run after the route's other members). */
+int cph_schema_policy_check_route(const json_t *route, const char *base, cph_error_t *err);
+/** The type of the optional top-level "gateway" (an object), checked after the access members' types and caps. */
+int cph_schema_policy_check_gateway_top(const json_t *body, cph_error_t *err);
+/** The content of "gateway", checked last of the body (after "revoked"); runs after cph_schema_policy_check_gateway_top(). */
+int cph_schema_policy_check_gateway(const json_t *body, cph_error_t *err);
 
 #endif

@@ -1,0 +1,834 @@
+/*
+ * schema_policy_test: the traffic-policy members of the snapshot schema (PROTOCOL.md section 5: route "policies",
+ * endpoint "rate_limits", top-level "gateway"). Every rule accepted and refused with the exact code and JSON pointer,
+ * for one route on its own (cph_schema_validate_route, as the admin API runs it) and inside a body; hostile values
+ * (caps plus one, non-canonical CIDRs, origins with paths, "*" with credentials, bad header names, reals, strings
+ * for numbers, unknown members at every level) and the validation order between members and with the rest of the
+ * body.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "proto/proto.h"
+
+typedef struct st_case_t {
+    const char *json; /* the route under test, or extra top-level members (without braces) */
+    const char *code; /* NULL: valid */
+    const char *path;
+} case_t;
+
+#define SERVICES "\"services\":[{\"name\":\"orders\",\"targets\":[]}],\"routes\":[]"
+
+static json_t *parse(const char *text)
+{
+    json_error_t jerr;
+    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+
+    if (v == NULL)
+        fail_msg("test JSON does not parse: %s in %s", jerr.text, text);
+    return v;
+}
+
+static void expect(int ret, const cph_error_t *err, const char *what, const char *json, const char *code, const char *path)
+{
+    if (code == NULL) {
+        if (ret != 0)
+            fail_msg("%s %s: expected valid, got %s at \"%s\": %s", what, json, err->code, err->path, err->msg);
+        return;
+    }
+    if (ret != -1)
+        fail_msg("%s %s: expected %s at %s, got valid", what, json, code, path);
+    if (strcmp(err->code, code) != 0 || strcmp(err->path, path) != 0)
+        fail_msg("%s %s: expected %s at \"%s\", got %s at \"%s\" (%s)", what, json, code, path, err->code, err->path, err->msg);
+    assert_true(strlen(err->msg) > 0);
+}
+
+/* Validates the route on its own (pointer relative to it) and as /routes/0 of a body (pointer under it). */
+static void check_route(json_t *route, const char *json, const char *code, const char *path)
+{
+    json_t *body = json_pack("{s:[{s:s, s:[]}], s:[O]}", "services", "name", "orders", "targets", "routes", route);
+    cph_error_t err;
+    char in_body[300];
+
+    memset(&err, 0, sizeof(err));
+    expect(cph_schema_validate_route(route, &err), &err, "route", json, code, path);
+    snprintf(in_body, sizeof(in_body), "/routes/0%s", path != NULL ? path : "");
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", json, code, in_body);
+    json_decref(body);
+}
+
+static void run_route_cases(const case_t *cases, size_t n)
+{
+    for (size_t i = 0; i != n; ++i) {
+        json_t *route = parse(cases[i].json);
+        check_route(route, cases[i].json, cases[i].code, cases[i].path);
+        json_decref(route);
+    }
+}
+
+/* Validates {SERVICES, <c->json>} for every case. */
+static void run_body_cases(const case_t *cases, size_t n)
+{
+    for (size_t i = 0; i != n; ++i) {
+        char *text;
+        json_t *body;
+        cph_error_t err;
+        assert_true(asprintf(&text, "{" SERVICES "%s%s}", cases[i].json[0] != '\0' ? "," : "", cases[i].json) > 0);
+        body = parse(text);
+        memset(&err, 0, sizeof(err));
+        expect(cph_snapshot_validate(body, &err), &err, "body", cases[i].json, cases[i].code, cases[i].path);
+        json_decref(body), free(text);
+    }
+}
+
+#define RUN_ROUTES(cases) run_route_cases(cases, sizeof(cases) / sizeof(cases[0]))
+#define RUN_BODIES(cases) run_body_cases(cases, sizeof(cases) / sizeof(cases[0]))
+
+#define R(extra) "{\"name\":\"r\",\"service\":\"orders\",\"paths\":[\"/api\"]" extra "}"
+#define POL(members) R(",\"policies\":{" members "}")
+#define RL(items) POL("\"rate_limits\":[" items "]")
+#define LIM(extra) "{\"name\":\"a\",\"key\":\"ip\",\"rate\":10,\"period_s\":1" extra "}"
+#define P0 "/policies/rate_limits/0"
+
+/* ---------------------------------------------------------------- policies object, rate limits */
+
+static void test_policies_object(void **state)
+{
+    static const case_t cases[] = {
+        {R(""), NULL, NULL},
+        {POL(""), NULL, NULL},
+        {POL("\"https_redirect\":true"), NULL, NULL},
+        {POL("\"https_redirect\":false"), NULL, NULL},
+        {POL("\"rate_limits\":[],\"cors\":{\"origins\":[\"*\"]},\"security_headers\":{},\"limits\":{},\"ip_allow\":[],"
+             "\"ip_deny\":[],\"https_redirect\":false"),
+         NULL, NULL},
+        {R(",\"policies\":null"), "invalid", "/policies"},
+        {R(",\"policies\":[]"), "invalid", "/policies"},
+        {R(",\"policies\":\"{}\""), "invalid", "/policies"},
+        {R(",\"policies\":1.0"), "invalid", "/policies"},
+        {R(",\"policy\":{}"), "unknown_field", "/policy"},
+        {POL("\"cache\":{}"), "unknown_field", "/policies/cache"},
+        {POL("\"https_redirect\":1"), "invalid", "/policies/https_redirect"},
+        {POL("\"https_redirect\":\"true\""), "invalid", "/policies/https_redirect"},
+        {POL("\"https_redirect\":null"), "invalid", "/policies/https_redirect"},
+        {POL("\"rate_limits\":{}"), "invalid", "/policies/rate_limits"},
+        {POL("\"rate_limits\":null"), "invalid", "/policies/rate_limits"},
+        /* unknown members before anything else, then table order whatever the document order */
+        {POL("\"https_redirect\":1,\"zzz\":1"), "unknown_field", "/policies/zzz"},
+        {POL("\"https_redirect\":1,\"ip_allow\":[\"x\"]"), "invalid", "/policies/ip_allow/0"},
+        {POL("\"ip_deny\":[\"x\"],\"ip_allow\":[\"y\"]"), "invalid", "/policies/ip_allow/0"},
+        {POL("\"ip_allow\":[\"x\"],\"limits\":{\"max_headers\":0}"), "invalid", "/policies/limits/max_headers"},
+        {POL("\"limits\":{\"max_headers\":0},\"security_headers\":{\"frame_options\":\"x\"}"), "invalid",
+         "/policies/security_headers/frame_options"},
+        {POL("\"security_headers\":{\"frame_options\":\"x\"},\"cors\":{}"), "missing_field", "/policies/cors/origins"},
+        {POL("\"cors\":{},\"rate_limits\":[{}]"), "missing_field", P0 "/name"},
+        /* the route's other members come first */
+        {"{\"name\":\"r\",\"service\":\"orders\",\"paths\":[\"/api\"],\"default_access\":\"x\",\"policies\":[]}", "invalid",
+         "/default_access"},
+    };
+    (void)state;
+    RUN_ROUTES(cases);
+}
+
+static void test_rate_limit_members(void **state)
+{
+    static const case_t cases[] = {
+        {RL(LIM("")), NULL, NULL},
+        {RL("{\"name\":\"per-ip-second\",\"key\":\"ip\",\"rate\":10,\"period_s\":1,\"burst\":5,\"backend\":\"local\","
+            "\"on_error\":\"open\",\"headers\":true}"),
+         NULL, NULL},
+        {RL(LIM(",\"backend\":\"redis\",\"on_error\":\"closed\",\"headers\":false")), NULL, NULL},
+        {RL("{\"name\":\"A.b_c-9\",\"key\":\"principal\",\"rate\":1,\"period_s\":86400}"), NULL, NULL},
+        {RL("{\"name\":\"a\",\"key\":\"api_key\",\"rate\":1000000000,\"period_s\":1,\"burst\":1000000000}"), NULL, NULL},
+        {RL("{\"name\":\"a\",\"key\":\"system\",\"rate\":1,\"period_s\":1,\"burst\":0}"), NULL, NULL},
+        {RL("{\"name\":\"a\",\"key\":\"route\",\"rate\":1,\"period_s\":1}"), NULL, NULL},
+        {RL("{\"name\":\"a\",\"key\":\"header:x-tenant-id\",\"rate\":1,\"period_s\":1}"), NULL, NULL},
+        {RL("{\"name\":\"a\",\"key\":\"header:a!#$%&'*+-.^_`|~09\",\"rate\":1,\"period_s\":1}"), NULL, NULL},
+        {RL("{\"name\":\"a\",\"key\":\"header:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"rate\":1,"
+            "\"period_s\":1}"),
+         NULL, NULL},
+        /* the element */
+        {RL("1"), "invalid", P0},
+        {RL("null"), "invalid", P0},
+        {RL("[]"), "invalid", P0},
+        {RL(LIM(",\"window\":1")), "unknown_field", P0 "/window"},
+        {RL(LIM(",\"Name\":\"a\"")), "unknown_field", P0 "/Name"},
+        /* name */
+        {RL("{\"key\":\"ip\",\"rate\":1,\"period_s\":1}"), "missing_field", P0 "/name"},
+        {RL("{\"name\":\"\",\"key\":\"ip\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/name"},
+        {RL("{\"name\":\"a b\",\"key\":\"ip\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/name"},
+        {RL("{\"name\":\"a/b\",\"key\":\"ip\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/name"},
+        {RL("{\"name\":\"a\\u0000\",\"key\":\"ip\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/name"},
+        {RL("{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"key\":\"ip\",\"rate\":1,"
+            "\"period_s\":1}"),
+         "invalid", P0 "/name"},
+        {RL("{\"name\":7,\"key\":\"ip\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/name"},
+        /* key */
+        {RL("{\"name\":\"a\",\"rate\":1,\"period_s\":1}"), "missing_field", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"IP\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"user\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"ip \",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\\u0000\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:X-Tenant\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"Header:x-tenant\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:x tenant\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:x:y\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:x\\\"y\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:x(y)\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:x\\u0000\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:caf\\u00e9\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header: x\",\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":\"header:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"rate\":1,"
+            "\"period_s\":1}"),
+         "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":[\"ip\"],\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        {RL("{\"name\":\"a\",\"key\":null,\"rate\":1,\"period_s\":1}"), "invalid", P0 "/key"},
+        /* rate */
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"period_s\":1}"), "missing_field", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":0,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":-1,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1000000001,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":9223372036854775807,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":10.0,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1e1,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":\"10\",\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":null,\"period_s\":1}"), "invalid", P0 "/rate"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":true,\"period_s\":1}"), "invalid", P0 "/rate"},
+        /* period_s */
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1}"), "missing_field", P0 "/period_s"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1,\"period_s\":0}"), "invalid", P0 "/period_s"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1,\"period_s\":86401}"), "invalid", P0 "/period_s"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1,\"period_s\":0.5}"), "invalid", P0 "/period_s"},
+        {RL("{\"name\":\"a\",\"key\":\"ip\",\"rate\":1,\"period_s\":\"1\"}"), "invalid", P0 "/period_s"},
+        /* burst */
+        {RL(LIM(",\"burst\":-1")), "invalid", P0 "/burst"},
+        {RL(LIM(",\"burst\":1000000001")), "invalid", P0 "/burst"},
+        {RL(LIM(",\"burst\":5.0")), "invalid", P0 "/burst"},
+        {RL(LIM(",\"burst\":\"5\"")), "invalid", P0 "/burst"},
+        {RL(LIM(",\"burst\":null")), "invalid", P0 "/burst"},
+        /* backend, on_error, headers */
+        {RL(LIM(",\"backend\":\"Redis\"")), "invalid", P0 "/backend"},
+        {RL(LIM(",\"backend\":\"memcached\"")), "invalid", P0 "/backend"},
+        {RL(LIM(",\"backend\":null")), "invalid", P0 "/backend"},
+        {RL(LIM(",\"on_error\":\"close\"")), "invalid", P0 "/on_error"},
+        {RL(LIM(",\"on_error\":false")), "invalid", P0 "/on_error"},
+        {RL(LIM(",\"headers\":1")), "invalid", P0 "/headers"},
+        {RL(LIM(",\"headers\":\"true\"")), "invalid", P0 "/headers"},
+        {RL(LIM(",\"headers\":null")), "invalid", P0 "/headers"},
+        /* table order: name, key, rate, period_s, burst, backend, on_error, headers */
+        {RL("{\"headers\":1,\"on_error\":1,\"backend\":1,\"burst\":-1,\"period_s\":0,\"rate\":0,\"key\":\"x\",\"name\":\"\"}"),
+         "invalid", P0 "/name"},
+        {RL("{\"headers\":1,\"on_error\":1,\"backend\":1,\"burst\":-1,\"period_s\":0,\"rate\":0,\"key\":\"x\",\"name\":\"a\"}"),
+         "invalid", P0 "/key"},
+        {RL("{\"headers\":1,\"on_error\":1,\"backend\":1,\"burst\":-1,\"period_s\":0,\"rate\":0,\"key\":\"ip\",\"name\":\"a\"}"),
+         "invalid", P0 "/rate"},
+        {RL("{\"headers\":1,\"on_error\":1,\"backend\":1,\"burst\":-1,\"period_s\":0,\"rate\":1,\"key\":\"ip\",\"name\":\"a\"}"),
+         "invalid", P0 "/period_s"},
+        {RL(LIM(",\"headers\":1,\"on_error\":1,\"backend\":1,\"burst\":-1")), "invalid", P0 "/burst"},
+        {RL(LIM(",\"headers\":1,\"on_error\":1,\"backend\":1")), "invalid", P0 "/backend"},
+        {RL(LIM(",\"headers\":1,\"on_error\":1")), "invalid", P0 "/on_error"},
+        {RL(LIM(",\"headers\":1,\"zz\":1")), "unknown_field", P0 "/zz"},
+    };
+    (void)state;
+    RUN_ROUTES(cases);
+}
+
+/* A route whose policies member `key` is a list of n copies of item (a JSON text), item_i (with "%zu") varying. */
+static json_t *route_with_list(const char *key, size_t n, const char *item_fmt)
+{
+    json_t *route = parse(R("")), *list = json_array();
+    char item[256];
+
+    for (size_t i = 0; i != n; ++i) {
+        snprintf(item, sizeof(item), item_fmt, i);
+        json_array_append_new(list, parse(item));
+    }
+    json_object_set_new(route, "policies", json_pack("{s:o}", key, list));
+    return route;
+}
+
+static void test_rate_limit_list(void **state)
+{
+    static const case_t cases[] = {
+        {RL(LIM("") ","
+                    "{\"name\":\"b\",\"key\":\"ip\",\"rate\":1,\"period_s\":60}"),
+         NULL, NULL},
+        {RL(LIM("") ","
+                    "{\"name\":\"A\",\"key\":\"ip\",\"rate\":1,\"period_s\":60}"),
+         NULL, NULL}, /* names are case-sensitive */
+        {RL(LIM("") "," LIM("")), "duplicate", "/policies/rate_limits/1/name"},
+        {RL(LIM("") ",{\"name\":\"b\",\"key\":\"ip\",\"rate\":1,\"period_s\":1}," LIM("")), "duplicate",
+         "/policies/rate_limits/2/name"},
+        /* the later element is checked itself before its name is compared */
+        {RL(LIM("") ",{\"name\":\"a\",\"key\":\"ip\",\"rate\":0,\"period_s\":1}"), "invalid", "/policies/rate_limits/1/rate"},
+        {RL(LIM("") ",{\"name\":\"b\"}"), "missing_field", "/policies/rate_limits/1/key"},
+    };
+    json_t *route;
+    (void)state;
+    RUN_ROUTES(cases);
+    route = route_with_list("rate_limits", 8, "{\"name\":\"l%zu\",\"key\":\"ip\",\"rate\":1,\"period_s\":1}");
+    check_route(route, "8 limits", NULL, NULL);
+    json_decref(route);
+    /* the cap is checked before any element is read: 9 invalid limits fail at the list */
+    route = route_with_list("rate_limits", 9, "{\"name\":\"l%zu\",\"key\":\"bad\",\"rate\":0,\"period_s\":0}");
+    check_route(route, "9 limits", "invalid", "/policies/rate_limits");
+    json_decref(route);
+    route = route_with_list("rate_limits", 100000, "{\"x%zu\":1}");
+    check_route(route, "100000 limits", "invalid", "/policies/rate_limits");
+    json_decref(route);
+}
+
+/* ---------------------------------------------------------------- cors */
+
+#define CORS(members) POL("\"cors\":{" members "}")
+#define C "/policies/cors"
+
+static void test_cors(void **state)
+{
+    static const case_t cases[] = {
+        {CORS("\"origins\":[\"*\"]"), NULL, NULL},
+        {CORS("\"origins\":[\"https://app.example.com\"],\"methods\":[\"GET\",\"POST\"],\"headers\":[\"content-type\"],"
+              "\"expose_headers\":[],\"credentials\":false,\"max_age_s\":600"),
+         NULL, NULL},
+        {CORS("\"origins\":[\"https://app.example.com\",\"http://localhost:3000\",\"http://127.0.0.1:8080\",\"https://[::1]\","
+              "\"https://[2001:db8::1]:8443\",\"http://a-b.c0.example\"],\"credentials\":true"),
+         NULL, NULL},
+        {CORS("\"origins\":[\"https://a.example:80\",\"http://a.example:443\",\"http://a.example:65535\"]"), NULL, NULL},
+        {CORS("\"origins\":[\"*\"],\"credentials\":false,\"max_age_s\":0"), NULL, NULL},
+        {CORS("\"origins\":[\"*\"],\"max_age_s\":86400"), NULL, NULL},
+        {CORS("\"origins\":[\"*\"],\"methods\":[]"), NULL, NULL},
+        {CORS("\"origins\":[\"*\"],\"methods\":[\"GET\",\"HEAD\",\"POST\",\"PUT\",\"PATCH\",\"DELETE\",\"OPTIONS\",\"CONNECT\","
+              "\"TRACE\"]"),
+         NULL, NULL},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"x-requested-with\",\"authorization\",\"*\"],\"expose_headers\":[\"x-total\"]"),
+         NULL, NULL},
+        /* the object */
+        {POL("\"cors\":null"), "invalid", C},
+        {POL("\"cors\":[]"), "invalid", C},
+        {POL("\"cors\":true"), "invalid", C},
+        {CORS(""), "missing_field", C "/origins"},
+        {CORS("\"origins\":[\"*\"],\"allow_origin\":\"*\""), "unknown_field", C "/allow_origin"},
+        /* origins */
+        {CORS("\"origins\":[]"), "invalid", C "/origins"},
+        {CORS("\"origins\":\"*\""), "invalid", C "/origins"},
+        {CORS("\"origins\":null"), "invalid", C "/origins"},
+        {CORS("\"origins\":[1]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[null]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"null\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"**\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"*.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://*.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"app.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://app.example.com/\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://app.example.com/path\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://app.example.com:8443/\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://app.example.com?x=1\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://app.example.com#f\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://u@app.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://App.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"HTTPS://app.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"ftp://app.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://app.example.com:443\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com:80\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com:\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com:0\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com:080\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com:65536\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com:8080:1\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app..example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://-app.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app.example.com.\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://app_x.example.com\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://[::1\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://[::g]\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://[2001:DB8::1]\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://::1\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://1.2.3.256\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://a.example\\u0000\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://a.example \"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"http://caf\\u00e9.example\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://a.example\",\"https://b.example\",\"https://a.example\"]"), "duplicate", C "/origins/2"},
+        {CORS("\"origins\":[\"*\",\"*\"]"), "duplicate", C "/origins/1"},
+        {CORS("\"origins\":[\"*\",\"https://a.example\"]"), "invalid", C "/origins/0"},
+        {CORS("\"origins\":[\"https://a.example\",\"*\"]"), "invalid", C "/origins/1"},
+        /* "*" with credentials */
+        {CORS("\"origins\":[\"*\"],\"credentials\":true"), "invalid", C "/credentials"},
+        {CORS("\"credentials\":true,\"origins\":[\"*\"],\"max_age_s\":-1"), "invalid", C "/max_age_s"},
+        /* methods */
+        {CORS("\"origins\":[\"*\"],\"methods\":[\"get\"]"), "invalid", C "/methods/0"},
+        {CORS("\"origins\":[\"*\"],\"methods\":[\"GET\",\"PURGE\"]"), "invalid", C "/methods/1"},
+        {CORS("\"origins\":[\"*\"],\"methods\":[\"*\"]"), "invalid", C "/methods/0"},
+        {CORS("\"origins\":[\"*\"],\"methods\":[\"GET\",\"GET\"]"), "duplicate", C "/methods/1"},
+        {CORS("\"origins\":[\"*\"],\"methods\":\"GET\""), "invalid", C "/methods"},
+        {CORS("\"origins\":[\"*\"],\"methods\":[1]"), "invalid", C "/methods/0"},
+        /* headers, expose_headers */
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"Content-Type\"]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"\"]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"x y\"]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"x:y\"]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"x,y\"]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"x\\ny\"]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[\"a\",\"a\"]"), "duplicate", C "/headers/1"},
+        {CORS("\"origins\":[\"*\"],\"headers\":[null]"), "invalid", C "/headers/0"},
+        {CORS("\"origins\":[\"*\"],\"expose_headers\":[\"X-Total\"]"), "invalid", C "/expose_headers/0"},
+        {CORS("\"origins\":[\"*\"],\"expose_headers\":[\"x-total\",\"x-total\"]"), "duplicate", C "/expose_headers/1"},
+        {CORS("\"origins\":[\"*\"],\"expose_headers\":{}"), "invalid", C "/expose_headers"},
+        /* credentials, max_age_s */
+        {CORS("\"origins\":[\"*\"],\"credentials\":\"false\""), "invalid", C "/credentials"},
+        {CORS("\"origins\":[\"*\"],\"credentials\":0"), "invalid", C "/credentials"},
+        {CORS("\"origins\":[\"*\"],\"max_age_s\":86401"), "invalid", C "/max_age_s"},
+        {CORS("\"origins\":[\"*\"],\"max_age_s\":600.0"), "invalid", C "/max_age_s"},
+        {CORS("\"origins\":[\"*\"],\"max_age_s\":\"600\""), "invalid", C "/max_age_s"},
+        /* table order */
+        {CORS("\"max_age_s\":-1,\"credentials\":1,\"expose_headers\":[\"A\"],\"headers\":[\"A\"],\"methods\":[\"x\"],"
+              "\"origins\":[\"x\"]"),
+         "invalid", C "/origins/0"},
+        {CORS("\"max_age_s\":-1,\"credentials\":1,\"expose_headers\":[\"A\"],\"headers\":[\"A\"],\"methods\":[\"x\"],"
+              "\"origins\":[\"*\"]"),
+         "invalid", C "/methods/0"},
+        {CORS("\"max_age_s\":-1,\"credentials\":1,\"expose_headers\":[\"A\"],\"headers\":[\"A\"],\"origins\":[\"*\"]"), "invalid",
+         C "/headers/0"},
+        {CORS("\"max_age_s\":-1,\"credentials\":1,\"expose_headers\":[\"A\"],\"origins\":[\"*\"]"), "invalid",
+         C "/expose_headers/0"},
+        {CORS("\"max_age_s\":-1,\"credentials\":1,\"origins\":[\"*\"]"), "invalid", C "/credentials"},
+        {CORS("\"origins\":[\"*\",\"x\"]"), "invalid", C "/origins/1"}, /* each element's syntax before the "*" rule */
+    };
+    json_t *route;
+    (void)state;
+    RUN_ROUTES(cases);
+    /* caps: 64 origins and headers pass, 65 fail at the list */
+    route = parse(R(""));
+    for (int n = 64; n <= 65; ++n) {
+        json_t *origins = json_array(), *headers = json_array();
+        char s[64];
+        for (int i = 0; i != n; ++i) {
+            snprintf(s, sizeof(s), "https://o%d.example", i);
+            json_array_append_new(origins, json_string(s));
+            snprintf(s, sizeof(s), "x-h%d", i);
+            json_array_append_new(headers, json_string(s));
+        }
+        json_object_set_new(route, "policies", json_pack("{s:{s:o}}", "cors", "origins", origins));
+        check_route(route, "origins", n == 64 ? NULL : "invalid", n == 64 ? NULL : C "/origins");
+        json_object_set_new(route, "policies", json_pack("{s:{s:[s], s:O}}", "cors", "origins", "*", "headers", headers));
+        check_route(route, "headers", n == 64 ? NULL : "invalid", n == 64 ? NULL : C "/headers");
+        json_object_set_new(route, "policies", json_pack("{s:{s:[s], s:o}}", "cors", "origins", "*", "expose_headers", headers));
+        check_route(route, "expose_headers", n == 64 ? NULL : "invalid", n == 64 ? NULL : C "/expose_headers");
+    }
+    json_decref(route);
+}
+
+/* ---------------------------------------------------------------- security headers, limits */
+
+#define SH(members) POL("\"security_headers\":{" members "}")
+#define S "/policies/security_headers"
+#define LIMITS(members) POL("\"limits\":{" members "}")
+#define L "/policies/limits"
+
+static void test_security_headers(void **state)
+{
+    static const case_t cases[] = {
+        {SH(""), NULL, NULL},
+        {SH("\"hsts_max_age_s\":31536000,\"hsts_subdomains\":false,\"content_type_options\":true,\"frame_options\":\"DENY\","
+            "\"referrer_policy\":\"no-referrer\""),
+         NULL, NULL},
+        {SH("\"hsts_max_age_s\":0,\"hsts_subdomains\":true,\"frame_options\":\"SAMEORIGIN\",\"referrer_policy\":null"), NULL, NULL},
+        {SH("\"hsts_max_age_s\":63072000,\"frame_options\":null,\"referrer_policy\":\"strict-origin-when-cross-origin\""), NULL,
+         NULL},
+        {SH("\"referrer_policy\":\"no-referrer-when-downgrade\""), NULL, NULL},
+        {SH("\"referrer_policy\":\"same-origin\""), NULL, NULL},
+        {SH("\"referrer_policy\":\"origin\""), NULL, NULL},
+        {SH("\"referrer_policy\":\"strict-origin\""), NULL, NULL},
+        {SH("\"referrer_policy\":\"origin-when-cross-origin\""), NULL, NULL},
+        {SH("\"referrer_policy\":\"unsafe-url\""), NULL, NULL},
+        {POL("\"security_headers\":null"), "invalid", S},
+        {POL("\"security_headers\":[]"), "invalid", S},
+        {SH("\"csp\":\"default-src 'self'\""), "unknown_field", S "/csp"},
+        {SH("\"hsts_max_age_s\":-1"), "invalid", S "/hsts_max_age_s"},
+        {SH("\"hsts_max_age_s\":63072001"), "invalid", S "/hsts_max_age_s"},
+        {SH("\"hsts_max_age_s\":1.5"), "invalid", S "/hsts_max_age_s"},
+        {SH("\"hsts_max_age_s\":\"31536000\""), "invalid", S "/hsts_max_age_s"},
+        {SH("\"hsts_max_age_s\":null"), "invalid", S "/hsts_max_age_s"},
+        {SH("\"hsts_subdomains\":1"), "invalid", S "/hsts_subdomains"},
+        {SH("\"hsts_subdomains\":null"), "invalid", S "/hsts_subdomains"},
+        {SH("\"content_type_options\":\"nosniff\""), "invalid", S "/content_type_options"},
+        {SH("\"frame_options\":\"deny\""), "invalid", S "/frame_options"},
+        {SH("\"frame_options\":\"ALLOW-FROM https://a.example\""), "invalid", S "/frame_options"},
+        {SH("\"frame_options\":\"\""), "invalid", S "/frame_options"},
+        {SH("\"frame_options\":false"), "invalid", S "/frame_options"},
+        {SH("\"frame_options\":[\"DENY\"]"), "invalid", S "/frame_options"},
+        {SH("\"referrer_policy\":\"No-Referrer\""), "invalid", S "/referrer_policy"},
+        {SH("\"referrer_policy\":\"no-referrer, origin\""), "invalid", S "/referrer_policy"},
+        {SH("\"referrer_policy\":\"no-referrer\\u0000\""), "invalid", S "/referrer_policy"},
+        {SH("\"referrer_policy\":1"), "invalid", S "/referrer_policy"},
+        /* table order */
+        {SH("\"referrer_policy\":1,\"frame_options\":1,\"content_type_options\":1,\"hsts_subdomains\":1,\"hsts_max_age_s\":-1"),
+         "invalid", S "/hsts_max_age_s"},
+        {SH("\"referrer_policy\":1,\"frame_options\":1,\"content_type_options\":1,\"hsts_subdomains\":1"), "invalid",
+         S "/hsts_subdomains"},
+        {SH("\"referrer_policy\":1,\"frame_options\":1,\"content_type_options\":1"), "invalid", S "/content_type_options"},
+        {SH("\"referrer_policy\":1,\"frame_options\":1"), "invalid", S "/frame_options"},
+    };
+    (void)state;
+    RUN_ROUTES(cases);
+}
+
+static void test_limits(void **state)
+{
+    static const case_t cases[] = {
+        {LIMITS(""), NULL, NULL},
+        {LIMITS("\"max_body_bytes\":1048576,\"max_url_bytes\":8192,\"max_headers\":100,\"max_header_bytes\":65536"), NULL, NULL},
+        {LIMITS("\"max_body_bytes\":0,\"max_url_bytes\":256,\"max_headers\":1,\"max_header_bytes\":1024"), NULL, NULL},
+        {LIMITS("\"max_body_bytes\":1073741824,\"max_url_bytes\":65536,\"max_headers\":1000,\"max_header_bytes\":1048576"), NULL,
+         NULL},
+        {POL("\"limits\":null"), "invalid", L},
+        {POL("\"limits\":8192"), "invalid", L},
+        {LIMITS("\"max_body\":1"), "unknown_field", L "/max_body"},
+        {LIMITS("\"max_body_bytes\":-1"), "invalid", L "/max_body_bytes"},
+        {LIMITS("\"max_body_bytes\":1073741825"), "invalid", L "/max_body_bytes"},
+        {LIMITS("\"max_body_bytes\":1e6"), "invalid", L "/max_body_bytes"},
+        {LIMITS("\"max_body_bytes\":\"1048576\""), "invalid", L "/max_body_bytes"},
+        {LIMITS("\"max_url_bytes\":255"), "invalid", L "/max_url_bytes"},
+        {LIMITS("\"max_url_bytes\":65537"), "invalid", L "/max_url_bytes"},
+        {LIMITS("\"max_headers\":0"), "invalid", L "/max_headers"},
+        {LIMITS("\"max_headers\":1001"), "invalid", L "/max_headers"},
+        {LIMITS("\"max_headers\":null"), "invalid", L "/max_headers"},
+        {LIMITS("\"max_header_bytes\":1023"), "invalid", L "/max_header_bytes"},
+        {LIMITS("\"max_header_bytes\":1048577"), "invalid", L "/max_header_bytes"},
+        {LIMITS("\"max_header_bytes\":65536.0"), "invalid", L "/max_header_bytes"},
+        /* table order */
+        {LIMITS("\"max_header_bytes\":0,\"max_headers\":0,\"max_url_bytes\":0,\"max_body_bytes\":-1"), "invalid",
+         L "/max_body_bytes"},
+        {LIMITS("\"max_header_bytes\":0,\"max_headers\":0,\"max_url_bytes\":0"), "invalid", L "/max_url_bytes"},
+        {LIMITS("\"max_header_bytes\":0,\"max_headers\":0"), "invalid", L "/max_headers"},
+    };
+    (void)state;
+    RUN_ROUTES(cases);
+}
+
+/* ---------------------------------------------------------------- ip lists */
+
+static void test_cidrs(void **state)
+{
+    static const struct {
+        const char *cidr;
+        int valid;
+    } cidrs[] = {
+        {"10.0.0.0/8", 1},
+        {"10.1.2.3/32", 1},
+        {"10.1.2.3", 1},
+        {"0.0.0.0/0", 1},
+        {"255.255.255.255/32", 1},
+        {"192.168.1.128/25", 1},
+        {"2001:db8::/32", 1},
+        {"::/0", 1},
+        {"::1", 1},
+        {"::1/128", 1},
+        {"fe80::/10", 1},
+        {"2001:DB8::/32", 1}, /* inet_pton reads either case; only the bits count */
+        {"::ffff:1.2.3.4/128", 1},
+        {"::ffff:1.2.3.0/120", 1},
+        {"10.0.0.1/24", 0}, /* host bits set */
+        {"10.0.0.0/7", 1},
+        {"11.0.0.0/7", 0},
+        {"192.168.1.129/25", 0},
+        {"2001:db8::1/32", 0},
+        {"::1/127", 0},
+        {"::ffff:1.2.3.4/200", 0},
+        {"::ffff:1.2.3.4/129", 0},
+        {"1.2.3.4/33", 0},
+        {"1.2.3.4/-1", 0},
+        {"1.2.3.4/+8", 0},
+        {"1.2.3.0/024", 0}, /* a leading zero in the prefix */
+        {"0.0.0.0/00", 0},
+        {"1.2.3.4/", 0},
+        {"1.2.3.4/1000", 0},
+        {"1.2.3.4/32/32", 0},
+        {"1.2.3.4/3a", 0},
+        {"/8", 0},
+        {"", 0},
+        {"10.0.0.0/ 8", 0},
+        {" 10.0.0.0/8", 0},
+        {"10.0.0/8", 0},
+        {"10/8", 0},
+        {"010.0.0.0/8", 0},
+        {"10.0.0.256", 0},
+        {"1.2.3.4.5", 0},
+        {"0x0a.0.0.0/8", 0},
+        {"localhost", 0},
+        {"fe80::1%eth0", 0},
+        {"fe80::1%eth0/128", 0},
+        {"[::1]", 0},
+        {"[::1]/128", 0},
+        {"2001:db8:::/48", 0},
+        {"2001:db8::g/128", 0},
+        {"1.2.3.4\\u0000/8", 0},
+        {"10.0.0.0/8\\u0000", 0},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/8", 0},
+    };
+    static const char *const where[] = {"ip_allow", "ip_deny"};
+    (void)state;
+    for (size_t w = 0; w != 2; ++w)
+        for (size_t i = 0; i != sizeof(cidrs) / sizeof(cidrs[0]); ++i) {
+            char *text, path[64];
+            json_t *route;
+            assert_true(asprintf(&text, POL("\"%s\":[\"10.0.0.0/8\",\"%s\"]"), where[w], cidrs[i].cidr) > 0);
+            route = parse(text);
+            snprintf(path, sizeof(path), "/policies/%s/1", where[w]);
+            check_route(route, text, cidrs[i].valid ? NULL : "invalid", cidrs[i].valid ? NULL : path);
+            json_decref(route), free(text);
+        }
+}
+
+static void test_ip_lists(void **state)
+{
+    static const case_t cases[] = {
+        {POL("\"ip_allow\":[],\"ip_deny\":[]"), NULL, NULL},
+        {POL("\"ip_allow\":[\"10.0.0.0/8\",\"10.0.0.0/8\"]"), NULL, NULL}, /* a repeat is harmless */
+        {POL("\"ip_allow\":null"), "invalid", "/policies/ip_allow"},
+        {POL("\"ip_allow\":\"10.0.0.0/8\""), "invalid", "/policies/ip_allow"},
+        {POL("\"ip_allow\":[167772160]"), "invalid", "/policies/ip_allow/0"},
+        {POL("\"ip_allow\":[[\"10.0.0.0/8\"]]"), "invalid", "/policies/ip_allow/0"},
+        {POL("\"ip_deny\":{}"), "invalid", "/policies/ip_deny"},
+        {POL("\"ip_deny\":[\"1.2.3.4\",null]"), "invalid", "/policies/ip_deny/1"},
+        {POL("\"ip_deny\":[\"1.2.3.4\",1.5]"), "invalid", "/policies/ip_deny/1"},
+    };
+    json_t *route;
+    (void)state;
+    RUN_ROUTES(cases);
+    route = route_with_list("ip_allow", 1024, "\"::%zx\"");
+    check_route(route, "1024 CIDRs", NULL, NULL);
+    json_decref(route);
+    route = route_with_list("ip_deny", 1024, "\"2001:db8:%zx::/48\"");
+    check_route(route, "1024 IPv6 CIDRs", NULL, NULL);
+    json_decref(route);
+    /* 1025: refused at the list before any element is read (every element is invalid too) */
+    route = route_with_list("ip_allow", 1025, "\"10.0.0.%zu/24\"");
+    check_route(route, "1025 CIDRs", "invalid", "/policies/ip_allow");
+    json_decref(route);
+    route = route_with_list("ip_deny", 1025, "\"10.%zu.0.0/16\"");
+    check_route(route, "1025 CIDRs", "invalid", "/policies/ip_deny");
+    json_decref(route);
+    /* the last of 1024 is checked */
+    route = route_with_list("ip_deny", 1024, "\"::%zx/128\"");
+    json_array_set_new(json_object_get(json_object_get(route, "policies"), "ip_deny"), 1023, json_string("10.0.0.1/24"));
+    check_route(route, "bad 1024th", "invalid", "/policies/ip_deny/1023");
+    json_decref(route);
+}
+
+/* ---------------------------------------------------------------- endpoint rate_limits */
+
+#define EP(extra) "\"endpoints\":[{\"id\":1,\"service\":\"orders\",\"method\":\"GET\",\"path\":\"/a\"" extra "}]"
+#define E0 "/endpoints/0/rate_limits"
+
+static void test_endpoint_rate_limits(void **state)
+{
+    static const case_t cases[] = {
+        {EP(""), NULL, NULL},
+        {EP(",\"rate_limits\":[]"), NULL, NULL},
+        {EP(",\"rate_limits\":[" LIM(",\"burst\":5,\"backend\":\"redis\",\"on_error\":\"closed\",\"headers\":true") "]"), NULL,
+         NULL},
+        {EP(",\"rate_limits\":[" LIM("") ",{\"name\":\"b\",\"key\":\"header:x-user\",\"rate\":5,\"period_s\":60}]"), NULL, NULL},
+        {EP(",\"public\":true,\"rate_limits\":[" LIM("") "]"), NULL, NULL},
+        {EP(",\"rate_limits\":null"), "invalid", E0},
+        {EP(",\"rate_limits\":{}"), "invalid", E0},
+        {EP(",\"rate_limit\":[]"), "unknown_field", "/endpoints/0/rate_limit"},
+        {EP(",\"rate_limits\":[" LIM("") "," LIM("") "]"), "duplicate", E0 "/1/name"},
+        {EP(",\"rate_limits\":[" LIM(",\"x\":1") "]"), "unknown_field", E0 "/0/x"},
+        {EP(",\"rate_limits\":[{\"name\":\"a\",\"key\":\"header:X\",\"rate\":1,\"period_s\":1}]"), "invalid", E0 "/0/key"},
+        {EP(",\"rate_limits\":[{\"name\":\"a\",\"key\":\"ip\",\"rate\":0,\"period_s\":1}]"), "invalid", E0 "/0/rate"},
+        {EP(",\"rate_limits\":[{\"name\":\"a\",\"key\":\"ip\",\"rate\":1,\"period_s\":86401}]"), "invalid", E0 "/0/period_s"},
+        {EP(",\"rate_limits\":[" LIM(",\"burst\":-1") "]"), "invalid", E0 "/0/burst"},
+        {EP(",\"rate_limits\":[" LIM(",\"burst\":1.0") "]"), "invalid", E0 "/0/burst"},
+        {EP(",\"rate_limits\":[1,2,3,4,5,6,7,8,9]"), "invalid", E0},
+        /* after the endpoint's other members (groups), before its public rule and uniqueness */
+        {EP(",\"groups\":[1],\"rate_limits\":[1]"), "invalid", "/endpoints/0/groups/0"},
+        {EP(",\"public\":true,\"roles\":[{\"system\":\"s\",\"name\":\"r\"}],\"rate_limits\":[1]"), "invalid", E0 "/0"},
+        {"\"endpoints\":[{\"id\":1,\"service\":\"nope\",\"method\":\"GET\",\"path\":\"/a\",\"rate_limits\":[1]}]", "invalid",
+         E0 "/0"},
+    };
+    (void)state;
+    RUN_BODIES(cases);
+}
+
+/* ---------------------------------------------------------------- gateway */
+
+#define GW(members) "\"gateway\":{" members "}"
+#define G "/gateway"
+
+static void test_gateway(void **state)
+{
+    static const case_t cases[] = {
+        {"", NULL, NULL},
+        {GW(""), NULL, NULL},
+        {GW("\"trusted_proxy_hops\":0,\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_url_bytes\":"
+            "8192,\"max_headers\":100,\"max_header_bytes\":65536},\"redis\":null,\"login_rate_limit\":{\"rate\":10,\"period_s\":"
+            "60,\"burst\":5}"),
+         NULL, NULL},
+        {GW("\"trusted_proxy_hops\":8,\"ip_allow\":[\"10.0.0.0/8\",\"::1\"],\"ip_deny\":[\"10.1.2.3/32\"],"
+            "\"redis\":{\"host\":\"127.0.0.1\",\"port\":6379,\"db\":0,\"timeout_ms\":50}"),
+         NULL, NULL},
+        {GW("\"redis\":{\"host\":\"::1\"}"), NULL, NULL},
+        {GW("\"redis\":{\"host\":\"2001:db8::1\",\"port\":1,\"db\":15,\"timeout_ms\":1}"), NULL, NULL},
+        {GW("\"redis\":{\"host\":\"redis.internal\",\"port\":65535,\"timeout_ms\":10000}"), NULL, NULL},
+        {GW("\"redis\":{\"host\":\"Redis-1.Internal\"}"), NULL, NULL},
+        {GW("\"login_rate_limit\":{}"), NULL, NULL},
+        {GW("\"login_rate_limit\":{\"rate\":1,\"period_s\":86400,\"burst\":0}"), NULL, NULL},
+        /* the object */
+        {"\"gateway\":null", "invalid", G},
+        {"\"gateway\":[]", "invalid", G},
+        {"\"gateway\":\"\"", "invalid", G},
+        {GW("\"mode\":1"), "unknown_field", G "/mode"},
+        /* trusted_proxy_hops */
+        {GW("\"trusted_proxy_hops\":-1"), "invalid", G "/trusted_proxy_hops"},
+        {GW("\"trusted_proxy_hops\":9"), "invalid", G "/trusted_proxy_hops"},
+        {GW("\"trusted_proxy_hops\":1.0"), "invalid", G "/trusted_proxy_hops"},
+        {GW("\"trusted_proxy_hops\":\"1\""), "invalid", G "/trusted_proxy_hops"},
+        {GW("\"trusted_proxy_hops\":null"), "invalid", G "/trusted_proxy_hops"},
+        /* ip lists and limits (the route's rules) */
+        {GW("\"ip_allow\":[\"10.0.0.1/24\"]"), "invalid", G "/ip_allow/0"},
+        {GW("\"ip_deny\":[\"::ffff:1.2.3.4/200\"]"), "invalid", G "/ip_deny/0"},
+        {GW("\"ip_deny\":null"), "invalid", G "/ip_deny"},
+        {GW("\"limits\":{\"max_headers\":0}"), "invalid", G "/limits/max_headers"},
+        {GW("\"limits\":{\"max_body\":1}"), "unknown_field", G "/limits/max_body"},
+        {GW("\"limits\":null"), "invalid", G "/limits"},
+        /* redis */
+        {GW("\"redis\":\"127.0.0.1:6379\""), "invalid", G "/redis"},
+        {GW("\"redis\":[]"), "invalid", G "/redis"},
+        {GW("\"redis\":{}"), "missing_field", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"h\",\"password\":\"x\"}"), "unknown_field", G "/redis/password"},
+        {GW("\"redis\":{\"host\":\"\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":null}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"[::1]\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"127.0.0.1:6379\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"redis://h\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"h/0\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"a b\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"h\\u0000x\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"1.2.3.256\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"fe80::1%eth0\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"host\":\"h\",\"port\":0}"), "invalid", G "/redis/port"},
+        {GW("\"redis\":{\"host\":\"h\",\"port\":65536}"), "invalid", G "/redis/port"},
+        {GW("\"redis\":{\"host\":\"h\",\"port\":\"6379\"}"), "invalid", G "/redis/port"},
+        {GW("\"redis\":{\"host\":\"h\",\"db\":16}"), "invalid", G "/redis/db"},
+        {GW("\"redis\":{\"host\":\"h\",\"db\":-1}"), "invalid", G "/redis/db"},
+        {GW("\"redis\":{\"host\":\"h\",\"timeout_ms\":0}"), "invalid", G "/redis/timeout_ms"},
+        {GW("\"redis\":{\"host\":\"h\",\"timeout_ms\":10001}"), "invalid", G "/redis/timeout_ms"},
+        {GW("\"redis\":{\"host\":\"h\",\"timeout_ms\":50.5}"), "invalid", G "/redis/timeout_ms"},
+        {GW("\"redis\":{\"timeout_ms\":0,\"db\":16,\"port\":0,\"host\":\"\"}"), "invalid", G "/redis/host"},
+        {GW("\"redis\":{\"timeout_ms\":0,\"db\":16,\"port\":0,\"host\":\"h\"}"), "invalid", G "/redis/port"},
+        {GW("\"redis\":{\"timeout_ms\":0,\"db\":16,\"host\":\"h\"}"), "invalid", G "/redis/db"},
+        /* login_rate_limit */
+        {GW("\"login_rate_limit\":null"), "invalid", G "/login_rate_limit"},
+        {GW("\"login_rate_limit\":{\"rate\":0}"), "invalid", G "/login_rate_limit/rate"},
+        {GW("\"login_rate_limit\":{\"rate\":\"10\"}"), "invalid", G "/login_rate_limit/rate"},
+        {GW("\"login_rate_limit\":{\"period_s\":0}"), "invalid", G "/login_rate_limit/period_s"},
+        {GW("\"login_rate_limit\":{\"period_s\":86401}"), "invalid", G "/login_rate_limit/period_s"},
+        {GW("\"login_rate_limit\":{\"burst\":-1}"), "invalid", G "/login_rate_limit/burst"},
+        {GW("\"login_rate_limit\":{\"burst\":5.0}"), "invalid", G "/login_rate_limit/burst"},
+        {GW("\"login_rate_limit\":{\"key\":\"ip\"}"), "unknown_field", G "/login_rate_limit/key"},
+        {GW("\"login_rate_limit\":{\"name\":\"x\",\"rate\":1,\"period_s\":1}"), "unknown_field", G "/login_rate_limit/name"},
+        /* table order */
+        {GW("\"login_rate_limit\":1,\"redis\":1,\"limits\":1,\"ip_deny\":1,\"ip_allow\":1,\"trusted_proxy_hops\":-1"), "invalid",
+         G "/trusted_proxy_hops"},
+        {GW("\"login_rate_limit\":1,\"redis\":1,\"limits\":1,\"ip_deny\":1,\"ip_allow\":1"), "invalid", G "/ip_allow"},
+        {GW("\"login_rate_limit\":1,\"redis\":1,\"limits\":1,\"ip_deny\":1"), "invalid", G "/ip_deny"},
+        {GW("\"login_rate_limit\":1,\"redis\":1,\"limits\":1"), "invalid", G "/limits"},
+        {GW("\"login_rate_limit\":1,\"redis\":1"), "invalid", G "/redis"},
+        {GW("\"login_rate_limit\":1,\"zz\":1"), "unknown_field", G "/zz"},
+    };
+    (void)state;
+    RUN_BODIES(cases);
+}
+
+/* ---------------------------------------------------------------- order within the body */
+
+static void test_order(void **state)
+{
+    static const case_t cases[] = {
+        /* gateway's type with the other top-level types, after revoked's; its content last of all */
+        {"\"gateway\":[],\"groups\":[1]", "invalid", G},
+        {"\"gateway\":[],\"revoked\":[]", "invalid", "/revoked"},
+        {"\"gateway\":[],\"bogus\":1", "unknown_field", "/bogus"},
+        {GW("\"trusted_proxy_hops\":9") ",\"revoked\":{\"users\":[1]}", "invalid", "/revoked/users/0"},
+        {GW("\"trusted_proxy_hops\":9") ",\"groups\":[1]", "invalid", "/groups/0"},
+        {GW("\"trusted_proxy_hops\":9") ",\"api_keys\":[1]", "invalid", "/api_keys/0"},
+        {GW("\"trusted_proxy_hops\":9") "," EP(",\"rate_limits\":[1]"), "invalid", E0 "/0"},
+        /* an endpoint's limits come after every route's policies */
+        {EP(",\"rate_limits\":[1]"), "invalid", E0 "/0"},
+    };
+    json_t *body;
+    cph_error_t err;
+    (void)state;
+    RUN_BODIES(cases);
+    /* a route's policies are checked with the route, before the next route and before its service is looked up */
+    body = parse("{\"services\":[],\"routes\":[" POL("\"rate_limits\":[1]") ",{\"name\":1}]}");
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", "routes", "invalid", "/routes/0/policies/rate_limits/0");
+    json_decref(body);
+    body = parse("{\"services\":[{\"name\":\"orders\",\"targets\":[]}],\"routes\":[" POL("") "," POL("\"https_redirect\":0") "]}");
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", "routes", "invalid", "/routes/1/policies/https_redirect");
+    json_decref(body);
+    body = parse("{\"services\":[{\"name\":\"orders\",\"targets\":[]}],\"routes\":[" POL(
+        "\"cors\":{\"origins\":[\"*\"]}") "],"
+                                          "\"gateway\":{},\"keys\":[1]}");
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", "keys", "invalid", "/keys/0");
+    json_decref(body);
+}
+
+/* The contract's examples (CONTRACT5 section A) validate as they are written. */
+static void test_examples(void **state)
+{
+    json_t *body = parse(
+        "{\"services\":[{\"name\":\"orders\",\"targets\":[]}],\"routes\":[{\"name\":\"r\",\"service\":\"orders\",\"paths\":"
+        "[\"/api\"],\"policies\":{\"rate_limits\":[{\"name\":\"per-ip-second\",\"key\":\"ip\",\"rate\":10,\"period_s\":1,"
+        "\"burst\":5,\"backend\":\"local\",\"on_error\":\"open\",\"headers\":true}],\"cors\":{\"origins\":"
+        "[\"https://app.example.com\"],\"methods\":[\"GET\",\"POST\"],\"headers\":[\"content-type\"],\"expose_headers\":[],"
+        "\"credentials\":false,\"max_age_s\":600},\"security_headers\":{\"hsts_max_age_s\":31536000,\"hsts_subdomains\":false,"
+        "\"content_type_options\":true,\"frame_options\":\"DENY\",\"referrer_policy\":\"no-referrer\"},\"limits\":"
+        "{\"max_body_bytes\":1048576,\"max_url_bytes\":8192,\"max_headers\":100,\"max_header_bytes\":65536},\"ip_allow\":"
+        "[\"10.0.0.0/8\",\"2001:db8::/32\"],\"ip_deny\":[\"10.1.2.3/32\"],\"https_redirect\":false}}],"
+        "\"gateway\":{\"trusted_proxy_hops\":0,\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,"
+        "\"max_url_bytes\":8192,\"max_headers\":100,\"max_header_bytes\":65536},\"redis\":{\"host\":\"127.0.0.1\",\"port\":6379,"
+        "\"db\":0,\"timeout_ms\":50},\"login_rate_limit\":{\"rate\":10,\"period_s\":60,\"burst\":5}}}");
+    cph_error_t err;
+    (void)state;
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", "example", NULL, NULL);
+    /* one changed value makes it invalid, at the right place */
+    json_object_set_new(json_object_get(json_object_get(body, "gateway"), "redis"), "db", json_integer(16));
+    memset(&err, 0, sizeof(err));
+    expect(cph_snapshot_validate(body, &err), &err, "body", "example", "invalid", "/gateway/redis/db");
+    json_decref(body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policies_object),
+        cmocka_unit_test(test_rate_limit_members),
+        cmocka_unit_test(test_rate_limit_list),
+        cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_security_headers),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_cidrs),
+        cmocka_unit_test(test_ip_lists),
+        cmocka_unit_test(test_endpoint_rate_limits),
+        cmocka_unit_test(test_gateway),
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_examples),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
