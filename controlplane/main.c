@@ -5,7 +5,8 @@
  * one generated at the first start and printed once), makes sure the current config version has a snapshot,
  * starts the data-plane socket server with that snapshot, then the admin API and the auth API (login, refresh,
  * logout; --auth-listen off disables it). The auth settings (token lifetimes, issuer, audience, leeway, header
- * prefix, the auth API's URL) are fixed from flags before the database is opened, because the snapshot carries them.
+ * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit) are fixed from
+ * flags before the database is opened, because the snapshot carries them.
  * Every committed write is published to the data planes from the write path itself (cph_db_set_on_commit), in
  * version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the socket server,
  * then close the database, and exit 0.
@@ -44,6 +45,7 @@ typedef struct st_config_t {
     uint64_t heartbeat_ms;
     int jwks_min_refresh_s; /* the lower bound of an issuer's refresh_s (tests lower it) */
     cph_auth_settings_t auth;
+    cph_gateway_settings_t gateway;
     char socket_buf[4096];
 } config_t;
 
@@ -65,6 +67,12 @@ static void usage(FILE *out)
             "  --header-prefix P         CEPHALO_HEADER_PREFIX   (default x-cephalo-): identity header prefix, [a-z0-9-]\n"
             "                                                    2..32, ending in '-'\n"
             "  --jwks-min-refresh-s N    CEPHALO_JWKS_MIN_REFRESH_S (default 30, 1..30): lowest refresh_s of an issuer\n"
+            "  --redis HOST:PORT[/DB]    CEPHALO_REDIS           (default none): where the data planes keep redis rate limits\n"
+            "                                                    (HOST an IPv4, [IPv6] or DNS name; DB 0..15, default 0)\n"
+            "  --redis-timeout-ms N      CEPHALO_REDIS_TIMEOUT_MS (default 50, 1..10000): per-call redis deadline\n"
+            "  --trusted-proxy-hops N    CEPHALO_TRUSTED_PROXY_HOPS (default 0, 0..8): proxies in front of the data planes\n"
+            "  --login-rate R/P/B        CEPHALO_LOGIN_RATE      (default 10/60/5): POST /auth/login limit per client IP,\n"
+            "                                                    R requests per P seconds, burst B\n"
             "  --help                    this text\n"
             "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
             CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
@@ -194,31 +202,93 @@ static int auth_option(int ch, auth_args_t *a)
     return 1;
 }
 
+/* ---------------------------------------------------------------- gateway settings */
+
+/* The gateway options as given (flag, else environment, else default), checked by check_gateway(). */
+typedef struct st_gateway_args_t {
+    const char *redis, *redis_timeout, *proxy_hops, *login_rate;
+} gateway_args_t;
+
+static void gateway_args_from_env(gateway_args_t *a)
+{
+    a->redis = env_or("CEPHALO_REDIS", NULL);
+    a->redis_timeout = env_or("CEPHALO_REDIS_TIMEOUT_MS", "50");
+    a->proxy_hops = env_or("CEPHALO_TRUSTED_PROXY_HOPS", "0");
+    a->login_rate = env_or("CEPHALO_LOGIN_RATE", "10/60/5");
+}
+
+/* Fills c->gateway from a; prints what is wrong and returns -1 on a bad value. */
+static int check_gateway(const gateway_args_t *a, config_t *c)
+{
+    cph_gateway_settings_t *g = &c->gateway;
+    const char *bad = NULL;
+    long timeout = 0, hops = 0;
+
+    cph_settings_gateway_defaults(g);
+    if (a->redis != NULL && cph_settings_parse_redis(a->redis, g) != 0)
+        bad = "--redis";
+    else if (cph_settings_parse_long(a->redis_timeout, 1, 10000, &timeout) != 0)
+        bad = "--redis-timeout-ms";
+    else if (cph_settings_parse_long(a->proxy_hops, 0, 8, &hops) != 0)
+        bad = "--trusted-proxy-hops";
+    else if (cph_settings_parse_login_rate(a->login_rate, g) != 0)
+        bad = "--login-rate";
+    if (bad != NULL) {
+        fprintf(stderr, "cephalo-controlplane: bad value for %s\n", bad);
+        return -1;
+    }
+    g->redis_timeout_ms = (int)timeout;
+    g->trusted_proxy_hops = (int)hops;
+    return 0;
+}
+
+/* A gateway option of getopt_long (codes 'R', 'T', 'P', 'L'); 0 when ch is not one. */
+static int gateway_option(int ch, gateway_args_t *a)
+{
+    const char **slot = ch == 'R'   ? &a->redis
+                        : ch == 'T' ? &a->redis_timeout
+                        : ch == 'P' ? &a->proxy_hops
+                        : ch == 'L' ? &a->login_rate
+                                    : NULL;
+
+    if (slot == NULL)
+        return 0;
+    *slot = optarg;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- arguments */
+
+static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
+                                     {"admin-listen", required_argument, NULL, 'l'},
+                                     {"socket", required_argument, NULL, 's'},
+                                     {"heartbeat-ms", required_argument, NULL, 'b'},
+                                     {"migrations", required_argument, NULL, 'm'},
+                                     {"auth-listen", required_argument, NULL, 'A'},
+                                     {"access-ttl-s", required_argument, NULL, 'B'},
+                                     {"refresh-ttl-s", required_argument, NULL, 'C'},
+                                     {"jwt-issuer", required_argument, NULL, 'D'},
+                                     {"jwt-audience", required_argument, NULL, 'E'},
+                                     {"jwt-leeway-s", required_argument, NULL, 'F'},
+                                     {"header-prefix", required_argument, NULL, 'G'},
+                                     {"jwks-min-refresh-s", required_argument, NULL, 'J'},
+                                     {"redis", required_argument, NULL, 'R'},
+                                     {"redis-timeout-ms", required_argument, NULL, 'T'},
+                                     {"trusted-proxy-hops", required_argument, NULL, 'P'},
+                                     {"login-rate", required_argument, NULL, 'L'},
+                                     {"help", no_argument, NULL, 'h'},
+                                     {NULL, 0, NULL, 0}};
 
 /* Returns 0 to run, 1 to exit 0 (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, config_t *c)
 {
-    static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
-                                         {"admin-listen", required_argument, NULL, 'l'},
-                                         {"socket", required_argument, NULL, 's'},
-                                         {"heartbeat-ms", required_argument, NULL, 'b'},
-                                         {"migrations", required_argument, NULL, 'm'},
-                                         {"auth-listen", required_argument, NULL, 'A'},
-                                         {"access-ttl-s", required_argument, NULL, 'B'},
-                                         {"refresh-ttl-s", required_argument, NULL, 'C'},
-                                         {"jwt-issuer", required_argument, NULL, 'D'},
-                                         {"jwt-audience", required_argument, NULL, 'E'},
-                                         {"jwt-leeway-s", required_argument, NULL, 'F'},
-                                         {"header-prefix", required_argument, NULL, 'G'},
-                                         {"jwks-min-refresh-s", required_argument, NULL, 'J'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     const char *hb = env_or("CEPHALO_HEARTBEAT_MS", "1000"), *jwks_min = env_or("CEPHALO_JWKS_MIN_REFRESH_S", "30");
     auth_args_t auth;
+    gateway_args_t gateway;
     int ch;
 
     auth_args_from_env(&auth);
+    gateway_args_from_env(&gateway);
     c->data_dir = env_or("CEPHALO_DATA_DIR", "var/cp");
     c->admin_listen = env_or("CEPHALO_ADMIN_LISTEN", "127.0.0.1:8001");
     c->socket = env_or("CEPHALO_SOCKET", NULL);
@@ -247,7 +317,7 @@ static int parse_args(int argc, char **argv, config_t *c)
             usage(stdout);
             return 1;
         default:
-            if (auth_option(ch, &auth))
+            if (auth_option(ch, &auth) || gateway_option(ch, &gateway))
                 break;
             usage(stderr);
             return -1;
@@ -258,7 +328,7 @@ static int parse_args(int argc, char **argv, config_t *c)
         usage(stderr);
         return -1;
     }
-    if (check_auth(&auth, c) != 0)
+    if (check_auth(&auth, c) != 0 || check_gateway(&gateway, c) != 0)
         return -1;
     if (c->socket == NULL) {
         snprintf(c->socket_buf, sizeof(c->socket_buf), "%s/run/cp.sock", c->data_dir);
@@ -427,7 +497,8 @@ int main(int argc, char **argv)
 
     if ((r = parse_args(argc, argv, &c)) != 0)
         return r > 0 ? 0 : 2;
-    cph_settings_set_auth(&c.auth); /* before the database: ensure_snapshot builds the "auth" section from it */
+    cph_settings_set_auth(&c.auth); /* before the database: ensure_snapshot builds the "auth" and "gateway" sections */
+    cph_settings_set_gateway(&c.gateway);
     cph_store_issuer_set_min_refresh(c.jwks_min_refresh_s);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);

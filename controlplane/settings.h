@@ -1,6 +1,7 @@
 /*
- * settings: the control plane's auth settings, set once by main() from flags before the database is opened and read
- * by snapbuild.c (the snapshot's "auth" section), token.c (issuing) and authapi.c. Immutable after start.
+ * settings: the control plane's auth and gateway settings, set once by main() from flags before the database is
+ * opened and read by snapbuild.c (the snapshot's "auth" and "gateway" sections), token.c (issuing) and authapi.c.
+ * Immutable after start. The parsers of the gateway flags live here so that they can be tested.
  */
 #ifndef CPH_SETTINGS_H
 #define CPH_SETTINGS_H
@@ -22,5 +23,39 @@ const cph_auth_settings_t *cph_settings_auth(void);
 void cph_settings_set_auth(const cph_auth_settings_t *s);
 /** Fills s with the defaults. */
 void cph_settings_auth_defaults(cph_auth_settings_t *s);
+
+/* The snapshot's "gateway" section (proto/PROTOCOL.md section 5). ip_allow and ip_deny are always written empty. */
+typedef struct st_cph_gateway_settings_t {
+    int trusted_proxy_hops;   /* 0..8, default 0 */
+    char redis_host[254];     /* an IPv4/IPv6 literal (no brackets) or a DNS name; "" = no redis (default) */
+    int redis_port;           /* 1..65535 */
+    int redis_db;             /* 0..15, default 0 */
+    int redis_timeout_ms;     /* 1..10000, default 50 */
+    long long max_body_bytes; /* the gateway-wide limits: 10485760, 8192, 100, 65536 (no flags) */
+    int max_url_bytes;
+    int max_headers;
+    int max_header_bytes;
+    long login_rate;    /* POST /auth/login per client IP: 1..1000000000 per login_period_s (1..86400), */
+    int login_period_s; /* burst 0..1000000000; default 10 / 60 / 5 */
+    long login_burst;
+} cph_gateway_settings_t;
+
+/** The gateway settings in force (defaults until cph_settings_set_gateway). */
+const cph_gateway_settings_t *cph_settings_gateway(void);
+/** Replaces the gateway settings; call before any other thread starts. */
+void cph_settings_set_gateway(const cph_gateway_settings_t *g);
+/** Fills g with the defaults (no redis). */
+void cph_settings_gateway_defaults(cph_gateway_settings_t *g);
+/**
+ * Parses "HOST:PORT[/DB]" into g's redis_host, redis_port, redis_db (db 0 when absent). HOST is an IPv4 literal, a
+ * bracketed IPv6 literal ("[::1]", stored without the brackets) or a DNS name (1-246 bytes, labels of 1-63
+ * [A-Za-z0-9-] not starting or ending with '-'); PORT 1..65535, DB 0..15, both plain decimal. Returns 0, or -1 leaving
+ * g unchanged.
+ */
+int cph_settings_parse_redis(const char *s, cph_gateway_settings_t *g);
+/** Parses "RATE/PERIOD_S/BURST" (plain decimals within the ranges above) into g's login_*. 0, or -1 leaving g unchanged. */
+int cph_settings_parse_login_rate(const char *s, cph_gateway_settings_t *g);
+/** Parses a plain decimal (no sign, no space) within [min, max] into *out. 0, or -1 leaving *out unchanged. */
+int cph_settings_parse_long(const char *s, long min, long max, long *out);
 
 #endif

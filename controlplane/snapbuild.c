@@ -10,13 +10,18 @@
  * the hash does not depend on which key is newer: a rotation changes the body and so reaches every data plane like
  * any other write. The member is left out when there is no key (a store before its first key), never written empty.
  *
- * A service carries its "system" (a code or null) and a route its "default_access"; the access sections ("auth",
- * "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
+ * A service carries its "system" (a code or null) and a route its "default_access" and "policies" (as stored, {} when
+ * none); the access sections ("auth", "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
+ *
+ * "gateway" (the gateway-wide traffic settings: client IP, global limits, redis, the login limit) comes from the
+ * control plane's flags (settings.h), fixed for the process, and is always written with every member (redis null when
+ * none), so the body stays a pure function of the rows and the flags.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "proto/log.h"
+#include "controlplane/settings.h"
 #include "controlplane/signing.h"
 #include "controlplane/snapbuild.h"
 #include "controlplane/store_route.h"
@@ -65,6 +70,23 @@ static json_t *public_keys(cph_db_t *db, cph_error_t *err)
     return keys;
 }
 
+json_t *cph_snapbuild_gateway(const cph_gateway_settings_t *g)
+{
+    json_t *redis = json_null(), *out;
+
+    if (g->redis_host[0] != '\0')
+        redis = json_pack("{s:s, s:i, s:i, s:i}", "host", g->redis_host, "port", g->redis_port, "db", g->redis_db, "timeout_ms",
+                          g->redis_timeout_ms);
+    out = json_pack("{s:i, s:[], s:[], s:{s:I, s:i, s:i, s:i}, s:o, s:{s:I, s:i, s:I}}", "trusted_proxy_hops",
+                    g->trusted_proxy_hops, "ip_allow", "ip_deny", "limits", "max_body_bytes", (json_int_t)g->max_body_bytes,
+                    "max_url_bytes", g->max_url_bytes, "max_headers", g->max_headers, "max_header_bytes", g->max_header_bytes,
+                    "redis", redis, "login_rate_limit", "rate", (json_int_t)g->login_rate, "period_s", g->login_period_s, "burst",
+                    (json_int_t)g->login_burst);
+    if (out == NULL)
+        cph_fatal(MODULE, "cannot build the gateway section");
+    return out;
+}
+
 json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err)
 {
     json_t *services = NULL, *routes = NULL, *keys = NULL, *body = NULL;
@@ -78,6 +100,7 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err)
         cph_fatal(MODULE, "out of memory");
     if (json_array_size(keys) != 0)
         json_object_set(body, "keys", keys);
+    json_object_set_new(body, "gateway", cph_snapbuild_gateway(cph_settings_gateway()));
     if (cph_snapbuild_access(db, body, err) != 0) {
         json_decref(body);
         body = NULL;

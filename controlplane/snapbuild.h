@@ -6,13 +6,15 @@
 
 #include <jansson.h>
 #include "controlplane/db.h"
+#include "controlplane/settings.h"
 
 /**
- * Builds {"services":[...], "routes":[...], "keys"?:[...], "auth", "groups", "endpoints", "api_keys", "revoked"} from
- * the rows, services and routes sorted by name (byte order; the published public signing keys by kid, the member
- * absent when there is none; the access sections as cph_snapbuild_access), every optional field written out with its
- * value (defaults explicit: a service's "system" null, a route's "default_access"), no ids (but an endpoint rule's and
- * an api key's) or timestamps. Caller holds the lock. Returns a new reference, or NULL with err {internal}. The same
+ * Builds {"services":[...], "routes":[...], "keys"?:[...], "gateway", "auth", "groups", "endpoints", "api_keys",
+ * "revoked"} from the rows, services and routes sorted by name (byte order; the published public signing keys by kid,
+ * the member absent when there is none; "gateway" as cph_snapbuild_gateway(cph_settings_gateway()); the access
+ * sections as cph_snapbuild_access), every optional field written out with its value (defaults explicit: a service's
+ * "system" null, a route's "default_access" and "policies" ({} when none)), no ids (but an endpoint rule's and an api
+ * key's) or timestamps. Caller holds the lock. Returns a new reference, or NULL with err {internal}. The same
  * rows (and auth settings) always give the same body, whatever order they were inserted in, so the same hash
  * (cph_snapshot_hash).
  */
@@ -20,11 +22,20 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err);
 
 /**
  * Adds the access sections of docs/access.md section 1 to body, every one always: "auth" (cph_settings_auth(), every member,
- * audience and api null when unset, plus "issuers" - the external issuers that have keys - when there is one), "groups" [{"system", "name", "roles"}] by system then name, "endpoints" [{"id",
- * "service", "method", "path", "public", "shadow", "roles", "groups"}] by service, path, method, id, "api_keys"
- * (cph_store_api_key_snapshot: not revoked, by prefix) and "revoked" (cph_store_revocation_snapshot). Caller holds
- * the lock. Returns 0, or -1 with err {internal} (body then holds none, some or all of them).
+ * audience and api null when unset, plus "issuers" - the external issuers that have keys - when there is one), "groups" [{"system",
+ * "name", "roles"}] by system then name, "endpoints" [{"id", "service", "method", "path", "public", "shadow", "roles", "groups",
+ * "rate_limits" (only when the rule has its own)}] by service, path, method, id, "api_keys" (cph_store_api_key_snapshot: not
+ * revoked, by prefix) and "revoked" (cph_store_revocation_snapshot). Caller holds the lock. Returns 0, or -1 with err {internal}
+ * (body then holds none, some or all of them).
  */
 int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err);
+
+/**
+ * The "gateway" section of g (CONTRACT5 A, proto/PROTOCOL.md section 5) with every member: {"trusted_proxy_hops",
+ * "ip_allow": [], "ip_deny": [], "limits": {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes"},
+ * "redis": null | {"host", "port", "db", "timeout_ms"}, "login_rate_limit": {"rate", "period_s", "burst"}}. A new
+ * reference (out of memory aborts).
+ */
+json_t *cph_snapbuild_gateway(const cph_gateway_settings_t *g);
 
 #endif

@@ -10,6 +10,9 @@
  * sorted by kid); the member is absent when there is none, and an issuer whose keys were never fetched is left out
  * (it could verify nothing).
  *
+ * An endpoint rule's "rate_limits" is written only when the rule has its own list (an array, possibly empty); null -
+ * the route's limits apply - is left out, so rules without one build the body they always did.
+ *
  * What is left out on purpose: revoked api keys (the data plane never needs to know a dead key), admin-only
  * timestamps, and anything secret beyond an api key's SHA-256 (the data plane's only way to check a key).
  */
@@ -51,6 +54,19 @@ static void drop(json_t *arr, const char *const *members)
     }
 }
 
+/* Drops "rate_limits" from the rules that have none of their own (null: the route's apply). */
+static void drop_null_limits(json_t *endpoints)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(endpoints, i, e)
+    {
+        if (json_is_null(json_object_get(e, "rate_limits")))
+            json_object_del(e, "rate_limits");
+    }
+}
+
 int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err)
 {
     static const char *const GROUP_DROP[] = {"id", "created_at", "updated_at", NULL};
@@ -64,6 +80,7 @@ int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err)
         goto Exit;
     drop(groups, GROUP_DROP);
     drop(endpoints, ENDPOINT_DROP);
+    drop_null_limits(endpoints);
     auth = auth_section();
     if (json_array_size(issuers) != 0) /* left out when none, so a store without issuers builds the body it always did */
         json_object_set(auth, "issuers", issuers);

@@ -14,6 +14,11 @@
  *
  * A shadow rule (migrations/0004_access.sql) is evaluated and counted by the data planes but never enforced: a new or
  * stricter rule can be watched on real traffic (GET /api/v1/authz/shadow) before it is switched on.
+ *
+ * rate_limits (migrations/0006_policies.sql) is a rule's own list of rate limits, which replaces its route's for the
+ * requests the rule matched: null (absent; SQL NULL) inherits the route's, [] means none. Its items follow the same
+ * schema as a route's policies.rate_limits, and are checked with that very code (get_rate_limits), so that an error
+ * points into the rule as sent (/rate_limits/0/rate) rather than into the snapshot body.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +38,7 @@
     "(SELECT json_group_array(json_object('system', c, 'name', n)) FROM (SELECT y.code AS c, g.name AS n FROM endpoint_groups eg " \
     "JOIN groups g ON g.id = eg.group_id JOIN systems y ON y.id = g.system_id WHERE eg.endpoint_id = e.id ORDER BY y.code, "       \
     "g.name)), "                                                                                                                   \
-    "e.created_at, e.updated_at, e.shadow FROM endpoints e JOIN services s ON s.id = e.service_id "
+    "e.created_at, e.updated_at, e.shadow, e.rate_limits FROM endpoints e JOIN services s ON s.id = e.service_id "
 
 const cph_store_ops_t cph_store_endpoint_ops = {
     "endpoint",
@@ -62,10 +67,40 @@ static int get_method(const json_t *in, const char **out, cph_error_t *err)
     return cph_error_set(err, "invalid", "/method", "must be \"*\" or one of GET HEAD POST PUT PATCH DELETE OPTIONS CONNECT TRACE");
 }
 
+/*
+ * rate_limits: absent or null -> null (inherit the route's); an array is checked as the rate_limits of a route's
+ * policies by cph_schema_validate_route on a stand-in route, its error path moved from /policies/rate_limits to
+ * /rate_limits. *out gets a new reference.
+ */
+static int get_rate_limits(const json_t *in, json_t **out, cph_error_t *err)
+{
+    static const char INNER[] = "/policies/rate_limits", DROP[] = "/policies";
+    json_t *v = json_object_get(in, "rate_limits"), *route;
+    int ret;
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        *out = json_null();
+        return 0;
+    }
+    if (!json_is_array(v))
+        return cph_error_set(err, "invalid", "/rate_limits", "must be an array of rate limits or null");
+    route = json_pack("{s:s, s:s, s:[s], s:{s:O}}", "name", "endpoint", "service", "endpoint", "paths", "/", "policies",
+                      "rate_limits", v);
+    if (route == NULL)
+        cph_fatal(MODULE, "out of memory");
+    if ((ret = cph_schema_validate_route(route, err)) != 0 && strncmp(err->path, INNER, sizeof(INNER) - 1) == 0)
+        memmove(err->path, err->path + sizeof(DROP) - 1, strlen(err->path + sizeof(DROP) - 1) + 1);
+    json_decref(route);
+    if (ret == 0)
+        *out = json_incref(v);
+    return ret;
+}
+
 json_t *cph_store_endpoint_normalize(const json_t *in, cph_error_t *err)
 {
-    static const char *const ALLOWED[] = {"service", "method", "path", "public", "shadow", "roles", "groups", NULL};
-    json_t *copy, *out = NULL, *roles = NULL, *groups = NULL, *path;
+    static const char *const ALLOWED[] = {"service", "method", "path", "public", "shadow", "roles", "groups", "rate_limits", NULL};
+    json_t *copy, *out = NULL, *roles = NULL, *groups = NULL, *limits = NULL, *path;
     const char *service, *method;
     int public, shadow;
 
@@ -75,7 +110,8 @@ json_t *cph_store_endpoint_normalize(const json_t *in, cph_error_t *err)
     if (cph_ident_check_members(copy, ALLOWED, err) != 0 ||
         cph_ident_get_string(copy, "service", CPH_IDENT_NAME, 1, &service, err) != 0 || get_method(copy, &method, err) != 0 ||
         cph_ident_get_bool(copy, "public", 0, &public, err) != 0 || cph_ident_get_bool(copy, "shadow", 0, &shadow, err) != 0 ||
-        cph_ident_get_refs(copy, "roles", &roles, err) != 0 || cph_ident_get_refs(copy, "groups", &groups, err) != 0)
+        cph_ident_get_refs(copy, "roles", &roles, err) != 0 || cph_ident_get_refs(copy, "groups", &groups, err) != 0 ||
+        get_rate_limits(copy, &limits, err) != 0)
         goto Exit;
     if (path == NULL) {
         cph_error_set(err, "missing_field", "/path", "required");
@@ -92,22 +128,29 @@ json_t *cph_store_endpoint_normalize(const json_t *in, cph_error_t *err)
                       "a public endpoint lists no roles or groups");
         goto Exit;
     }
-    out = json_pack("{s:s, s:s, s:O, s:b, s:b, s:O, s:O}", "service", service, "method", method, "path", path, "public", public,
-                    "shadow", shadow, "roles", roles, "groups", groups);
+    out = json_pack("{s:s, s:s, s:O, s:b, s:b, s:O, s:O, s:O}", "service", service, "method", method, "path", path, "public",
+                    public, "shadow", shadow, "roles", roles, "groups", groups, "rate_limits", limits);
 Exit:
+    json_decref(limits);
     json_decref(roles);
     json_decref(groups);
     json_decref(copy);
     return out;
 }
 
+/* The rate_limits column: SQL NULL (inherit) is JSON null. */
+static json_t *column_limits(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? json_null() : cph_store_column_json(st, col);
+}
+
 static json_t *row_to_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "service",
-                     (const char *)sqlite3_column_text(st, 1), "method", (const char *)sqlite3_column_text(st, 2), "path",
-                     (const char *)sqlite3_column_text(st, 3), "public", sqlite3_column_int(st, 4) != 0, "shadow",
+    return json_pack("{s:I, s:s, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                     "service", (const char *)sqlite3_column_text(st, 1), "method", (const char *)sqlite3_column_text(st, 2),
+                     "path", (const char *)sqlite3_column_text(st, 3), "public", sqlite3_column_int(st, 4) != 0, "shadow",
                      sqlite3_column_int(st, 9) != 0, "roles", cph_store_column_json(st, 5), "groups", cph_store_column_json(st, 6),
-                     "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
+                     "rate_limits", column_limits(st, 10), "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
                      (const char *)sqlite3_column_text(st, 8));
 }
 
@@ -139,7 +182,7 @@ static int write_links(cph_db_t *db, int64_t id, const json_t *ep, cph_error_t *
     return cph_ident_link_refs(db, ep, id, INSERT, err);
 }
 
-/* Writes the row (?1 service_id, ?2 method, ?3 path, ?4 public, ?5 now, ?6 shadow, ?7 id), then links. */
+/* Writes the row (?1 service_id, ?2 method, ?3 path, ?4 public, ?5 now, ?6 shadow, ?7 rate_limits, ?8 id), then links. */
 static int write_endpoint(cph_db_t *db, const char *sql, int64_t *id, const json_t *ep, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;
@@ -157,8 +200,12 @@ static int write_endpoint(cph_db_t *db, const char *sql, int64_t *id, const json
     sqlite3_bind_int(st, 4, json_is_true(json_object_get(ep, "public")));
     sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 6, json_is_true(json_object_get(ep, "shadow")));
+    if (json_is_array(json_object_get(ep, "rate_limits")))
+        cph_store_bind_json(st, 7, json_object_get(ep, "rate_limits"));
+    else
+        sqlite3_bind_null(st, 7);
     if (*id != 0)
-        sqlite3_bind_int64(st, 7, *id);
+        sqlite3_bind_int64(st, 8, *id);
     if (cph_ident_step(db, st, "endpoint", "/path", "the service already has a rule for this method and path", *id != 0, err) != 0)
         return -1;
     if (*id == 0)
@@ -170,15 +217,17 @@ int cph_store_endpoint_insert(cph_db_t *db, const json_t *ep, int64_t *id, cph_e
 {
     *id = 0;
     return write_endpoint(db,
-                          "INSERT INTO endpoints (service_id, method, path, public, created_at, updated_at, shadow) VALUES (?1, "
-                          "?2, ?3, ?4, ?5, ?5, ?6)",
+                          "INSERT INTO endpoints (service_id, method, path, public, created_at, updated_at, shadow, rate_limits) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
                           id, ep, err);
 }
 
 int cph_store_endpoint_update(cph_db_t *db, int64_t id, const json_t *ep, cph_error_t *err)
 {
     return write_endpoint(
-        db, "UPDATE endpoints SET service_id = ?1, method = ?2, path = ?3, public = ?4, updated_at = ?5, shadow = ?6 WHERE id = ?7",
+        db,
+        "UPDATE endpoints SET service_id = ?1, method = ?2, path = ?3, public = ?4, updated_at = ?5, shadow = ?6, rate_limits = ?7 "
+        "WHERE id = ?8",
         &id, ep, err);
 }
 

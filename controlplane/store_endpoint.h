@@ -3,8 +3,8 @@
  * path of a service.
  *
  * API representation: {"id", "service": "<service name>", "method": "*" | "GET" | ..., "path": "<pattern>",
- * "public": false, "shadow": false, "roles": [{"system", "name"}], "groups": [{"system", "name"}], "created_at",
- * "updated_at"};
+ * "public": false, "shadow": false, "roles": [{"system", "name"}], "groups": [{"system", "name"}], "rate_limits": null |
+ * [limit...], "created_at", "updated_at"};
  * addressed by id. Everything but cph_store_endpoint_normalize() runs with the database lock held.
  */
 #ifndef CPH_STORE_ENDPOINT_H
@@ -21,8 +21,9 @@ extern const cph_store_ops_t cph_store_endpoint_ops;
 /**
  * Checks an endpoint rule (service required; method default "*"; path required; public default false; shadow (evaluated
  * and counted by the data planes, never enforced) default false; roles and groups [{"system", "name"}] default []; a
- * public rule lists no roles or groups; the path checked by proto's cph_endpoint_pattern_check) into a new object, or
- * NULL with err filled.
+ * public rule lists no roles or groups; the path checked by proto's cph_endpoint_pattern_check; rate_limits null (the
+ * default: the route's apply) or an array of rate limits checked by the schema's route policies rules, errors at
+ * /rate_limits/...; [] = no limit) into a new object, or NULL with err filled.
  */
 json_t *cph_store_endpoint_normalize(const json_t *in, cph_error_t *err);
 /** Every rule, sorted by service name, path, method, id (byte order). NULL with err {internal}. */

@@ -8,13 +8,21 @@
  * default_access (migrations/0004_access.sql) is what the data plane decides for a request of the route that no
  * endpoint rule of its service matches (docs/access.md section 4): "authenticated" unless the admin says otherwise, so adding a
  * route never opens anything by accident.
+ *
+ * policies (migrations/0006_policies.sql) is the route's traffic policy object - rate limits, CORS, security headers,
+ * size limits, IP lists, the HTTPS redirect (proto/PROTOCOL.md section 5) - validated by the snapshot schema like the
+ * rest of the route and stored whole as JSON; absent is {} (no policy).
  */
 #include <string.h>
 #include "controlplane/store_route.h"
 #include "controlplane/store_service.h"
+#include "proto/log.h"
+
+#define MODULE "cp/store_route"
 
 #define SELECT_ROUTE                                                                                                               \
-    "SELECT r.id, r.name, s.name, r.paths, r.hosts, r.methods, r.strip_prefix, r.created_at, r.updated_at, r.default_access "      \
+    "SELECT r.id, r.name, s.name, r.paths, r.hosts, r.methods, r.strip_prefix, r.created_at, r.updated_at, r.default_access, "     \
+    "r.policies "                                                                                                                  \
     "FROM routes r JOIN services s ON s.id = r.service_id "
 
 const cph_store_ops_t cph_store_route_ops = {
@@ -51,6 +59,21 @@ static int get_access(const json_t *in, const char **out, cph_error_t *err)
     return cph_error_set(err, "invalid", "/default_access", "must be \"public\", \"authenticated\" or \"deny\"");
 }
 
+/* policies: absent -> {} (set into copy, so the schema validator always sees it); else an object ({invalid} at /policies). */
+static int get_policies(json_t *copy, cph_error_t *err)
+{
+    json_t *v = json_object_get(copy, "policies");
+
+    if (v == NULL) {
+        if (json_object_set_new(copy, "policies", json_object()) != 0)
+            cph_fatal(MODULE, "out of memory");
+        return 0;
+    }
+    if (!json_is_object(v))
+        return cph_error_set(err, "invalid", "/policies", "must be an object");
+    return 0;
+}
+
 json_t *cph_store_route_normalize(const json_t *in, cph_error_t *err)
 {
     json_t *copy, *out = NULL, *strip;
@@ -58,29 +81,40 @@ json_t *cph_store_route_normalize(const json_t *in, cph_error_t *err)
 
     if ((copy = cph_store_writable_copy(in, "route", err)) == NULL)
         return NULL;
-    /* default_access is checked here: the schema validator sees the rest */
-    if (get_access(copy, &access, err) != 0)
+    /* default_access is checked here: the schema validator sees the rest (policies included) */
+    if (get_access(copy, &access, err) != 0 || get_policies(copy, err) != 0)
         goto Exit;
     json_object_del(copy, "default_access");
     if (cph_schema_validate_route(copy, err) != 0)
         goto Exit;
     strip = json_object_get(copy, "strip_prefix");
-    out = json_pack("{s:O, s:O, s:O, s:o, s:o, s:b, s:s}", "name", json_object_get(copy, "name"), "service",
+    out = json_pack("{s:O, s:O, s:O, s:o, s:o, s:b, s:s, s:O}", "name", json_object_get(copy, "name"), "service",
                     json_object_get(copy, "service"), "paths", json_object_get(copy, "paths"), "hosts", or_empty(copy, "hosts"),
                     "methods", or_empty(copy, "methods"), "strip_prefix", strip != NULL && json_is_true(strip), "default_access",
-                    access);
+                    access, "policies", json_object_get(copy, "policies"));
 Exit:
     json_decref(copy);
     return out;
 }
 
+/* The policies column; {} should it ever not parse (the column's CHECK makes that impossible). */
+static json_t *column_policies(sqlite3_stmt *st, int col)
+{
+    json_t *v = json_loads((const char *)sqlite3_column_text(st, col), JSON_REJECT_DUPLICATES, NULL);
+
+    if (json_is_object(v))
+        return v;
+    json_decref(v);
+    return json_object();
+}
+
 static json_t *row_to_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:s, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
-                     (const char *)sqlite3_column_text(st, 1), "service", (const char *)sqlite3_column_text(st, 2), "paths",
+    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:s, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                     "name", (const char *)sqlite3_column_text(st, 1), "service", (const char *)sqlite3_column_text(st, 2), "paths",
                      cph_store_column_json(st, 3), "hosts", cph_store_column_json(st, 4), "methods", cph_store_column_json(st, 5),
                      "strip_prefix", sqlite3_column_int(st, 6) != 0, "default_access", (const char *)sqlite3_column_text(st, 9),
-                     "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
+                     "policies", column_policies(st, 10), "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
                      (const char *)sqlite3_column_text(st, 8));
 }
 
@@ -94,8 +128,8 @@ json_t *cph_store_route_get(cph_db_t *db, const char *key, cph_error_t *err)
     return cph_store_get(db, SELECT_ROUTE "WHERE ", "r.id", "r.name", row_to_json, "route", key, err);
 }
 
-/* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now, ?8 default_access (?9 id), then
- * steps. */
+/* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now, ?8 default_access, ?9 policies
+ * (?10 id), then steps. */
 static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *route, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;
@@ -115,8 +149,9 @@ static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *ro
     sqlite3_bind_int(st, 6, json_is_true(json_object_get(route, "strip_prefix")));
     sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 8, json_string_value(json_object_get(route, "default_access")), -1, SQLITE_TRANSIENT);
+    cph_store_bind_json(st, 9, json_object_get(route, "policies"));
     if (id != 0)
-        sqlite3_bind_int64(st, 9, id);
+        sqlite3_bind_int64(st, 10, id);
     return cph_store_step_write(db, st, "route", id != 0, err);
 }
 
@@ -124,7 +159,7 @@ int cph_store_route_insert(cph_db_t *db, const json_t *route, int64_t *id, cph_e
 {
     if (write_row(db,
                   "INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, updated_at, "
-                  "default_access) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                  "default_access, policies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
                   0, route, err) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(cph_db_handle(db));
@@ -135,7 +170,7 @@ int cph_store_route_update(cph_db_t *db, int64_t id, const json_t *route, cph_er
 {
     return write_row(db,
                      "UPDATE routes SET name = ?1, service_id = ?2, paths = ?3, hosts = ?4, methods = ?5, strip_prefix = ?6, "
-                     "updated_at = ?7, default_access = ?8 WHERE id = ?9",
+                     "updated_at = ?7, default_access = ?8, policies = ?9 WHERE id = ?10",
                      id, route, err);
 }
 

@@ -2,8 +2,8 @@
  * store_route: the routes table.
  *
  * API representation: {"id", "name", "service": "<service name>", "paths", "hosts", "methods", "strip_prefix",
- * "default_access": "public" | "authenticated" | "deny", "created_at", "updated_at"}. As in store_service.h, everything but
- * cph_store_route_normalize() runs with the database lock held.
+ * "default_access": "public" | "authenticated" | "deny", "policies": {...}, "created_at", "updated_at"}. As in store_service.h,
+ * everything but cph_store_route_normalize() runs with the database lock held.
  */
 #ifndef CPH_STORE_ROUTE_H
 #define CPH_STORE_ROUTE_H
@@ -19,8 +19,10 @@ extern const cph_store_ops_t cph_store_route_ops;
 /**
  * Checks a route from a request and returns a new normalised object: read-only members dropped, validated with
  * cph_schema_validate_route (path relative to the object), defaults filled (hosts [], methods [], strip_prefix false,
- * default_access "authenticated"; any other default_access than the three is {invalid} at /default_access, checked
- * here). NULL with err filled when invalid. Whether the service exists is checked on insert/update.
+ * default_access "authenticated", policies {}; any other default_access than the three is {invalid} at /default_access,
+ * and a policies that is not an object {invalid} at /policies, checked here; the policy rules are the schema's). The
+ * policies object is kept as given (no default filled inside it). NULL with err filled when invalid. Whether the service exists is
+ * checked on insert/update.
  */
 json_t *cph_store_route_normalize(const json_t *in, cph_error_t *err);
 /** Every route, sorted by name, as a new array. NULL with err {internal}. */

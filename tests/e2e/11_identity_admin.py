@@ -43,7 +43,11 @@ def snapshot_body(admin, cp, **members):
     body = {"routes": [], "services": [], "keys": published_keys(admin), "groups": [], "endpoints": [],
             "api_keys": [], "revoked": {"users": [], "tokens": []},
             "auth": {"issuer": "cephalo", "audience": None, "leeway_s": 30, "max_token_bytes": 8192,
-                     "header_prefix": "x-cephalo-", "api": cp.auth_url}}
+                     "header_prefix": "x-cephalo-", "api": cp.auth_url},
+            "gateway": {"trusted_proxy_hops": 0, "ip_allow": [], "ip_deny": [],
+                        "limits": {"max_body_bytes": 10485760, "max_url_bytes": 8192, "max_headers": 100,
+                                   "max_header_bytes": 65536},
+                        "redis": None, "login_rate_limit": {"rate": 10, "period_s": 60, "burst": 5}}}
     body.update(members)
     return body
 
@@ -369,7 +373,7 @@ def test_endpoint_rules(admin, cp):
             "roles": [{"system": "hr", "name": "reader"}, {"system": "billing", "name": "admin"}],
             "groups": [{"system": "billing", "name": "ops"}]}
     e = admin.ok("POST", f"{V1}/endpoints", rule, expect=(201,))["endpoint"]
-    assert strip(e) == dict(rule, public=False, shadow=False, roles=[{"system": "billing", "name": "admin"},
+    assert strip(e) == dict(rule, public=False, shadow=False, rate_limits=None, roles=[{"system": "billing", "name": "admin"},
                                                                      {"system": "hr", "name": "reader"}])
     assert admin.ok("GET", f"{V1}/endpoints/{e['id']}") == e
     for path in ("/", "/*", "/exact", "/v2/", "/prefix/*", "/a/{x}/b/{y}", "/a%20b"):

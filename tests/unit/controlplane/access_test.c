@@ -192,8 +192,10 @@ static void test_migration_on_existing_0003(void **state)
     cph_db_close(db);
 
     copy_migration(mig, "0004_access.sql");
+    copy_migration(mig, "0005_issuers.sql"); /* and the later ones: the stores read their columns */
+    copy_migration(mig, "0006_policies.sql");
     assert_non_null(db = cph_db_open(path, mig, &err));
-    assert_int_equal(count(db, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(count(db, "SELECT count(*) FROM schema_migrations"), 6);
     assert_int_equal(count(db, "SELECT count(*) FROM services WHERE name = 's' AND system_id IS NULL"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM routes WHERE default_access = 'authenticated'"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM endpoints WHERE shadow = 0"), 1);
@@ -202,7 +204,7 @@ static void test_migration_on_existing_0003(void **state)
     assert_stored(db, &cph_store_service_ops, "s", "{\"id\":1,\"name\":\"s\",\"system\":null,\"targets\":[],\"timeout_ms\":100}");
     assert_stored(db, &cph_store_route_ops, "r",
                   "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/r\"],"
-                  "\"service\":\"s\",\"strip_prefix\":false}");
+                  "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     /* refresh_tokens: exactly the contract's columns, in its order */
     cph_db_lock(db);
     assert_int_equal(
@@ -295,11 +297,11 @@ static void test_route_default_access(void **state)
     id = created(fx->db, &cph_store_route_ops, "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"]}");
     assert_stored(fx->db, &cph_store_route_ops, "r",
                   "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
-                  "\"service\":\"s\",\"strip_prefix\":false}");
+                  "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     created(fx->db, &cph_store_route_ops, "{\"name\":\"p\",\"service\":\"s\",\"paths\":[\"/p\"],\"default_access\":\"public\"}");
     assert_stored(fx->db, &cph_store_route_ops, "p",
                   "{\"default_access\":\"public\",\"hosts\":[],\"id\":2,\"methods\":[],\"name\":\"p\",\"paths\":[\"/p\"],"
-                  "\"service\":\"s\",\"strip_prefix\":false}");
+                  "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     assert_int_equal(store(fx->db, &cph_store_route_ops, 'u', &id,
                            "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"],\"default_access\":\"deny\"}", &err),
                      0);
@@ -321,13 +323,13 @@ static void test_endpoint_shadow(void **state)
     norm_refused(&cph_store_endpoint_ops, "{\"service\":\"s\",\"path\":\"/a\",\"shadow\":\"true\"}", "invalid", "/shadow");
     id = created(fx->db, &cph_store_endpoint_ops, "{\"service\":\"s\",\"path\":\"/a\"}");
     assert_stored(fx->db, &cph_store_endpoint_ops, "1",
-                  "{\"groups\":[],\"id\":1,\"method\":\"*\",\"path\":\"/a\",\"public\":false,\"roles\":[],\"service\":\"s\","
-                  "\"shadow\":false}");
+                  "{\"groups\":[],\"id\":1,\"method\":\"*\",\"path\":\"/a\",\"public\":false,\"rate_limits\":null,\"roles\":[],"
+                  "\"service\":\"s\",\"shadow\":false}");
     assert_int_equal(store(fx->db, &cph_store_endpoint_ops, 'u', &id, "{\"service\":\"s\",\"path\":\"/a\",\"shadow\":true}", &err),
                      0);
     assert_stored(fx->db, &cph_store_endpoint_ops, "1",
-                  "{\"groups\":[],\"id\":1,\"method\":\"*\",\"path\":\"/a\",\"public\":false,\"roles\":[],\"service\":\"s\","
-                  "\"shadow\":true}");
+                  "{\"groups\":[],\"id\":1,\"method\":\"*\",\"path\":\"/a\",\"public\":false,\"rate_limits\":null,\"roles\":[],"
+                  "\"service\":\"s\",\"shadow\":true}");
     created(fx->db, &cph_store_endpoint_ops,
             "{\"service\":\"s\",\"method\":\"GET\",\"path\":\"/b/*\",\"public\":true,\"shadow\":true}");
     assert_int_equal(count(fx->db, "SELECT count(*) FROM endpoints WHERE shadow = 1"), 2);
@@ -609,10 +611,12 @@ static void test_snapbuild_sections(void **state)
     assert_section(body, "services",
                    "[{\"name\":\"health\",\"system\":null,\"targets\":[],\"timeout_ms\":100},{\"name\":\"orders\",\"system\":"
                    "\"shop\",\"targets\":[],\"timeout_ms\":100}]");
-    assert_section(body, "routes",
-                   "[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r0\",\"paths\":[\"/health\"],"
-                   "\"service\":\"health\",\"strip_prefix\":false},{\"default_access\":\"deny\",\"hosts\":[],\"methods\":[],"
-                   "\"name\":\"r1\",\"paths\":[\"/orders\"],\"service\":\"orders\",\"strip_prefix\":false}]");
+    assert_section(
+        body, "routes",
+        "[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r0\",\"paths\":[\"/health\"],"
+        "\"policies\":{},\"service\":\"health\",\"strip_prefix\":false},{\"default_access\":\"deny\",\"hosts\":[],\"methods\":[],"
+        "\"name\":\"r1\",\"paths\":[\"/orders\"],\"policies\":{},\"service\":\"orders\","
+        "\"strip_prefix\":false}]");
     assert_section(body, "groups",
                    "[{\"name\":\"oncall\",\"roles\":[\"admin\"],\"system\":\"ops\"},{\"name\":\"empty\",\"roles\":[],\"system\":"
                    "\"shop\"},{\"name\":\"staff\",\"roles\":[\"reader\",\"writer\"],\"system\":\"shop\"}]");

@@ -661,11 +661,10 @@ static void test_endpoints(void **state)
                          &id, &err),
                      0);
     snprintf(key, sizeof(key), "%lld", (long long)id);
-    expect_get(
-        db, E, key,
-        "{\"groups\":[{\"name\":\"ops\",\"system\":\"billing\"}],\"method\":\"*\",\"path\":\"/items/{id}\",\"public\":false,"
-        "\"roles\":[{\"name\":\"admin\",\"system\":\"billing\"},{\"name\":\"reader\",\"system\":\"hr\"}],\"service\":\"svc\","
-        "\"shadow\":false}");
+    expect_get(db, E, key,
+               "{\"groups\":[{\"name\":\"ops\",\"system\":\"billing\"}],\"method\":\"*\",\"path\":\"/items/{id}\",\"public\":false,"
+               "\"rate_limits\":null,\"roles\":[{\"name\":\"admin\",\"system\":\"billing\"},{\"name\":\"reader\",\"system\":"
+               "\"hr\"}],\"service\":\"svc\",\"shadow\":false}");
     expect_missing(db, E, "svc");
     /* one rule per (service, method, path); another method is another rule */
     refused(db, E, 'c', NULL, "{\"service\": \"svc\", \"path\": \"/items/{id}\"}", "conflict", "/path");

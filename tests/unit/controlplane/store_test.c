@@ -93,7 +93,7 @@ static void test_normalize(void **state)
     out = cph_store_route_normalize(in, &err);
     text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(text, "{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
-                              "\"service\":\"a\",\"strip_prefix\":false}");
+                              "\"policies\":{},\"service\":\"a\",\"strip_prefix\":false}");
     free(text);
     json_decref(in);
     json_decref(out);

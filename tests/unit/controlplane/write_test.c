@@ -154,15 +154,19 @@ static void test_snapbuild_deterministic(void **state)
     assert_int_equal(cph_snapshot_hash(b, hb), 0);
     assert_string_equal(ha, hb);
     text = cph_json_canonical(a);
-    assert_string_equal(text, "{\"api_keys\":[],\"auth\":{\"api\":null,\"audience\":null,\"header_prefix\":\"x-cephalo-\","
-                              "\"issuer\":\"cephalo\",\"leeway_s\":30,\"max_token_bytes\":8192},\"endpoints\":[],\"groups\":[],"
-                              "\"revoked\":{\"tokens\":[],\"users\":[]},"
-                              "\"routes\":[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r1\","
-                              "\"paths\":[\"/r1\"],\"service\":\"c\",\"strip_prefix\":false},{\"default_access\":\"authenticated\","
-                              "\"hosts\":[],\"methods\":[],\"name\":\"r2\",\"paths\":[\"/r2\"],\"service\":\"a\","
-                              "\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"system\":null,\"targets\":[],"
-                              "\"timeout_ms\":100},{\"name\":\"b\",\"system\":null,\"targets\":[],\"timeout_ms\":100},"
-                              "{\"name\":\"c\",\"system\":null,\"targets\":[],\"timeout_ms\":100}]}");
+    assert_string_equal(
+        text, "{\"api_keys\":[],\"auth\":{\"api\":null,\"audience\":null,\"header_prefix\":\"x-cephalo-\","
+              "\"issuer\":\"cephalo\",\"leeway_s\":30,\"max_token_bytes\":8192},\"endpoints\":[],"
+              "\"gateway\":{\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,"
+              "\"max_header_bytes\":65536,\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":"
+              "{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,\"trusted_proxy_hops\":0},\"groups\":[],"
+              "\"revoked\":{\"tokens\":[],\"users\":[]},"
+              "\"routes\":[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r1\","
+              "\"paths\":[\"/r1\"],\"policies\":{},\"service\":\"c\",\"strip_prefix\":false},{\"default_access\":\"authenticated\","
+              "\"hosts\":[],\"methods\":[],\"name\":\"r2\",\"paths\":[\"/r2\"],\"policies\":{},\"service\":\"a\","
+              "\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"system\":null,\"targets\":[],"
+              "\"timeout_ms\":100},{\"name\":\"b\",\"system\":null,\"targets\":[],\"timeout_ms\":100},"
+              "{\"name\":\"c\",\"system\":null,\"targets\":[],\"timeout_ms\":100}]}");
     free(text);
     json_decref(a);
     json_decref(b);
@@ -329,8 +333,8 @@ static void test_ensure_snapshot_once(void **state)
     assert_int_equal(fx->commits, 1);
     assert_non_null(snap = cph_db_current_snapshot(fx->db, 1));
     assert_int_equal(json_integer_value(json_object_get(snap, "version")), 1);
-    /* services, routes and the five access sections (no signing key in this store, so no "keys") */
-    assert_int_equal(json_object_size(json_object_get(snap, "body")), 7);
+    /* services, routes, gateway and the five access sections (no signing key in this store, so no "keys") */
+    assert_int_equal(json_object_size(json_object_get(snap, "body")), 8);
     json_decref(snap);
 }
 
