@@ -17,6 +17,7 @@
 #include "proto/log.h"
 #include "dataplane/core/control.h"
 #include "dataplane/core/cpclient.h"
+#include "dataplane/core/redis.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
 
@@ -248,6 +249,7 @@ int main(int argc, char **argv)
     }
     /* blocked before any thread starts, so only the signalfd sees SIGTERM/SIGINT */
     cph_control_watch_signals(&control, drain_ms);
+    cph_redis_start(); /* before the boot, which configures it from the snapshot on disk */
     cph_snapshot_t *initial = cph_control_boot(&control);
 
     scfg.listen = o.listen;
@@ -277,6 +279,7 @@ int main(int argc, char **argv)
         _exit(0);
     }
     cph_cpclient_destroy(cp);
+    cph_redis_stop(); /* after the workers are gone: nothing is submitted any more */
     cph_status_stop(status);
     cph_server_dispose(&server);
     cph_control_dispose(&control);

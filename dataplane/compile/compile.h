@@ -18,6 +18,10 @@ int cph_router_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *er
 int cph_auth_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** groups + endpoints -> snap->authz (compile/authz.h): the rules of every service, most specific first. */
 int cph_authz_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** gateway + routes' policies (but rate_limits) -> snap->edge and every route->edge. */
+int cph_edge_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** routes' policies.rate_limits, endpoints' rate_limits, gateway redis + login limit -> route->rate_limits, snap->ratelimit. */
+int cph_ratelimit_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** auth.api -> snap->auth_api_route: a route + service (own arena copies) forwarding /auth/{login,refresh,logout}. */
 int cph_builtin_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 

@@ -19,6 +19,8 @@
 #include "proto/log.h"
 #include "dataplane/core/control.h"
 #include "dataplane/core/persist.h"
+#include "dataplane/core/redis.h"
+#include "dataplane/compile/ratelimit.h"
 
 #define MODULE "dp/core/control"
 
@@ -36,6 +38,17 @@ static void set_applied(cph_control_t *c, const char *epoch, uint64_t version, c
     c->applied.version = version;
     snprintf(c->applied.hash, sizeof(c->applied.hash), "%s", hash);
     snprintf(c->applied.source, sizeof(c->applied.source), "%s", source);
+}
+
+/* Points the Redis rate-limit backend at the snapshot's gateway.redis (none: disconnected); the same address keeps
+ * its connection. */
+static void configure_redis(const cph_snapshot_t *snap)
+{
+    const cph_redis_config_t *cfg = cph_rl_redis_config(snap);
+    cph_redis_config_t none;
+
+    memset(&none, 0, sizeof(none));
+    cph_redis_configure(cfg != NULL ? cfg : &none);
 }
 
 /* ---------------------------------------------------------------- boot */
@@ -66,6 +79,8 @@ static int boot_from(cph_control_t *c, const char *name)
         return strcmp(err.code, "not_found") == 0 ? 0 : -1;
     }
     snap = check_limits(c, p.body, &err) == 0 ? cph_snapshot_build(p.body, p.epoch, p.version, p.hash, "disk", &err) : NULL;
+    if (snap != NULL)
+        configure_redis(snap);
     cph_persisted_dispose(&p);
     if (snap == NULL) {
         cph_log_warn(MODULE, "skipping %s: does not compile: %s: %s (at '%s')", path, err.code, err.msg, err.path);
@@ -132,6 +147,7 @@ static void finish_swap(cph_control_t *c)
     if (old != NULL)
         cph_snapshot_release(old);
     set_applied(c, snap->epoch, snap->version, snap->hash, "cp");
+    configure_redis(snap);
     persisted = persist(c, body);
     c->applies++;
     cph_log_info(MODULE, "applied version %llu (%s) on %u workers", (unsigned long long)snap->version, snap->hash,

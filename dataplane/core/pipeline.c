@@ -17,8 +17,10 @@ static const cph_stage_fn stages[] = {
     cph_sanitize_on_req,
     cph_builtin_on_req,
     cph_router_on_req,
+    cph_edge_on_req,
     cph_authn_on_req,
     cph_authz_on_req,
+    cph_ratelimit_on_req,
     cph_proxy_on_req,
 };
 #define NUM_STAGES (sizeof(stages) / sizeof(stages[0]))
@@ -35,6 +37,35 @@ static void on_dispose(void *p)
         cph_counter_add(&r->worker->stats->responses[route][cls], 1);
     if (r->snap != NULL)
         cph_snapshot_release(r->snap);
+}
+
+void cph_pipeline_add_response_header(cph_req_t *r, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    h2o_iovec_t *n = h2o_mem_alloc_pool(&r->req->pool, sizeof(*n));
+
+    *n = h2o_iovec_init(name, name_len);
+    h2o_vector_reserve(&r->req->pool, &r->res_extra, r->res_extra.size + 1);
+    r->res_extra.entries[r->res_extra.size++] = (h2o_header_t){n, NULL, h2o_iovec_init(value, value_len)};
+}
+
+int cph_pipeline_overrides(const cph_req_t *r, const char *name, size_t len)
+{
+    if (h2o_memis(name, len, H2O_STRLIT("vary")))
+        return 0; /* the upstream's Vary and ours (Origin) both hold: two Vary headers combine */
+    for (size_t i = 0; i != r->res_extra.size; ++i)
+        if (h2o_memis(r->res_extra.entries[i].name->base, r->res_extra.entries[i].name->len, name, len))
+            return 1;
+    return 0;
+}
+
+void cph_pipeline_response_headers(cph_req_t *r)
+{
+    h2o_req_t *req = r->req;
+
+    for (size_t i = 0; i != r->res_extra.size; ++i) {
+        const h2o_header_t *h = &r->res_extra.entries[i];
+        h2o_add_header_by_str(&req->pool, &req->res.headers, h->name->base, h->name->len, 0, NULL, h->value.base, h->value.len);
+    }
 }
 
 void cph_pipeline_goto(cph_req_t *r, cph_stage_fn stage)

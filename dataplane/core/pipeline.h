@@ -29,7 +29,10 @@ typedef struct st_cph_req_t {
     h2o_iovec_t upstream_path; /* what the upstream receives: path after strip_prefix, plus query */
     h2o_iovec_t request_id;    /* set by filter/sanitize.c; sent upstream and in every error body */
     cph_principal_t principal; /* filter/authn.c; kind NONE when no credential was presented */
+    const struct st_cph_authz_rule_t *rule; /* filter/authz.c: the enforced endpoint rule that decided, or NULL */
     int strip_credential;      /* the credential was an API key: X-API-Key / Authorization are not forwarded */
+    h2o_headers_t res_extra;   /* headers the stages add to the response (CORS, security, RateLimit-*): lower-case names,
+                                  they replace an upstream header of the same name (cph_pipeline_response_headers) */
     size_t next_stage;         /* index of the stage cph_pipeline_resume() runs */
 } cph_req_t;
 
@@ -42,6 +45,15 @@ void cph_pipeline_register(h2o_pathconf_t *pathconf);
  * then returns CPH_NEXT. Aborts when stage is not in the list (our bug).
  */
 void cph_pipeline_goto(cph_req_t *r, cph_stage_fn stage);
+/**
+ * Adds a response header (name lower-case, both from a lifetime that outlives the request: a literal, the snapshot or
+ * the request's pool) to r->res_extra.
+ */
+void cph_pipeline_add_response_header(cph_req_t *r, const char *name, size_t name_len, const char *value, size_t value_len);
+/** Whether the upstream's response header `name` (lower-case) is replaced by one of r->res_extra. */
+int cph_pipeline_overrides(const cph_req_t *r, const char *name, size_t len);
+/** Appends r->res_extra to the response headers; every responder (proxy, error answers) calls it once. */
+void cph_pipeline_response_headers(cph_req_t *r);
 /** Continues an asynchronous request with the stage after the one that suspended it. */
 void cph_pipeline_resume(cph_req_t *r);
 

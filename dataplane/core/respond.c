@@ -111,6 +111,7 @@ void cph_respond_error(h2o_req_t *req, int status, const char *code, const char 
 
 void cph_respond_error_r(cph_req_t *r, int status, const char *code, const char *message)
 {
+    cph_pipeline_response_headers(r);
     send_json(r->req, status, code, message, r->request_id);
 }
 
@@ -124,6 +125,7 @@ void cph_respond_401(cph_req_t *r, const char *code, const char *message, const 
                             h2o_iovec_init(bearer_error, strlen(bearer_error)), h2o_iovec_init(H2O_STRLIT("\"")));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, bearer.base, bearer.len);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("ApiKey realm=\"cephalo\""));
+    cph_pipeline_response_headers(r);
     send_json(req, 401, code, message, r->request_id);
 }
 
@@ -144,5 +146,6 @@ void cph_respond_405(h2o_req_t *req, uint32_t allow)
 void cph_respond_405_r(cph_req_t *r, uint32_t allow)
 {
     add_allow(r->req, allow);
+    cph_pipeline_response_headers(r);
     send_json(r->req, 405, "method_not_allowed", "The route does not allow this method", r->request_id);
 }

@@ -23,7 +23,9 @@
 #include <unistd.h>
 #include "proto/log.h"
 #include "dataplane/core/pipeline.h"
+#include "dataplane/core/redis.h"
 #include "dataplane/core/server.h"
+#include "dataplane/compile/edge.h"
 #include "dataplane/filter/filter.h"
 
 #define MODULE "dp/core/server"
@@ -331,6 +333,7 @@ static void worker_dispose(cph_worker_t *w)
 
     close_listeners(w);
     cph_proxy_worker_dispose(w);
+    cph_redis_worker_dispose(w);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->swap_receiver);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->signal_receiver);
     /* the drain can end before h2o's one-second GOAWAY resend fires; h2o_context_dispose asserts on linked entries */
@@ -431,6 +434,7 @@ static void *worker_main(void *arg)
     h2o_multithread_register_receiver(w->ctx.queue, &w->swap_receiver, on_swap);
     h2o_multithread_register_receiver(w->ctx.queue, &w->signal_receiver, on_signal);
     cph_proxy_worker_init(w);
+    cph_redis_worker_init(w);
     for (int i = 0; i < 2; i++)
         if (s->fds[w->id * 2 + i] != -1)
             add_listener(w, s->fds[w->id * 2 + i], i == 1 ? s->ssl_ctx : NULL);
@@ -531,6 +535,11 @@ void cph_server_start(cph_server_t *s, cph_snapshot_t *initial)
 
 void cph_server_publish(cph_server_t *s, cph_snapshot_t *snap)
 {
+    /* h2o buffers a request body before our handler runs and checks this cap while reading (HTTP/1 Content-Length and
+     * chunks, HTTP/2 DATA frames): the largest body any route of the snapshot accepts, so a bigger one is refused
+     * before it is read; filter/edge.c then applies each route's own limit. Workers read it on every request. */
+    if (snap->edge != NULL && snap->edge->max_body_any != 0)
+        __atomic_store_n(&s->globalconf.max_request_entity_size, (size_t)snap->edge->max_body_any, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < s->num_workers; i++) {
         cph_swap_msg_t *msg = calloc(1, sizeof(*msg));
         if (msg == NULL)

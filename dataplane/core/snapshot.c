@@ -48,7 +48,8 @@ cph_snapshot_t *cph_snapshot_build(const json_t *body, const char *epoch, uint64
     snap->source = cph_arena_strdup(&snap->arena, source);
     if (cph_proxy_compile(snap, body, err) != 0 || cph_router_compile(snap, body, err) != 0 ||
         cph_auth_compile(snap, body, err) != 0 || cph_authz_compile(snap, body, err) != 0 ||
-        cph_builtin_compile(snap, body, err) != 0) {
+        cph_builtin_compile(snap, body, err) != 0 || cph_edge_compile(snap, body, err) != 0 ||
+        cph_ratelimit_compile(snap, body, err) != 0) {
         snapshot_free(snap);
         return NULL;
     }

@@ -60,6 +60,8 @@ typedef struct st_cph_route_t {
     uint32_t methods; /* bitmask of CPH_METHOD_*; 0 = any */
     int strip_prefix;
     cph_default_access_t default_access;
+    const struct st_cph_edge_route_t *edge;      /* policies: IP lists, CORS, security headers, limits (compile/edge.c) */
+    const struct st_cph_rl_set_t *rate_limits;   /* policies.rate_limits (compile/ratelimit.c); NULL = none */
 } cph_route_t;
 
 /** Route matcher; opaque, built by cph_router_compile (compile/router.c). */
@@ -83,6 +85,8 @@ typedef struct st_cph_snapshot_t {
     cph_router_t *router;
     cph_auth_t *auth;
     cph_authz_t *authz;
+    struct st_cph_edge_t *edge;     /* body gateway: global IP lists and limits (compile/edge.c) */
+    struct st_cph_rl_t *ratelimit;  /* endpoint rules' rate limits, login limit, redis config (compile/ratelimit.c) */
     /* the built-in route to the control plane's auth API (body auth.api; compile/builtin.c), or NULL when unset */
     const cph_route_t *auth_api_route;
 } cph_snapshot_t;

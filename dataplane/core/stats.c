@@ -5,7 +5,8 @@
  * that keeps its name keeps its counters across swaps. The exposition may run on another thread: a name is written
  * into its slot before the count is published with a release store, and readers load the count with acquire, so
  * every id below the count has its name. Lookup by name is an open-addressing hash table touched only by the writer.
- * Endpoint rules are keyed by their control-plane id written in decimal, so the same table serves them.
+ * Endpoint rules are keyed by their control-plane id written in decimal, and rate limits by "scope\nname", so the
+ * same table serves them.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ typedef struct st_cph_name_table_t {
 static cph_name_table_t routes = {CPH_STATS_MAX_ROUTES, NULL, NULL, 0};
 static cph_name_table_t services = {CPH_STATS_MAX_SERVICES, NULL, NULL, 0};
 static cph_name_table_t endpoints = {CPH_STATS_MAX_ENDPOINTS, NULL, NULL, 0}; /* keyed by the decimal rule id */
+static cph_name_table_t limits = {CPH_STATS_MAX_LIMITS, NULL, NULL, 0};       /* keyed by "scope\nname" */
 
 static const char *const authn_reasons[CPH_AUTHN_REASONS] = {"too_large",     "malformed",      "unknown_kid",     "alg_mismatch",
                                                              "bad_signature", "bad_claims",     "wrong_issuer",    "wrong_audience",
@@ -141,6 +143,46 @@ void cph_stats_shadow_foreach(cph_worker_stats_t *const *workers, size_t n,
         if (allow != 0 || deny != 0)
             cb(ud, cph_stats_endpoint_key(id), allow, deny);
     }
+}
+
+uint32_t cph_stats_limit_id(const char *scope, const char *name)
+{
+    size_t slen = strlen(scope), nlen = strlen(name);
+    char *key = malloc(slen + nlen + 2);
+    uint32_t id;
+
+    if (key == NULL)
+        cph_fatal(MODULE, "out of memory");
+    memcpy(key, scope, slen);
+    key[slen] = '\n';
+    memcpy(key + slen + 1, name, nlen + 1);
+    id = table_id(&limits, key);
+    free(key);
+    return id;
+}
+
+int cph_stats_limit_name(uint32_t id, const char **scope, size_t *scope_len, const char **name)
+{
+    const char *key = table_name(&limits, id), *nl;
+
+    if (key == NULL || (nl = strrchr(key, '\n')) == NULL)
+        return 0;
+    *scope = key;
+    *scope_len = (size_t)(nl - key);
+    *name = nl + 1;
+    return 1;
+}
+
+uint32_t cph_stats_num_limits(void)
+{
+    return atomic_load_explicit(&limits.count, memory_order_acquire);
+}
+
+const char *cph_stats_rl_outcome_name(cph_rl_outcome_t outcome)
+{
+    static const char *const names[CPH_RL_OUTCOMES] = {"allowed", "limited", "error_open", "error_closed"};
+
+    return outcome >= 0 && outcome < CPH_RL_OUTCOMES ? names[outcome] : "other";
 }
 
 cph_authn_reason_t cph_stats_authn_reason(const char *reason)

@@ -15,6 +15,7 @@
 #define CPH_STATS_MAX_ROUTES 16384   /* id 0 = "no route matched"; past the cap ids fold into 0 */
 #define CPH_STATS_MAX_SERVICES 4096  /* id 0 = overflow */
 #define CPH_STATS_MAX_ENDPOINTS 4096 /* endpoint rules with shadow counters; id 0 = overflow (never reported) */
+#define CPH_STATS_MAX_LIMITS 4096    /* rate limits (scope + name); id 0 = overflow (never reported) */
 
 typedef _Atomic uint64_t cph_counter_t;
 
@@ -56,6 +57,15 @@ typedef enum en_cph_authn_reason_t {
     CPH_AUTHN_REASONS
 } cph_authn_reason_t;
 
+/* outcomes of one rate limit for one request (cephalo_ratelimit_total{outcome}) */
+typedef enum en_cph_rl_outcome_t {
+    CPH_RL_OUTCOME_ALLOWED = 0,
+    CPH_RL_OUTCOME_LIMITED,
+    CPH_RL_OUTCOME_ERROR_OPEN,   /* Redis failed or is not configured, the limit fails open: allowed */
+    CPH_RL_OUTCOME_ERROR_CLOSED, /* the same, failing closed: 503 ratelimit_unavailable */
+    CPH_RL_OUTCOMES
+} cph_rl_outcome_t;
+
 typedef struct st_cph_worker_stats_t {
     cph_counter_t responses[CPH_STATS_MAX_ROUTES][CPH_STATS_STATUS_CLASSES];
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
@@ -63,6 +73,7 @@ typedef struct st_cph_worker_stats_t {
     cph_counter_t authz_decisions[CPH_STATS_AUTHZ_OUTCOMES]; /* by cph_authz_decision_t */
     cph_counter_t authz_shadow[CPH_STATS_MAX_ENDPOINTS][2];  /* by endpoint stat id, CPH_STATS_SHADOW_{ALLOW,DENY} */
     cph_counter_t authn_failures[CPH_AUTHN_REASONS];
+    cph_counter_t ratelimit[CPH_STATS_MAX_LIMITS][CPH_RL_OUTCOMES]; /* by limit stat id (cph_stats_limit_id), outcome */
 } cph_worker_stats_t;
 
 static inline void cph_counter_add(cph_counter_t *c, uint64_t n)
@@ -102,6 +113,18 @@ uint32_t cph_stats_num_endpoints(void);
  */
 void cph_stats_shadow_foreach(cph_worker_stats_t *const *workers, size_t n,
                               void (*cb)(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny), void *ud);
+
+/**
+ * Stable stat id of a rate limit: scope (route name, "endpoint:<rule id>" or "/auth") plus limit name, so its counters
+ * survive swaps (control thread only, at compile time). 0 past CPH_STATS_MAX_LIMITS - 1 distinct limits: counted in
+ * slot 0, never reported. Neither string may contain a newline (names are [A-Za-z0-9._-] and "endpoint:<digits>").
+ */
+uint32_t cph_stats_limit_id(const char *scope, const char *name);
+/** The scope and name of a limit stat id (views valid for the process' life), or 0 when the id was not handed out. */
+int cph_stats_limit_name(uint32_t id, const char **scope, size_t *scope_len, const char **name);
+uint32_t cph_stats_num_limits(void);
+/** "allowed", "limited", "error_open", "error_closed". */
+const char *cph_stats_rl_outcome_name(cph_rl_outcome_t outcome);
 
 /** The reason index of an authn reason code ("expired", ...; core/authn.h); CPH_AUTHN_REASON_OTHER when unknown. */
 cph_authn_reason_t cph_stats_authn_reason(const char *reason);

@@ -172,6 +172,31 @@ static void render_auth(cph_text_t *t, cph_server_t *s)
     free(stats);
 }
 
+/* Rate-limit decisions per limit (route = its scope: the route, "endpoint:<rule id>" or "/auth") and outcome. */
+static void render_ratelimit(cph_text_t *t, cph_server_t *s)
+{
+    uint32_t n = cph_stats_num_limits();
+    char esc_scope[512], esc_name[512], scope[256];
+
+    header(t, "cephalo_ratelimit_total", "counter", "Rate-limit decisions by route, limit and outcome.");
+    for (uint32_t id = 1; id <= n && id < CPH_STATS_MAX_LIMITS; id++) {
+        const char *sc, *name;
+        size_t sc_len;
+        if (!cph_stats_limit_name(id, &sc, &sc_len, &name))
+            continue;
+        snprintf(scope, sizeof(scope), "%.*s", (int)sc_len, sc);
+        for (int o = 0; o < CPH_RL_OUTCOMES; o++) {
+            uint64_t sum = 0;
+            for (unsigned w = 0; w < s->num_workers; w++)
+                sum += cph_counter_read(&s->workers[w].stats->ratelimit[id][o]);
+            if (sum != 0)
+                text_printf(t, "cephalo_ratelimit_total{route=\"%s\",limit=\"%s\",outcome=\"%s\"} %llu\n",
+                            escape_label(scope, esc_scope, sizeof(esc_scope)), escape_label(name, esc_name, sizeof(esc_name)),
+                            cph_stats_rl_outcome_name((cph_rl_outcome_t)o), (unsigned long long)sum);
+        }
+    }
+}
+
 char *cph_status_metrics(cph_control_t *c)
 {
     cph_text_t t = {malloc(4096), 0, 4096};
@@ -184,6 +209,7 @@ char *cph_status_metrics(cph_control_t *c)
         render_requests(&t, c->server);
         render_upstream_errors(&t, c->server);
         render_auth(&t, c->server);
+        render_ratelimit(&t, c->server);
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }

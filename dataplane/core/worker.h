@@ -13,6 +13,7 @@
 #include "dataplane/core/stats.h"
 
 struct st_cph_proxy_worker_t; /* filter/proxy.c */
+struct st_cph_redis_worker_t; /* core/redis.c */
 
 typedef struct st_cph_worker_t {
     h2o_context_t ctx; /* first member: cph_worker_from_ctx() */
@@ -21,6 +22,7 @@ typedef struct st_cph_worker_t {
     cph_snapshot_t *snap; /* current snapshot; NULL until the first one arrives (routes answer 503 no_config) */
     cph_worker_stats_t *stats;
     struct st_cph_proxy_worker_t *proxy;        /* upstream pools, timeouts, balancer positions */
+    struct st_cph_redis_worker_t *redis;        /* where this worker's Redis answers arrive (core/redis.c) */
     h2o_multithread_receiver_t swap_receiver;   /* snapshots from the control thread */
     h2o_multithread_receiver_t signal_receiver; /* drain requests from the control thread */
     struct st_cph_server_t *server;

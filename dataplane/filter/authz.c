@@ -42,6 +42,7 @@ int cph_authz_on_req(cph_req_t *r)
     d = cph_authz_decide(r->snap, r->route, cph_method_from(req->input.method.base, req->input.method.len), r->upstream_path.base,
                          path_len, &r->principal, &trace);
     count(r, d, &trace);
+    r->rule = trace.rule;
     switch (d) {
     case CPH_AUTHZ_ALLOW:
         return CPH_NEXT;

@@ -7,7 +7,8 @@
  * - POST /auth/login, /auth/refresh and /auth/logout go, unchanged (path, query and body), to the control plane's
  *   auth API: the snapshot's built-in route (compile/builtin.c, body auth.api) becomes r->route and the pipeline jumps
  *   straight to the proxy stage, past router, authn and authz (these endpoints are how a client gets a credential; a
- *   logout's bearer token is checked by the control plane). No auth.api in the snapshot: 503 auth_unavailable.
+ *   logout's bearer token is checked by the control plane). POST /auth/login passes the login rate limit first
+ *   (gateway.login_rate_limit per client IP: 429 rate_limited). No auth.api in the snapshot: 503 auth_unavailable.
  *   Another method there is 405 (Allow: POST).
  * - Any other /auth path is 404 not_found.
  */
@@ -57,6 +58,9 @@ static int forward_auth_api(cph_req_t *r, uint32_t method)
     }
     r->route = r->snap->auth_api_route;
     r->upstream_path = r->query.len == 0 ? r->path : h2o_concat(&r->req->pool, r->path, r->query);
+    /* the login limit (filter/ratelimit.c; local, so it decides synchronously) before anything is forwarded */
+    if (h2o_memis(r->path.base, r->path.len, H2O_STRLIT(PREFIX "/login")) && cph_ratelimit_on_req(r) == CPH_DONE)
+        return CPH_DONE;
     cph_pipeline_goto(r, cph_proxy_on_req);
     return CPH_NEXT;
 }

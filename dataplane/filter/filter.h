@@ -10,13 +10,19 @@
 /** Canonical path (cph_path_canonicalize) and query split; 400 on a rejected path. */
 int cph_sanitize_on_req(cph_req_t *r);
 /**
- * The data plane's own routes under /auth (canonical path): GET/HEAD /auth/.well-known/jwks.json serves the
+ * The data plane's own routes under /auth (canonical path); POST /auth/login is rate limited per client address first
+ * (gateway.login_rate_limit: 429). GET/HEAD /auth/.well-known/jwks.json serves the
  * snapshot's JWKS (200, Cache-Control public, max-age=300), another method there 405, any other /auth path 404
  * not_found. Every other path goes on to the router.
  */
 int cph_builtin_on_req(cph_req_t *r);
 /** Host + longest prefix + method; 404 no_route, 405 method_not_allowed; computes r->upstream_path. */
 int cph_router_on_req(cph_req_t *r);
+/**
+ * Edge policies of the gateway and the matched route (docs/dataplane.md "Edge policies"): IP allow/deny lists (403), HTTPS redirect
+ * (308), URL/header/body limits (414/431/413), CORS (a preflight is answered 204 here), security response headers.
+ */
+int cph_edge_on_req(cph_req_t *r);
 /**
  * Finds the request's credential (Authorization: Bearer / ApiKey / Basic, X-API-Key) and verifies it
  * (core/authn.h) into r->principal. None: passes on with kind NONE. Invalid, or two different credentials: 401
@@ -25,6 +31,11 @@ int cph_router_on_req(cph_req_t *r);
 int cph_authn_on_req(cph_req_t *r);
 /** Decides with the route's endpoint rules (compile/authz.h): 401 with WWW-Authenticate, 403, or passes on. */
 int cph_authz_on_req(cph_req_t *r);
+/**
+ * The rate limits of the enforced endpoint rule, else of the route: local GCRA or Redis (asynchronous); 429 with
+ * Retry-After and RateLimit-* headers, 503 when Redis fails and the limit fails closed.
+ */
+int cph_ratelimit_on_req(cph_req_t *r);
 /** Proxies to one of the route's service targets (round robin); 502 connect failure, 504 timeout. */
 int cph_proxy_on_req(cph_req_t *r);
 

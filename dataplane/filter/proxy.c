@@ -296,9 +296,12 @@ static void copy_head(upstream_t *u, const struct phr_header *headers, size_t nu
             continue;
         h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
         h2o_strtolower(name.base, name.len);
+        if (u->r->res_extra.size != 0 && cph_pipeline_overrides(u->r, name.base, name.len))
+            continue; /* the gateway's own value (CORS, security headers, RateLimit-*) wins */
         h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
         h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
     }
+    cph_pipeline_response_headers(u->r);
 }
 
 static void do_send(upstream_t *u)

@@ -4,6 +4,7 @@
  * strip_prefix (always starting with '/') followed by the raw query.
  */
 #include <string.h>
+#include "dataplane/compile/edge.h"
 #include "dataplane/compile/router.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
@@ -23,7 +24,9 @@ int cph_router_on_req(cph_req_t *r)
     case 200:
         break;
     case 405:
-        r->route = m.route; /* counted against the route; no later stage runs */
+        r->route = m.route; /* counted against the route */
+        if (m.route != NULL && cph_edge_is_preflight(m.route->edge, req))
+            break; /* a CORS preflight the route's policy answers (filter/edge.c), whatever methods it proxies */
         cph_respond_405_r(r, m.allow);
         return CPH_DONE;
     default:

@@ -1,0 +1,301 @@
+/*
+ * ratelimit: the GCRA decision (core/ratelimit.h) and the process-wide table behind `backend: local` limits.
+ *
+ * The table is 64 shards, each an open-addressing (linear probing) hash table under its own mutex, so two workers
+ * contend only when their keys land in the same shard, and then for a few dozen instructions. A slot holds the
+ * limit's stable id, the key (inline up to KEY_INLINE bytes, else its SHA-256) and the TAT. The hash is SipHash-1-3
+ * with a per-process random key: clients choose key values (header:<name> limits, X-Forwarded-For), and must not be
+ * able to build long probe chains.
+ *
+ * Memory is bounded: a shard grows by doubling up to its cap; a full shard first drops every key whose TAT has passed
+ * (a full bucket again: forgetting it changes nothing), at most every SWEEP_NS, and otherwise the new key takes the
+ * slot of the key with the smallest TAT among the first PROBE_VICTIMS slots of its probe path. Replacing a slot on the
+ * new key's own probe path keeps every other key reachable, so slots are never deleted and no tombstones are needed.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include "proto/log.h"
+#include "dataplane/core/ratelimit.h"
+
+#define MODULE "dp/core/ratelimit"
+
+#define NS_PER_MS UINT64_C(1000000)
+#define TAU_CAP (UINT64_C(1) << 62)
+#define NOW_CAP (TAU_CAP / NS_PER_MS)
+#define NUM_SHARDS 64
+#define SHARD_SHIFT 58 /* the hash's top 6 bits pick the shard */
+#define MIN_CAP 16
+#define KEY_INLINE 36
+#define PROBE_VICTIMS 16
+#define SWEEP_NS (100 * NS_PER_MS)
+
+/* ---------------------------------------------------------------- GCRA */
+
+static uint64_t ceil_ms(uint64_t ns)
+{
+    return ns / NS_PER_MS + (ns % NS_PER_MS != 0);
+}
+
+void cph_gcra(const cph_ratelimit_spec_t *spec, uint64_t now_ms, uint64_t *tat, cph_ratelimit_result_t *res)
+{
+    uint64_t rate = spec->rate != 0 ? spec->rate : 1, period_ms = spec->period_ms != 0 ? spec->period_ms : 1;
+    uint64_t period_ns = period_ms < NOW_CAP ? period_ms * NS_PER_MS : TAU_CAP;
+    uint64_t t = (period_ns + rate / 2) / rate, tau, now, base;
+
+    if (t == 0)
+        t = 1;
+    tau = spec->burst > TAU_CAP / t ? TAU_CAP : spec->burst * t;
+    if (t < NS_PER_MS && tau < NS_PER_MS - t)
+        tau = NS_PER_MS - t; /* requests are timed to the ms: a ms may hold the 1 ms / T requests the rate allows */
+    now = (now_ms < NOW_CAP ? now_ms : NOW_CAP) * NS_PER_MS;
+    base = *tat > now ? *tat : now;
+    if (base - now > tau) { /* TAT - tau > now: too early */
+        *res = (cph_ratelimit_result_t){0, 0, ceil_ms(base - now - tau), ceil_ms(base - now)};
+        return;
+    }
+    *tat = base + t;
+    *res = (cph_ratelimit_result_t){1, (tau - (base - now)) / t, 0, ceil_ms(*tat - now)};
+}
+
+uint64_t cph_ratelimit_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / NS_PER_MS;
+}
+
+uint64_t cph_ratelimit_limit_id(const char *scope, const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over "scope\nname", then a 64-bit finaliser */
+
+    for (const char *s = scope; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    h = (h ^ '\n') * 0x100000001b3ull;
+    for (const char *s = name; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    h ^= h >> 33, h *= 0xff51afd7ed558ccdull, h ^= h >> 33;
+    return h;
+}
+
+/* ---------------------------------------------------------------- SipHash-1-3 */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3)                                                                                                   \
+    do {                                                                                                                           \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                                                  \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                                                     \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                                                     \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                                                  \
+    } while (0)
+
+static uint64_t sip_k0, sip_k1;
+
+static uint64_t siphash(uint64_t prefix, const uint8_t *in, size_t len)
+{
+    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ull, v1 = sip_k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ull, v3 = sip_k1 ^ 0x7465646279746573ull, m, b = (uint64_t)(len + 8) << 56;
+
+    v3 ^= prefix; /* the limit id is the first message word */
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= prefix;
+    for (; len >= 8; in += 8, len -= 8) {
+        memcpy(&m, in, 8);
+        v3 ^= m;
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    for (size_t i = 0; i != len; i++)
+        b |= (uint64_t)in[i] << (8 * i);
+    v3 ^= b;
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (int i = 0; i != 3; i++)
+        SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ---------------------------------------------------------------- the table */
+
+typedef struct st_entry_t {
+    uint64_t limit_id;
+    uint64_t tat; /* ns */
+    uint64_t hash;
+    uint8_t used;
+    uint8_t hashed; /* key holds the SHA-256 of a longer key */
+    uint8_t key_len;
+    char key[KEY_INLINE + 1];
+} entry_t;
+
+typedef struct st_shard_t {
+    pthread_mutex_t lock;
+    entry_t *slots;
+    size_t cap; /* a power of two, 0 before the first insert */
+    size_t size;
+    uint64_t last_sweep; /* ns */
+} shard_t;
+
+/* What a lookup compares: the key as stored (inline bytes, or the digest of a long key). */
+typedef struct st_probe_key_t {
+    uint64_t limit_id, hash;
+    const char *key;
+    uint8_t len, hashed;
+} probe_key_t;
+
+static shard_t shards[NUM_SHARDS];
+static size_t max_cap; /* per shard, a power of two; keys are kept below 3/4 of it */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static size_t cap_for(size_t max_keys)
+{
+    size_t per_shard = (max_keys != 0 ? max_keys : CPH_RATELIMIT_MAX_KEYS) / NUM_SHARDS, cap = MIN_CAP;
+
+    while (cap / 4 * 3 < per_shard)
+        cap *= 2;
+    return cap;
+}
+
+static void init_once(void)
+{
+    uint64_t k[2];
+
+    if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1)
+        cph_fatal(MODULE, "RAND_bytes failed");
+    sip_k0 = k[0], sip_k1 = k[1];
+    for (size_t i = 0; i != NUM_SHARDS; i++)
+        pthread_mutex_init(&shards[i].lock, NULL);
+    max_cap = cap_for(0);
+}
+
+static int matches(const entry_t *e, const probe_key_t *k)
+{
+    return e->hash == k->hash && e->limit_id == k->limit_id && e->key_len == k->len && e->hashed == k->hashed &&
+           memcmp(e->key, k->key, k->len) == 0;
+}
+
+/* The slot holding k, or the empty slot ending its probe path. A shard always keeps an empty slot. */
+static size_t find(const shard_t *s, const probe_key_t *k)
+{
+    size_t mask = s->cap - 1, i = k->hash & mask;
+
+    while (s->slots[i].used && !matches(&s->slots[i], k))
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Rebuilds the shard at new_cap without the keys whose TAT has passed. */
+static void rebuild(shard_t *s, size_t new_cap, uint64_t now)
+{
+    entry_t *old = s->slots;
+    size_t old_cap = s->cap;
+
+    if ((s->slots = calloc(new_cap, sizeof(*s->slots))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    s->cap = new_cap;
+    s->size = 0;
+    s->last_sweep = now;
+    for (size_t i = 0; i != old_cap; i++) {
+        if (!old[i].used || old[i].tat <= now)
+            continue;
+        size_t j = old[i].hash & (new_cap - 1);
+        while (s->slots[j].used)
+            j = (j + 1) & (new_cap - 1);
+        s->slots[j] = old[i];
+        s->size++;
+    }
+    free(old);
+}
+
+/*
+ * The slot the new key k goes into: an empty one after making room, or a victim on k's probe path; SIZE_MAX (the key
+ * is not remembered) only when taking the slot would leave the shard without an empty slot.
+ */
+static size_t make_room(shard_t *s, const probe_key_t *k, uint64_t now)
+{
+    if (s->cap == 0) {
+        rebuild(s, MIN_CAP < max_cap ? MIN_CAP : max_cap, now);
+    } else if (s->size + 1 > s->cap / 4 * 3) {
+        if (s->cap < max_cap)
+            rebuild(s, s->cap * 2, now);
+        else if (now - s->last_sweep >= SWEEP_NS || now < s->last_sweep)
+            rebuild(s, s->cap, now);
+    }
+    if (s->size + 1 <= s->cap / 4 * 3)
+        return find(s, k);
+    size_t mask = s->cap - 1, i = k->hash & mask, victim = SIZE_MAX;
+    for (int n = 0; n != PROBE_VICTIMS && s->slots[i].used; n++, i = (i + 1) & mask)
+        if (victim == SIZE_MAX || s->slots[i].tat < s->slots[victim].tat)
+            victim = i;
+    if (victim != SIZE_MAX)
+        return victim;
+    return s->size + 2 <= s->cap ? i : SIZE_MAX; /* k's home is empty: take it unless it is the last empty slot */
+}
+
+static void store(shard_t *s, size_t i, const probe_key_t *k, uint64_t tat)
+{
+    entry_t *e = &s->slots[i];
+
+    if (!e->used)
+        s->size++;
+    *e = (entry_t){.limit_id = k->limit_id, .tat = tat, .hash = k->hash, .used = 1, .hashed = k->hashed, .key_len = k->len};
+    memcpy(e->key, k->key, k->len);
+}
+
+void cph_ratelimit_local(uint64_t limit_id, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, uint64_t now_ms,
+                         cph_ratelimit_result_t *res)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    probe_key_t k = {limit_id, 0, key, (uint8_t)key_len, 0};
+    uint64_t tat = 0, now = (now_ms < NOW_CAP ? now_ms : NOW_CAP) * NS_PER_MS;
+    size_t i = SIZE_MAX;
+
+    pthread_once(&once, init_once);
+    if (key_len > KEY_INLINE) {
+        SHA256((const unsigned char *)key, key_len, digest);
+        k = (probe_key_t){limit_id, 0, (const char *)digest, sizeof(digest), 1};
+    }
+    k.hash = siphash(limit_id, (const uint8_t *)k.key, k.len);
+    shard_t *s = &shards[k.hash >> SHARD_SHIFT];
+    pthread_mutex_lock(&s->lock);
+    if (s->cap != 0 && s->slots[i = find(s, &k)].used)
+        tat = s->slots[i].tat;
+    cph_gcra(spec, now_ms, &tat, res);
+    if (res->allowed) {
+        if (i == SIZE_MAX || !s->slots[i].used)
+            i = make_room(s, &k, now); /* a refused key is never new: a new key always passes */
+        if (i != SIZE_MAX)
+            store(s, i, &k, tat);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void cph_ratelimit_local_reset(size_t max_keys)
+{
+    pthread_once(&once, init_once);
+    for (size_t i = 0; i != NUM_SHARDS; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        free(shards[i].slots);
+        shards[i].slots = NULL;
+        shards[i].cap = shards[i].size = 0;
+        pthread_mutex_unlock(&shards[i].lock);
+    }
+    max_cap = cap_for(max_keys);
+}
+
+size_t cph_ratelimit_local_count(void)
+{
+    size_t n = 0;
+
+    pthread_once(&once, init_once);
+    for (size_t i = 0; i != NUM_SHARDS; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        n += shards[i].size;
+        pthread_mutex_unlock(&shards[i].lock);
+    }
+    return n;
+}

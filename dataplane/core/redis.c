@@ -1,0 +1,738 @@
+/*
+ * redis: the shared rate-limit backend (contract 5 section C). One I/O thread per process owns the one hiredis
+ * asynchronous connection and runs a poll() loop over it and an eventfd; workers never touch hiredis.
+ *
+ * hiredis 0.14 brings neither a timeout for asynchronous calls nor an adapter for our loop, so both live here: the
+ * event hooks (ev.addRead...) only set the flags the loop polls with, and every call carries a deadline in a list
+ * kept in deadline order (the poll timeout is the nearest one). An expired call is answered CPH_REDIS_TIMEOUT at once;
+ * its hiredis callback, when the reply comes later or the connection dies, finds it answered and frees only the
+ * bookkeeping. A connection that answers nothing for a long while (a peer gone without a reset) is dropped.
+ *
+ * Calls reach the thread through a mutex-protected queue and an eventfd; answers go back to the submitting worker
+ * through an h2o_multithread message on a receiver registered per worker, so callbacks run on the worker's loop.
+ * While no connection exists (not configured, or waiting out a reconnect backoff), calls are answered
+ * CPH_REDIS_UNAVAILABLE at once: nothing ever hangs. A call made while connecting is pipelined behind SELECT and
+ * SCRIPT LOAD, and fails with the connection if that fails. Every callback runs exactly once: a worker that goes away
+ * first waits (at most its timeout plus a second) for the answers it is owed and runs them itself.
+ *
+ * The GCRA script mirrors cph_gcra (core/ratelimit.h) on Redis's own clock (TIME), so data planes with skewed clocks
+ * share one timeline. The TAT is stored in microseconds (a double written with 17 digits), not whole milliseconds:
+ * an emission interval under 1 ms (over 1000 requests per second) must not round to zero. A double holds today's
+ * time in microseconds to a quarter of one, so intervals under that (over ~4 million requests per second for one
+ * key) are not enforced; the key still expires (PX at least 1 ms: 0 would be an error reply).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include "proto/log.h"
+#include "dataplane/core/redis.h"
+
+#define MODULE "dp/core/redis"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 2000
+#define STALL_MIN_MS 3000 /* no reply at all for this long (and 20 timeouts) while calls wait: reconnect */
+#define DEFAULT_TIMEOUT_MS 50
+
+/* KEYS[1] the counter; ARGV period_ms, rate, burst. Returns {allowed, remaining, retry_after_ms, reset_ms}. */
+static const char GCRA_SCRIPT[] = "if redis.replicate_commands then redis.replicate_commands() end\n"
+                                  "local t = redis.call('TIME')\n"
+                                  "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+                                  "local T = tonumber(ARGV[1]) * 1000 / tonumber(ARGV[2])\n"
+                                  "local tau = tonumber(ARGV[3]) * T\n"
+                                  "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+                                  "if tat < now then tat = now end\n"
+                                  "if tat - tau > now then\n"
+                                  "  return {0, 0, math.ceil((tat - tau - now) / 1000), math.ceil((tat - now) / 1000)}\n"
+                                  "end\n"
+                                  "tat = tat + T\n"
+                                  "local px = math.ceil((tat - now) / 1000)\n"
+                                  "if px < 1 then px = 1 end\n"
+                                  "redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', string.format('%.0f', px))\n"
+                                  "return {1, math.floor((now + tau - tat) / T) + 1, 0, math.ceil((tat - now) / 1000)}\n";
+
+/** Per worker: where its answers go. Freed by whoever drops the last reference (the worker's own, or a call's). */
+typedef struct st_cph_redis_worker_t {
+    h2o_multithread_receiver_t receiver;
+    cph_worker_t *worker;
+    size_t refs;         /* under io.mutex: 1 for the worker while registered + 1 per call not yet delivered or dropped */
+    int disposing;       /* under io.mutex: answers go to `late`, for cph_redis_worker_dispose to run */
+    h2o_linklist_t late; /* under io.mutex: answer_t */
+    int disposed;        /* under io.mutex: the worker is gone; answers are dropped */
+} cph_redis_worker_t;
+
+typedef struct st_call_t {
+    h2o_linklist_t link; /* io.queue while submitted, then io.deadlines while unanswered in hiredis */
+    cph_redis_worker_t *rw;
+    cph_redis_cb cb;
+    void *ud;
+    cph_ratelimit_spec_t spec;
+    uint64_t submitted_ms;
+    uint64_t deadline_ms;
+    int answered; /* the worker has (or will get) its answer; a reply now only frees this */
+    int retried;  /* NOSCRIPT already re-loaded once */
+    size_t key_len;
+    char key[];
+} call_t;
+
+typedef struct st_answer_t {
+    h2o_multithread_message_t super;
+    cph_redis_worker_t *rw;
+    cph_redis_cb cb;
+    void *ud;
+    cph_redis_status_t status;
+    cph_ratelimit_result_t res;
+} answer_t;
+
+static struct {
+    pthread_mutex_t mutex;    /* guards the fields up to tid, and every rw's refs, disposing, late, disposed */
+    pthread_cond_t late_cond; /* an answer went to a disposing worker's `late` list */
+    h2o_linklist_t queue;     /* call_t submitted by workers */
+    cph_redis_config_t cfg;
+    int cfg_changed;
+    int running;
+    int stop;
+    int efd;
+    pthread_t tid;
+    /* I/O thread only */
+    char sha[41];
+    cph_redis_config_t cur;
+    redisAsyncContext *ac;
+    int reading, writing, connected;
+    int reloading; /* a SCRIPT LOAD after NOSCRIPT is on its way: retries just follow it */
+    uint64_t error_logged_ms;
+    h2o_linklist_t deadlines;
+    size_t inflight; /* commands hiredis holds */
+    uint64_t waiting_since_ms, connect_deadline_ms, retry_at_ms;
+    unsigned attempts;
+    uint32_t rng;
+} io = {.mutex = PTHREAD_MUTEX_INITIALIZER, .late_cond = PTHREAD_COND_INITIALIZER, .efd = -1};
+
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- answers (any thread -> the worker) */
+
+static void release_worker_locked(cph_redis_worker_t *rw, int *free_it)
+{
+    *free_it = --rw->refs == 0;
+}
+
+static void deliver(cph_redis_worker_t *rw, cph_redis_cb cb, void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+{
+    answer_t *a = calloc(1, sizeof(*a));
+    int free_it = 0, dropped;
+
+    if (a == NULL)
+        cph_fatal(MODULE, "out of memory");
+    a->rw = rw;
+    a->cb = cb;
+    a->ud = ud;
+    a->status = status;
+    if (status == CPH_REDIS_OK)
+        a->res = *res;
+    pthread_mutex_lock(&io.mutex);
+    if ((dropped = rw->disposed) != 0) {
+        release_worker_locked(rw, &free_it);
+    } else if (rw->disposing) {
+        h2o_linklist_insert(&rw->late, &a->super.link);
+        pthread_cond_broadcast(&io.late_cond);
+    } else {
+        h2o_multithread_send_message(&rw->receiver, &a->super);
+    }
+    pthread_mutex_unlock(&io.mutex);
+    if (dropped) /* waited for long enough (cph_redis_worker_dispose) */
+        free(a);
+    if (free_it)
+        free(rw);
+}
+
+/* On the worker's loop. */
+static void on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, receiver, receiver);
+
+    while (!h2o_linklist_is_empty(messages)) {
+        answer_t *a = H2O_STRUCT_FROM_MEMBER(answer_t, super.link, messages->next);
+        h2o_linklist_unlink(&a->super.link);
+        a->cb(a->ud, a->status, a->status == CPH_REDIS_OK ? &a->res : NULL);
+        free(a);
+        int free_it;
+        pthread_mutex_lock(&io.mutex);
+        release_worker_locked(rw, &free_it);
+        pthread_mutex_unlock(&io.mutex);
+        assert(!free_it); /* the worker's own reference lasts until dispose */
+    }
+}
+
+/* ---------------------------------------------------------------- calls on the I/O thread */
+
+static void answer_call(call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+{
+    if (call->answered)
+        return;
+    call->answered = 1;
+    if (h2o_linklist_is_linked(&call->link))
+        h2o_linklist_unlink(&call->link);
+    deliver(call->rw, call->cb, call->ud, status, res);
+}
+
+static void link_by_deadline(call_t *call)
+{
+    h2o_linklist_t *pos = io.deadlines.prev;
+
+    /* every call has the same timeout, so the new one almost always goes last */
+    while (pos != &io.deadlines && H2O_STRUCT_FROM_MEMBER(call_t, link, pos)->deadline_ms > call->deadline_ms)
+        pos = pos->prev;
+    h2o_linklist_insert(pos->next, &call->link);
+}
+
+/* Issues one hiredis command, counting it for the stall check. Returns 0, or -1 when the context refuses it. */
+static int command(redisCallbackFn *fn, void *priv, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = redisvAsyncCommand(io.ac, fn, priv, fmt, ap);
+    va_end(ap);
+    if (r != REDIS_OK)
+        return -1;
+    if (io.inflight++ == 0)
+        io.waiting_since_ms = now_ms();
+    return 0;
+}
+
+static void on_reply_progress(void)
+{
+    io.inflight--;
+    io.waiting_since_ms = now_ms();
+}
+
+static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+static int issue_gcra(call_t *call)
+{
+    return command(on_gcra_reply, call, "EVALSHA %s 1 %b %llu %llu %llu", io.sha, call->key, call->key_len,
+                   (unsigned long long)call->spec.period_ms, (unsigned long long)call->spec.rate,
+                   (unsigned long long)call->spec.burst);
+}
+
+static void on_script_load(redisAsyncContext *ac, void *reply, void *priv);
+
+static int parse_result(const redisReply *r, cph_ratelimit_result_t *res)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+        return -1;
+    for (size_t i = 0; i < 4; i++)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER)
+            return -1;
+    res->allowed = r->element[0]->integer != 0;
+    res->remaining = r->element[1]->integer > 0 ? (uint64_t)r->element[1]->integer : 0;
+    res->retry_after_ms = r->element[2]->integer > 0 ? (uint64_t)r->element[2]->integer : 0;
+    res->reset_ms = r->element[3]->integer > 0 ? (uint64_t)r->element[3]->integer : 0;
+    return 0;
+}
+
+static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    redisReply *r = reply;
+    call_t *call = priv;
+    cph_ratelimit_result_t res;
+
+    on_reply_progress();
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !call->retried) {
+        /* the script cache was flushed (SCRIPT FLUSH, a restart behind a proxy): load it again, then retry once */
+        call->retried = 1;
+        if ((io.reloading || command(on_script_load, (void *)2, "SCRIPT LOAD %s", GCRA_SCRIPT) == 0) && issue_gcra(call) == 0) {
+            io.reloading = 1; /* the retry is queued behind the load on the same connection */
+            return;
+        }
+    }
+    if (r == NULL) {
+        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+    } else if (parse_result(r, &res) == 0) {
+        answer_call(call, CPH_REDIS_OK, &res);
+    } else {
+        uint64_t now = now_ms();
+        if (now - io.error_logged_ms >= 1000) { /* one line a second, not one per request */
+            io.error_logged_ms = now;
+            cph_log_warn(MODULE, "rate-limit script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        }
+        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+    }
+    free(call);
+}
+
+/* A worker's call, just taken off the queue. */
+static void submit(call_t *call)
+{
+    if (io.ac == NULL || issue_gcra(call) != 0) {
+        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+        free(call);
+        return;
+    }
+    call->deadline_ms = call->submitted_ms + (io.cur.timeout_ms != 0 ? io.cur.timeout_ms : DEFAULT_TIMEOUT_MS);
+    link_by_deadline(call);
+}
+
+static void expire(uint64_t now)
+{
+    while (!h2o_linklist_is_empty(&io.deadlines)) {
+        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next);
+        if (call->deadline_ms > now)
+            break;
+        answer_call(call, CPH_REDIS_TIMEOUT, NULL); /* hiredis still holds it: its callback frees it */
+    }
+}
+
+/* ---------------------------------------------------------------- connection */
+
+static void ev_add_read(void *p)
+{
+    (void)p;
+    io.reading = 1;
+}
+
+static void ev_del_read(void *p)
+{
+    (void)p;
+    io.reading = 0;
+}
+
+static void ev_add_write(void *p)
+{
+    (void)p;
+    io.writing = 1;
+}
+
+static void ev_del_write(void *p)
+{
+    (void)p;
+    io.writing = 0;
+}
+
+static uint32_t next_random(void)
+{
+    io.rng ^= io.rng << 13;
+    io.rng ^= io.rng >> 17;
+    io.rng ^= io.rng << 5;
+    return io.rng;
+}
+
+static void schedule_retry(void)
+{
+    unsigned shift = io.attempts < 6 ? io.attempts : 6;
+    uint64_t base = (uint64_t)BACKOFF_MIN_MS << shift;
+
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    io.attempts++;
+    io.retry_at_ms = now_ms() + base / 2 + next_random() % (base / 2 + 1); /* jitter: [base/2, base] */
+}
+
+/* hiredis is freeing the context (an error, a failed connect, or our redisAsyncFree): the socket is closed. */
+static void ev_cleanup(void *p)
+{
+    (void)p;
+    io.ac = NULL;
+    io.reading = io.writing = io.connected = io.reloading = 0;
+    io.inflight = 0;
+    schedule_retry();
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) {
+        cph_log_warn(MODULE, "cannot connect to redis %s:%u: %s", io.cur.host, io.cur.port, ac->errstr);
+        return;
+    }
+    io.connected = 1;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK)
+        cph_log_warn(MODULE, "lost the redis connection to %s:%u: %s", io.cur.host, io.cur.port, ac->errstr);
+}
+
+static void on_script_load(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac, (void)priv;
+    redisReply *r = reply;
+
+    on_reply_progress();
+    if (priv == (void *)2)
+        io.reloading = 0;
+    if (r == NULL)
+        return;
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, io.sha) != 0) {
+        cph_log_warn(MODULE, "SCRIPT LOAD failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        return;
+    }
+    if (priv == (void *)1) { /* the one at connect */
+        io.attempts = 0;
+        cph_log_info(MODULE, "connected to redis %s:%u db %d", io.cur.host, io.cur.port, io.cur.db);
+    }
+}
+
+static void on_select(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    redisReply *r = reply;
+
+    on_reply_progress();
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        cph_log_warn(MODULE, "SELECT %d failed: %s", io.cur.db, r->str);
+        redisAsyncFree(ac); /* deferred by hiredis until this callback returns; the wrong db is no place for counters */
+    }
+}
+
+static void connect_now(void)
+{
+    redisAsyncContext *ac = redisAsyncConnect(io.cur.host, io.cur.port);
+
+    io.retry_at_ms = 0;
+    if (ac == NULL)
+        cph_fatal(MODULE, "out of memory");
+    if (ac->err != 0) {
+        cph_log_warn(MODULE, "cannot connect to redis %s:%u: %s", io.cur.host, io.cur.port, ac->errstr);
+        redisAsyncFree(ac); /* closes the socket, if any; no hooks are set yet */
+        schedule_retry();
+        return;
+    }
+    if (ac->c.fd >= 0)
+        fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
+    io.ac = ac;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    io.connect_deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
+    /* pipelined: calls submitted from now on queue behind these on the same socket */
+    if (command(on_select, NULL, "SELECT %d", io.cur.db) != 0 ||
+        command(on_script_load, (void *)1, "SCRIPT LOAD %s", GCRA_SCRIPT) != 0)
+        redisAsyncFree(ac);
+}
+
+static void drop_connection(const char *why)
+{
+    if (io.ac == NULL)
+        return;
+    if (why != NULL)
+        cph_log_warn(MODULE, "dropping the redis connection to %s:%u: %s", io.cur.host, io.cur.port, why);
+    redisAsyncFree(io.ac); /* pending callbacks run with NULL (unanswered calls: UNAVAILABLE), then ev_cleanup */
+}
+
+static void apply_config(const cph_redis_config_t *cfg)
+{
+    int same = strcmp(cfg->host, io.cur.host) == 0 && cfg->port == io.cur.port && cfg->db == io.cur.db;
+
+    io.cur.timeout_ms = cfg->timeout_ms;
+    if (same)
+        return;
+    drop_connection(NULL);
+    io.cur = *cfg;
+    io.attempts = 0;
+    io.retry_at_ms = 0;
+    if (io.cur.host[0] != '\0')
+        connect_now();
+}
+
+/* Reconnects and drops connections on time; returns the poll timeout in ms (-1 = none). */
+static int maintain(uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    uint64_t stall = io.cur.timeout_ms * 20 > STALL_MIN_MS ? io.cur.timeout_ms * 20 : STALL_MIN_MS;
+
+    if (io.ac == NULL && io.cur.host[0] != '\0' && io.retry_at_ms != 0 && now >= io.retry_at_ms)
+        connect_now();
+    if (io.ac != NULL && !io.connected && now >= io.connect_deadline_ms)
+        drop_connection("connect timeout");
+    if (io.ac != NULL && io.inflight != 0 && now - io.waiting_since_ms >= stall)
+        drop_connection("no reply");
+    if (!h2o_linklist_is_empty(&io.deadlines))
+        next = H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next)->deadline_ms;
+    if (io.ac == NULL && io.cur.host[0] != '\0' && io.retry_at_ms != 0 && io.retry_at_ms < next)
+        next = io.retry_at_ms;
+    if (io.ac != NULL && !io.connected && io.connect_deadline_ms < next)
+        next = io.connect_deadline_ms;
+    if (io.ac != NULL && io.inflight != 0 && io.waiting_since_ms + stall < next)
+        next = io.waiting_since_ms + stall;
+    if (next == UINT64_MAX)
+        return -1;
+    return next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now);
+}
+
+/* ---------------------------------------------------------------- the I/O thread */
+
+/* Takes the inbox: the submitted calls, a new config, the stop flag. Returns the stop flag. */
+static int take_inbox(h2o_linklist_t *calls, cph_redis_config_t *cfg, int *cfg_changed)
+{
+    uint64_t n;
+    int stop;
+
+    while (read(io.efd, &n, sizeof(n)) == sizeof(n))
+        ; /* before taking the queue: a wake-up written after this read is for calls still to come */
+    pthread_mutex_lock(&io.mutex);
+    h2o_linklist_insert_list(calls, &io.queue);
+    if ((*cfg_changed = io.cfg_changed) != 0)
+        *cfg = io.cfg;
+    io.cfg_changed = 0;
+    stop = io.stop;
+    if (stop)
+        io.running = 0; /* from now on cph_redis_gcra answers UNAVAILABLE itself */
+    pthread_mutex_unlock(&io.mutex);
+    return stop;
+}
+
+static void poll_once(int timeout)
+{
+    struct pollfd fds[2] = {{.fd = io.efd, .events = POLLIN}, {.fd = -1}};
+
+    if (io.ac != NULL) {
+        fds[1].fd = io.ac->c.fd;
+        fds[1].events = (io.reading ? POLLIN : 0) | (io.writing ? POLLOUT : 0);
+    }
+    if (poll(fds, 2, timeout) <= 0 || fds[1].fd == -1)
+        return;
+    /* POLLERR/POLLHUP come whatever was asked: let hiredis find the error (a failed connect, a reset) */
+    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+        if (io.reading || !io.writing)
+            redisAsyncHandleRead(io.ac);
+        else
+            redisAsyncHandleWrite(io.ac);
+    }
+    if (io.ac != NULL && (fds[1].revents & POLLOUT) != 0 && io.writing)
+        redisAsyncHandleWrite(io.ac);
+}
+
+static void shutdown_io(h2o_linklist_t *calls)
+{
+    while (!h2o_linklist_is_empty(calls)) {
+        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, calls->next);
+        h2o_linklist_unlink(&call->link);
+        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+        free(call);
+    }
+    while (!h2o_linklist_is_empty(&io.deadlines))
+        answer_call(H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next), CPH_REDIS_UNAVAILABLE, NULL);
+    drop_connection(NULL); /* the callbacks free the bookkeeping */
+}
+
+static void *io_main(void *arg)
+{
+    (void)arg;
+    h2o_linklist_t calls;
+    cph_redis_config_t cfg;
+    int cfg_changed, timeout;
+
+    h2o_linklist_init_anchor(&calls);
+    for (;;) {
+        int stop = take_inbox(&calls, &cfg, &cfg_changed);
+        if (stop)
+            break;
+        if (cfg_changed)
+            apply_config(&cfg);
+        while (!h2o_linklist_is_empty(&calls)) {
+            call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, calls.next);
+            h2o_linklist_unlink(&call->link);
+            submit(call);
+        }
+        uint64_t now = now_ms();
+        expire(now);
+        timeout = maintain(now);
+        poll_once(timeout);
+        expire(now_ms());
+    }
+    shutdown_io(&calls);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void script_sha(char *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+
+    if (EVP_Digest(GCRA_SCRIPT, strlen(GCRA_SCRIPT), md, &len, EVP_sha1(), NULL) != 1 || len != 20)
+        cph_fatal(MODULE, "SHA-1 unavailable");
+    for (unsigned i = 0; i < len; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+void cph_redis_start(void)
+{
+    pthread_mutex_lock(&io.mutex);
+    assert(!io.running);
+    if ((io.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+        cph_fatal(MODULE, "eventfd failed: %s", strerror(errno));
+    h2o_linklist_init_anchor(&io.queue);
+    h2o_linklist_init_anchor(&io.deadlines);
+    script_sha(io.sha);
+    memset(&io.cur, 0, sizeof(io.cur));
+    io.attempts = 0;
+    io.retry_at_ms = 0;
+    io.inflight = 0;
+    io.reading = io.writing = io.connected = io.reloading = 0;
+    io.rng = (uint32_t)now_ms() ^ (uint32_t)getpid() ^ 0x9e3779b9u;
+    if (io.rng == 0)
+        io.rng = 1;
+    io.cfg_changed = 1; /* whatever was configured before the start */
+    io.stop = 0;
+    io.running = 1;
+    pthread_mutex_unlock(&io.mutex);
+    if (pthread_create(&io.tid, NULL, io_main, NULL) != 0)
+        cph_fatal(MODULE, "cannot start the redis thread");
+}
+
+static void wake_locked(void)
+{
+    uint64_t one = 1;
+
+    if (io.efd != -1 && write(io.efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
+        cph_fatal(MODULE, "eventfd write failed: %s", strerror(errno));
+}
+
+void cph_redis_stop(void)
+{
+    pthread_mutex_lock(&io.mutex);
+    if (!io.running) {
+        pthread_mutex_unlock(&io.mutex);
+        return;
+    }
+    io.stop = 1;
+    wake_locked();
+    pthread_mutex_unlock(&io.mutex);
+    pthread_join(io.tid, NULL);
+    pthread_mutex_lock(&io.mutex);
+    close(io.efd);
+    io.efd = -1;
+    pthread_mutex_unlock(&io.mutex);
+}
+
+void cph_redis_configure(const cph_redis_config_t *cfg)
+{
+    pthread_mutex_lock(&io.mutex);
+    io.cfg = *cfg;
+    io.cfg.host[sizeof(io.cfg.host) - 1] = '\0';
+    io.cfg_changed = 1;
+    if (io.running)
+        wake_locked();
+    pthread_mutex_unlock(&io.mutex);
+}
+
+void cph_redis_worker_init(cph_worker_t *w)
+{
+    cph_redis_worker_t *rw = calloc(1, sizeof(*rw));
+
+    if (rw == NULL)
+        cph_fatal(MODULE, "out of memory");
+    rw->worker = w;
+    rw->refs = 1;
+    h2o_linklist_init_anchor(&rw->late);
+    h2o_multithread_register_receiver(w->ctx.queue, &rw->receiver, on_answer);
+    w->redis = rw;
+}
+
+/* Runs the answers that arrive in rw->late until none is outstanding or the wait is over. io.mutex held. */
+static void run_late_answers_locked(cph_redis_worker_t *rw, uint64_t wait_ms)
+{
+    struct timespec until;
+    h2o_linklist_t batch;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    h2o_linklist_init_anchor(&batch);
+    for (;;) {
+        h2o_linklist_insert_list(&batch, &rw->late);
+        pthread_mutex_unlock(&io.mutex);
+        on_answer(&rw->receiver, &batch);
+        pthread_mutex_lock(&io.mutex);
+        if (rw->refs == 1 || (h2o_linklist_is_empty(&rw->late) && pthread_cond_timedwait(&io.late_cond, &io.mutex, &until) != 0 &&
+                              h2o_linklist_is_empty(&rw->late)))
+            break;
+    }
+}
+
+void cph_redis_worker_dispose(cph_worker_t *w)
+{
+    cph_redis_worker_t *rw = w->redis;
+    uint64_t wait_ms;
+    int free_it;
+
+    assert(rw != NULL && rw->worker == w);
+    pthread_mutex_lock(&io.mutex);
+    rw->disposing = 1; /* no message is sent from now on, so only this thread still touches the receiver's messages */
+    wait_ms = (io.cfg.timeout_ms != 0 ? io.cfg.timeout_ms : DEFAULT_TIMEOUT_MS) + 1000;
+    pthread_mutex_unlock(&io.mutex);
+    on_answer(&rw->receiver, &rw->receiver._messages); /* answers already sent still reach their callers */
+    h2o_multithread_unregister_receiver(w->ctx.queue, &rw->receiver);
+    w->redis = NULL;
+    pthread_mutex_lock(&io.mutex);
+    /* every call is answered by its deadline (or at once when the I/O thread is down): wait for them, bounded */
+    if (rw->refs > 1)
+        run_late_answers_locked(rw, wait_ms);
+    rw->disposed = 1;
+    release_worker_locked(rw, &free_it);
+    pthread_mutex_unlock(&io.mutex);
+    if (free_it)
+        free(rw);
+}
+
+void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud)
+{
+    cph_redis_worker_t *rw = w->redis;
+    call_t *call = calloc(1, sizeof(*call) + key_len);
+    int running;
+
+    assert(rw != NULL && rw->worker == w);
+    if (call == NULL)
+        cph_fatal(MODULE, "out of memory");
+    call->rw = rw;
+    call->cb = cb;
+    call->ud = ud;
+    call->spec = *spec;
+    call->submitted_ms = now_ms();
+    call->key_len = key_len;
+    memcpy(call->key, key, key_len);
+    pthread_mutex_lock(&io.mutex);
+    rw->refs++;
+    if ((running = io.running) != 0) {
+        if (h2o_linklist_is_empty(&io.queue))
+            wake_locked();
+        h2o_linklist_insert(&io.queue, &call->link);
+    }
+    pthread_mutex_unlock(&io.mutex);
+    if (!running) { /* still through the worker's queue: the callback never runs inside this call */
+        deliver(rw, cb, ud, CPH_REDIS_UNAVAILABLE, NULL);
+        free(call);
+    }
+}

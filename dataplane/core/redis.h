@@ -1,0 +1,71 @@
+/*
+ * redis: the data plane's shared rate-limit backend. One I/O thread per process owns the hiredis asynchronous
+ * connection and a poll loop; workers submit calls through a queue and get the answer back on their own event loop
+ * (h2o_multithread), so a worker never blocks on Redis. Every call has a deadline (hiredis 0.14 has none): when it
+ * passes, the caller gets CPH_REDIS_TIMEOUT and a late reply is dropped. While there is no connection (none
+ * configured, or between reconnect attempts: jittered backoff 100 ms .. 5 s) calls are answered UNAVAILABLE at once.
+ *
+ * The decision is cph_gcra's (core/ratelimit.h), run by a Lua script on Redis's clock (TIME); the key holds the TAT
+ * in microseconds and expires when the bucket is full again.
+ */
+#ifndef CPH_REDIS_H
+#define CPH_REDIS_H
+
+#include <stdint.h>
+#include "dataplane/core/ratelimit.h"
+#include "dataplane/core/worker.h"
+
+typedef enum en_cph_redis_status_t {
+    CPH_REDIS_OK = 0,
+    CPH_REDIS_TIMEOUT,     /* no answer within timeout_ms */
+    CPH_REDIS_UNAVAILABLE, /* not configured, not connected, or an error reply */
+} cph_redis_status_t;
+
+/** Where Redis is (body gateway.redis); host empty = none. */
+typedef struct st_cph_redis_config_t {
+    char host[256];
+    uint16_t port;
+    int db;
+    uint64_t timeout_ms;
+} cph_redis_config_t;
+
+/** Called on the submitting worker's thread with the answer (res valid only when status is OK). */
+typedef void (*cph_redis_cb)(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res);
+
+/**
+ * Starts the I/O thread (control thread, once, before the workers take traffic) with the config last given to
+ * cph_redis_configure, if any. Before the start (and after the stop) every call is answered UNAVAILABLE.
+ */
+void cph_redis_start(void);
+/**
+ * Stops the I/O thread and joins it. Calls not answered yet are answered CPH_REDIS_UNAVAILABLE, delivered to their
+ * workers' loops (answers for a worker already disposed are dropped); the connection and the eventfd are closed.
+ */
+void cph_redis_stop(void);
+/**
+ * Applies a new config from a snapshot (any thread; may come before cph_redis_start): a changed host, port or db
+ * reconnects at once (calls in flight on the old connection: UNAVAILABLE), a changed timeout_ms applies to new calls,
+ * an empty host disconnects. The host is resolved on the I/O thread (blocking getaddrinfo: never a worker).
+ */
+void cph_redis_configure(const cph_redis_config_t *cfg);
+/**
+ * Per-worker setup on the worker thread, after h2o_context_init: registers the receiver the answers come back on
+ * (w->ctx.queue). One worker per thread.
+ */
+void cph_redis_worker_init(cph_worker_t *w);
+/**
+ * Worker thread, before h2o_context_dispose (after the worker's requests have ended): every call this worker made and
+ * that is still unanswered gets its callback here, on this thread - the wait is bounded by the timeout (every call is
+ * answered by its deadline), plus a second; an answer later than that is dropped and its callback never runs.
+ */
+void cph_redis_worker_dispose(cph_worker_t *w);
+
+/**
+ * Submits one GCRA decision for redis key `key` (the caller builds it: "cph:rl:<route>:<limit>:<hash>"; copied) with
+ * spec. cb(ud, ...) runs later on worker w's loop, exactly once (never inside this call), within about timeout_ms:
+ * OK with res, TIMEOUT, or UNAVAILABLE (no connection, an error reply, shutdown). ud must stay valid until then (a
+ * request that goes away meanwhile must not free it). Worker thread only (w must be this thread's worker).
+ */
+void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud);
+
+#endif

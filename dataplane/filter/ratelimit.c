@@ -1,0 +1,281 @@
+/*
+ * filter/ratelimit: the rate-limit stage (contract 5 B). It runs after authz, so it knows the enforced endpoint rule
+ * (r->rule) and the principal: the rule's own rate_limits replace the route's (compile/ratelimit.h). Every limit of
+ * the set must pass, in order; each one takes its key from the request (client IP, principal, API key, system, the
+ * route, or a header), and a limit whose key is absent does not apply. A refusal is 429 rate_limited with Retry-After
+ * and RateLimit-Limit/-Remaining/-Reset of the refusing limit; when every limit passed, the limits with headers:true
+ * send the RateLimit-* of the most restrictive of them (fewest remaining) on the response.
+ *
+ * Local limits decide at once in the process-wide table (core/ratelimit.c). Redis limits are asynchronous
+ * (core/redis.h): the stage returns CPH_DONE and the answer, on this worker's loop, continues with the next limit and
+ * finally cph_pipeline_resume(). The request may be gone by then (an HTTP/2 stream reset clears its pool): the call's
+ * user data is a malloc'd ticket that the state's pool dispose detaches, so a late answer touches nothing. After
+ * answering the request, nothing here touches it again. A Redis failure (or no gateway.redis) follows the limit's
+ * on_error: open allows (counted error_open), closed answers 503 ratelimit_unavailable (error_closed).
+ *
+ * The login limit (gateway.login_rate_limit) uses the same code: filter/builtin.c calls this stage for POST
+ * /auth/login before it jumps to the proxy, and a request of the built-in auth route gets only that limit. It is
+ * local, so that call always decides synchronously.
+ *
+ * The client IP is core/clientip.c's: the peer, or with gateway.trusted_proxy_hops = N > 0 the Nth address from the
+ * right of X-Forwarded-For (addresses left of it were written by the client and are never trusted; no usable Nth
+ * element: the peer), so the rate limiter and the edge's IP lists always agree on who the client is.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <openssl/sha.h>
+#include "proto/log.h"
+#include "dataplane/compile/ratelimit.h"
+#include "dataplane/compile/router.h"
+#include "dataplane/core/clientip.h"
+#include "dataplane/core/redis.h"
+#include "dataplane/core/respond.h"
+#include "dataplane/filter/filter.h"
+
+#define MODULE "dp/filter/ratelimit"
+
+typedef struct st_rl_ticket_t rl_ticket_t;
+
+/* One request's walk through its limits; lives in the request's pool. */
+typedef struct st_rl_state_t {
+    cph_req_t *r;
+    const cph_rl_set_t *set;
+    size_t i;                   /* the limit being decided */
+    rl_ticket_t *ticket;        /* the pending Redis call, or NULL */
+    int in_submit;              /* inside cph_redis_gcra: an answer given synchronously is picked up by run() */
+    int answered;               /* 429 or 503 sent: the request is not ours any more */
+    const cph_rl_limit_t *best; /* the most restrictive allowed limit with headers:true */
+    cph_ratelimit_result_t best_res;
+} rl_state_t;
+
+struct st_rl_ticket_t {
+    rl_state_t *st; /* NULL once the request's pool was cleared */
+};
+
+static int run(rl_state_t *st);
+
+/* ---------------------------------------------------------------- keys */
+
+/* The client address bytes (4 or 16; core/clientip.c, the same client the edge's IP lists see), written to out. */
+static size_t client_ip(cph_req_t *r, char *out)
+{
+    struct sockaddr_storage ss;
+
+    if (cph_client_ip_hops(r->req, cph_rl_trusted_hops(r->snap), &ss) != 0)
+        return 0; /* no peer address (a unix socket): every such client shares one bucket */
+    if (ss.ss_family == AF_INET) {
+        memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 4;
+    }
+    memcpy(out, ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr, 16);
+    return 16;
+}
+
+/* tag + bytes in the request's pool: the tag keeps the kinds of one limit (IP fallback, user, key) apart. */
+static h2o_iovec_t tagged(cph_req_t *r, char tag, const char *s, size_t len)
+{
+    char *buf = h2o_mem_alloc_pool(&r->req->pool, len + 1);
+
+    buf[0] = tag;
+    memcpy(buf + 1, s, len);
+    return h2o_iovec_init(buf, len + 1);
+}
+
+/* The limit's key value for this request; base NULL when the limit does not apply. */
+static h2o_iovec_t limit_key(cph_req_t *r, const cph_rl_limit_t *l)
+{
+    const cph_principal_t *p = &r->principal;
+    char ip[16];
+
+    switch (l->key) {
+    case CPH_RL_KEY_PRINCIPAL:
+        if (p->kind != CPH_PRINCIPAL_NONE)
+            return tagged(r, p->kind == CPH_PRINCIPAL_API_KEY ? 'k' : 'u', p->id.base, p->id.len);
+        return tagged(r, 'i', ip, client_ip(r, ip));
+    case CPH_RL_KEY_API_KEY:
+        return p->kind == CPH_PRINCIPAL_API_KEY ? tagged(r, 'k', p->id.base, p->id.len) : h2o_iovec_init(NULL, 0);
+    case CPH_RL_KEY_SYSTEM:
+        return p->kind != CPH_PRINCIPAL_NONE && p->system.len != 0 ? tagged(r, 's', p->system.base, p->system.len)
+                                                                   : h2o_iovec_init(NULL, 0);
+    case CPH_RL_KEY_ROUTE:
+        return h2o_iovec_init(H2O_STRLIT("r"));
+    case CPH_RL_KEY_HEADER:
+        for (size_t i = 0; i != r->req->headers.size; ++i) {
+            const h2o_header_t *h = &r->req->headers.entries[i];
+            if (h2o_lcstris(h->name->base, h->name->len, l->header.base, l->header.len))
+                return tagged(r, 'h', h->value.base, h->value.len);
+        }
+        return h2o_iovec_init(NULL, 0);
+    default:
+        return tagged(r, 'i', ip, client_ip(r, ip));
+    }
+}
+
+/* "cph:rl:<scope>:<name>:" + 32 hex of SHA-256(key): a client's bytes never reach the Redis key. */
+static h2o_iovec_t redis_key(cph_req_t *r, const cph_rl_limit_t *l, h2o_iovec_t key)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    char *buf = h2o_mem_alloc_pool(&r->req->pool, l->redis_prefix.len + 33);
+
+    SHA256((const unsigned char *)key.base, key.len, digest);
+    memcpy(buf, l->redis_prefix.base, l->redis_prefix.len);
+    for (size_t i = 0; i != 16; i++) {
+        buf[l->redis_prefix.len + 2 * i] = hex[digest[i] >> 4];
+        buf[l->redis_prefix.len + 2 * i + 1] = hex[digest[i] & 15];
+    }
+    buf[l->redis_prefix.len + 32] = '\0';
+    return h2o_iovec_init(buf, l->redis_prefix.len + 32);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void count(cph_req_t *r, const cph_rl_limit_t *l, cph_rl_outcome_t outcome)
+{
+    if (r->worker != NULL && r->worker->stats != NULL)
+        cph_counter_add(&r->worker->stats->ratelimit[l->stat_id < CPH_STATS_MAX_LIMITS ? l->stat_id : 0][outcome], 1);
+}
+
+static void add_number(cph_req_t *r, const char *name, size_t name_len, uint64_t v)
+{
+    char *buf = h2o_mem_alloc_pool(&r->req->pool, 24);
+    int n = snprintf(buf, 24, "%llu", (unsigned long long)v);
+
+    cph_pipeline_add_response_header(r, name, name_len, buf, (size_t)n);
+}
+
+static void add_ratelimit_headers(cph_req_t *r, const cph_rl_limit_t *l, const cph_ratelimit_result_t *res)
+{
+    add_number(r, H2O_STRLIT("ratelimit-limit"), l->spec.rate);
+    add_number(r, H2O_STRLIT("ratelimit-remaining"), res->remaining);
+    add_number(r, H2O_STRLIT("ratelimit-reset"), (res->reset_ms + 999) / 1000);
+}
+
+/* Records one limit's decision; on a refusal answers 429 and returns CPH_DONE. */
+static int decided(rl_state_t *st, const cph_rl_limit_t *l, const cph_ratelimit_result_t *res)
+{
+    cph_req_t *r = st->r;
+
+    count(r, l, res->allowed ? CPH_RL_OUTCOME_ALLOWED : CPH_RL_OUTCOME_LIMITED);
+    if (!res->allowed) {
+        add_number(r, H2O_STRLIT("retry-after"), (res->retry_after_ms + 999) / 1000);
+        add_ratelimit_headers(r, l, res);
+        st->answered = 1;
+        cph_respond_error_r(r, 429, "rate_limited", "Too many requests: retry later");
+        return CPH_DONE;
+    }
+    if (l->headers && (st->best == NULL || res->remaining < st->best_res.remaining ||
+                       (res->remaining == st->best_res.remaining && res->reset_ms > st->best_res.reset_ms))) {
+        st->best = l;
+        st->best_res = *res;
+    }
+    return CPH_NEXT;
+}
+
+/* Redis failed, timed out or is not configured: the limit's on_error decides. */
+static int backend_failed(rl_state_t *st, const cph_rl_limit_t *l)
+{
+    if (!l->fail_closed) {
+        count(st->r, l, CPH_RL_OUTCOME_ERROR_OPEN);
+        return CPH_NEXT;
+    }
+    count(st->r, l, CPH_RL_OUTCOME_ERROR_CLOSED);
+    st->answered = 1;
+    cph_respond_error_r(st->r, 503, "ratelimit_unavailable", "The rate limit backend is unavailable");
+    return CPH_DONE;
+}
+
+/* ---------------------------------------------------------------- the walk */
+
+static void on_state_dispose(void *p)
+{
+    rl_state_t *st = p;
+
+    if (st->ticket != NULL)
+        st->ticket->st = NULL; /* the request is gone: the pending answer will be dropped */
+}
+
+static void on_redis(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+{
+    rl_ticket_t *t = ud;
+    rl_state_t *st = t->st;
+
+    free(t);
+    if (st == NULL)
+        return;
+    st->ticket = NULL;
+    const cph_rl_limit_t *l = &st->set->limits[st->i];
+    int ret = status == CPH_REDIS_OK && res != NULL ? decided(st, l, res) : backend_failed(st, l);
+    if (st->in_submit || ret == CPH_DONE)
+        return; /* run() picks a synchronous answer up; an answered request is not touched again */
+    st->i++;
+    if (run(st) == CPH_NEXT)
+        cph_pipeline_resume(st->r);
+}
+
+/* Submits limit l to Redis; CPH_DONE while the answer is pending or when it answered the request. */
+static int submit(rl_state_t *st, const cph_rl_limit_t *l, h2o_iovec_t key)
+{
+    const cph_redis_config_t *cfg = cph_rl_redis_config(st->r->snap);
+    rl_ticket_t *t;
+
+    if (cfg == NULL || st->r->worker == NULL)
+        return backend_failed(st, l);
+    if ((t = malloc(sizeof(*t))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    t->st = st;
+    st->ticket = t;
+    st->in_submit = 1;
+    h2o_iovec_t rkey = redis_key(st->r, l, key);
+    cph_redis_gcra(st->r->worker, rkey.base, rkey.len, &l->spec, on_redis, t);
+    st->in_submit = 0;
+    return st->ticket != NULL || st->answered ? CPH_DONE : CPH_NEXT;
+}
+
+/* Decides limits from st->i on; CPH_NEXT when all passed (headers added), CPH_DONE when answered or waiting. */
+static int run(rl_state_t *st)
+{
+    for (; st->i != st->set->num_limits; st->i++) {
+        const cph_rl_limit_t *l = &st->set->limits[st->i];
+        h2o_iovec_t key = limit_key(st->r, l);
+        if (key.base == NULL)
+            continue;
+        if (l->redis) {
+            if (submit(st, l, key) == CPH_DONE)
+                return CPH_DONE;
+            continue;
+        }
+        cph_ratelimit_result_t res;
+        cph_ratelimit_local(l->local_id, key.base, key.len, &l->spec, cph_ratelimit_now_ms(), &res);
+        if (decided(st, l, &res) == CPH_DONE)
+            return CPH_DONE;
+    }
+    if (st->best != NULL)
+        add_ratelimit_headers(st->r, st->best, &st->best_res);
+    return CPH_NEXT;
+}
+
+static int is_login(const cph_req_t *r)
+{
+    return h2o_memis(r->path.base, r->path.len, H2O_STRLIT("/auth/login")) &&
+           cph_method_from(r->req->input.method.base, r->req->input.method.len) == CPH_METHOD_POST;
+}
+
+int cph_ratelimit_on_req(cph_req_t *r)
+{
+    const cph_rl_set_t *set;
+    rl_state_t *st;
+
+    if (r->route != NULL && r->route == r->snap->auth_api_route)
+        set = is_login(r) ? cph_rl_login(r->snap) : NULL;
+    else
+        set = cph_rl_select(r->snap, r->route, r->rule);
+    if (set == NULL || set->num_limits == 0)
+        return CPH_NEXT;
+    st = h2o_mem_alloc_shared(&r->req->pool, sizeof(*st), on_state_dispose);
+    *st = (rl_state_t){.r = r, .set = set};
+    return run(st);
+}

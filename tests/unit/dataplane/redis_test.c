@@ -1,0 +1,626 @@
+/*
+ * redis_test: the Redis rate-limit backend (core/redis.c) against a real redis-server that the test starts on a free
+ * port (no persistence, in a temporary directory; never the system's 6379). The "workers" are bare h2o event loops
+ * with a multithread queue, pumped by the test, so answers arrive exactly as they would on a data plane worker.
+ *
+ * Covers: exact GCRA counts for one key (burst + 1 at once, then refusals, then the refill), two threads on one key
+ * (exactly burst + 1 allowed in total), a flushed script cache (NOSCRIPT -> re-load -> answered), a stopped server
+ * (SIGSTOP: TIMEOUT within the configured timeout plus margin, no second answer when the late reply comes; SIGCONT:
+ * answers again), a killed server (UNAVAILABLE at once; after a restart on the same port the backend reconnects by
+ * itself), a change of address (reconnects at once), a server that accepts but never answers (the connection is
+ * replaced after the stall limit), a worker disposed with a call outstanding (its callback runs before dispose
+ * returns), a stable number of open descriptors across reconnects, no configuration (UNAVAILABLE) and a stop with a
+ * call outstanding (answered UNAVAILABLE, nothing leaks). Fails when redis-server is not installed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include "dataplane/core/redis.h"
+
+#define TIMEOUT_MS 100
+
+typedef struct st_fake_worker_t {
+    cph_worker_t w;
+    h2o_evloop_t *loop;
+} fake_worker_t;
+
+typedef struct st_answer_t {
+    int count;
+    cph_redis_status_t status;
+    cph_ratelimit_result_t res;
+    uint64_t at_ms;
+} answer_t;
+
+static struct {
+    char dir[64];
+    uint16_t port;
+    pid_t pid;
+    fake_worker_t fw;
+} fx;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* ---------------------------------------------------------------- redis-server */
+
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static redisContext *sync_connect(void)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", fx.port, tv);
+
+    if (c != NULL && c->err != 0) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void start_redis(void)
+{
+    char port[8], log[128];
+
+    snprintf(port, sizeof(port), "%u", fx.port);
+    snprintf(log, sizeof(log), "%s/redis.log", fx.dir);
+    fx.pid = fork();
+    assert_true(fx.pid >= 0);
+    if (fx.pid == 0) {
+        for (int fd = 3; fd < 1024; fd++) /* no copy of our sockets may outlive us in the server */
+            close(fd);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+               fx.dir, "--logfile", log, "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) { /* up to 5 s */
+        redisContext *c = sync_connect();
+        if (c != NULL) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            redisFree(c);
+            if (ok)
+                return;
+        }
+        sleep_ms(10);
+    }
+    fail_msg("redis-server did not start on port %u", fx.port);
+}
+
+static void kill_redis(void)
+{
+    if (fx.pid <= 0)
+        return;
+    kill(fx.pid, SIGCONT);
+    kill(fx.pid, SIGKILL);
+    waitpid(fx.pid, NULL, 0);
+    fx.pid = 0;
+}
+
+static long long script_loads(void)
+{
+    redisContext *c = sync_connect();
+    redisReply *r;
+    long long n = 0;
+
+    assert_non_null(c);
+    r = redisCommand(c, "INFO commandstats");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "cmdstat_script|load:calls=");
+    if (p != NULL)
+        n = atoll(p + strlen("cmdstat_script|load:calls="));
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static long long connections_received(void)
+{
+    redisContext *c = sync_connect();
+    redisReply *r;
+    long long n = -1;
+
+    assert_non_null(c);
+    r = redisCommand(c, "INFO stats");
+    assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "total_connections_received:");
+    if (p != NULL)
+        n = atoll(p + strlen("total_connections_received:"));
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static void redis_command(const char *cmd)
+{
+    redisContext *c = sync_connect();
+
+    assert_non_null(c);
+    redisReply *r = redisCommand(c, cmd);
+    assert_true(r != NULL && r->type != REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* ---------------------------------------------------------------- fake workers */
+
+static void fake_worker_init(fake_worker_t *fw, uint32_t id)
+{
+    memset(fw, 0, sizeof(*fw));
+    fw->loop = h2o_evloop_create();
+    fw->w.id = id;
+    fw->w.ctx.loop = fw->loop;
+    fw->w.ctx.queue = h2o_multithread_create_queue(fw->loop);
+    cph_redis_worker_init(&fw->w);
+}
+
+static void fake_worker_dispose(fake_worker_t *fw)
+{
+    cph_redis_worker_dispose(&fw->w);
+    h2o_multithread_destroy_queue(fw->w.ctx.queue);
+    h2o_evloop_destroy(fw->loop);
+}
+
+static void on_answer(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+{
+    answer_t *a = ud;
+
+    a->count++;
+    a->status = status;
+    a->at_ms = mono_ms();
+    if (status == CPH_REDIS_OK) {
+        assert_non_null(res);
+        a->res = *res;
+    } else {
+        assert_null(res);
+    }
+}
+
+static void pump_until(fake_worker_t *fw, const int *count, int want)
+{
+    uint64_t end = mono_ms() + 10000;
+
+    while (*count < want && mono_ms() < end)
+        h2o_evloop_run(fw->loop, 10);
+    assert_int_equal(*count, want);
+}
+
+static void configure(const char *host, uint16_t port, uint64_t timeout_ms)
+{
+    cph_redis_config_t cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    snprintf(cfg.host, sizeof(cfg.host), "%s", host);
+    cfg.port = port;
+    cfg.db = 3;
+    cfg.timeout_ms = timeout_ms;
+    cph_redis_configure(&cfg);
+}
+
+/* One call on the main fake worker, waited for. */
+static answer_t call(const char *key, uint64_t rate, uint64_t period_ms, uint64_t burst)
+{
+    cph_ratelimit_spec_t spec = {rate, period_ms, burst};
+    answer_t a = {0};
+
+    cph_redis_gcra(&fx.fw.w, key, strlen(key), &spec, on_answer, &a);
+    assert_int_equal(a.count, 0); /* never from inside the call */
+    pump_until(&fx.fw, &a.count, 1);
+    return a;
+}
+
+/* ---------------------------------------------------------------- fixtures */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "redis-server is not installed (scripts/deps.sh installs it)\n");
+        return -1;
+    }
+    fake_worker_init(&fx.fw, 0);
+    snprintf(fx.dir, sizeof(fx.dir), "/tmp/cph-redis-test-XXXXXX");
+    if (mkdtemp(fx.dir) == NULL)
+        return -1;
+    fx.port = free_port();
+    start_redis();
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    cph_redis_stop();
+    if (fx.fw.loop != NULL) /* NULL when the setup failed */
+        fake_worker_dispose(&fx.fw);
+    kill_redis();
+    if (fx.dir[0] != '\0') {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", fx.dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_not_started_or_not_configured(void **state)
+{
+    (void)state;
+    answer_t a = call("cph:rl:t:none:k", 5, 1000, 2); /* no I/O thread yet */
+    assert_int_equal(a.status, CPH_REDIS_UNAVAILABLE);
+
+    cph_redis_start();
+    configure("", 0, TIMEOUT_MS);
+    a = call("cph:rl:t:none:k", 5, 1000, 2);
+    assert_int_equal(a.status, CPH_REDIS_UNAVAILABLE);
+}
+
+static void test_exact_counts(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, 1000);
+    /* 5 per second, burst 2: T = 200 ms, a fresh key allows 3 at once */
+    for (uint64_t i = 0; i < 3; i++) {
+        answer_t a = call("cph:rl:t:counts:k", 5, 1000, 2);
+        assert_int_equal(a.status, CPH_REDIS_OK);
+        assert_int_equal(a.res.allowed, 1);
+        assert_int_equal(a.res.remaining, 2 - i);
+        assert_int_equal(a.res.retry_after_ms, 0);
+    }
+    answer_t a = call("cph:rl:t:counts:k", 5, 1000, 2);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_int_equal(a.res.allowed, 0);
+    assert_int_equal(a.res.remaining, 0);
+    assert_true(a.res.retry_after_ms > 0 && a.res.retry_after_ms <= 200);
+    assert_true(a.res.reset_ms > 400 && a.res.reset_ms <= 600);
+    /* another key is its own bucket */
+    a = call("cph:rl:t:counts:other", 5, 1000, 2);
+    assert_int_equal(a.res.allowed, 1);
+    /* 250 ms later exactly one more has dripped in */
+    sleep_ms(250);
+    a = call("cph:rl:t:counts:k", 5, 1000, 2);
+    assert_int_equal(a.res.allowed, 1);
+    a = call("cph:rl:t:counts:k", 5, 1000, 2);
+    assert_int_equal(a.res.allowed, 0);
+    /* the highest rate (T = 1 ns) is an answer, not an error (an expiry of 0 ms would be one) */
+    for (int i = 0; i < 3; i++) {
+        a = call("cph:rl:t:counts:max", 1000000000, 1000, 0);
+        assert_int_equal(a.status, CPH_REDIS_OK);
+        assert_int_equal(a.res.allowed, 1);
+    }
+    /* the key expires with its bucket (PEXPIRE to the reset time) */
+    redisContext *c = sync_connect();
+    redisReply *r = redisCommand(c, "SELECT 3");
+    freeReplyObject(r);
+    r = redisCommand(c, "PTTL cph:rl:t:counts:k");
+    assert_true(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 0 && r->integer <= 600);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+#define PER_THREAD 20
+
+typedef struct st_thread_arg_t {
+    uint32_t id;
+    answer_t answers[PER_THREAD];
+} thread_arg_t;
+
+/* cmocka's assertions are for the main thread only */
+static void on_thread_answer(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+{
+    answer_t *a = ud;
+
+    a->count++;
+    a->status = status;
+    if (res != NULL)
+        a->res = *res;
+}
+
+static void *thread_main(void *p)
+{
+    thread_arg_t *t = p;
+    fake_worker_t fw;
+    cph_ratelimit_spec_t spec = {1, 3600000, 9};
+    uint64_t end = mono_ms() + 10000;
+
+    fake_worker_init(&fw, t->id);
+    for (int i = 0; i < PER_THREAD; i++)
+        cph_redis_gcra(&fw.w, "cph:rl:t:threads:k", strlen("cph:rl:t:threads:k"), &spec, on_thread_answer, &t->answers[i]);
+    for (;;) {
+        int n = 0;
+        for (int i = 0; i < PER_THREAD; i++)
+            n += t->answers[i].count;
+        if (n == PER_THREAD || mono_ms() > end)
+            break;
+        h2o_evloop_run(fw.loop, 10);
+    }
+    fake_worker_dispose(&fw);
+    return NULL;
+}
+
+static void test_two_threads(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, 1000);
+    thread_arg_t args[2];
+    pthread_t tids[2];
+    int allowed = 0;
+
+    memset(args, 0, sizeof(args));
+    for (int i = 0; i < 2; i++) {
+        args[i].id = (uint32_t)i + 1;
+        assert_int_equal(pthread_create(&tids[i], NULL, thread_main, &args[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(tids[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < PER_THREAD; j++) {
+            assert_int_equal(args[i].answers[j].count, 1);
+            assert_int_equal(args[i].answers[j].status, CPH_REDIS_OK);
+            allowed += args[i].answers[j].res.allowed;
+        }
+    }
+    assert_int_equal(allowed, 10); /* burst 9 + 1, however the two interleaved */
+}
+
+static void test_noscript_reloads(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, 1000);
+    answer_t a = call("cph:rl:t:noscript:k", 100, 1000, 0);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    long long loads = script_loads();
+    redis_command("SCRIPT FLUSH");
+    /* five calls pipelined: every NOSCRIPT is retried once, behind one SCRIPT LOAD */
+    answer_t many[5];
+    cph_ratelimit_spec_t spec = {100, 1000, 10};
+    int done = 0;
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < 5; i++)
+        cph_redis_gcra(&fx.fw.w, "cph:rl:t:noscript:k2", strlen("cph:rl:t:noscript:k2"), &spec, on_answer, &many[i]);
+    for (uint64_t end = mono_ms() + 10000; done < 5 && mono_ms() < end;) {
+        h2o_evloop_run(fx.fw.loop, 10);
+        done = 0;
+        for (int i = 0; i < 5; i++)
+            done += many[i].count;
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(many[i].count, 1);
+        assert_int_equal(many[i].status, CPH_REDIS_OK);
+        assert_int_equal(many[i].res.allowed, 1);
+    }
+    assert_int_equal(script_loads(), loads + 1); /* NOSCRIPT -> SCRIPT LOAD -> the retried EVALSHAs */
+    a = call("cph:rl:t:noscript:k3", 100, 1000, 0);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_int_equal(script_loads(), loads + 1);
+}
+
+static void test_stopped_server_times_out(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, TIMEOUT_MS);
+    answer_t a = call("cph:rl:t:stop:k", 100, 1000, 0); /* the timeout change alone keeps the connection */
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    int fds = count_fds();
+
+    assert_int_equal(kill(fx.pid, SIGSTOP), 0);
+    uint64_t start = mono_ms();
+    a = call("cph:rl:t:stop:k", 100, 1000, 0);
+    uint64_t elapsed = a.at_ms - start;
+    assert_int_equal(a.status, CPH_REDIS_TIMEOUT);
+    assert_true(elapsed >= TIMEOUT_MS - 2);
+    assert_true(elapsed <= 10 * TIMEOUT_MS);
+    assert_int_equal(kill(fx.pid, SIGCONT), 0);
+    /* the late reply is dropped: no second answer */
+    uint64_t end = mono_ms() + 300;
+    while (mono_ms() < end)
+        h2o_evloop_run(fx.fw.loop, 10);
+    assert_int_equal(a.count, 1);
+    a = call("cph:rl:t:stop:k", 100, 1000, 0);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_int_equal(count_fds(), fds);
+}
+
+/* Calls until one is answered OK (the backoff reaches at most 5 s between attempts). */
+static answer_t call_until_ok(const char *key)
+{
+    answer_t a = {0};
+    uint64_t end = mono_ms() + 15000;
+
+    while (mono_ms() < end) {
+        a = call(key, 1000, 1000, 10);
+        if (a.status == CPH_REDIS_OK)
+            break;
+        sleep_ms(50);
+    }
+    return a;
+}
+
+static void test_killed_server_reconnects(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, TIMEOUT_MS);
+    answer_t a = call_until_ok("cph:rl:t:kill:k");
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    int fds = count_fds();
+
+    for (int round = 0; round < 3; round++) {
+        kill_redis();
+        sleep_ms(50);
+        uint64_t start = mono_ms();
+        a = call("cph:rl:t:kill:k", 1000, 1000, 10);
+        assert_int_equal(a.status, CPH_REDIS_UNAVAILABLE);
+        assert_true(a.at_ms - start <= 10 * TIMEOUT_MS); /* at once, not after a timeout */
+        start_redis();
+        a = call_until_ok("cph:rl:t:kill:k");
+        assert_int_equal(a.status, CPH_REDIS_OK);
+        assert_int_equal(a.res.allowed, 1); /* a new server, a new bucket: the script was loaded again */
+        assert_int_equal(count_fds(), fds);
+    }
+}
+
+static void test_address_change(void **state)
+{
+    (void)state;
+    int fds = count_fds();
+    configure("127.0.0.1", free_port(), TIMEOUT_MS); /* nobody there */
+    answer_t a = call("cph:rl:t:addr:k", 10, 1000, 0);
+    assert_int_equal(a.status, CPH_REDIS_UNAVAILABLE);
+    configure("127.0.0.1", fx.port, TIMEOUT_MS); /* back: connects at once, no backoff wait */
+    a = call("cph:rl:t:addr:k", 10, 1000, 0);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_int_equal(count_fds(), fds);
+}
+
+/* A server that accepts but never answers (stopped longer than the stall limit, 3 s): the connection is dropped and
+ * made again, and works once the server does. */
+static void test_stalled_connection_is_replaced(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, TIMEOUT_MS);
+    answer_t a = call_until_ok("cph:rl:t:stall:k");
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    long long before = connections_received();
+    int fds = count_fds();
+
+    assert_int_equal(kill(fx.pid, SIGSTOP), 0);
+    a = call("cph:rl:t:stall:k", 1000, 1000, 10);
+    assert_int_equal(a.status, CPH_REDIS_TIMEOUT);
+    sleep_ms(3500);
+    assert_int_equal(kill(fx.pid, SIGCONT), 0);
+    a = call_until_ok("cph:rl:t:stall:k");
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_true(connections_received() >= before + 2); /* this INFO's own connection + at least one reconnect */
+    assert_int_equal(count_fds(), fds);
+}
+
+typedef struct st_dispose_arg_t {
+    answer_t answer;
+    int count_at_dispose;
+    uint64_t waited_ms;
+} dispose_arg_t;
+
+/* A worker that goes away with a call outstanding: dispose runs the callback (TIMEOUT) before it returns. */
+static void *dispose_thread(void *p)
+{
+    dispose_arg_t *d = p;
+    fake_worker_t fw;
+    cph_ratelimit_spec_t spec = {10, 1000, 0};
+
+    fake_worker_init(&fw, 7);
+    cph_redis_gcra(&fw.w, "cph:rl:t:dispose:k", strlen("cph:rl:t:dispose:k"), &spec, on_thread_answer, &d->answer);
+    uint64_t start = mono_ms();
+    d->count_at_dispose = d->answer.count;
+    fake_worker_dispose(&fw);
+    d->waited_ms = mono_ms() - start;
+    return NULL;
+}
+
+static void test_dispose_waits_for_answers(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, TIMEOUT_MS);
+    answer_t a = call_until_ok("cph:rl:t:dispose:k0");
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    dispose_arg_t d;
+    pthread_t tid;
+
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(kill(fx.pid, SIGSTOP), 0);
+    assert_int_equal(pthread_create(&tid, NULL, dispose_thread, &d), 0);
+    pthread_join(tid, NULL);
+    assert_int_equal(kill(fx.pid, SIGCONT), 0);
+    assert_int_equal(d.count_at_dispose, 0);
+    assert_int_equal(d.answer.count, 1);
+    assert_int_equal(d.answer.status, CPH_REDIS_TIMEOUT);
+    assert_true(d.waited_ms <= 10 * TIMEOUT_MS);
+}
+
+static void test_stop_answers_pending(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, 5000);
+    answer_t a = call("cph:rl:t:shutdown:k", 10, 1000, 0);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    cph_ratelimit_spec_t spec = {10, 1000, 0};
+    answer_t pending = {0};
+
+    assert_int_equal(kill(fx.pid, SIGSTOP), 0);
+    cph_redis_gcra(&fx.fw.w, "cph:rl:t:shutdown:k", strlen("cph:rl:t:shutdown:k"), &spec, on_answer, &pending);
+    sleep_ms(50);
+    cph_redis_stop();
+    pump_until(&fx.fw, &pending.count, 1);
+    assert_int_equal(pending.status, CPH_REDIS_UNAVAILABLE);
+    assert_int_equal(kill(fx.pid, SIGCONT), 0);
+    a = call("cph:rl:t:shutdown:k", 10, 1000, 0); /* stopped: answered at once */
+    assert_int_equal(a.status, CPH_REDIS_UNAVAILABLE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_not_started_or_not_configured),
+        cmocka_unit_test(test_exact_counts),
+        cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_noscript_reloads),
+        cmocka_unit_test(test_stopped_server_times_out),
+        cmocka_unit_test(test_killed_server_reconnects),
+        cmocka_unit_test(test_address_change),
+        cmocka_unit_test(test_dispose_waits_for_answers),
+        cmocka_unit_test(test_stalled_connection_is_replaced),
+        cmocka_unit_test(test_stop_answers_pending),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
