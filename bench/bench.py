@@ -278,7 +278,7 @@ class Stack:
         self.outdir = outdir
         os.makedirs(os.path.join(self.dir, "tmp"))
         names = ["origin", "nginx_h1", "nginx_h2c", "nginx_tls", "haproxy", "haproxy_tls", "cph", "cph_tls",
-                 "cph_status", "cp_admin", "cp_auth"]
+                 "cph_status", "cp_admin", "cp_auth", "redis"]
         self.port = dict(zip(names, free_ports(len(names))))
         self.pids = {}
         self.apply = {}
@@ -291,7 +291,7 @@ class Stack:
     def keep_logs(self, dest):
         """Configs and logs into the results dir (also after a failure: the temp dir is removed)."""
         for name in ("origin.conf", "nginx-proxy.conf", "haproxy.cfg", "origin.log", "nginx.log", "haproxy.log",
-                     "cp.log", "dp.log", "nginx-proxy-error.log", "origin-error.log"):
+                     "cp.log", "dp.log", "nginx-proxy-error.log", "origin-error.log", "redis.log"):
             if os.path.exists(os.path.join(self.dir, name)):
                 shutil.copy(os.path.join(self.dir, name), dest)
 
@@ -352,8 +352,8 @@ class Stack:
         env = dict(os.environ, CEPHALO_ADMIN_TOKEN=TOKEN)
         self.cp = self.procs.start("controlplane", self.pin_other + [BIN + "/cephalo-controlplane", "--data-dir", d + "/cp",
                                                     "--admin-listen", "%s:%d" % (HOST, p["cp_admin"]),
-                                                    "--migrations", MIGRATIONS] + self.auth_flags(), d + "/cp.log",
-                                   env=env)
+                                                    "--migrations", MIGRATIONS] + self.auth_flags() + self.redis_flags(),
+                                   d + "/cp.log", env=env)
         wait_until("control plane", lambda: http_get(p["cp_admin"], "/health")[0] == 200, self.procs)
         argv = self.pin_proxy + list(dp_wrapper) + [
             BIN + "/cephalo-dataplane", "--cp-socket", d + "/cp/run/cp.sock", "--listen", "%s:%d" % (HOST, p["cph"]),
@@ -402,6 +402,26 @@ class Stack:
             return []
         flags = ["--auth-listen", "%s:%d" % (HOST, self.port["cp_auth"])]
         return flags + (["--access-ttl-s", "900"] if self.sc.identity else [])
+
+    def redis_flags(self):
+        """A scenario with redis: a redis-server of its own (no persistence), started once per stack; the control
+        plane's --redis flag pointing at it."""
+        if not self.sc.redis:
+            return []
+        if "redis" not in self.pids:
+            if not shutil.which("redis-server"):
+                raise BenchError("scenario %s needs redis-server (apt-get install redis-server)" % self.sc.name)
+            port = self.port["redis"]
+            self.pids["redis"] = self.procs.start("redis", self.pin_other + [
+                "redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--daemonize", "no", "--protected-mode", "no"], self.dir + "/redis.log").pid
+
+            def pong():
+                with socket.create_connection((HOST, port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    return s.recv(16).startswith(b"+PONG")
+            wait_until("redis-server", pong, self.procs)
+        return ["--redis", "%s:%d" % (HOST, self.port["redis"])]
 
     def seed_identity(self, admin):
         """System "bench", role "caller", user "bench" holding it. Returns the system code (for the service)."""

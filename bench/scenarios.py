@@ -6,7 +6,8 @@ Routes are public unless a scenario says otherwise (a Cephalo route defaults to 
 A scenario with `identity` makes bench.py seed a system "bench" with a role "caller", a user holding it and an endpoint
 rule GET /bench/* requiring it; every client (wrk, h2load, against every proxy alike) then sends the user's JWT,
 obtained by logging in through the data plane. `baseline` names a scenario whose Cephalo numbers are reported next
-to this one's (ratio of the medians), when both ran.
+to this one's (ratio of the medians), when both ran. A scenario with `redis` makes bench.py start a redis-server of its
+own (no persistence, on a free loopback port, on the non-proxy CPUs) and pass `--redis` to the control plane.
 A scenario whose feature does not exist yet carries `pending` (why): it is listed in the output and never run, so
 nothing is faked.
 """
@@ -25,11 +26,22 @@ class Scenario:
     route_extra: Dict[str, object] = field(default_factory=lambda: {"default_access": "public"})  # more route fields
     identity: bool = False  # seed the identity model and send a valid JWT with every request (see above)
     baseline: Optional[str] = None  # report Cephalo's rps and CPU against this scenario's
+    redis: bool = False  # start a redis-server and pass --redis to the control plane (see above)
     pending: Optional[str] = None
 
 
 def numbered(n: int) -> Callable[[], List[str]]:
     return lambda: ["/r%05d" % i for i in range(n)]
+
+
+def never_limited(backend: str) -> Dict[str, object]:
+    """Route fields: authenticated, and one rate limit per user so high that it never refuses (a million per second,
+    as many at once: T = 1 us, far beyond what one data plane serves): every request pays for the decision, none is
+    refused. on_error closed, so a redis that fails shows up as errors (503) in the table instead of as a fast path.
+    Not the contract's maximum of 1e9/s: T would be 1 ns, below the redis script's microsecond clock."""
+    limit = {"name": "never", "key": "principal", "rate": 1000000, "period_s": 1, "burst": 1000000,
+             "backend": backend, "on_error": "closed"}
+    return {"default_access": "authenticated", "policies": {"rate_limits": [limit]}}
 
 
 SCENARIOS = [
@@ -50,7 +62,19 @@ SCENARIOS = [
     Scenario("ws-idle", "5k idle websockets, RSS per connection", pending="not yet: websockets land in issue 6"),
     Scenario(
         "policy-stack",
-        "JWT verify + authz + local rate limit + metrics + access log",
-        pending="pending: the rate limit and access log filters do not exist yet (JWT + authz alone: scenario policy)",
+        "JWT verify + authz + a local rate limit per user that never refuses + metrics (always on); the access log "
+        "of the full stack is still pending: there is no access log yet",
+        route_extra=never_limited("local"),
+        identity=True,
+        baseline="bare",
+    ),
+    Scenario(
+        "redis-limit",
+        "as policy-stack, the rate limit in redis (a local redis-server, one EVALSHA per request through the data "
+        "plane's redis I/O thread; redis-server's own CPU is not in the cephalo column); access log pending as there",
+        route_extra=never_limited("redis"),
+        identity=True,
+        redis=True,
+        baseline="bare",
     ),
 ]

@@ -24,6 +24,13 @@ REFRESH_TTL_S = 1209600
 
 
 @pytest.fixture
+def cp(procs, tmpdir_str):
+    """These tests drive the control plane's own limiter (per account and per IP): the data plane's per-address login
+    limit in front of it (19_ratelimit.py) is opened wide so it never answers first."""
+    return cephalo.ControlPlane(procs, tmpdir_str, login_rate="1000000/1/1000000").start()
+
+
+@pytest.fixture
 def shop(cp, dp, pyup):
     return cephalo.Shop(cp.admin, pyup.url)
 

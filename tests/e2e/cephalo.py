@@ -200,9 +200,13 @@ class Resp:
         return f"<Resp {self.status} {self.headers} {self.body[:300]!r}>"
 
 
-def http_request(port, method, target, body=None, headers=None, host="127.0.0.1", timeout=10.0):
-    """One HTTP/1.1 request with the request-target sent verbatim (no normalisation); a fresh connection."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+def http_request(port, method, target, body=None, headers=None, host="127.0.0.1", timeout=10.0, source=None):
+    """One HTTP/1.1 request with the request-target sent verbatim (no normalisation); a fresh connection.
+
+    source: the client address to connect from (e.g. "127.0.0.2": any 127/8 address is local on Linux), so a test
+    can be two clients with two addresses."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         hdrs = dict(headers or {})
         conn.putrequest(method, target, skip_host="Host" in hdrs, skip_accept_encoding=True)
@@ -427,7 +431,7 @@ _AUTH_PORTS = {}  # data dir -> the auth API port of the control planes started 
 
 class ControlPlane:
     def __init__(self, procs, tmpdir, name="cp", token=ADMIN_TOKEN, data_dir=None, admin_port=None,
-                 heartbeat_ms=None, auth_port=None, extra_args=(), auth=True):
+                 heartbeat_ms=None, auth_port=None, extra_args=(), auth=True, login_rate=None):
         self.procs = procs
         self.name = name
         self.token = token
@@ -441,6 +445,8 @@ class ControlPlane:
         self.auth_port = auth_port or _AUTH_PORTS.setdefault(os.path.realpath(self.data_dir), free_port())
         self.auth = auth  # False: --auth-listen off (no auth API; the snapshot's auth.api is null)
         self.extra_args = list(extra_args)
+        # --login-rate R/P/B: the data planes' limit on POST /auth/login per client address (default 10/60/5)
+        self.login_rate = login_rate
         self.logdir = tmpdir
         self.proc = None
         self.admin = Admin(self.admin_port, token)
@@ -455,6 +461,8 @@ class ControlPlane:
             argv += ["--migrations", mig]
         if self.heartbeat_ms:
             argv += ["--heartbeat-ms", str(self.heartbeat_ms)]
+        if self.login_rate and not any(a.startswith("--login-rate") for a in self.extra_args):
+            argv += ["--login-rate", self.login_rate]
         argv += self.extra_args
         env = {"CEPHALO_ADMIN_TOKEN": self.token} if self.token is not None else None
         self.proc = self.procs.add(Proc(self.name, argv, self.logdir, env=env))
@@ -661,6 +669,12 @@ http {{
         location /files/ {{
             alias {dir}/files/;
         }}
+        location /xfo/ {{
+            default_type text/plain;
+            add_header X-Frame-Options SAMEORIGIN always;
+            add_header Referrer-Policy unsafe-url always;
+            return 200 "upstream={name} with its own X-Frame-Options\\n";
+        }}
         location / {{
             default_type text/plain;
             add_header X-Upstream {name} always;
@@ -711,6 +725,140 @@ class PyUpstream:
         self.server.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# redis (the shared rate-limit backend)
+
+
+class RedisError(Exception):
+    """An error reply (-ERR ..., -NOSCRIPT ...) from redis-server."""
+
+
+def resp_encode(*args):
+    """A RESP command: an array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class _RespReader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("redis closed the connection")
+        self.buf += chunk
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def exact(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def reply(self):
+        """One RESP2 reply: str (simple), int, bytes or None (bulk), list (array); an error reply raises RedisError."""
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise AssertionError(f"bad RESP reply {line[:100]!r}")
+
+
+class RedisProc(Proc):
+    """redis-server as a Proc: stop() resumes a SIGSTOPped server first, so teardown's SIGTERM is seen."""
+
+    def stop(self, timeout=15.0):
+        if self.alive():
+            self.popen.send_signal(signal.SIGCONT)
+        return super().stop(timeout)
+
+
+class Redis:
+    """redis-server on a free loopback port, its data in a dir under the test's temp dir, no persistence.
+
+    kill() (SIGKILL), pause() (SIGSTOP: connections stay open, nothing answers - the timeout path), cont()
+    (SIGCONT), restart() (a fresh, empty server on the same port). command() talks RESP over a plain socket, so no
+    redis-cli is needed: command("SCRIPT", "FLUSH"), command("FLUSHALL"), command("DBSIZE"), command("KEYS", "*").
+    """
+
+    def __init__(self, procs, tmpdir, name="redis"):
+        self.procs = procs
+        self.name = name
+        self.logdir = tmpdir
+        self.dir = os.path.join(tmpdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def address(self):
+        """HOST:PORT, as the control plane's --redis flag takes it."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", self.dir, "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"]
+        self.proc = self.procs.add(RedisProc(self.name, argv, self.logdir))
+        wait_until(lambda: self.command("PING", timeout=1) == "PONG", STARTUP_S, f"{self.name} PING", proc=self.proc)
+        return self
+
+    def command(self, *args, timeout=5.0, db=0):
+        """One command on a fresh connection (to database db); returns the decoded reply (RedisError for an error
+        reply)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            reader = _RespReader(s)
+            if db:
+                s.sendall(resp_encode("SELECT", db))
+                reader.reply()
+            s.sendall(resp_encode(*args))
+            return reader.reply()
+
+    def keys(self, pattern="*", db=0):
+        return sorted(k.decode() for k in self.command("KEYS", pattern, db=db))
+
+    def dbsize(self, db=0):
+        return self.command("DBSIZE", db=db)
+
+    def kill(self):
+        """SIGKILL: connections drop at once (the reset path)."""
+        self.proc.kill()
+
+    def pause(self):
+        """SIGSTOP: the server keeps its connections but answers nothing (the timeout path). Undo with cont()."""
+        self.proc.signal(signal.SIGSTOP)
+
+    def cont(self):
+        self.proc.signal(signal.SIGCONT)
+
+    def restart(self):
+        """A new, empty server on the same port (after kill() or while running)."""
+        if self.proc.alive():
+            self.proc.kill()
+        # the port was ours a moment ago; redis-server sets SO_REUSEADDR
+        return self.start()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -894,6 +1042,39 @@ class Shop:
             body["expires_at"] = expires_at
         k = self.admin.apply("POST", "/api/v1/api_keys", body)["api_key"]
         return k, k.pop("key")
+
+
+class Gateway:
+    """A control plane started with extra flags (--redis, --trusted-proxy-hops, --login-rate, ...), n data planes
+    connected to it, and a service "echo" on the given upstream: the stack of the traffic-policy tests
+    (19_ratelimit.py, 20_edge.py). route() creates a public, strip_prefix route with ?wait=applied."""
+
+    def __init__(self, procs, tmpdir, upstream_url, cp_args=(), dataplanes=1, tls=None, workers=2):
+        self.cp = ControlPlane(procs, tmpdir, extra_args=list(cp_args)).start()
+        self.admin = self.cp.admin
+        self.dps = []
+        for i in range(dataplanes):
+            dp = DataPlane(procs, tmpdir, self.cp.socket, name=f"dp{i}", tls=tls, workers=workers).start()
+            dp.wait_connected(self.admin)
+            self.dps.append(dp)
+        self.dp = self.dps[0]
+        self.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": upstream_url}]})
+
+    def route(self, name, path, policies=None, service="echo", **fields):
+        """POST a route (default_access public, strip_prefix true unless fields say otherwise); returns the route."""
+        body = {"name": name, "service": service, "paths": [path], "strip_prefix": True, "default_access": "public"}
+        body.update(fields)
+        if policies is not None:
+            body["policies"] = policies
+        return self.admin.apply("POST", "/api/v1/routes", body)["route"]
+
+    def get(self, target, dp=None, **kw):
+        return http_request((dp or self.dp).port, "GET", target, **kw)
+
+
+def rate_limit(name, key="ip", rate=1, period_s=60, burst=0, **extra):
+    """One item of policies.rate_limits (CONTRACT5 section A)."""
+    return dict({"name": name, "key": key, "rate": rate, "period_s": period_s, "burst": burst}, **extra)
 
 
 def seen_by_upstream(resp):
