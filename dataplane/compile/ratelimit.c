@@ -112,7 +112,7 @@ static int parse_limit(cph_arena_t *a, cph_rl_limit_t *l, const json_t *item, co
 {
     const json_t *name, *headers = json_object_get(item, "headers"), *v;
     const char *key;
-    uint64_t period_s;
+    uint64_t period_s = 0;
 
     if (!json_is_object(item))
         return cph_error_set(err, "invalid", at, "a rate limit must be an object");
@@ -228,7 +228,7 @@ static int compile_login(cph_snapshot_t *snap, struct st_cph_rl_t *rl, const jso
 {
     const json_t *login = json_object_get(gw, "login_rate_limit");
     cph_rl_limit_t *l = cph_arena_alloc(&snap->arena, sizeof(*l));
-    uint64_t period_s;
+    uint64_t period_s = 0;
     static const char at[] = "/gateway/login_rate_limit";
 
     memset(l, 0, sizeof(*l));
@@ -250,7 +250,7 @@ static int compile_redis(struct st_cph_rl_t *rl, const json_t *gw, cph_error_t *
 {
     const json_t *redis = json_object_get(gw, "redis"), *host = json_object_get(redis, "host");
     static const char at[] = "/gateway/redis";
-    uint64_t port, db, timeout;
+    uint64_t port = 0, db = 0, timeout = 0;
 
     if (redis == NULL || json_is_null(redis))
         return 0;
@@ -272,7 +272,7 @@ int cph_ratelimit_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t 
 {
     const json_t *gw = json_object_get(body, "gateway");
     struct st_cph_rl_t *rl = cph_arena_alloc(&snap->arena, sizeof(*rl));
-    uint64_t hops;
+    uint64_t hops = 0;
 
     memset(rl, 0, sizeof(*rl));
     snap->ratelimit = rl;
