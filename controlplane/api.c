@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include "controlplane/api.h"
 #include "controlplane/api_authz.h"
+#include "controlplane/api_cache.h"
 #include "controlplane/httpd.h"
 #include "proto/log.h"
 
@@ -59,6 +60,7 @@ static const struct st_resource_t {
     {"jwks", CPH_API_GET, 0, cph_api_jwks},
     {"issuers", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_issuers},
     {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz}, /* POST .../explain, GET .../shadow */
+    {"cache", 0, CPH_API_POST, cph_api_cache},                /* POST .../purge */
 };
 
 /* Per-request state, from the headers to the completion callback. */

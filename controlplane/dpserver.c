@@ -11,6 +11,8 @@
  *
  * Other threads talk to this one through server->lock and the eventfd: cph_dpserver_publish() swaps the latest
  * frame under the lock and writes the eventfd; cph_dpserver_stop() sets the stopping flag the same way and joins.
+ * cph_dpserver_purge() hands a purge frame over through a small queue of its own and waits until this thread has
+ * queued it to every session, so the admin API can say how many data planes it went to.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -282,7 +284,42 @@ static int sweep(cph_dpserver_t *s)
     return next > now ? (int)(next - now) : 0;
 }
 
-/* The eventfd fired: stop, or push the latest snapshot to every session that can take it. Returns 1 to stop. */
+/* ---------------------------------------------------------------- purge requests */
+
+/*
+ * A purge asked for by another thread. It lives on the asking thread's stack and in s->purges (under s->lock): the
+ * server thread queues its frame to every session that said hello, counts them, marks it done and signals
+ * s->changed; a request still undone when its wait expires is taken out of the queue by its owner before it returns.
+ * Sessions are only ever touched by the server thread, which is why the frame is handed over rather than sent by the
+ * asking thread.
+ */
+typedef struct st_cph_dppurge_t {
+    struct st_cph_dppurge_t *next;
+    cph_dpframe_t *frame;
+    size_t sent;
+    int done;
+} purge_req_t;
+
+/* Server thread, s->lock held: queues every pending purge to the sessions, in the order they were asked for. */
+static void run_purges_locked(cph_dpserver_t *s)
+{
+    if (s->purges == NULL)
+        return;
+    while (s->purges != NULL) {
+        purge_req_t *req = s->purges;
+        s->purges = req->next;
+        for (cph_dpsession_t *sess = s->sessions; sess != NULL; sess = sess->next) {
+            if (!sess->hello_done || sess->dead)
+                continue;
+            cph_dpsession_send(sess, req->frame);
+            req->sent += !sess->dead;
+        }
+        req->done = 1;
+    }
+    pthread_cond_broadcast(&s->changed);
+}
+
+/* The eventfd fired: stop, or push the latest snapshot and the pending purges to every session that can take them. */
 static int on_wakeup(cph_dpserver_t *s)
 {
     uint64_t v;
@@ -296,6 +333,8 @@ static int on_wakeup(cph_dpserver_t *s)
             if (sess->hello_done && !sess->dead)
                 cph_dpsession_push_latest(s, sess);
     }
+    if (!stop)
+        run_purges_locked(s); /* behind the latest snapshot wherever a session could take it now */
     pthread_mutex_unlock(&s->lock);
     return stop;
 }
@@ -549,4 +588,74 @@ void cph_dpserver_publish(cph_dpserver_t *s, uint64_t version, const char *hash,
     pthread_mutex_unlock(&s->lock);
     cph_dpframe_release(old);
     wake(s);
+}
+
+/* Appends req to s's purge queue (FIFO, so two purges reach a data plane in the order they were asked). */
+static void purge_enqueue(cph_dpserver_t *s, purge_req_t *req)
+{
+    purge_req_t **p = &s->purges;
+
+    pthread_mutex_lock(&s->lock);
+    while (*p != NULL)
+        p = &(*p)->next;
+    *p = req;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Waits until the server thread ran req or deadline passed; an undone req leaves the queue. Returns its count. */
+static size_t purge_wait(cph_dpserver_t *s, purge_req_t *req, const struct timespec *deadline)
+{
+    size_t sent;
+
+    pthread_mutex_lock(&s->lock);
+    while (!req->done && pthread_cond_timedwait(&s->changed, &s->lock, deadline) != ETIMEDOUT)
+        ;
+    if (!req->done) {
+        for (purge_req_t **p = &s->purges; *p != NULL; p = &(*p)->next)
+            if (*p == req) {
+                *p = req->next;
+                break;
+            }
+        cph_log_warn(MODULE, "a purge was not handed to the data planes within %d ms", CPH_DPSERVER_PURGE_WAIT_MS);
+    }
+    sent = req->sent;
+    pthread_mutex_unlock(&s->lock);
+    return sent;
+}
+
+size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *prefix)
+{
+    purge_req_t req = {NULL};
+    struct timespec deadline;
+    cph_error_t err;
+    json_t *msg;
+    size_t sent;
+    int stopping;
+
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    stopping = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    if (stopping)
+        return 0;
+    msg = cph_msg_purge(route, prefix);
+    req.frame = cph_dpframe_new(msg, &err);
+    json_decref(msg);
+    if (req.frame == NULL) {
+        cph_log_error(MODULE, "a purge cannot be sent: %s", err.msg);
+        return 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += CPH_DPSERVER_PURGE_WAIT_MS / 1000;
+    deadline.tv_nsec += (long)(CPH_DPSERVER_PURGE_WAIT_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    purge_enqueue(s, &req);
+    wake(s);
+    sent = purge_wait(s, &req, &deadline);
+    cph_dpframe_release(req.frame);
+    return sent;
 }

@@ -33,6 +33,16 @@ json_t *cph_dpserver_wait_applied(cph_dpserver_t *s, uint64_t version, uint64_t 
 json_t *cph_dpserver_list(cph_dpserver_t *s);
 /** Number of connected data planes (for metrics). */
 size_t cph_dpserver_num_connected(cph_dpserver_t *s);
+/**
+ * Sends a purge message (cph_msg_purge(route, prefix), PROTOCOL.md section 3) to every connected data plane: the
+ * server thread queues the one encoded frame to each session that has said hello, and this call waits (at most
+ * CPH_DPSERVER_PURGE_WAIT_MS) until it has. Returns the number of sessions the frame was queued to (0 when s is NULL,
+ * stopping or the wait timed out). route and prefix are not checked here (the admin API did). Thread-safe; never call it
+ * from the server thread.
+ */
+size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *prefix);
+
+#define CPH_DPSERVER_PURGE_WAIT_MS 2000
 
 /**
  * GET /api/v1/authz/shadow: a new object {"endpoints": [{"id", "would_allow", "would_deny"}]}, the last counts of

@@ -104,6 +104,7 @@ struct st_cph_dpserver_t {
     /* guarded by lock */
     int stopping;
     cph_dpframe_t *latest;
+    struct st_cph_dppurge_t *purges; /* purge requests of other threads, oldest first (dpserver.c) */
     uint64_t latest_version;
     char latest_hash[CPH_HASH_SIZE];
     cph_dprow_t **rows;

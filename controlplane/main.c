@@ -5,8 +5,8 @@
  * one generated at the first start and printed once), makes sure the current config version has a snapshot,
  * starts the data-plane socket server with that snapshot, then the admin API and the auth API (login, refresh,
  * logout; --auth-listen off disables it). The auth settings (token lifetimes, issuer, audience, leeway, header
- * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit) are fixed from
- * flags before the database is opened, because the snapshot carries them.
+ * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit, the cache budget)
+ * are fixed from flags before the database is opened, because the snapshot carries them.
  * Every committed write is published to the data planes from the write path itself (cph_db_set_on_commit), in
  * version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the socket server,
  * then close the database, and exit 0.
@@ -73,6 +73,8 @@ static void usage(FILE *out)
             "  --trusted-proxy-hops N    CEPHALO_TRUSTED_PROXY_HOPS (default 0, 0..8): proxies in front of the data planes\n"
             "  --login-rate R/P/B        CEPHALO_LOGIN_RATE      (default 10/60/5): POST /auth/login limit per client IP,\n"
             "                                                    R requests per P seconds, burst B\n"
+            "  --cache-max-bytes N       CEPHALO_CACHE_MAX_BYTES (default 67108864, 0..17179869184): response cache memory\n"
+            "                                                    per data plane; 0 = caching off\n"
             "  --help                    this text\n"
             "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
             CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
@@ -206,7 +208,7 @@ static int auth_option(int ch, auth_args_t *a)
 
 /* The gateway options as given (flag, else environment, else default), checked by check_gateway(). */
 typedef struct st_gateway_args_t {
-    const char *redis, *redis_timeout, *proxy_hops, *login_rate;
+    const char *redis, *redis_timeout, *proxy_hops, *login_rate, *cache_max_bytes;
 } gateway_args_t;
 
 static void gateway_args_from_env(gateway_args_t *a)
@@ -215,6 +217,7 @@ static void gateway_args_from_env(gateway_args_t *a)
     a->redis_timeout = env_or("CEPHALO_REDIS_TIMEOUT_MS", "50");
     a->proxy_hops = env_or("CEPHALO_TRUSTED_PROXY_HOPS", "0");
     a->login_rate = env_or("CEPHALO_LOGIN_RATE", "10/60/5");
+    a->cache_max_bytes = env_or("CEPHALO_CACHE_MAX_BYTES", "67108864");
 }
 
 /* Fills c->gateway from a; prints what is wrong and returns -1 on a bad value. */
@@ -233,6 +236,8 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
         bad = "--trusted-proxy-hops";
     else if (cph_settings_parse_login_rate(a->login_rate, g) != 0)
         bad = "--login-rate";
+    else if (cph_settings_parse_cache_max_bytes(a->cache_max_bytes, g) != 0)
+        bad = "--cache-max-bytes";
     if (bad != NULL) {
         fprintf(stderr, "cephalo-controlplane: bad value for %s\n", bad);
         return -1;
@@ -242,13 +247,14 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
     return 0;
 }
 
-/* A gateway option of getopt_long (codes 'R', 'T', 'P', 'L'); 0 when ch is not one. */
+/* A gateway option of getopt_long (codes 'R', 'T', 'P', 'L', 'K'); 0 when ch is not one. */
 static int gateway_option(int ch, gateway_args_t *a)
 {
     const char **slot = ch == 'R'   ? &a->redis
                         : ch == 'T' ? &a->redis_timeout
                         : ch == 'P' ? &a->proxy_hops
                         : ch == 'L' ? &a->login_rate
+                        : ch == 'K' ? &a->cache_max_bytes
                                     : NULL;
 
     if (slot == NULL)
@@ -276,6 +282,7 @@ static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
                                      {"redis-timeout-ms", required_argument, NULL, 'T'},
                                      {"trusted-proxy-hops", required_argument, NULL, 'P'},
                                      {"login-rate", required_argument, NULL, 'L'},
+                                     {"cache-max-bytes", required_argument, NULL, 'K'},
                                      {"help", no_argument, NULL, 'h'},
                                      {NULL, 0, NULL, 0}};
 

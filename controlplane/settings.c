@@ -57,6 +57,7 @@ void cph_settings_gateway_defaults(cph_gateway_settings_t *g)
     g->login_rate = 10;
     g->login_period_s = 60;
     g->login_burst = 5;
+    g->cache_max_bytes = CPH_CACHE_MAX_BYTES_DEFAULT;
 }
 
 const cph_gateway_settings_t *cph_settings_gateway(void)
@@ -185,5 +186,20 @@ int cph_settings_parse_login_rate(const char *s, cph_gateway_settings_t *g)
     g->login_rate = r;
     g->login_period_s = (int)p;
     g->login_burst = b;
+    return 0;
+}
+
+int cph_settings_parse_cache_max_bytes(const char *s, cph_gateway_settings_t *g)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || s[0] < '0' || s[0] > '9' || strlen(s) > 19)
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v < 0 || v > CPH_CACHE_MAX_BYTES_MAX)
+        return -1;
+    g->cache_max_bytes = v;
     return 0;
 }

@@ -38,7 +38,11 @@ typedef struct st_cph_gateway_settings_t {
     long login_rate;    /* POST /auth/login per client IP: 1..1000000000 per login_period_s (1..86400), */
     int login_period_s; /* burst 0..1000000000; default 10 / 60 / 5 */
     long login_burst;
+    long long cache_max_bytes; /* gateway.cache.max_bytes: 0..CPH_CACHE_MAX_BYTES_MAX, default 67108864; 0 = caching off */
 } cph_gateway_settings_t;
+
+#define CPH_CACHE_MAX_BYTES_DEFAULT 67108864LL
+#define CPH_CACHE_MAX_BYTES_MAX 17179869184LL /* the snapshot schema's cap (16 GiB) */
 
 /** The gateway settings in force (defaults until cph_settings_set_gateway). */
 const cph_gateway_settings_t *cph_settings_gateway(void);
@@ -57,5 +61,10 @@ int cph_settings_parse_redis(const char *s, cph_gateway_settings_t *g);
 int cph_settings_parse_login_rate(const char *s, cph_gateway_settings_t *g);
 /** Parses a plain decimal (no sign, no space) within [min, max] into *out. 0, or -1 leaving *out unchanged. */
 int cph_settings_parse_long(const char *s, long min, long max, long *out);
+/**
+ * Parses --cache-max-bytes: a plain decimal (no sign, no space, no unit, at most 19 digits) within
+ * 0..CPH_CACHE_MAX_BYTES_MAX into g->cache_max_bytes. 0, or -1 leaving g unchanged.
+ */
+int cph_settings_parse_cache_max_bytes(const char *s, cph_gateway_settings_t *g);
 
 #endif

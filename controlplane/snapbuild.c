@@ -13,9 +13,9 @@
  * A service carries its "system" (a code or null) and a route its "default_access" and "policies" (as stored, {} when
  * none); the access sections ("auth", "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
  *
- * "gateway" (the gateway-wide traffic settings: client IP, global limits, redis, the login limit) comes from the
- * control plane's flags (settings.h), fixed for the process, and is always written with every member (redis null when
- * none), so the body stays a pure function of the rows and the flags.
+ * "gateway" (the gateway-wide traffic settings: client IP, global limits, redis, the login limit, the cache budget)
+ * comes from the control plane's flags (settings.h), fixed for the process, and is always written with every member
+ * (redis null when none), so the body stays a pure function of the rows and the flags.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +82,7 @@ json_t *cph_snapbuild_gateway(const cph_gateway_settings_t *g)
                     "max_url_bytes", g->max_url_bytes, "max_headers", g->max_headers, "max_header_bytes", g->max_header_bytes,
                     "redis", redis, "login_rate_limit", "rate", (json_int_t)g->login_rate, "period_s", g->login_period_s, "burst",
                     (json_int_t)g->login_burst);
-    if (out == NULL)
+    if (out == NULL || json_object_set_new(out, "cache", json_pack("{s:I}", "max_bytes", (json_int_t)g->cache_max_bytes)) != 0)
         cph_fatal(MODULE, "cannot build the gateway section");
     return out;
 }

@@ -1,5 +1,5 @@
 /*
- * message: the eight protocol messages (PROTOCOL.md section 3) - their builders and the checker a receiver runs on
+ * message: the nine protocol messages (PROTOCOL.md section 3) - their builders and the checker a receiver runs on
  * every frame before it trusts a single field.
  *
  * The checker is table-driven: one row per message type listing its required fields and their JSON types, so the
@@ -19,6 +19,7 @@
 /* Longest epoch and hash a message may carry: what cph_applied_t holds, so a copy is never silently cut. */
 #define EPOCH_MAX (sizeof(((cph_applied_t *)0)->epoch) - 1)
 #define HASH_MAX (sizeof(((cph_applied_t *)0)->hash) - 1)
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 typedef enum en_field_kind_t {
     F_STR,     /* any string */
@@ -30,6 +31,8 @@ typedef enum en_field_kind_t {
     F_OBJECT,  /* any object (the snapshot body, validated later by the schema) */
     F_APPLIED, /* {epoch, version, hash, source} */
     F_ERROR,   /* {code, path, message} */
+    F_NAME,    /* a route name: 1..CPH_PURGE_ROUTE_MAX bytes of [A-Za-z0-9._-] */
+    F_PREFIX,  /* null, or 1..CPH_PURGE_PREFIX_MAX bytes starting with '/', no control byte */
 } field_kind_t;
 
 typedef struct st_field_t {
@@ -48,6 +51,7 @@ static const field_t nack_fields[] = {
     {"version", F_UINT}, {"hash", F_HASH}, {"applied", F_APPLIED}, {"error", F_ERROR}, {NULL, F_STR}};
 static const field_t seq_fields[] = {{"seq", F_UINT}, {NULL, F_STR}};
 static const field_t error_fields[] = {{"code", F_STR}, {"message", F_STR}, {NULL, F_STR}};
+static const field_t purge_fields[] = {{"route", F_NAME}, {"prefix", F_PREFIX}, {NULL, F_STR}};
 
 static const struct {
     const char *name;
@@ -62,6 +66,7 @@ static const struct {
     {"ping", CPH_MSG_PING, seq_fields},
     {"pong", CPH_MSG_PONG, seq_fields},
     {"error", CPH_MSG_ERROR, error_fields},
+    {"purge", CPH_MSG_PURGE, purge_fields},
 };
 
 #define NUM_MESSAGES (sizeof(messages) / sizeof(messages[0]))
@@ -144,6 +149,37 @@ static int check_applied(const json_t *v, const char *at, cph_error_t *err)
     return 0;
 }
 
+/* A route name as the snapshot schema spells it (proto/schema.c): 1-64 bytes of [A-Za-z0-9._-]. */
+static int check_name(const json_t *v, const char *at, const char *key, cph_error_t *err)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+
+    if (s == NULL)
+        return cph_error_set(err, "invalid", at, "\"%s\" must be a string", key);
+    if (len == 0 || len > CPH_PURGE_ROUTE_MAX || strspn(s, NAME_CHARS) != len)
+        return cph_error_set(err, "invalid", at, "\"%s\" must be 1 to %d bytes of [A-Za-z0-9._-]", key, CPH_PURGE_ROUTE_MAX);
+    return 0;
+}
+
+/* null, or a path prefix: 1-1024 bytes, the first '/', no NUL or other control byte (it is compared byte-wise). */
+static int check_prefix(const json_t *v, const char *at, const char *key, cph_error_t *err)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+
+    if (json_is_null(v))
+        return 0;
+    if (s == NULL)
+        return cph_error_set(err, "invalid", at, "\"%s\" must be a string or null", key);
+    if (len == 0 || len > CPH_PURGE_PREFIX_MAX || s[0] != '/')
+        return cph_error_set(err, "invalid", at, "\"%s\" must be 1 to %d bytes starting with '/'", key, CPH_PURGE_PREFIX_MAX);
+    for (size_t i = 0; i != len; ++i)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return cph_error_set(err, "invalid", at, "\"%s\" must not hold a control byte", key);
+    return 0;
+}
+
 static int check_field(const json_t *msg, const field_t *f, cph_error_t *err)
 {
     const json_t *v = json_object_get(msg, f->name);
@@ -180,6 +216,10 @@ static int check_field(const json_t *msg, const field_t *f, cph_error_t *err)
             check_str(v, p, "message", SIZE_MAX, err) != 0)
             return -1;
         return 0;
+    case F_NAME:
+        return check_name(v, p, f->name, err);
+    case F_PREFIX:
+        return check_prefix(v, p, f->name, err);
     }
     return cph_error_set(err, "invalid", p, "unexpected field kind");
 }
@@ -293,6 +333,12 @@ json_t *cph_msg_pong(uint64_t seq)
 json_t *cph_msg_error(const char *code, const char *message)
 {
     return checked(json_pack("{s:s, s:o, s:o}", "type", "error", "code", str(code), "message", str(message)));
+}
+
+json_t *cph_msg_purge(const char *route, const char *prefix)
+{
+    return checked(
+        json_pack("{s:s, s:o, s:o}", "type", "purge", "route", str(route), "prefix", prefix != NULL ? str(prefix) : json_null()));
 }
 
 int cph_applied_from_json(const json_t *obj, cph_applied_t *out)

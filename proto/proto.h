@@ -8,7 +8,7 @@
  * Pieces:
  *   - cph_error_t          a human-readable error with a JSON-pointer path (admin 4xx bodies, NACK text)
  *   - framing              u32 big-endian length + one JSON object, checked against max_frame before allocating
- *   - messages             hello, welcome, snapshot, ack, nack, ping, pong, error: builders and a checker
+ *   - messages             hello, welcome, snapshot, ack, nack, ping, pong, error, purge: builders and a checker
  *   - schema v1            validation of a snapshot body with JSON-pointer error paths
  *   - canonical hash       "sha256:" + hex of the canonical serialisation (compact, sorted keys, no floats)
  *   - canonical path       the one path normaliser: the router and the upstream see what it returns
@@ -30,8 +30,7 @@ typedef struct st_cph_error_t {
 } cph_error_t;
 
 /** Fills err (when non-NULL) and returns -1, so callers can write `return cph_error_set(...)`. */
-int cph_error_set(cph_error_t *err, const char *code, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+int cph_error_set(cph_error_t *err, const char *code, const char *path, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /** Appends an RFC 6901 escaped token to a JSON pointer held in buf (cap bytes, NUL-terminated, truncates safely). */
 void cph_jsonptr_append(char *buf, size_t cap, const char *token);
@@ -83,7 +82,11 @@ typedef enum en_cph_msg_type_t {
     CPH_MSG_PING,
     CPH_MSG_PONG,
     CPH_MSG_ERROR,
+    CPH_MSG_PURGE,
 } cph_msg_type_t;
+
+#define CPH_PURGE_ROUTE_MAX 64    /* bytes of a purge message's route name (a snapshot name) */
+#define CPH_PURGE_PREFIX_MAX 1024 /* bytes of a purge message's path prefix (a route path's cap) */
 
 /** What a data plane has applied; source is "disk", "cp" or "none". epoch/hash are "" and version 0 when none. */
 typedef struct st_cph_applied_t {
@@ -111,6 +114,12 @@ json_t *cph_msg_nack(uint64_t version, const char *hash, const cph_applied_t *ap
 json_t *cph_msg_ping(uint64_t seq);
 json_t *cph_msg_pong(uint64_t seq);
 json_t *cph_msg_error(const char *code, const char *message);
+/**
+ * CP -> DP: drop the cached responses of route (a route name), all of them when prefix is NULL, else those whose
+ * upstream path starts with prefix (a string starting with '/'). The builder does not check its arguments; receivers
+ * run cph_msg_check() (route 1-64 bytes of [A-Za-z0-9._-], prefix null or 1-1024 bytes starting with '/').
+ */
+json_t *cph_msg_purge(const char *route, const char *prefix);
 
 /** Reads an "applied" object (as found in hello and nack) into out. Returns 0 or -1. */
 int cph_applied_from_json(const json_t *obj, cph_applied_t *out);
@@ -123,7 +132,7 @@ int cph_applied_from_json(const json_t *obj, cph_applied_t *out);
  * parseable http://host:port, route paths canonical (cph_path_canonicalize() returns them unchanged), and the
  * optional access members (auth, groups, endpoints, api_keys, revoked: caps, syntax, uniqueness, every endpoint's
  * service defined, endpoint paths as cph_endpoint_pattern_check()), and the traffic policies (route "policies",
- * endpoint "rate_limits", top-level "gateway": rate limits, CORS, security headers, limits, CIDR lists).
+ * endpoint "rate_limits", top-level "gateway": rate limits, CORS, security headers, limits, CIDR lists, cache).
  * Returns 0, or -1 with err->path a JSON pointer to the first offending value.
  */
 int cph_snapshot_validate(const json_t *body, cph_error_t *err);

@@ -1,10 +1,11 @@
 /*
  * schema_policy: the traffic-policy members of a snapshot body (PROTOCOL.md section 5, "policies" to "gateway"): a
- * route's "policies" (rate limits, CORS, security headers, request limits, IP lists, the HTTPS redirect), an endpoint
- * rule's "rate_limits" (the same limits, replacing the route's for requests the rule matched) and the top-level
- * "gateway" (client-IP hops, global IP lists and limits, Redis, the login limit). proto/schema.c calls in here for a
- * route (after its other members) and for the body (the type of "gateway" after the access members' types, its
- * content last of all); proto/schema_access.c calls in for an endpoint's "rate_limits".
+ * route's "policies" (rate limits, CORS, security headers, request limits, IP lists, the HTTPS redirect, the response
+ * cache), an endpoint rule's "rate_limits" (the same limits, replacing the route's for requests the rule matched) and
+ * the top-level "gateway" (client-IP hops, global IP lists and limits, Redis, the login limit, the cache's memory
+ * budget). proto/schema.c calls in here for a route (after its other members) and for the body (the type of "gateway"
+ * after the access members' types, its content last of all); proto/schema_access.c calls in for an endpoint's
+ * "rate_limits".
  *
  * Everything is optional, so an older body still validates, and as strict as the rest of the schema: unknown members
  * are refused, integers are range-checked and never reals, every list's cap is checked before its elements. Values
@@ -36,9 +37,12 @@
 #define REDIS_DB_MAX 15
 #define REDIS_TIMEOUT_MS_MAX 10000
 #define KEY_HEADER_PREFIX "header:"
+#define CACHE_TTL_S_MAX 31536000          /* one year: ttl_s and max_ttl_s */
+#define CACHE_BODY_BYTES_MAX 67108864     /* a cached response's body */
+#define CACHE_MAX_BYTES_MAX 17179869184LL /* gateway.cache.max_bytes: 16 GiB per data plane */
 
-static const char *const policies_members[] = {"rate_limits", "cors",    "security_headers", "limits",
-                                               "ip_allow",    "ip_deny", "https_redirect",   NULL};
+static const char *const policies_members[] = {
+    "rate_limits", "cors", "security_headers", "limits", "ip_allow", "ip_deny", "https_redirect", "cache", NULL};
 static const char *const rate_limit_members[] = {"name",    "key",      "rate",    "period_s", "burst",
                                                  "backend", "on_error", "headers", NULL};
 static const char *const cors_members[] = {"origins", "methods", "headers", "expose_headers", "credentials", "max_age_s", NULL};
@@ -46,7 +50,9 @@ static const char *const security_members[] = {"hsts_max_age_s", "hsts_subdomain
                                                "frame_options",  "referrer_policy", NULL};
 static const char *const limits_members[] = {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes", NULL};
 static const char *const gateway_members[] = {"trusted_proxy_hops", "ip_allow", "ip_deny", "limits", "redis",
-                                              "login_rate_limit",   NULL};
+                                              "login_rate_limit",   "cache",    NULL};
+static const char *const cache_members[] = {"ttl_s", "max_ttl_s", "max_body_bytes", "share_authenticated", NULL};
+static const char *const gateway_cache_members[] = {"max_bytes", NULL};
 static const char *const redis_members[] = {"host", "port", "db", "timeout_ms", NULL};
 static const char *const login_members[] = {"rate", "period_s", "burst", NULL};
 static const char *const key_values[] = {"ip", "principal", "api_key", "system", "route", NULL};
@@ -369,6 +375,42 @@ static int check_limits(const json_t *obj, const char *base, cph_error_t *err)
     return cph_schema_check_int_member(lim, at, "max_header_bytes", 0, 1024, 1048576, err);
 }
 
+/* ---------------------------------------------------------------- cache */
+
+/* policies.cache: the route's response-cache policy (absent = no caching); no cross-member rule (max_ttl_s caps ttl_s). */
+static int check_cache(const json_t *pol, const char *base, cph_error_t *err)
+{
+    const json_t *cache;
+    char at[256];
+
+    if (cph_schema_get_member(pol, base, "cache", JSON_OBJECT, 0, &cache, err) != 0)
+        return -1;
+    if (cache == NULL)
+        return 0;
+    cph_schema_at_key(at, base, "cache");
+    if (cph_schema_check_members(cache, at, cache_members, err) != 0 ||
+        cph_schema_check_int_member(cache, at, "ttl_s", 0, 0, CACHE_TTL_S_MAX, err) != 0 ||
+        cph_schema_check_int_member(cache, at, "max_ttl_s", 0, 1, CACHE_TTL_S_MAX, err) != 0 ||
+        cph_schema_check_int_member(cache, at, "max_body_bytes", 0, 1, CACHE_BODY_BYTES_MAX, err) != 0)
+        return -1;
+    return check_bool_member(cache, at, "share_authenticated", err);
+}
+
+/* gateway.cache: the memory budget of one data plane's cache (0 = off). */
+static int check_gateway_cache(const json_t *gw, cph_error_t *err)
+{
+    const json_t *cache;
+    const char *at = "/gateway/cache";
+
+    if (cph_schema_get_member(gw, "/gateway", "cache", JSON_OBJECT, 0, &cache, err) != 0)
+        return -1;
+    if (cache == NULL)
+        return 0;
+    if (cph_schema_check_members(cache, at, gateway_cache_members, err) != 0)
+        return -1;
+    return cph_schema_check_int_member(cache, at, "max_bytes", 0, 0, CACHE_MAX_BYTES_MAX, err);
+}
+
 /* ---------------------------------------------------------------- route policies */
 
 int cph_schema_policy_check_route(const json_t *route, const char *base, cph_error_t *err)
@@ -385,7 +427,9 @@ int cph_schema_policy_check_route(const json_t *route, const char *base, cph_err
         check_cors(pol, at, err) != 0 || check_security_headers(pol, at, err) != 0 || check_limits(pol, at, err) != 0 ||
         check_cidr_list(pol, at, "ip_allow", err) != 0 || check_cidr_list(pol, at, "ip_deny", err) != 0)
         return -1;
-    return cph_schema_get_member(pol, at, "https_redirect", JSON_TRUE, 0, &redirect, err);
+    if (cph_schema_get_member(pol, at, "https_redirect", JSON_TRUE, 0, &redirect, err) != 0)
+        return -1;
+    return check_cache(pol, at, err);
 }
 
 /* ---------------------------------------------------------------- gateway */
@@ -442,7 +486,7 @@ int cph_schema_policy_check_gateway(const json_t *body, cph_error_t *err)
     if (cph_schema_check_members(gw, at, gateway_members, err) != 0 ||
         cph_schema_check_int_member(gw, at, "trusted_proxy_hops", 0, 0, TRUSTED_PROXY_HOPS_MAX, err) != 0 ||
         check_cidr_list(gw, at, "ip_allow", err) != 0 || check_cidr_list(gw, at, "ip_deny", err) != 0 ||
-        check_limits(gw, at, err) != 0 || check_redis(gw, err) != 0)
+        check_limits(gw, at, err) != 0 || check_redis(gw, err) != 0 || check_login_rate_limit(gw, err) != 0)
         return -1;
-    return check_login_rate_limit(gw, err);
+    return check_gateway_cache(gw, err);
 }

@@ -302,7 +302,8 @@ static void test_endpoint_rate_limits(void **state)
 /* ---------------------------------------------------------------- snapbuild */
 
 #define GATEWAY_DEFAULT                                                                                                            \
-    "{\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,\"max_headers\":100,"      \
+    "{\"cache\":{\"max_bytes\":67108864},"                                                                                         \
+    "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,\"max_headers\":100,"       \
     "\"max_url_bytes\":8192},\"login_rate_limit\":{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,"                       \
     "\"trusted_proxy_hops\":0}"
 
@@ -337,12 +338,14 @@ static void test_snapbuild(void **state)
     cph_settings_gateway_defaults(&g);
     assert_int_equal(cph_settings_parse_redis("[::1]:6380/3", &g), 0);
     assert_int_equal(cph_settings_parse_login_rate("100/1/0", &g), 0);
+    assert_int_equal(cph_settings_parse_cache_max_bytes("0", &g), 0); /* caching off */
     g.redis_timeout_ms = 250;
     g.trusted_proxy_hops = 2;
     cph_settings_set_gateway(&g);
     body = build(fx->db);
     assert_json(json_object_get(body, "gateway"),
-                "{\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,"
+                "{\"cache\":{\"max_bytes\":0},"
+                "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,"
                 "\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":{\"burst\":0,\"period_s\":1,\"rate\":100},"
                 "\"redis\":{\"db\":3,\"host\":\"::1\",\"port\":6380,\"timeout_ms\":250},\"trusted_proxy_hops\":2}");
     json_decref(body);

@@ -157,7 +157,8 @@ static void test_snapbuild_deterministic(void **state)
     assert_string_equal(
         text, "{\"api_keys\":[],\"auth\":{\"api\":null,\"audience\":null,\"header_prefix\":\"x-cephalo-\","
               "\"issuer\":\"cephalo\",\"leeway_s\":30,\"max_token_bytes\":8192},\"endpoints\":[],"
-              "\"gateway\":{\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,"
+              "\"gateway\":{\"cache\":{\"max_bytes\":67108864},"
+              "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,"
               "\"max_header_bytes\":65536,\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":"
               "{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,\"trusted_proxy_hops\":0},\"groups\":[],"
               "\"revoked\":{\"tokens\":[],\"users\":[]},"

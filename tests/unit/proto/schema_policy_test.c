@@ -113,7 +113,7 @@ static void test_policies_object(void **state)
         {R(",\"policies\":\"{}\""), "invalid", "/policies"},
         {R(",\"policies\":1.0"), "invalid", "/policies"},
         {R(",\"policy\":{}"), "unknown_field", "/policy"},
-        {POL("\"cache\":{}"), "unknown_field", "/policies/cache"},
+        {POL("\"cachex\":{}"), "unknown_field", "/policies/cachex"},
         {POL("\"https_redirect\":1"), "invalid", "/policies/https_redirect"},
         {POL("\"https_redirect\":\"true\""), "invalid", "/policies/https_redirect"},
         {POL("\"https_redirect\":null"), "invalid", "/policies/https_redirect"},

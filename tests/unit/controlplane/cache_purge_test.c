@@ -1,0 +1,551 @@
+/*
+ * cache_purge_test: the control-plane side of the response cache (CONTRACT6 A and C).
+ *
+ * - the purge body checker: hostile bodies (not an object, unknown members, wrong types, reals, null route, a prefix
+ *   not starting with '/', not canonical, with a query, NUL, 1 MB strings) refused with the code and pointer;
+ * - the handler: an unknown route is 404 and leaves no audit row; a purge of a known route is 202 with the number of
+ *   data planes it went to, one audit row (actor, action "purge", entity "route", the route's id, after {route,
+ *   prefix}, the current version) and no version bump; another key is 404;
+ * - the socket server: two data planes that said hello get the exact purge message, a connection without hello does
+ *   not, and the count says 2; without a server the count is 0;
+ * - a route's "policies.cache" goes through the route store and a write (the snapshot validator accepts it), a bad
+ *   one is refused at its pointer; "gateway.cache" follows the settings; --cache-max-bytes parses 0..17179869184.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "tests/unit/controlplane/db_fixture.h"
+#include "controlplane/api_cache.h"
+#include "controlplane/audit.h"
+#include "controlplane/db.h"
+#include "controlplane/dpserver.h"
+#include "controlplane/settings.h"
+#include "controlplane/snapbuild.h"
+#include "controlplane/store_route.h"
+#include "controlplane/store_service.h"
+
+#define EPOCH "0123456789abcdef0123456789abcdef"
+#define WAIT_MS 5000
+
+static int setup(void **state)
+{
+    return db_fixture_setup(state, "cache-purge-test");
+}
+
+/* ---------------------------------------------------------------- writes through cph_db_write */
+
+typedef struct st_op_t {
+    const cph_store_ops_t *ops;
+    const char *text;
+    int64_t id;
+} op_t;
+
+static int on_write(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    op_t *op = p;
+    json_t *in = parse(op->text), *obj = op->ops->normalize(in, err);
+    int ret;
+
+    json_decref(in);
+    if (obj == NULL)
+        return -1;
+    change->action = "create";
+    change->entity_type = op->ops->entity;
+    ret = op->ops->insert(db, obj, &op->id, err);
+    change->after = obj;
+    return ret;
+}
+
+/* Writes text as a new object; returns its id, or 0 with err filled when refused. */
+static int64_t write_new(cph_db_t *db, const cph_store_ops_t *ops, const char *text, cph_error_t *err)
+{
+    op_t op = {ops, text, 0};
+    uint64_t version;
+
+    memset(err, 0, sizeof(*err));
+    return cph_db_write(db, "test", on_write, &op, &version, err) == 0 ? op.id : 0;
+}
+
+static int64_t written(cph_db_t *db, const cph_store_ops_t *ops, const char *text)
+{
+    cph_error_t err;
+    int64_t id = write_new(db, ops, text, &err);
+
+    if (id == 0)
+        fail_msg("write %s: %s at %s (%s)", text, err.code, err.path, err.msg);
+    return id;
+}
+
+static uint64_t generation(cph_db_t *db)
+{
+    json_t *cur = cph_db_current_snapshot(db, 0);
+    uint64_t v = cur != NULL ? (uint64_t)json_integer_value(json_object_get(cur, "version")) : 0;
+
+    json_decref(cur);
+    return v;
+}
+
+/* ---------------------------------------------------------------- the body checker */
+
+static void body_refused(const char *text, const char *code, const char *path)
+{
+    json_t *body = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, NULL); /* "[]" too */
+    const char *route = NULL, *prefix = NULL;
+    cph_error_t err;
+
+    if (body == NULL)
+        fail_msg("test JSON does not parse: %.120s", text);
+    memset(&err, 0, sizeof(err));
+    if (cph_api_cache_check_purge(body, &route, &prefix, &err) == 0)
+        fail_msg("accepted %.120s", text);
+    if (strcmp(err.code, code) != 0 || strcmp(err.path, path) != 0)
+        fail_msg("%.120s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
+    assert_true(strlen(err.msg) > 0);
+    json_decref(body);
+}
+
+static void body_accepted(const char *text, const char *want_route, const char *want_prefix)
+{
+    json_t *body = parse(text);
+    const char *route = NULL, *prefix = "unset";
+    cph_error_t err;
+
+    if (cph_api_cache_check_purge(body, &route, &prefix, &err) != 0)
+        fail_msg("%s refused: %s at %s (%s)", text, err.code, err.path, err.msg);
+    assert_string_equal(route, want_route);
+    if (want_prefix == NULL)
+        assert_null(prefix);
+    else
+        assert_string_equal(prefix, want_prefix);
+    json_decref(body);
+}
+
+static void test_body(void **state)
+{
+    static const char *const BAD_PREFIXES[] = {
+        "\"\"",          "\"img\"",  "\"img/\"",      "\"//img\"", "\"/a//b\"", "\"/a/./b\"", "\"/a/../b\"",
+        "\"/a?x=1\"",    "\"/a#f\"", "\"/%7e\"",      "\"/%2F\"",  "\"/%zz\"",  "\"/a;b\"",   "\"/a\\\\b\"",
+        "\"/a\\u0001\"", "\"/a b\"", "\"/a\\u0000\"", "\" /a\"",   "\"\\t/a\"",
+    };
+    char *big, *text;
+
+    (void)state;
+    body_accepted("{\"route\": \"orders\"}", "orders", NULL);
+    body_accepted("{\"route\": \"orders\", \"prefix\": null}", "orders", NULL);
+    body_accepted("{\"prefix\": \"/img/\", \"route\": \"o.r-d_1\"}", "o.r-d_1", "/img/");
+    body_accepted("{\"route\": \"orders\", \"prefix\": \"/\"}", "orders", "/");
+    body_accepted("{\"route\": \"orders\", \"prefix\": \"/a/b%20c/caf%C3%A9\"}", "orders", "/a/b%20c/caf%C3%A9");
+    body_accepted("{\"route\": \"orders\", \"prefix\": \"/img/a\"}", "orders", "/img/a"); /* a partial segment is fine */
+    /* the body */
+    body_refused("[]", "invalid", "");
+    body_refused("\"route\"", "invalid", "");
+    body_refused("{}", "missing_field", "/route");
+    body_refused("{\"prefix\": \"/a\"}", "missing_field", "/route");
+    body_refused("{\"route\": \"orders\", \"all\": true}", "unknown_field", "/all");
+    body_refused("{\"route\": \"orders\", \"a/b~c\": 1}", "unknown_field", "/a~1b~0c");
+    body_refused("{\"zzz\": 1, \"route\": 5}", "unknown_field", "/zzz"); /* unknown members first */
+    /* route */
+    body_refused("{\"route\": null}", "invalid", "/route");
+    body_refused("{\"route\": 7}", "invalid", "/route");
+    body_refused("{\"route\": 7.5}", "invalid", "/route");
+    body_refused("{\"route\": [\"orders\"]}", "invalid", "/route");
+    body_refused("{\"route\": {\"name\": \"orders\"}}", "invalid", "/route");
+    body_refused("{\"route\": \"\"}", "invalid", "/route");
+    body_refused("{\"route\": \"a b\"}", "invalid", "/route");
+    body_refused("{\"route\": \"orders/x\"}", "invalid", "/route");
+    body_refused("{\"route\": \"caf\\u00e9\"}", "invalid", "/route");
+    body_refused("{\"route\": \"a\\u0000b\"}", "invalid", "/route");
+    body_refused("{\"route\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "invalid",
+                 "/route"); /* 65 */
+    body_accepted("{\"route\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+                  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL); /* 64 */
+    /* prefix */
+    body_refused("{\"route\": \"orders\", \"prefix\": 1}", "invalid", "/prefix");
+    body_refused("{\"route\": \"orders\", \"prefix\": 1.0}", "invalid", "/prefix");
+    body_refused("{\"route\": \"orders\", \"prefix\": false}", "invalid", "/prefix");
+    body_refused("{\"route\": \"orders\", \"prefix\": [\"/a\"]}", "invalid", "/prefix");
+    body_refused("{\"route\": \"orders\", \"prefix\": {}}", "invalid", "/prefix");
+    for (size_t i = 0; i != sizeof(BAD_PREFIXES) / sizeof(BAD_PREFIXES[0]); ++i) {
+        assert_true(asprintf(&text, "{\"route\": \"orders\", \"prefix\": %s}", BAD_PREFIXES[i]) > 0);
+        body_refused(text, "invalid", "/prefix");
+        free(text);
+    }
+    /* 1 MB strings: refused by length, not by exhausting anything */
+    big = malloc(1024 * 1024 + 1);
+    big[0] = '/';
+    memset(big + 1, 'x', 1024 * 1024 - 1);
+    big[1024 * 1024] = '\0';
+    assert_true(asprintf(&text, "{\"route\": \"orders\", \"prefix\": \"%s\"}", big) > 0);
+    body_refused(text, "invalid", "/prefix");
+    free(text);
+    assert_true(asprintf(&text, "{\"route\": \"%s\"}", big + 1) > 0);
+    body_refused(text, "invalid", "/route");
+    free(text);
+    big[1024] = '\0'; /* the cap: 1024 bytes */
+    assert_true(asprintf(&text, "{\"route\": \"orders\", \"prefix\": \"%s\"}", big) > 0);
+    body_accepted(text, "orders", big);
+    free(text);
+    big[1024] = 'x', big[1025] = '\0';
+    assert_true(asprintf(&text, "{\"route\": \"orders\", \"prefix\": \"%s\"}", big) > 0);
+    body_refused(text, "invalid", "/prefix");
+    free(text);
+    free(big);
+}
+
+/* ---------------------------------------------------------------- a small data plane */
+
+typedef struct st_dp_t {
+    int fd;
+    cph_frame_reader_t r;
+} dp_t;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void dp_connect(dp_t *dp, const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    dp->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(dp->fd >= 0);
+    assert_int_equal(connect(dp->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cph_frame_reader_init(&dp->r, CPH_FRAME_MAX_DEFAULT);
+}
+
+static void dp_close(dp_t *dp)
+{
+    close(dp->fd);
+    cph_frame_reader_dispose(&dp->r);
+}
+
+/* 1 and *msg on a frame, 0 when the server closed the connection, -1 on timeout. */
+static int dp_recv(dp_t *dp, json_t **msg, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    cph_error_t err;
+    char buf[65536];
+
+    for (;;) {
+        int r = cph_frame_reader_next(&dp->r, msg, &err);
+        struct pollfd pfd = {dp->fd, POLLIN, 0};
+        uint64_t now = now_ms();
+        ssize_t n;
+        assert_int_not_equal(r, -1);
+        if (r == 1)
+            return 1;
+        if (poll(&pfd, 1, now < deadline ? (int)(deadline - now) : 0) == 0)
+            return -1;
+        if ((n = recv(dp->fd, buf, sizeof(buf), 0)) < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 0;
+        cph_frame_reader_feed(&dp->r, buf, (size_t)n);
+    }
+}
+
+/* The next frame that is not a snapshot (caller decrefs); fails on a close or a timeout. */
+static json_t *dp_next(dp_t *dp, int timeout_ms)
+{
+    json_t *msg = NULL;
+
+    for (;;) {
+        if (dp_recv(dp, &msg, timeout_ms) != 1)
+            return NULL;
+        if (strcmp(json_string_value(json_object_get(msg, "type")), "snapshot") != 0)
+            return msg;
+        json_decref(msg);
+    }
+}
+
+static void dp_hello(dp_t *dp, const char *path, const char *id)
+{
+    char *buf;
+    size_t len;
+    cph_error_t err;
+    json_t *hello = cph_msg_hello(id, "host", 1, "test/1", NULL), *w;
+
+    dp_connect(dp, path);
+    assert_int_equal(cph_frame_encode(hello, CPH_FRAME_MAX_DEFAULT, &buf, &len, &err), 0);
+    assert_int_equal(send(dp->fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+    free(buf);
+    json_decref(hello);
+    assert_non_null(w = dp_next(dp, WAIT_MS));
+    assert_string_equal(json_string_value(json_object_get(w, "type")), "welcome");
+    json_decref(w);
+}
+
+/* ---------------------------------------------------------------- the handler */
+
+/* Runs the cache resource on body (stolen) as the admin API would; returns the answer (caller decrefs). */
+static json_t *call(cph_db_t *db, cph_dpserver_t *dps, const char *key, json_t *body, unsigned *status)
+{
+    cph_api_req_t req = {.db = db, .dps = dps, .method = CPH_API_POST, .key = key, .body = body, .actor = "token:admin"};
+    json_t *resp;
+
+    cph_api_cache(&req);
+    *status = req.status;
+    resp = req.resp;
+    json_decref(body);
+    return resp;
+}
+
+/* The last audit row as {actor, action, entity_type, entity_id, after, version} (a new object), or NULL. */
+static json_t *last_audit(cph_db_t *db)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *row = NULL;
+
+    cph_db_lock(db);
+    assert_int_equal(sqlite3_prepare_v2(cph_db_handle(db),
+                                        "SELECT actor, action, entity_type, entity_id, after, version FROM audit ORDER BY id DESC "
+                                        "LIMIT 1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        row = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:I}", "actor", sqlite3_column_text(st, 0), "action",
+                        sqlite3_column_text(st, 1), "entity_type", sqlite3_column_text(st, 2), "entity_id",
+                        sqlite3_column_text(st, 3), "after", json_loads((const char *)sqlite3_column_text(st, 4), 0, NULL),
+                        "version", (json_int_t)sqlite3_column_int64(st, 5));
+    sqlite3_finalize(st);
+    cph_db_unlock(db);
+    return row;
+}
+
+static void assert_json(const json_t *v, const char *want)
+{
+    char *text = cph_json_canonical(v);
+
+    if (text == NULL || strcmp(text, want) != 0)
+        fail_msg("got %s, want %s", text != NULL ? text : "(null)", want);
+    free(text);
+}
+
+static void test_handler(void **state)
+{
+    fixture_t *fx = *state;
+    unsigned status;
+    int64_t audits, rid;
+    uint64_t version;
+    json_t *resp, *row;
+    char want[256];
+
+    written(fx->db, &cph_store_service_ops, "{\"name\":\"s\",\"targets\":[]}");
+    written(fx->db, &cph_store_route_ops, "{\"name\":\"other\",\"service\":\"s\",\"paths\":[\"/o\"]}");
+    rid = written(fx->db, &cph_store_route_ops, "{\"name\":\"orders\",\"service\":\"s\",\"paths\":[\"/orders\"]}");
+    version = generation(fx->db);
+    audits = cph_audit_count(fx->db);
+
+    /* an unknown route: 404 at /route, nothing audited; a route id is not a name */
+    resp = call(fx->db, NULL, "purge", parse("{\"route\":\"nope\"}"), &status);
+    assert_int_equal(status, 404);
+    assert_json(resp, "{\"error\":\"not_found\",\"message\":\"no route has this name\",\"path\":\"/route\"}");
+    json_decref(resp);
+    snprintf(want, sizeof(want), "{\"route\":\"%lld\"}", (long long)rid);
+    resp = call(fx->db, NULL, "purge", parse(want), &status);
+    assert_int_equal(status, 404);
+    json_decref(resp);
+    assert_int_equal(cph_audit_count(fx->db), audits);
+
+    /* a bad body: 400 with the pointer, nothing audited */
+    resp = call(fx->db, NULL, "purge", parse("{\"route\":\"orders\",\"prefix\":\"img\"}"), &status);
+    assert_int_equal(status, 400);
+    assert_string_equal(json_string_value(json_object_get(resp, "error")), "invalid");
+    assert_string_equal(json_string_value(json_object_get(resp, "path")), "/prefix");
+    json_decref(resp);
+    resp = call(fx->db, NULL, "purge", parse("{\"route\":\"orders\",\"regex\":\".*\"}"), &status);
+    assert_int_equal(status, 400);
+    assert_string_equal(json_string_value(json_object_get(resp, "error")), "unknown_field");
+    json_decref(resp);
+    assert_int_equal(cph_audit_count(fx->db), audits);
+
+    /* another key of the resource */
+    resp = call(fx->db, NULL, "flush", parse("{\"route\":\"orders\"}"), &status);
+    assert_int_equal(status, 404);
+    json_decref(resp);
+    resp = call(fx->db, NULL, NULL, parse("{\"route\":\"orders\"}"), &status);
+    assert_int_equal(status, 404);
+    json_decref(resp);
+
+    /* a purge without data planes: 202, purged_on 0, audited at the current version, no version bump */
+    resp = call(fx->db, NULL, "purge", parse("{\"route\":\"orders\",\"prefix\":\"/img/\"}"), &status);
+    assert_int_equal(status, 202);
+    assert_json(resp, "{\"purged_on\":0}");
+    json_decref(resp);
+    assert_int_equal(cph_audit_count(fx->db), audits + 1);
+    assert_int_equal(generation(fx->db), version);
+    row = last_audit(fx->db);
+    snprintf(want, sizeof(want),
+             "{\"action\":\"purge\",\"actor\":\"token:admin\",\"after\":{\"prefix\":\"/img/\",\"route\":\"orders\"},"
+             "\"entity_id\":\"%lld\",\"entity_type\":\"route\",\"version\":%llu}",
+             (long long)rid, (unsigned long long)version);
+    assert_json(row, want);
+    json_decref(row);
+    resp = call(fx->db, NULL, "purge", parse("{\"route\":\"orders\"}"), &status);
+    assert_int_equal(status, 202);
+    json_decref(resp);
+    row = last_audit(fx->db);
+    assert_json(json_object_get(row, "after"), "{\"prefix\":null,\"route\":\"orders\"}");
+    json_decref(row);
+    assert_int_equal(generation(fx->db), version);
+}
+
+/* ---------------------------------------------------------------- through the socket server */
+
+static void test_dataplanes(void **state)
+{
+    fixture_t *fx = *state;
+    char path[160];
+    cph_dpserver_t *dps;
+    cph_error_t err;
+    dp_t a, b, silent;
+    json_t *resp, *msg;
+    unsigned status;
+
+    written(fx->db, &cph_store_service_ops, "{\"name\":\"s\",\"targets\":[]}");
+    written(fx->db, &cph_store_route_ops, "{\"name\":\"orders\",\"service\":\"s\",\"paths\":[\"/orders\"]}");
+    snprintf(path, sizeof(path), "%s/run/cp.sock", fx->dir);
+    assert_non_null(dps = cph_dpserver_start(path, EPOCH, 1000, &err));
+
+    /* nobody connected */
+    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL), 0);
+    dp_hello(&a, path, "dp-a");
+    dp_hello(&b, path, "dp-b");
+    dp_connect(&silent, path); /* connected, never says hello */
+
+    resp = call(fx->db, dps, "purge", parse("{\"route\":\"orders\",\"prefix\":\"/img/\"}"), &status);
+    assert_int_equal(status, 202);
+    assert_json(resp, "{\"purged_on\":2}");
+    json_decref(resp);
+    assert_non_null(msg = dp_next(&a, WAIT_MS));
+    assert_json(msg, "{\"prefix\":\"/img/\",\"route\":\"orders\",\"type\":\"purge\"}");
+    assert_int_equal(cph_msg_check(msg, &err), 0);
+    json_decref(msg);
+    assert_non_null(msg = dp_next(&b, WAIT_MS));
+    assert_json(msg, "{\"prefix\":\"/img/\",\"route\":\"orders\",\"type\":\"purge\"}");
+    json_decref(msg);
+    assert_int_equal(dp_recv(&silent, &msg, 200), -1); /* nothing for a connection without hello */
+
+    /* a second purge, all entries: in order, after the first */
+    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL), 2);
+    assert_non_null(msg = dp_next(&a, WAIT_MS));
+    assert_json(msg, "{\"prefix\":null,\"route\":\"orders\",\"type\":\"purge\"}");
+    json_decref(msg);
+
+    /* one data plane gone: the count follows */
+    dp_close(&b);
+    for (int i = 0; i != 100 && cph_dpserver_num_connected(dps) != 1; ++i)
+        poll(NULL, 0, 20);
+    assert_int_equal(cph_dpserver_purge(dps, "orders", "/x"), 1);
+    assert_non_null(msg = dp_next(&a, WAIT_MS));
+    assert_json(msg, "{\"prefix\":\"/x\",\"route\":\"orders\",\"type\":\"purge\"}");
+    json_decref(msg);
+
+    dp_close(&a);
+    dp_close(&silent);
+    cph_dpserver_stop(dps);
+    assert_int_equal(cph_dpserver_purge(NULL, "orders", NULL), 0);
+    snprintf(path, sizeof(path), "%s/run", fx->dir);
+    rmdir(path);
+}
+
+/* ---------------------------------------------------------------- policies.cache and gateway.cache */
+
+static void test_route_policy(void **state)
+{
+    fixture_t *fx = *state;
+    cph_gateway_settings_t g;
+    cph_error_t err;
+    json_t *body;
+
+    written(fx->db, &cph_store_service_ops, "{\"name\":\"s\",\"targets\":[]}");
+    written(fx->db, &cph_store_route_ops,
+            "{\"name\":\"c\",\"service\":\"s\",\"paths\":[\"/c\"],\"policies\":{\"cache\":{\"ttl_s\":30,\"max_ttl_s\":600,"
+            "\"max_body_bytes\":65536,\"share_authenticated\":true}}}");
+    assert_int_equal(write_new(fx->db, &cph_store_route_ops,
+                               "{\"name\":\"d\",\"service\":\"s\",\"paths\":[\"/d\"],\"policies\":{\"cache\":{\"ttl_s\":-1}}}",
+                               &err),
+                     0);
+    assert_string_equal(err.code, "invalid");
+    assert_string_equal(err.path, "/policies/cache/ttl_s");
+    assert_int_equal(write_new(fx->db, &cph_store_route_ops,
+                               "{\"name\":\"d\",\"service\":\"s\",\"paths\":[\"/d\"],\"policies\":{\"cache\":{\"ttl\":1}}}", &err),
+                     0);
+    assert_string_equal(err.code, "unknown_field");
+    assert_string_equal(err.path, "/policies/cache/ttl");
+
+    cph_db_lock(fx->db);
+    body = cph_snapbuild_body(fx->db, &err);
+    cph_db_unlock(fx->db);
+    assert_non_null(body);
+    assert_json(json_object_get(json_array_get(json_object_get(body, "routes"), 0), "policies"),
+                "{\"cache\":{\"max_body_bytes\":65536,\"max_ttl_s\":600,\"share_authenticated\":true,\"ttl_s\":30}}");
+    assert_json(json_object_get(json_object_get(body, "gateway"), "cache"), "{\"max_bytes\":67108864}");
+    json_decref(body);
+
+    /* the gateway section follows --cache-max-bytes, and the largest value passes the validator */
+    cph_settings_gateway_defaults(&g);
+    assert_int_equal(cph_settings_parse_cache_max_bytes("17179869184", &g), 0);
+    cph_settings_set_gateway(&g);
+    written(fx->db, &cph_store_route_ops, "{\"name\":\"e\",\"service\":\"s\",\"paths\":[\"/e\"]}");
+    cph_db_lock(fx->db);
+    body = cph_snapbuild_body(fx->db, &err);
+    cph_db_unlock(fx->db);
+    assert_json(json_object_get(json_object_get(body, "gateway"), "cache"), "{\"max_bytes\":17179869184}");
+    assert_int_equal(cph_snapshot_validate(body, &err), 0);
+    json_decref(body);
+    cph_settings_gateway_defaults(&g);
+    cph_settings_set_gateway(&g);
+}
+
+static void test_parse_cache_max_bytes(void **state)
+{
+    static const char *const BAD[] = {
+        "",   "-1", "+1", " 1", "1 ", "1k", "64MiB", "0x10", "1.5", "17179869185", "99999999999999999999", "9223372036854775808",
+        "1e6"};
+    cph_gateway_settings_t g;
+
+    (void)state;
+    cph_settings_gateway_defaults(&g);
+    assert_int_equal(g.cache_max_bytes, 67108864);
+    assert_int_equal(cph_settings_parse_cache_max_bytes("0", &g), 0);
+    assert_int_equal(g.cache_max_bytes, 0);
+    assert_int_equal(cph_settings_parse_cache_max_bytes("17179869184", &g), 0);
+    assert_true(g.cache_max_bytes == 17179869184LL);
+    assert_int_equal(cph_settings_parse_cache_max_bytes("1048576", &g), 0);
+    assert_int_equal(g.cache_max_bytes, 1048576);
+    for (size_t i = 0; i < sizeof(BAD) / sizeof(BAD[0]); ++i)
+        if (cph_settings_parse_cache_max_bytes(BAD[i], &g) == 0)
+            fail_msg("accepted --cache-max-bytes %s", BAD[i]);
+    assert_int_equal(cph_settings_parse_cache_max_bytes(NULL, &g), -1);
+    assert_int_equal(g.cache_max_bytes, 1048576); /* unchanged by every refusal */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_body),
+        cmocka_unit_test_setup_teardown(test_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dataplanes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_policy, setup, teardown),
+        cmocka_unit_test(test_parse_cache_max_bytes),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
