@@ -22,6 +22,11 @@ int cph_authz_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err
 int cph_edge_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** routes' policies.rate_limits, endpoints' rate_limits, gateway redis + login limit -> route->rate_limits, snap->ratelimit. */
 int cph_ratelimit_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/**
+ * routes' policies.cache -> route->cache (compile/cache.h; NULL without the member), gateway.cache.max_bytes ->
+ * snap->cache_max_bytes (default 64 MiB). Runs after cph_router_compile.
+ */
+int cph_cache_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** auth.api -> snap->auth_api_route: a route + service (own arena copies) forwarding /auth/{login,refresh,logout}. */
 int cph_builtin_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 

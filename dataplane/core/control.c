@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "proto/log.h"
+#include "dataplane/core/cache.h"
 #include "dataplane/core/control.h"
 #include "dataplane/core/persist.h"
 #include "dataplane/core/redis.h"
@@ -51,6 +52,16 @@ static void configure_redis(const cph_snapshot_t *snap)
     cph_redis_configure(cfg != NULL ? cfg : &none);
 }
 
+/* The response store outlives swaps (its entries belong to stable route ids); only its budget follows the snapshot. */
+static void configure_cache(const cph_snapshot_t *snap)
+{
+    cph_cache_t *store = cph_cache_default();
+
+    if (cph_cache_max_bytes(store) != snap->cache_max_bytes)
+        cph_log_info(MODULE, "response cache budget: %llu bytes", (unsigned long long)snap->cache_max_bytes);
+    cph_cache_configure(store, snap->cache_max_bytes);
+}
+
 /* ---------------------------------------------------------------- boot */
 
 /* This data plane's own limits, beyond the schema's: a snapshot over them is refused whole. */
@@ -79,8 +90,10 @@ static int boot_from(cph_control_t *c, const char *name)
         return strcmp(err.code, "not_found") == 0 ? 0 : -1;
     }
     snap = check_limits(c, p.body, &err) == 0 ? cph_snapshot_build(p.body, p.epoch, p.version, p.hash, "disk", &err) : NULL;
-    if (snap != NULL)
+    if (snap != NULL) {
         configure_redis(snap);
+        configure_cache(snap);
+    }
     cph_persisted_dispose(&p);
     if (snap == NULL) {
         cph_log_warn(MODULE, "skipping %s: does not compile: %s: %s (at '%s')", path, err.code, err.msg, err.path);
@@ -148,6 +161,7 @@ static void finish_swap(cph_control_t *c)
         cph_snapshot_release(old);
     set_applied(c, snap->epoch, snap->version, snap->hash, "cp");
     configure_redis(snap);
+    configure_cache(snap);
     persisted = persist(c, body);
     c->applies++;
     cph_log_info(MODULE, "applied version %llu (%s) on %u workers", (unsigned long long)snap->version, snap->hash,

@@ -12,6 +12,10 @@
  * Every ping carries the shadow-rule counters of this process (docs/access.md section 4): {"<endpoint id>": [would_allow,
  * would_deny]}, summed over the workers by cph_stats_shadow_foreach, only ids with a non-zero count and at most
  * SHADOW_MAX of them (the control plane keeps no more). The counters are cumulative, so a lost ping loses nothing.
+ *
+ * A purge message (contract 6 C) is handed to the response store (core/cache.c) on this thread: the route name
+ * becomes its stable metric id (never handing out a new one), and the store drops that route's entries under the
+ * optional upstream path prefix. A route this process never had has nothing stored.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include <unistd.h>
 #include <openssl/rand.h>
 #include "proto/log.h"
+#include "dataplane/core/cache.h"
 #include "dataplane/core/cpclient.h"
 #include "dataplane/core/stats.h"
 
@@ -160,6 +165,36 @@ static void on_reply(void *data, uint64_t tag, json_t *reply)
         send_msg(cl, json_incref(reply));
 }
 
+/* Matched by its type string, so this works whether or not proto/ knows CPH_MSG_PURGE (then cph_msg_check ran). */
+static int is_purge(const json_t *msg)
+{
+    const char *type = json_string_value(json_object_get(msg, "type"));
+
+    return type != NULL && strcmp(type, "purge") == 0;
+}
+
+/* {"type":"purge","route":name,"prefix":"/x"|null}: drops the route's entries (under the prefix) from the store. */
+static void purge(const json_t *msg)
+{
+    const char *route = json_string_value(json_object_get(msg, "route"));
+    const json_t *prefix = json_object_get(msg, "prefix");
+    uint32_t id;
+    size_t n;
+
+    if (route == NULL || (prefix != NULL && !json_is_null(prefix) && !json_is_string(prefix))) {
+        cph_log_warn(MODULE, "purge message without a route name or with a bad prefix: ignored");
+        return;
+    }
+    if ((id = cph_stats_route_lookup(route)) == 0) {
+        cph_log_info(MODULE, "purge of route %s: this data plane never had it, nothing stored", route);
+        return;
+    }
+    n = cph_cache_purge(cph_cache_default(), id, json_is_string(prefix) ? json_string_value(prefix) : "",
+                        json_is_string(prefix) ? json_string_length(prefix) : 0);
+    cph_log_info(MODULE, "purged %zu cached responses of route %s%s%s", n, route, json_is_string(prefix) ? " under " : "",
+                 json_is_string(prefix) ? json_string_value(prefix) : "");
+}
+
 static void on_message(cph_cpclient_t *cl, json_t *msg)
 {
     cph_msg_type_t type = cph_msg_type(msg);
@@ -192,6 +227,8 @@ static void on_message(cph_cpclient_t *cl, json_t *msg)
         disconnect(cl, "error from the control plane");
         break;
     default:
+        if (is_purge(msg))
+            purge(msg);
         break; /* unknown or not for us: ignored (forward compatibility) */
     }
 }

@@ -62,6 +62,7 @@ typedef struct st_cph_route_t {
     cph_default_access_t default_access;
     const struct st_cph_edge_route_t *edge;      /* policies: IP lists, CORS, security headers, limits (compile/edge.c) */
     const struct st_cph_rl_set_t *rate_limits;   /* policies.rate_limits (compile/ratelimit.c); NULL = none */
+    const struct st_cph_cache_policy_t *cache;   /* policies.cache (compile/cache.h); NULL = no caching */
 } cph_route_t;
 
 /** Route matcher; opaque, built by cph_router_compile (compile/router.c). */
@@ -87,6 +88,7 @@ typedef struct st_cph_snapshot_t {
     cph_authz_t *authz;
     struct st_cph_edge_t *edge;     /* body gateway: global IP lists and limits (compile/edge.c) */
     struct st_cph_rl_t *ratelimit;  /* endpoint rules' rate limits, login limit, redis config (compile/ratelimit.c) */
+    uint64_t cache_max_bytes;       /* gateway.cache.max_bytes: the response store's budget, 0 = off (compile/cache.c) */
     /* the built-in route to the control plane's auth API (body auth.api; compile/builtin.c), or NULL when unset */
     const cph_route_t *auth_api_route;
 } cph_snapshot_t;

@@ -68,6 +68,18 @@ static uint32_t table_id(cph_name_table_t *t, const char *name)
     }
 }
 
+static uint32_t table_lookup(cph_name_table_t *t, const char *name)
+{
+    uint32_t nslots = 2 * t->cap;
+
+    if (t->names == NULL)
+        return 0;
+    for (uint32_t i = fnv1a(name) % nslots; t->slots[i] != 0; i = (i + 1) % nslots)
+        if (strcmp(t->names[t->slots[i]], name) == 0)
+            return t->slots[i];
+    return 0;
+}
+
 static const char *table_name(cph_name_table_t *t, uint32_t id)
 {
     if (id == 0 || id > atomic_load_explicit(&t->count, memory_order_acquire))
@@ -78,6 +90,11 @@ static const char *table_name(cph_name_table_t *t, uint32_t id)
 uint32_t cph_stats_route_id(const char *name)
 {
     return table_id(&routes, name);
+}
+
+uint32_t cph_stats_route_lookup(const char *name)
+{
+    return table_lookup(&routes, name);
 }
 
 uint32_t cph_stats_service_id(const char *name)
@@ -183,6 +200,13 @@ const char *cph_stats_rl_outcome_name(cph_rl_outcome_t outcome)
     static const char *const names[CPH_RL_OUTCOMES] = {"allowed", "limited", "error_open", "error_closed"};
 
     return outcome >= 0 && outcome < CPH_RL_OUTCOMES ? names[outcome] : "other";
+}
+
+const char *cph_stats_cache_outcome_name(cph_cache_outcome_t outcome)
+{
+    static const char *const names[CPH_CACHE_OUTCOMES] = {"hit", "miss", "bypass", "stored", "not_storable", "revalidated_304"};
+
+    return outcome >= 0 && outcome < CPH_CACHE_OUTCOMES ? names[outcome] : "other";
 }
 
 cph_authn_reason_t cph_stats_authn_reason(const char *reason)

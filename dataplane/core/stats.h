@@ -66,6 +66,17 @@ typedef enum en_cph_rl_outcome_t {
     CPH_RL_OUTCOMES
 } cph_rl_outcome_t;
 
+/* outcomes of the response cache for one request of a route with policies.cache (cephalo_cache_total{outcome}) */
+typedef enum en_cph_cache_outcome_t {
+    CPH_CACHE_OUTCOME_HIT = 0,
+    CPH_CACHE_OUTCOME_MISS,
+    CPH_CACHE_OUTCOME_BYPASS,          /* not looked up and not stored: method, no-store, credentials, store off */
+    CPH_CACHE_OUTCOME_STORED,          /* a miss whose response went into the store */
+    CPH_CACHE_OUTCOME_NOT_STORABLE,    /* a miss whose response could not be stored (rules, size, budget, error) */
+    CPH_CACHE_OUTCOME_REVALIDATED_304, /* a hit answered 304 to If-None-Match */
+    CPH_CACHE_OUTCOMES
+} cph_cache_outcome_t;
+
 typedef struct st_cph_worker_stats_t {
     cph_counter_t responses[CPH_STATS_MAX_ROUTES][CPH_STATS_STATUS_CLASSES];
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
@@ -74,6 +85,7 @@ typedef struct st_cph_worker_stats_t {
     cph_counter_t authz_shadow[CPH_STATS_MAX_ENDPOINTS][2];  /* by endpoint stat id, CPH_STATS_SHADOW_{ALLOW,DENY} */
     cph_counter_t authn_failures[CPH_AUTHN_REASONS];
     cph_counter_t ratelimit[CPH_STATS_MAX_LIMITS][CPH_RL_OUTCOMES]; /* by limit stat id (cph_stats_limit_id), outcome */
+    cph_counter_t cache[CPH_STATS_MAX_ROUTES][CPH_CACHE_OUTCOMES];  /* by route metric id, cph_cache_outcome_t */
 } cph_worker_stats_t;
 
 static inline void cph_counter_add(cph_counter_t *c, uint64_t n)
@@ -88,6 +100,8 @@ static inline uint64_t cph_counter_read(cph_counter_t *c)
 
 /** Stable id for a route name (control thread only, at compile time). Never 0 for a new name below the cap. */
 uint32_t cph_stats_route_id(const char *name);
+/** The id cph_stats_route_id handed out for name, or 0 when it never did (control thread only; hands out nothing). */
+uint32_t cph_stats_route_lookup(const char *name);
 /** Stable id for a service name (control thread only). */
 uint32_t cph_stats_service_id(const char *name);
 /** Name of an id handed out above (for the exposition), or NULL. */
@@ -125,6 +139,9 @@ int cph_stats_limit_name(uint32_t id, const char **scope, size_t *scope_len, con
 uint32_t cph_stats_num_limits(void);
 /** "allowed", "limited", "error_open", "error_closed". */
 const char *cph_stats_rl_outcome_name(cph_rl_outcome_t outcome);
+
+/** "hit", "miss", "bypass", "stored", "not_storable", "revalidated_304". */
+const char *cph_stats_cache_outcome_name(cph_cache_outcome_t outcome);
 
 /** The reason index of an authn reason code ("expired", ...; core/authn.h); CPH_AUTHN_REASON_OTHER when unknown. */
 cph_authn_reason_t cph_stats_authn_reason(const char *reason);

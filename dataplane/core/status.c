@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "proto/log.h"
+#include "dataplane/core/cache.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
 
@@ -197,6 +198,32 @@ static void render_ratelimit(cph_text_t *t, cph_server_t *s)
     }
 }
 
+/* Cache outcomes per route (ids as cephalo_dp_requests_total) and the store's two gauges. */
+static void render_cache(cph_text_t *t, cph_server_t *s)
+{
+    uint32_t n = cph_stats_num_routes();
+    uint64_t bytes, entries;
+    char esc[512];
+
+    header(t, "cephalo_cache_total", "counter", "Response cache outcomes by route.");
+    for (uint32_t id = 1; id <= n && id < CPH_STATS_MAX_ROUTES; id++) {
+        const char *name = cph_stats_route_name(id);
+        for (int o = 0; o < CPH_CACHE_OUTCOMES && name != NULL; o++) {
+            uint64_t sum = 0;
+            for (unsigned w = 0; w < s->num_workers; w++)
+                sum += cph_counter_read(&s->workers[w].stats->cache[id][o]);
+            if (sum != 0)
+                text_printf(t, "cephalo_cache_total{route=\"%s\",outcome=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
+                            cph_stats_cache_outcome_name((cph_cache_outcome_t)o), (unsigned long long)sum);
+        }
+    }
+    cph_cache_usage(cph_cache_default(), &bytes, &entries);
+    header(t, "cephalo_cache_bytes", "gauge", "Bytes held by the response cache (keys, headers and bodies).");
+    text_printf(t, "cephalo_cache_bytes %llu\n", (unsigned long long)bytes);
+    header(t, "cephalo_cache_entries", "gauge", "Responses held by the response cache.");
+    text_printf(t, "cephalo_cache_entries %llu\n", (unsigned long long)entries);
+}
+
 char *cph_status_metrics(cph_control_t *c)
 {
     cph_text_t t = {malloc(4096), 0, 4096};
@@ -210,6 +237,7 @@ char *cph_status_metrics(cph_control_t *c)
         render_upstream_errors(&t, c->server);
         render_auth(&t, c->server);
         render_ratelimit(&t, c->server);
+        render_cache(&t, c->server);
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }

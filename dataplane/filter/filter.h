@@ -36,6 +36,28 @@ int cph_authz_on_req(cph_req_t *r);
  * Retry-After and RateLimit-* headers, 503 when Redis fails and the limit fails closed.
  */
 int cph_ratelimit_on_req(cph_req_t *r);
+/**
+ * The response cache (docs/dataplane.md "Response cache"): for GET/HEAD of a route with policies.cache, answers a
+ * fresh stored response (X-Cache: HIT, Age; 304 on a matching If-None-Match) or marks the miss (X-Cache: MISS) and
+ * passes on; a route without the policy costs one pointer test.
+ */
+int cph_cache_on_req(cph_req_t *r);
+
+struct phr_header;
+/** A response being copied into the cache while the proxy streams it (filter/cache.c). */
+typedef struct st_cph_cache_capture_t cph_cache_capture_t;
+/**
+ * Called by the proxy with the upstream's final response head for a request of a route with policies.cache: a
+ * capture when the response may be stored (a GET that did not bypass the cache, the storability rules of
+ * core/cache.h, a Content-Length within max_body_bytes), else NULL (counted not_storable when it was a miss).
+ */
+cph_cache_capture_t *cph_cache_capture_begin(cph_req_t *r, int status, const char *reason, size_t reason_len,
+                                             const struct phr_header *headers, size_t num_headers);
+/** Copies decoded body bytes; returns -1 when the body passed max_body_bytes: the capture was ended (not stored). */
+int cph_cache_capture_append(cph_cache_capture_t *cap, const char *bytes, size_t len);
+/** Ends a capture: complete (the whole body arrived cleanly) stores it, else it is dropped. Frees cap. */
+void cph_cache_capture_end(cph_cache_capture_t *cap, int complete);
+
 /** Proxies to one of the route's service targets (round robin); 502 connect failure, 504 timeout. */
 int cph_proxy_on_req(cph_req_t *r);
 

@@ -18,6 +18,11 @@
  * A pooled connection the upstream closed while idle fails the next request before any answer; such a request is
  * retried once on a fresh connection when it is idempotent, as nginx does.
  *
+ * Response cache (filter/cache.c): only for a route with policies.cache, the final head is offered to
+ * cph_cache_capture_begin and, when it may be stored, every decoded body chunk is copied into the capture as it is
+ * queued for the client; a complete, well-framed body stores it, anything else (an error, the client leaving, the
+ * body passing max_body_bytes) drops it. A route without the policy pays one pointer test per response.
+ *
  * Per worker (struct st_cph_proxy_worker_t): pools indexed by the target's stable pool id (they outlive snapshot
  * swaps), one h2o_timeout_t per distinct timeout_ms, and the round-robin positions indexed by the service's metric
  * id. All of it is touched only on the worker's thread.
@@ -92,6 +97,7 @@ typedef struct st_upstream_t {
     int had_body_error;
     h2o_buffer_t *body; /* decoded payload not yet handed to h2o */
     h2o_doublebuffer_t sending;
+    cph_cache_capture_t *capture; /* copying the response into the cache (filter/cache.c), or NULL */
 } upstream_t;
 
 static void start_exchange(upstream_t *u);
@@ -304,6 +310,15 @@ static void copy_head(upstream_t *u, const struct phr_header *headers, size_t nu
     cph_pipeline_response_headers(u->r);
 }
 
+/* Ends the cache capture, if any: complete stores the copied response. */
+static void end_capture(upstream_t *u, int complete)
+{
+    if (u->capture != NULL) {
+        cph_cache_capture_end(u->capture, complete);
+        u->capture = NULL;
+    }
+}
+
 static void do_send(upstream_t *u)
 {
     h2o_iovec_t vec;
@@ -329,6 +344,7 @@ static void body_error(upstream_t *u, const char *what, cph_upstream_error_t kin
     count_error(u->r, kind);
     u->had_body_error = 1;
     u->finished = 1;
+    end_capture(u, 0);
     release_conn(u, 0);
 }
 
@@ -348,10 +364,13 @@ static void handle_body(upstream_t *u)
             h2o_iovec_t dst = h2o_buffer_reserve(&u->body, len);
             memcpy(dst.base, sock->input->bytes, len);
             u->body->size += len;
+            if (u->capture != NULL && cph_cache_capture_append(u->capture, sock->input->bytes, len) != 0)
+                u->capture = NULL; /* over max_body_bytes: ended, the client still gets everything */
         }
         h2o_buffer_consume(&sock->input, sock->input->size);
         if (rc == 1) {
             u->finished = 1;
+            end_capture(u, 1);
             release_conn(u, u->resp.keepalive && extra == 0 && !h2o_socket_is_writing(sock));
         } else if (u->body->size > BODY_HIGH_WATER) {
             h2o_socket_read_stop(sock);
@@ -375,6 +394,7 @@ static void on_body_read(h2o_socket_t *sock, const char *err)
     }
     if (err == h2o_socket_error_closed && cph_h1resp_eof_is_end(&u->resp)) {
         u->finished = 1;
+        end_capture(u, 1);
         release_conn(u, 0);
     } else {
         body_error(u, "connection lost", CPH_UPSTREAM_ERR_PROTOCOL);
@@ -399,6 +419,7 @@ static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
 static void do_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
     (void)req;
+    end_capture((upstream_t *)generator, 0);
     release_conn((upstream_t *)generator, 0); /* the client went away: never back to the pool */
 }
 
@@ -453,6 +474,8 @@ static void on_head_read(h2o_socket_t *sock, const char *err)
         h2o_buffer_consume(&sock->input, (size_t)ret); /* an interim 1xx: the final head follows */
     }
     copy_head(u, headers, num_headers);
+    if (u->r->route->cache != NULL) /* the headers point into the input: read them before it is consumed */
+        u->capture = cph_cache_capture_begin(u->r, u->resp.status, u->resp.msg, u->resp.msg_len, headers, num_headers);
     h2o_buffer_consume(&sock->input, (size_t)ret);
     u->head_done = 1;
     h2o_start_response(u->r->req, &u->super);
@@ -567,6 +590,7 @@ static void on_upstream_dispose(void *p)
 {
     upstream_t *u = p;
 
+    end_capture(u, 0);
     release_conn(u, 0);
     h2o_buffer_dispose(&u->body);
     h2o_doublebuffer_dispose(&u->sending);

@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "dataplane/compile/auth.h"
@@ -320,6 +321,26 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
 #undef APPEND
 #undef APPEND_LIT
 
+
+/* Whether the Connection value lists the header name: both are the upstream's spelling, so compared without case
+ * (h2o_contains_token wants a lower-case needle). */
+static int connection_lists(h2o_iovec_t connection, const char *name, size_t len)
+{
+    const char *p = connection.base, *end = connection.base + connection.len;
+
+    while (p < end) {
+        const char *tok = p, *comma = memchr(p, ',', (size_t)(end - p));
+        const char *tok_end = comma != NULL ? comma : end;
+        while (tok < tok_end && (*tok == ' ' || *tok == '\t'))
+            ++tok;
+        while (tok_end > tok && (tok_end[-1] == ' ' || tok_end[-1] == '\t'))
+            --tok_end;
+        if ((size_t)(tok_end - tok) == len && strncasecmp(tok, name, len) == 0)
+            return 1;
+        p = comma != NULL ? comma + 1 : end;
+    }
+    return 0;
+}
 /* Hop-by-hop, framing (h2o writes its own), Date (h2o writes its own) and Server (ours is "cephalo"). */
 int cph_proxy_drop_response_header(const char *n, size_t len, h2o_iovec_t connection)
 {
@@ -353,5 +374,5 @@ int cph_proxy_drop_response_header(const char *n, size_t len, h2o_iovec_t connec
     default:
         drop = 0;
     }
-    return drop || (connection.len != 0 && h2o_contains_token(connection.base, connection.len, n, len, ','));
+    return drop || (connection.len != 0 && connection_lists(connection, n, len));
 }

@@ -284,12 +284,32 @@ static void test_effective_roles_and_snapshot_prefix(void **state)
     h2o_mem_clear_pool(&f.req.pool);
 }
 
+/* Response headers: hop-by-hop and framing ones go, and so does every header the Connection value names, whatever the
+ * case of either side (the upstream's spelling is passed through). */
+static void test_response_headers_named_by_connection_are_dropped(void **state)
+{
+    h2o_iovec_t conn = h2o_iovec_init(H2O_STRLIT(" keep-alive , X-Hop,\tx-Other "));
+    h2o_iovec_t none = h2o_iovec_init(NULL, 0);
+
+    (void)state;
+    assert_true(cph_proxy_drop_response_header(H2O_STRLIT("X-Hop"), conn));
+    assert_true(cph_proxy_drop_response_header(H2O_STRLIT("x-hop"), conn));
+    assert_true(cph_proxy_drop_response_header(H2O_STRLIT("X-OTHER"), conn));
+    assert_false(cph_proxy_drop_response_header(H2O_STRLIT("X-Hopper"), conn));
+    assert_false(cph_proxy_drop_response_header(H2O_STRLIT("X-Ho"), conn));
+    assert_false(cph_proxy_drop_response_header(H2O_STRLIT("X-Hop"), none));
+    assert_true(cph_proxy_drop_response_header(H2O_STRLIT("Transfer-Encoding"), none));
+    assert_true(cph_proxy_drop_response_header(H2O_STRLIT("Keep-Alive"), none));
+    assert_false(cph_proxy_drop_response_header(H2O_STRLIT("Content-Type"), none));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_anonymous_request_gets_request_id_only), cmocka_unit_test(test_api_key_principal),
         cmocka_unit_test(test_user_principal_with_odd_values),         cmocka_unit_test(test_many_long_roles_fit),
         cmocka_unit_test(test_effective_roles_and_snapshot_prefix),
+        cmocka_unit_test(test_response_headers_named_by_connection_are_dropped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
