@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("CEPHALO_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
@@ -723,6 +724,121 @@ class PyUpstream:
 
     def close(self):
         self.server.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _CtlServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # the gateway may drop a connection we still answer
+        super().handle_error(request, client_address)
+
+
+class _CtlHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "cephalo-ctl-upstream"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def handle_any(self):
+        up = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 0:
+            self.rfile.read(length)
+        path = self.path.split("?", 1)[0]
+        status, headers, body, n = up._answer(self.command, self.path, path, self.headers)
+        self.send_response(status)
+        names = set()
+        for k, v in headers:
+            self.send_header(k, v)
+            names.add(k.lower())
+        if status in (204, 304) or status < 200:
+            body = b""
+        else:
+            if "content-type" not in names:
+                self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Serial", str(n))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = handle_any
+
+
+class CtlUpstream:
+    """An upstream whose answer the test sets per path, and that counts the requests of every path.
+
+    set(path, status=200, headers=None, body=None, size=None): the answer to every request whose path (the target
+    without its query) is `path`, whatever the method. headers: a dict or a list of (name, value) pairs (a name may
+    repeat: two Set-Cookie). body: bytes; or, when None, `size` bytes of a pattern (size=None: a short text). Either
+    way a default body starts with "<path> #<n> lang=<Accept-Language>" - n is the path's request serial (1, 2, ...),
+    also sent as `X-Serial` - so a test can tell which upstream answer the gateway served and for which variant. A path
+    nobody set is answered 200 with that short text and no caching header. HEAD gets the headers only; a 204/304 no
+    body. Counters: count(path) (requests of that path), count() (all), requests (every (method, target, headers) in
+    order), last_body(path) (the body of the path's latest answer, to compare with what a client received).
+    """
+
+    def __init__(self, name="ctl"):
+        self.name = name
+        self.lock = threading.Lock()
+        self.answers = {}
+        self.counts = {}
+        self.bodies = {}
+        self.requests = []
+        self.server = _CtlServer(("127.0.0.1", 0), _CtlHandler)
+        self.server.owner = self
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def set(self, path, status=200, headers=None, body=None, size=None):
+        hdrs = list(headers.items()) if isinstance(headers, dict) else list(headers or ())
+        with self.lock:
+            self.answers[path] = (status, hdrs, body, size)
+        return self
+
+    def count(self, path=None):
+        with self.lock:
+            return sum(self.counts.values()) if path is None else self.counts.get(path, 0)
+
+    def methods(self, path):
+        """The methods of the requests of `path` the upstream received, in order."""
+        with self.lock:
+            return [m for m, t, _ in self.requests if t.split("?", 1)[0] == path]
+
+    def last_body(self, path):
+        with self.lock:
+            return self.bodies.get(path)
+
+    def _answer(self, method, target, path, req_headers):
+        with self.lock:
+            n = self.counts.get(path, 0) + 1
+            self.counts[path] = n
+            self.requests.append((method, target, {k.lower(): v for k, v in req_headers.items()}))
+            status, hdrs, body, size = self.answers.get(path, (200, [], None, None))
+        if body is None:
+            head = f"{path} #{n} lang={req_headers.get('Accept-Language', '')}\n".encode()
+            if size is None:
+                body = head
+            else:
+                pattern = head + bytes(range(256))
+                body = (pattern * (size // len(pattern) + 1))[:size]
+        with self.lock:
+            self.bodies[path] = body
+        return status, hdrs, body, n
+
+    def close(self):
         self.server.shutdown()
         self.server.server_close()
 
