@@ -38,7 +38,7 @@ def never_limited(backend: str) -> Dict[str, object]:
     """Route fields: authenticated, and one rate limit per user so high that it never refuses (a million per second,
     as many at once: T = 1 us, far beyond what one data plane serves): every request pays for the decision, none is
     refused. on_error closed, so a redis that fails shows up as errors (503) in the table instead of as a fast path.
-    Not the contract's maximum of 1e9/s: T would be 1 ns, below the redis script's microsecond clock."""
+    Not the schema's maximum of 1e9/s: T would be 1 ns, below the redis script's microsecond clock."""
     limit = {"name": "never", "key": "principal", "rate": 1000000, "period_s": 1, "burst": 1000000,
              "backend": backend, "on_error": "closed"}
     return {"default_access": "authenticated", "policies": {"rate_limits": [limit]}}

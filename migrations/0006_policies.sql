@@ -1,4 +1,4 @@
--- 0006_policies: traffic policies (CONTRACT5 section A, proto/PROTOCOL.md section 5) - a route's edge and rate-limit
+-- 0006_policies: traffic policies (proto/PROTOCOL.md section 5) - a route's edge and rate-limit
 -- policies and an endpoint rule's own rate limits.
 --
 -- routes.policies is the route's "policies" object as the admin API normalised it (rate_limits, cors,

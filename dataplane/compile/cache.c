@@ -1,6 +1,6 @@
 /*
  * compile/cache: routes' policies.cache -> route->cache, gateway.cache.max_bytes -> snap->cache_max_bytes
- * (contract 6 A).
+ * (proto/PROTOCOL.md section 5).
  *
  * The body was validated before (proto/schema_policy.c); compile still refuses a value out of its range, so a validator
  * gap becomes a NACK rather than a cache that stores what nobody asked for. A route without the member gets NULL, and

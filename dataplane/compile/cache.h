@@ -1,5 +1,5 @@
 /*
- * compile/cache: the compiled cache policy of a route (contract 6 A, route policies.cache), built by
+ * compile/cache: the compiled cache policy of a route (proto/PROTOCOL.md section 5, route policies.cache), built by
  * cph_cache_compile (compile/compile.h) into the snapshot's arena and read by filter/cache.c and filter/proxy.c.
  */
 #ifndef CPH_COMPILE_CACHE_H

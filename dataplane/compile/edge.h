@@ -1,5 +1,5 @@
 /*
- * edge: the compiled edge policies (CONTRACT5 section A: route policies minus rate_limits, and the body's gateway
+ * edge: the compiled edge policies (proto/PROTOCOL.md section 5: route policies minus rate_limits, and the body's gateway
  * object), shared by compile/edge.c, filter/edge.c, core/clientip.c and the tests.
  *
  * Everything lives in the snapshot arena and is read-only after the build. IP lists are sorted arrays of disjoint
@@ -81,7 +81,7 @@ typedef struct st_cph_edge_t {
 } cph_edge_t;
 
 /**
- * Parses a CIDR as the contract writes it ("10.0.0.0/8", "2001:db8::/32", a bare address = /32 or /128) into one
+ * Parses a CIDR as PROTOCOL.md writes it ("10.0.0.0/8", "2001:db8::/32", a bare address = /32 or /128) into one
  * range; an IPv4-mapped IPv6 CIDR (::ffff:0:0/96 and longer) is stored as its IPv4 range. Host bits must be zero.
  * Returns 0 with *is_v6 and the matching range filled, or -1.
  */

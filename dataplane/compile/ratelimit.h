@@ -1,5 +1,5 @@
 /*
- * compile/ratelimit: the compiled rate limits of one snapshot (contract 5 A): every route's policies.rate_limits
+ * compile/ratelimit: the compiled rate limits of one snapshot (proto/PROTOCOL.md section 5): every route's policies.rate_limits
  * (route->rate_limits), the endpoint rules' rate_limits (looked up by the enforced rule's id), the login limit and the
  * gateway settings the rate-limit stage needs (trusted proxy hops, Redis). Built by cph_ratelimit_compile
  * (compile/compile.h), read by filter/ratelimit.c; everything lives in the snapshot's arena.

@@ -1,5 +1,5 @@
 /*
- * cache: the per-process response store behind filter/cache.c (contract 6 B) and the HTTP caching rules it applies.
+ * cache: the per-process response store behind filter/cache.c (docs/dataplane.md "Response cache") and the HTTP caching rules it applies.
  *
  * A chained hash table over (route id, host, path) finds the variants of one resource; each variant carries the
  * request values of its response's Vary names, compared byte for byte. A doubly linked LRU list orders every entry;
@@ -8,7 +8,7 @@
  * is sending it stays alive until that worker releases it. Everything but the refcounts is guarded by one mutex,
  * never held across I/O.
  *
- * The freshness rules are RFC 9111's for a shared cache, reduced to what contract 6 asks: s-maxage, max-age, Expires
+ * The freshness rules are RFC 9111's for a shared cache, reduced to what the cache policy needs: s-maxage, max-age, Expires
  * minus Date, else the route's ttl_s, capped by its max_ttl_s; no revalidation (no-cache responses are not stored).
  */
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /*
- * cache: the data plane's response store (contract 6 B), one per process, shared by every worker.
+ * cache: the data plane's response store (docs/dataplane.md "Response cache"), one per process, shared by every worker.
  *
  * An entry is one stored response: status, the upstream's end-to-end headers and the whole body, under the key
  * route metric id + normalised host + upstream path and query, plus the request's values of the headers named by the

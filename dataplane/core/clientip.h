@@ -1,5 +1,5 @@
 /*
- * clientip: the address of the client that sent a request, as the gateway trusts it (CONTRACT5 gateway
+ * clientip: the address of the client that sent a request, as the gateway trusts it (proto/PROTOCOL.md section 5, gateway
  * trusted_proxy_hops): the TCP peer when no proxy in front is trusted, else the Nth address from the right of
  * X-Forwarded-For - never the first one, which the client writes itself.
  *

@@ -13,7 +13,7 @@
  * would_deny]}, summed over the workers by cph_stats_shadow_foreach, only ids with a non-zero count and at most
  * SHADOW_MAX of them (the control plane keeps no more). The counters are cumulative, so a lost ping loses nothing.
  *
- * A purge message (contract 6 C) is handed to the response store (core/cache.c) on this thread: the route name
+ * A purge message (docs/admin-api.md, PROTOCOL.md section 3) is handed to the response store (core/cache.c) on this thread: the route name
  * becomes its stable metric id (never handing out a new one), and the store drops that route's entries under the
  * optional upstream path prefix. A route this process never had has nothing stored.
  */

@@ -1,5 +1,5 @@
 /*
- * redis: the shared rate-limit backend (contract 5 section C). One I/O thread per process owns the one hiredis
+ * redis: the shared rate-limit backend (docs/dataplane.md "Rate limiting"). One I/O thread per process owns the one hiredis
  * asynchronous connection and runs a poll() loop over it and an eventfd; workers never touch hiredis.
  *
  * hiredis 0.14 brings neither a timeout for asynchronous calls nor an adapter for our loop, so both live here: the

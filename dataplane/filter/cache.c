@@ -1,5 +1,5 @@
 /*
- * filter/cache: the response cache stage (contract 6 B), after ratelimit and before the proxy, plus the capture the
+ * filter/cache: the response cache stage (docs/dataplane.md "Response cache"), after ratelimit and before the proxy, plus the capture the
  * proxy runs while it streams a miss's response.
  *
  * Only GET and HEAD of a route with policies.cache take part, and only while the snapshot gives the store a budget.

@@ -1,5 +1,5 @@
 /*
- * filter/ratelimit: the rate-limit stage (contract 5 B). It runs after authz, so it knows the enforced endpoint rule
+ * filter/ratelimit: the rate-limit stage (docs/dataplane.md "Rate limiting"). It runs after authz, so it knows the enforced endpoint rule
  * (r->rule) and the principal: the rule's own rate_limits replace the route's (compile/ratelimit.h). Every limit of
  * the set must pass, in order; each one takes its key from the request (client IP, principal, API key, system, the
  * route, or a header), and a limit whose key is absent does not apply. A refusal is 429 rate_limited with Retry-After

@@ -1,4 +1,4 @@
-"""19: rate limiting (CONTRACT5 sections A-C, docs/dataplane.md "Rate limits"): a route's policies.rate_limits with
+"""19: rate limiting (proto/PROTOCOL.md section 5, docs/dataplane.md "Rate limiting"): a route's policies.rate_limits with
 the GCRA semantics (a fresh key allows burst+1 at once, then one per period_s/rate), the 429 `rate_limited` answer
 and its Retry-After / RateLimit-* headers, every kind of key, stacked limits, an endpoint rule's limits replacing the
 route's, the client address behind trusted proxies, the data plane's own login limit, and the redis backend: exact
@@ -273,7 +273,7 @@ def test_stacked_limits_all_must_pass(gateway, pyup):
             break
         allowed += 1
     assert time.monotonic() - t0 < 6.0, "too slow: the 10/min limit (T = 6 s) refilled meanwhile"
-    # 8 in all; 7 when the request the short limit refused used one of the long limit's (the contract says only that
+    # 8 in all; 7 when the request the short limit refused used one of the long limit's (PROTOCOL.md says only that
     # every limit must pass, not whether a refused request counts against the others)
     assert allowed in (7, 8), allowed
     ra, _ = limited(last, limit=10)

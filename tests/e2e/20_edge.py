@@ -1,4 +1,4 @@
-"""20: edge policies (CONTRACT5 sections A and B, docs/dataplane.md "Edge policies"): a route's IP allow and deny
+"""20: edge policies (proto/PROTOCOL.md section 5, docs/dataplane.md "Edge policies"): a route's IP allow and deny
 lists (403 ip_denied; the address behind trusted proxies), the HTTPS redirect (308 to the data plane's TLS listener),
 request limits (413 body, 414 URL, 431 header count and bytes), CORS (a preflight answered by the gateway itself,
 Access-Control-* on the requests of an allowed origin, nothing for the others) and security response headers (on

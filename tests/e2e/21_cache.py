@@ -1,4 +1,4 @@
-"""21: the response cache (CONTRACT6, issue 5: a route's policies.cache, the data plane's `cache` stage, the memory
+"""21: the response cache (docs/dataplane.md "Response cache", issue 5: a route's policies.cache, the data plane's `cache` stage, the memory
 LRU, the purge API and message, the cache metrics).
 
 The upstream is cephalo.CtlUpstream: the test sets each path's status, headers (Cache-Control, ETag, Vary,

@@ -1189,7 +1189,7 @@ class Gateway:
 
 
 def rate_limit(name, key="ip", rate=1, period_s=60, burst=0, **extra):
-    """One item of policies.rate_limits (CONTRACT5 section A)."""
+    """One item of policies.rate_limits (proto/PROTOCOL.md section 5)."""
     return dict({"name": name, "key": key, "rate": rate, "period_s": period_s, "burst": burst}, **extra)
 
 

@@ -205,7 +205,7 @@ static void test_migration_on_existing_0003(void **state)
     assert_stored(db, &cph_store_route_ops, "r",
                   "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/r\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
-    /* refresh_tokens: exactly the contract's columns, in its order */
+    /* refresh_tokens: exactly the columns store_refresh.c relies on, in order */
     cph_db_lock(db);
     assert_int_equal(
         sqlite3_prepare_v2(cph_db_handle(db), "SELECT name FROM pragma_table_info('refresh_tokens') ORDER BY cid", -1, &st, NULL),

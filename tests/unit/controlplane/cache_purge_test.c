@@ -1,5 +1,5 @@
 /*
- * cache_purge_test: the control-plane side of the response cache (CONTRACT6 A and C).
+ * cache_purge_test: the control-plane side of the response cache (PROTOCOL.md sections 3 and 5, docs/admin-api.md).
  *
  * - the purge body checker: hostile bodies (not an object, unknown members, wrong types, reals, null route, a prefix
  *   not starting with '/', not canonical, with a query, NUL, 1 MB strings) refused with the code and pointer;

@@ -1,5 +1,5 @@
 /*
- * policies_test: the control-plane side of the traffic policies (CONTRACT5 A).
+ * policies_test: the control-plane side of the traffic policies (PROTOCOL.md section 5).
  *
  * - migrations/0006_policies.sql applies on a database that already has 0001-0005 and rows: every route gets
  *   policies {} and every rule rate_limits NULL (read back as null), and the columns' CHECKs hold.

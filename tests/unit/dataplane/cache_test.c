@@ -1,5 +1,5 @@
 /*
- * cache_test: core/cache.c, compile/cache.c and filter/cache.c (contract 6). The rules: freshness from s-maxage,
+ * cache_test: core/cache.c, compile/cache.c and filter/cache.c (docs/dataplane.md "Response cache"). The rules: freshness from s-maxage,
  * max-age, Expires - Date and the route's ttl, capped by max_ttl; what forbids storing (status, no-store, private,
  * no-cache, Set-Cookie, Vary: *, no freshness, an authenticated request without public / s-maxage); weak ETag
  * comparison. The store: lookup by route + host + path + Vary values, LRU eviction by bytes, an entry held by a reader

@@ -1,7 +1,7 @@
 /*
  * gcra_test: the GCRA step of core/ratelimit.c and its local table. Exact allow counts over simulated time (10 per
  * second with burst 5 at 1 ms steps), refill, remaining / retry-after / reset values, the 1 ms floor of the tolerance
- * for sub-millisecond intervals, the extremes of the contract's ranges (no overflow, sane answers), two threads
+ * for sub-millisecond intervals, the extremes of the schema's ranges (no overflow, sane answers), two threads
  * hammering one key (the allowed count is exact: the shard lock makes each step atomic), keys kept apart by limit id
  * and by key bytes (long keys included), and bounded memory with eviction of full buckets first. Also the limits'
  * stable stat ids and cephalo_ratelimit_total{route,limit,outcome} summed over workers.

@@ -1,5 +1,5 @@
 /*
- * schema_cache_test: the response-cache members of the snapshot schema (CONTRACT6 A, PROTOCOL.md section 5) and the
+ * schema_cache_test: the response-cache members of the snapshot schema (PROTOCOL.md section 5) and the
  * purge message (PROTOCOL.md section 3).
  *
  * - route "policies.cache": every member at its bounds and one past them, reals, strings, null, unknown members, the

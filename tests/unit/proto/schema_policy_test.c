@@ -788,7 +788,7 @@ static void test_order(void **state)
     json_decref(body);
 }
 
-/* The contract's examples (CONTRACT5 section A) validate as they are written. */
+/* The examples of PROTOCOL.md section 5 validate as they are written. */
 static void test_examples(void **state)
 {
     json_t *body = parse(
