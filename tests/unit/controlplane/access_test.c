@@ -42,16 +42,6 @@ static int setup(void **state)
 
 /* ---------------------------------------------------------------- helpers (all take the lock themselves) */
 
-static void sql(cph_db_t *db, const char *text)
-{
-    char *msg = NULL;
-
-    cph_db_lock(db);
-    if (sqlite3_exec(cph_db_handle(db), text, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("SQL failed: %s (%s)", msg, text);
-    cph_db_unlock(db);
-}
-
 static int64_t count(cph_db_t *db, const char *text)
 {
     sqlite3_stmt *st = NULL;

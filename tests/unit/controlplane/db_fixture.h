@@ -53,4 +53,26 @@ static inline json_t *parse(const char *text)
     return v;
 }
 
+/* Runs SQL the test needs outside the stores (an old schema, a row edited behind the API); a failure fails the test. */
+static inline void sql(cph_db_t *db, const char *text)
+{
+    char *msg = NULL;
+
+    cph_db_lock(db);
+    if (sqlite3_exec(cph_db_handle(db), text, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("SQL failed: %s (%s)", msg, text);
+    cph_db_unlock(db);
+}
+
+/* 1 when the database refuses text (a CHECK or a constraint), 0 when it runs. */
+static inline int sql_refused(cph_db_t *db, const char *text)
+{
+    int rc;
+
+    cph_db_lock(db);
+    rc = sqlite3_exec(cph_db_handle(db), text, NULL, NULL, NULL);
+    cph_db_unlock(db);
+    return rc != SQLITE_OK;
+}
+
 #endif

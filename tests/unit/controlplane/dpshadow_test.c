@@ -20,20 +20,7 @@
 #include <cmocka.h>
 #include "controlplane/dpserver.h"
 #include "controlplane/dpserver_internal.h"
-
-#define EPOCH "0123456789abcdef0123456789abcdef"
-#define WAIT_MS 5000
-
-typedef struct st_fixture_t {
-    char dir[64];
-    char path[100];
-    cph_dpserver_t *s;
-} fixture_t;
-
-typedef struct st_dp_t {
-    int fd;
-    cph_frame_reader_t r;
-} dp_t;
+#include "dp_fixture.h"
 
 static json_t *parse(const char *text)
 {
@@ -115,92 +102,12 @@ static void test_parse_cap(void **state)
 
 /* ---------------------------------------------------------------- server */
 
-static uint64_t now_ms(void)
+/* A data plane connected with nothing applied. */
+static void dp_hello_none(dp_t *dp, const char *path, const char *id)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    cph_error_t err;
-
-    strcpy(f->dir, "/tmp/cph-dpshadow-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/cp.sock", f->dir);
-    assert_non_null(f->s = cph_dpserver_start(f->path, EPOCH, 1000, &err));
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-
-    cph_dpserver_stop(f->s);
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static void dp_send(dp_t *dp, json_t *msg)
-{
-    cph_error_t err;
-    char *buf;
-    size_t len;
-
-    assert_int_equal(cph_frame_encode(msg, CPH_FRAME_MAX_DEFAULT, &buf, &len, &err), 0);
-    assert_int_equal(send(dp->fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-    free(buf);
-    json_decref(msg);
-}
-
-/* The next frame, asserted to be of type (caller decrefs). */
-static json_t *dp_expect(dp_t *dp, const char *type)
-{
-    uint64_t deadline = now_ms() + WAIT_MS;
-    cph_error_t err;
-    char buf[65536];
-    json_t *msg;
-
-    for (;;) {
-        int r = cph_frame_reader_next(&dp->r, &msg, &err);
-        struct pollfd pfd = {dp->fd, POLLIN, 0};
-        uint64_t now = now_ms();
-        ssize_t n;
-        assert_int_not_equal(r, -1);
-        if (r == 1) {
-            assert_string_equal(json_string_value(json_object_get(msg, "type")), type);
-            return msg;
-        }
-        assert_true(now < deadline && poll(&pfd, 1, (int)(deadline - now)) == 1);
-        n = recv(dp->fd, buf, sizeof(buf), 0);
-        assert_true(n > 0 || (n < 0 && errno == EINTR));
-        if (n > 0)
-            cph_frame_reader_feed(&dp->r, buf, (size_t)n);
-    }
-}
-
-static void dp_hello(dp_t *dp, const char *path, const char *id)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     cph_applied_t none = {.source = "none"};
 
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    assert_true((dp->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
-    assert_int_equal(connect(dp->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cph_frame_reader_init(&dp->r, CPH_FRAME_MAX_DEFAULT);
-    dp_send(dp, cph_msg_hello(id, "host", 1, "test/1", &none));
-    json_decref(dp_expect(dp, "welcome"));
-}
-
-static void dp_close(dp_t *dp)
-{
-    close(dp->fd);
-    cph_frame_reader_dispose(&dp->r);
+    dp_hello(dp, path, id, &none);
 }
 
 /* A ping with "shadow" set to the JSON text (NULL: no member); returns once its pong is in, so the server has it. */
@@ -233,8 +140,8 @@ static void test_sum_over_connected(void **state)
     dp_t a, b;
 
     assert_sum(f->s, "{\"endpoints\": []}");
-    dp_hello(&a, f->path, "dp-a");
-    dp_hello(&b, f->path, "dp-b");
+    dp_hello_none(&a, f->path, "dp-a");
+    dp_hello_none(&b, f->path, "dp-b");
     dp_ping_shadow(&a, 1, "{\"9\": [5, 0], \"7\": [1, 2], \"x\": [1, 1]}");
     dp_ping_shadow(&b, 1, "{\"7\": [10, 20], \"11\": [0, 3]}");
     assert_sum(f->s, "{\"endpoints\": [{\"id\": 7, \"would_allow\": 11, \"would_deny\": 22},"
@@ -267,8 +174,8 @@ static void test_sum_saturates(void **state)
     fixture_t *f = *state;
     dp_t a, b;
 
-    dp_hello(&a, f->path, "dp-a");
-    dp_hello(&b, f->path, "dp-b");
+    dp_hello_none(&a, f->path, "dp-a");
+    dp_hello_none(&b, f->path, "dp-b");
     dp_ping_shadow(&a, 1, "{\"1\": [9223372036854775807, 1]}");
     dp_ping_shadow(&b, 1, "{\"1\": [9223372036854775807, 2]}");
     assert_sum(f->s, "{\"endpoints\": [{\"id\": 1, \"would_allow\": 9223372036854775807, \"would_deny\": 3}]}");
@@ -282,10 +189,10 @@ static void test_new_session_starts_empty(void **state)
     fixture_t *f = *state;
     dp_t a, a2;
 
-    dp_hello(&a, f->path, "dp-a");
+    dp_hello_none(&a, f->path, "dp-a");
     dp_ping_shadow(&a, 1, "{\"4\": [1, 0]}");
     assert_sum(f->s, "{\"endpoints\": [{\"id\": 4, \"would_allow\": 1, \"would_deny\": 0}]}");
-    dp_hello(&a2, f->path, "dp-a"); /* the newer session wins */
+    dp_hello_none(&a2, f->path, "dp-a"); /* the newer session wins */
     assert_sum(f->s, "{\"endpoints\": []}");
     dp_ping_shadow(&a2, 1, "{\"4\": [3, 0]}");
     assert_sum(f->s, "{\"endpoints\": [{\"id\": 4, \"would_allow\": 3, \"would_deny\": 0}]}");

@@ -35,26 +35,6 @@ static int setup(void **state)
 
 /* ---------------------------------------------------------------- helpers (all take the lock themselves) */
 
-static void sql(cph_db_t *db, const char *text)
-{
-    char *msg = NULL;
-
-    cph_db_lock(db);
-    if (sqlite3_exec(cph_db_handle(db), text, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("SQL failed: %s (%s)", msg, text);
-    cph_db_unlock(db);
-}
-
-static int sql_refused(cph_db_t *db, const char *text)
-{
-    int rc;
-
-    cph_db_lock(db);
-    rc = sqlite3_exec(cph_db_handle(db), text, NULL, NULL, NULL);
-    cph_db_unlock(db);
-    return rc != SQLITE_OK;
-}
-
 static json_t *norm(const cph_store_ops_t *ops, const char *text, cph_error_t *err)
 {
     json_t *in = parse(text), *out = ops->normalize(in, err);

@@ -20,15 +20,6 @@
 #define NOW 1900000000
 #define TTL 1209600
 
-static void sql(cph_db_t *db, const char *text)
-{
-    cph_error_t err;
-
-    cph_db_lock(db);
-    assert_int_equal(cph_db_exec(db, text, &err), 0);
-    cph_db_unlock(db);
-}
-
 static int64_t scalar(cph_db_t *db, const char *text, const char *arg)
 {
     sqlite3_stmt *st = NULL;
