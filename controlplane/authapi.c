@@ -35,6 +35,7 @@
 #include "controlplane/signing.h"
 #include "controlplane/store.h"
 #include "controlplane/store_refresh.h"
+#include "controlplane/store_revocation.h"
 #include "controlplane/token.h"
 #include "proto/log.h"
 
@@ -371,6 +372,21 @@ Exit:
 
 /* ---------------------------------------------------------------- issuing */
 
+/*
+ * The iat of a token issued now: past the user's revocation, whose `before` refuses every token with iat <= before.
+ * A change and a login in the same second (time() is a coarse clock, so even "the next second" by another clock may
+ * still read the same) would otherwise give a token the data planes refuse; one second ahead is within any leeway.
+ */
+static int64_t iat_after_revocation(cph_db_t *db, int64_t user_id, int64_t now)
+{
+    int64_t before;
+
+    cph_db_lock(db);
+    before = cph_store_revocation_user_before(db, user_id);
+    cph_db_unlock(db);
+    return before >= now ? before + 1 : now;
+}
+
 /* Signs the access token for user_id in system_id with jti and answers 200 with it and refresh. */
 static void answer_pair(ctx_t *ctx, int64_t user_id, int64_t system_id, const char *jti, const char *refresh, int64_t now)
 {
@@ -392,6 +408,7 @@ static void answer_pair(ctx_t *ctx, int64_t user_id, int64_t system_id, const ch
     c.roles = p.roles;
     c.groups = p.groups;
     c.superuser = p.superuser;
+    now = iat_after_revocation(ctx->a->db, user_id, now);
     if (cph_token_issue(&p.key, &c, jti, now, cph_settings_auth()->access_ttl_s, &access, &err) != 0)
         fail(ctx, 500, "internal", "internal error");
     else

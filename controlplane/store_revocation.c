@@ -53,6 +53,23 @@ int cph_store_revocation_user(cph_db_t *db, int64_t user_id, int64_t before, cph
     return upsert(db, "user", subject, before, err);
 }
 
+int64_t cph_store_revocation_user_before(cph_db_t *db, int64_t user_id)
+{
+    sqlite3_stmt *st = NULL;
+    char subject[24];
+    int64_t before = -1;
+
+    snprintf(subject, sizeof(subject), "%lld", (long long)user_id);
+    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT until_or_before FROM revocations WHERE kind = 'user' AND subject = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, subject, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        before = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return before;
+}
+
 int cph_store_revocation_token(cph_db_t *db, const char *jti, int64_t exp, cph_error_t *err)
 {
     size_t len = jti != NULL ? strlen(jti) : 0;

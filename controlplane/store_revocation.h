@@ -20,6 +20,11 @@
  */
 int cph_store_revocation_user(cph_db_t *db, int64_t user_id, int64_t before, cph_error_t *err);
 /**
+ * The `before` of user_id's entry, or -1 when there is none (or on an error). Caller holds the lock; no transaction
+ * needed. The auth API issues tokens with an iat past it, so a login right after a change is never refused.
+ */
+int64_t cph_store_revocation_user_before(cph_db_t *db, int64_t user_id);
+/**
  * Refuses the access token jti (1 to 128 of [A-Za-z0-9_-], else err {invalid}) until exp (unix seconds; keeps the
  * later exp when there is an entry). -1 err {invalid} or {internal}.
  */

@@ -367,6 +367,8 @@ static void test_revocations(void **state)
     assert_int_equal(cph_store_revocation_user(db, 10, now - 50, &err), 0); /* an older cut-off never narrows it */
     assert_int_equal(cph_store_revocation_user(db, 9, now - max, &err), 0);
     assert_int_equal(cph_store_revocation_user(db, 2, now - max - 1, &err), 0);
+    assert_int_equal(cph_store_revocation_user_before(db, 10), now - 5); /* what the auth API issues past */
+    assert_int_equal(cph_store_revocation_user_before(db, 11), -1);
     assert_int_equal(cph_store_revocation_token(db, "b-_9", now - 300, &err), 0);
     assert_int_equal(cph_store_revocation_token(db, "B", now - 301, &err), 0);
     assert_int_equal(cph_store_revocation_token(db, "a", now + 100, &err), 0);
