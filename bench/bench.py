@@ -35,6 +35,9 @@ import time
 from scenarios import SCENARIOS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from ports import free_port  # noqa: E402  (the tests' allocator: below the ephemeral range)
+
 BENCH = os.path.join(ROOT, "bench")
 BIN = os.path.join(ROOT, "build", "bin")  # --bin-dir changes it
 MIGRATIONS = os.path.join(ROOT, "migrations")  # --migrations changes it
@@ -190,15 +193,7 @@ def rss_kib(pid):
 
 
 def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind((HOST, 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+    return [free_port() for _ in range(n)]
 
 
 def render(template, out, values):

@@ -24,17 +24,11 @@ SOURCE_DIR = os.environ.get("CEPHALO_SOURCE_DIR") or os.path.dirname(os.path.dir
 BIN_DIR = os.environ.get("CEPHALO_BIN_DIR") or os.path.join(SOURCE_DIR, "build-asan", "bin")
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "upstream"))
 import demo_upstream  # noqa: E402
+from ports import free_port  # noqa: E402,F401
 
 STARTUP_S = 20.0  # sanitized binaries start slower
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
 ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
-
-
-def free_port():
-    """A loopback TCP port that was free a moment ago (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(pred, timeout, what, interval=0.02, proc=None):
