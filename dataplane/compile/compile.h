@@ -27,6 +27,13 @@ int cph_ratelimit_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t 
  * snap->cache_max_bytes (default 64 MiB). Runs after cph_router_compile.
  */
 int cph_cache_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/**
+ * routes' policies.timeouts and policies.retries -> the route's timeout and retry fields, defaults filled in from
+ * the route's service (also for snap->auth_api_route). Runs after cph_builtin_compile.
+ */
+int cph_upstream_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** routes' policies.websocket -> route->websocket (core/websocket.h), gateway.websocket -> snap->ws_drain_grace_ms. */
+int cph_websocket_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** auth.api -> snap->auth_api_route: a route + service (own arena copies) forwarding /auth/{login,refresh,logout}. */
 int cph_builtin_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 

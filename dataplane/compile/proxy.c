@@ -12,6 +12,7 @@
 #include <string.h>
 #include "dataplane/compile/compile.h"
 #include "dataplane/core/stats.h"
+#include "dataplane/core/target.h"
 #include "dataplane/core/upstream.h"
 
 #define MODULE "dp/compile/proxy"
@@ -85,7 +86,12 @@ static int compile_service(cph_snapshot_t *snap, cph_service_t *svc, const json_
         }
         svc->targets[t].weight =
             json_is_integer(weight) && json_integer_value(weight) > 0 ? (uint32_t)json_integer_value(weight) : 1;
+        svc->targets[t].index = (uint32_t)t;
+        svc->targets[t].state = cph_target_state_get(svc->name, svc->targets[t].authority.base);
     }
+    svc->state = cph_service_state_get(svc->name);
+    svc->max_requests = 1024;
+    svc->max_pending = 1024;
     return 0;
 }
 

@@ -22,9 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 #include "proto/log.h"
+#include "dataplane/core/balance.h"
 #include "dataplane/core/pipeline.h"
 #include "dataplane/core/redis.h"
 #include "dataplane/core/server.h"
+#include "dataplane/core/websocket.h"
 #include "dataplane/compile/edge.h"
 #include "dataplane/filter/filter.h"
 
@@ -332,8 +334,10 @@ static void worker_dispose(cph_worker_t *w)
     h2o_evloop_t *loop = w->ctx.loop;
 
     close_listeners(w);
+    cph_websocket_worker_dispose(w);
     cph_proxy_worker_dispose(w);
     cph_redis_worker_dispose(w);
+    cph_balance_worker_free(w->balance);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->swap_receiver);
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->signal_receiver);
     /* the drain can end before h2o's one-second GOAWAY resend fires; h2o_context_dispose asserts on linked entries */
@@ -381,6 +385,7 @@ static void on_swap(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messag
         h2o_linklist_unlink(&msg->super.link);
         cph_snapshot_t *old = w->snap;
         w->snap = msg->snap; /* the reference taken for this worker by cph_server_publish() */
+        cph_websocket_on_swap(w, w->snap);
         if (old != NULL)
             cph_snapshot_release(old);
         cph_worker_note_t *note = calloc(1, sizeof(*note));
@@ -433,8 +438,10 @@ static void *worker_main(void *arg)
     h2o_context_init(&w->ctx, h2o_evloop_create(), &s->globalconf);
     h2o_multithread_register_receiver(w->ctx.queue, &w->swap_receiver, on_swap);
     h2o_multithread_register_receiver(w->ctx.queue, &w->signal_receiver, on_signal);
+    w->balance = cph_balance_worker_new();
     cph_proxy_worker_init(w);
     cph_redis_worker_init(w);
+    cph_websocket_worker_init(w);
     for (int i = 0; i < 2; i++)
         if (s->fds[w->id * 2 + i] != -1)
             add_listener(w, s->fds[w->id * 2 + i], i == 1 ? s->ssl_ctx : NULL);

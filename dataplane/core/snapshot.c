@@ -49,7 +49,8 @@ cph_snapshot_t *cph_snapshot_build(const json_t *body, const char *epoch, uint64
     if (cph_proxy_compile(snap, body, err) != 0 || cph_router_compile(snap, body, err) != 0 ||
         cph_auth_compile(snap, body, err) != 0 || cph_authz_compile(snap, body, err) != 0 ||
         cph_builtin_compile(snap, body, err) != 0 || cph_edge_compile(snap, body, err) != 0 ||
-        cph_ratelimit_compile(snap, body, err) != 0 || cph_cache_compile(snap, body, err) != 0) {
+        cph_ratelimit_compile(snap, body, err) != 0 || cph_cache_compile(snap, body, err) != 0 ||
+        cph_upstream_compile(snap, body, err) != 0 || cph_websocket_compile(snap, body, err) != 0) {
         snapshot_free(snap);
         return NULL;
     }

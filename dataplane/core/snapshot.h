@@ -27,7 +27,29 @@ typedef struct st_cph_target_t {
     h2o_iovec_t authority; /* "host:port" for the upstream Host header */
     uint32_t weight;
     uint32_t pool_id;  /* stable id of the upstream socket pool for host:port (survives swaps) */
+    uint32_t index;    /* position in service->targets */
+    struct st_cph_target_state_t *state; /* health, breaker, in-flight count: per (service, authority), survives swaps */
 } cph_target_t;
+
+/** Service policies.lb.policy (core/balance.h). */
+typedef enum en_cph_lb_policy_t {
+    CPH_LB_ROUND_ROBIN = 0, /* smooth weighted round robin */
+    CPH_LB_LEAST_CONN,      /* fewest in-flight per weight, across the DP's workers */
+    CPH_LB_RANDOM,          /* power of two weighted choices */
+    CPH_LB_CONSISTENT_HASH  /* Maglev table */
+} cph_lb_policy_t;
+
+/** Service policies.lb.hash_on, for CPH_LB_CONSISTENT_HASH. */
+typedef enum en_cph_hash_on_t { CPH_HASH_ON_IP = 0, CPH_HASH_ON_PRINCIPAL, CPH_HASH_ON_HEADER } cph_hash_on_t;
+
+/** Service policies.health_check (core/health.h); absent = no active checks. */
+typedef struct st_cph_health_check_t {
+    const char *path;
+    uint64_t interval_ms, timeout_ms;
+    uint32_t healthy_threshold, unhealthy_threshold;
+    uint16_t *expected_statuses;
+    size_t num_expected_statuses;
+} cph_health_check_t;
 
 typedef struct st_cph_service_t {
     const char *name;
@@ -35,8 +57,22 @@ typedef struct st_cph_service_t {
     uint32_t metric_id; /* stable id for per-service counters (cph_stats_service_id) */
     cph_target_t *targets;
     size_t num_targets;
-    uint64_t timeout_ms; /* upstream I/O timeout: an expiry answers 504 */
+    uint64_t timeout_ms; /* upstream I/O timeout: the default first-byte and idle timeouts; an expiry answers 504 */
     const char *system;  /* the system code the service belongs to, or NULL (decision step 4 skipped) */
+    /* policies.lb */
+    cph_lb_policy_t lb;
+    cph_hash_on_t hash_on;
+    h2o_iovec_t hash_header;  /* lower-case header name for CPH_HASH_ON_HEADER */
+    const uint32_t *maglev;   /* consistent hash: target index per slot, or NULL */
+    size_t maglev_size;       /* a prime */
+    /* policies.outlier */
+    uint32_t outlier_consecutive_failures; /* 0 = passive detection off */
+    uint64_t outlier_base_ejection_ms, outlier_max_ejection_ms;
+    uint32_t outlier_max_ejection_percent;
+    /* policies.limits */
+    uint32_t max_requests, max_pending;
+    const cph_health_check_t *health_check; /* NULL = no active checks */
+    struct st_cph_service_state_t *state;   /* in-flight and retry counters per service name, survives swaps */
 } cph_service_t;
 
 /* ---- compiled routes (compile/router.c) ---- */
@@ -63,6 +99,14 @@ typedef struct st_cph_route_t {
     const struct st_cph_edge_route_t *edge;      /* policies: IP lists, CORS, security headers, limits (compile/edge.c) */
     const struct st_cph_rl_set_t *rate_limits;   /* policies.rate_limits (compile/ratelimit.c); NULL = none */
     const struct st_cph_cache_policy_t *cache;   /* policies.cache (compile/cache.h); NULL = no caching */
+    /* policies.timeouts (0 in total_timeout_ms = none); defaults filled in from the service */
+    uint64_t connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms, total_timeout_ms;
+    /* policies.retries */
+    uint32_t retry_max;
+    uint16_t *retry_statuses;
+    size_t num_retry_statuses;
+    uint32_t retry_budget_percent, retry_min_concurrent;
+    const struct st_cph_ws_policy_t *websocket; /* policies.websocket (core/websocket.h); NULL = not tunnelled */
 } cph_route_t;
 
 /** Route matcher; opaque, built by cph_router_compile (compile/router.c). */
@@ -89,6 +133,8 @@ typedef struct st_cph_snapshot_t {
     struct st_cph_edge_t *edge;     /* body gateway: global IP lists and limits (compile/edge.c) */
     struct st_cph_rl_t *ratelimit;  /* endpoint rules' rate limits, login limit, redis config (compile/ratelimit.c) */
     uint64_t cache_max_bytes;       /* gateway.cache.max_bytes: the response store's budget, 0 = off (compile/cache.c) */
+    int cache_redis;                /* gateway.cache.backend is "redis" */
+    uint64_t ws_drain_grace_ms;     /* gateway.websocket.drain_grace_ms (core/websocket.h) */
     /* the built-in route to the control plane's auth API (body auth.api; compile/builtin.c), or NULL when unset */
     const cph_route_t *auth_api_route;
 } cph_snapshot_t;

@@ -37,6 +37,11 @@ int cph_authz_on_req(cph_req_t *r);
  */
 int cph_ratelimit_on_req(cph_req_t *r);
 /**
+ * An HTTP/1.1 `Upgrade: websocket` request of a route with policies.websocket becomes a tunnel to a target of the
+ * service (core/websocket.h); any other request passes on (the proxy drops Upgrade headers).
+ */
+int cph_websocket_on_req(cph_req_t *r);
+/**
  * The response cache (docs/dataplane.md "Response cache"): for GET/HEAD of a route with policies.cache, answers a
  * fresh stored response (X-Cache: HIT, Age; 304 on a matching If-None-Match) or marks the miss (X-Cache: MISS) and
  * passes on; a route without the policy costs one pointer test.
