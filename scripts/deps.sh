@@ -9,7 +9,7 @@ PACKAGES=(
     build-essential cmake pkg-config
     libh2o-evloop-dev libjansson-dev libsqlite3-dev libmicrohttpd-dev libssl-dev libcmocka-dev libargon2-dev libjwt-dev libcurl4-openssl-dev
     libhiredis-dev redis-server
-    python3-pytest python3-h2 python3-cryptography python3-jwt nginx-light curl openssl ca-certificates
+    python3-pytest python3-h2 python3-cryptography python3-jwt python3-websockets nginx-light curl openssl ca-certificates
     wrk nghttp2-client
 )
 
