@@ -132,7 +132,9 @@ int cph_applied_from_json(const json_t *obj, cph_applied_t *out);
  * parseable http://host:port, route paths canonical (cph_path_canonicalize() returns them unchanged), and the
  * optional access members (auth, groups, endpoints, api_keys, revoked: caps, syntax, uniqueness, every endpoint's
  * service defined, endpoint paths as cph_endpoint_pattern_check()), and the traffic policies (route "policies",
- * endpoint "rate_limits", top-level "gateway": rate limits, CORS, security headers, limits, CIDR lists, cache).
+ * endpoint "rate_limits", top-level "gateway": rate limits, CORS, security headers, limits, CIDR lists, cache,
+ * upstream timeouts, retries, websocket tunnels, the websocket drain grace), and a service's "policies" (load
+ * balancing, health checks, outlier ejection, concurrency limits).
  * Returns 0, or -1 with err->path a JSON pointer to the first offending value.
  */
 int cph_snapshot_validate(const json_t *body, cph_error_t *err);
@@ -143,6 +145,14 @@ int cph_snapshot_validate(const json_t *body, cph_error_t *err);
  */
 int cph_schema_validate_service(const json_t *service, cph_error_t *err);
 int cph_schema_validate_route(const json_t *route, cph_error_t *err);
+
+/**
+ * Validates a service's "policies" object on its own (PROTOCOL.md section 5, "service policies": lb, health_check,
+ * outlier, limits), exactly as cph_snapshot_validate() would inside a service. at_prefix is the JSON pointer the
+ * object is reported at ("/policies" for an admin body, NULL or "" for the object itself); every error path starts
+ * with it ("/policies/lb/policy"). Not an object is "invalid" at at_prefix. Returns 0, or -1 with err filled.
+ */
+int cph_schema_validate_service_policies(const json_t *policies, const char *at_prefix, cph_error_t *err);
 
 /* ---------------------------------------------------------------- endpoint path patterns */
 

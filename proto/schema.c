@@ -10,11 +10,12 @@
  * spelling. The /auth path prefix belongs to the data plane's built-in routes, so no route may claim it.
  *
  * Errors name the first offending value with a JSON pointer. Values are checked in document order: the top level,
- * then each service (its members in the order of the table in PROTOCOL.md, unknown members first), then each route
- * (its "policies" last: proto/schema_policy.c), then each key, then the access members (auth, groups, endpoints,
- * api_keys, revoked: proto/schema_access.c), then "gateway" (schema_policy.c) - the other files share the generic
- * checks below through proto/schema_internal.h; a duplicate name points at the later occurrence. A missing member is
- * reported at the pointer it would have.
+ * then each service (its members in the order of the table in PROTOCOL.md, unknown members first, its "policies"
+ * last: proto/schema_service.c), then each route (its "policies" last: proto/schema_policy.c, whose upstream members
+ * are proto/schema_upstream.c's), then each key, then the access members (auth, groups, endpoints, api_keys,
+ * revoked: proto/schema_access.c), then "gateway" (schema_policy.c) - the other files share the generic checks below
+ * through proto/schema_internal.h; a duplicate name points at the later occurrence. A missing member is reported at
+ * the pointer it would have.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@
 #define RSA_N_MAX 512           /* 4096 bits */
 #define RESERVED_PREFIX "/auth" /* the data plane's built-in routes (PROTOCOL.md section 5) */
 
-static const char *const service_members[] = {"name", "targets", "timeout_ms", "system", NULL};
+static const char *const service_members[] = {"name", "targets", "timeout_ms", "system", "policies", NULL};
 static const char *const target_members[] = {"url", "weight", NULL};
 static const char *const route_members[] = {"name",         "service",        "paths",    "hosts", "methods",
                                             "strip_prefix", "default_access", "policies", NULL};
@@ -266,6 +267,29 @@ int cph_schema_get_array(const json_t *obj, const char *base, const char *key, i
     return 0;
 }
 
+int cph_schema_check_int_list(const json_t *obj, const char *base, const char *key, size_t min, size_t max, json_int_t lo,
+                              json_int_t hi, cph_error_t *err)
+{
+    const json_t *list;
+    char pa[256], p[256];
+
+    if (cph_schema_get_array(obj, base, key, 0, min, max, &list, err) != 0)
+        return -1;
+    cph_schema_at_key(pa, base, key);
+    for (size_t i = 0; list != NULL && i != json_array_size(list); ++i) {
+        const json_t *v = json_array_get(list, i);
+        cph_schema_at_index(p, pa, i);
+        if (!json_is_integer(v))
+            return cph_schema_wrong_type(err, p, v, "an integer");
+        if (json_integer_value(v) < lo || json_integer_value(v) > hi)
+            return cph_error_set(err, "invalid", p, "must be between %" JSON_INTEGER_FORMAT " and %" JSON_INTEGER_FORMAT, lo, hi);
+        for (size_t j = 0; j != i; ++j)
+            if (json_integer_value(json_array_get(list, j)) == json_integer_value(v))
+                return cph_error_set(err, "duplicate", p, "this value is listed twice");
+    }
+    return 0;
+}
+
 int cph_schema_valid_name(const char *s, size_t len)
 {
     size_t i;
@@ -356,10 +380,11 @@ static int validate_service_at(const json_t *svc, const char *base, cph_error_t 
     for (i = 0; i != json_array_size(targets); ++i)
         if (check_target(json_array_get(targets, i), cph_schema_at_index(p, pt, i), err) != 0)
             return -1;
-    if (cph_schema_check_int_member(svc, base, "timeout_ms", 0, 1, TIMEOUT_MS_MAX, err) != 0)
+    if (cph_schema_check_int_member(svc, base, "timeout_ms", 0, 1, TIMEOUT_MS_MAX, err) != 0 ||
+        cph_schema_check_string_member(svc, base, "system", 0, 1, cph_schema_valid_code,
+                                       "null or a system code: 1 to 64 of a-z 0-9 _ -", err) != 0)
         return -1;
-    return cph_schema_check_string_member(svc, base, "system", 0, 1, cph_schema_valid_code,
-                                          "null or a system code: 1 to 64 of a-z 0-9 _ -", err);
+    return cph_schema_service_check_policies(svc, base, err);
 }
 
 int cph_schema_validate_service(const json_t *service, cph_error_t *err)

@@ -1,7 +1,8 @@
 /*
  * schema_internal: the generic checks of the snapshot schema, shared by proto/schema.c (services, routes, keys),
- * proto/schema_access.c (auth, groups, endpoints, api_keys, revoked) and proto/schema_policy.c (route policies,
- * endpoint rate_limits, gateway). Not part of proto's public API: only these three files include it.
+ * proto/schema_access.c (auth, groups, endpoints, api_keys, revoked), proto/schema_policy.c (route policies,
+ * endpoint rate_limits, gateway), proto/schema_service.c (a service's policies) and proto/schema_upstream.c (a
+ * route's timeouts, retries and websocket policies). Not part of proto's public API: only these files include it.
  *
  * Conventions of every check: `base` is the JSON pointer of the object holding the member, errors are reported at
  * base + "/" + key (pointer buffers are 256 bytes, like cph_error_t.path), and a check returns 0, or -1 with err
@@ -46,6 +47,12 @@ int cph_schema_check_enum_member(const json_t *obj, const char *base, const char
  */
 int cph_schema_check_string_member(const json_t *obj, const char *base, const char *key, int required, int nullable,
                                    int (*rule)(const char *s, size_t len), const char *rule_text, cph_error_t *err);
+/**
+ * An optional array member of min to max integers, each within [lo, hi] and different from every earlier one
+ * ("duplicate" at the later element); lists are small (the caller's max bounds the quadratic scan).
+ */
+int cph_schema_check_int_list(const json_t *obj, const char *base, const char *key, size_t min, size_t max, json_int_t lo,
+                              json_int_t hi, cph_error_t *err);
 /** A required member holding a name (see cph_schema_valid_name). */
 int cph_schema_check_name_member(const json_t *obj, const char *base, const char *key, cph_error_t *err);
 
@@ -55,6 +62,9 @@ int cph_schema_valid_name(const char *s, size_t len);
 int cph_schema_valid_code(const char *s, size_t len);
 /** A target URL: http://HOST:PORT or http://HOST:PORT/ (PROTOCOL.md section 5), at most 255 bytes. */
 int cph_schema_valid_target_url(const char *s, size_t len);
+
+/** A header name: 1-64 bytes of RFC 9110 token characters in lower case (CORS lists, "header:<name>" keys). */
+int cph_schema_valid_header_name(const char *s, size_t len);
 
 /** The top-level access members' types and caps (auth, groups, endpoints, api_keys, revoked), in that order. */
 int cph_schema_access_check_top(const json_t *body, cph_error_t *err);
@@ -69,11 +79,25 @@ int cph_schema_access_check(const json_t *body, const json_t *services, cph_erro
  * order (PROTOCOL.md section 5, "rate limit"), names unique within the list ("duplicate" at the later "name").
  */
 int cph_schema_policy_check_rate_limits(const json_t *obj, const char *base, cph_error_t *err);
+/**
+ * An array member of origins (PROTOCOL.md section 5, "origin"), min to 64 of them, unique ("duplicate" at the later
+ * element), or the single value "*" ("*" among other origins is "invalid" at the "*"); shared by CORS and websocket.
+ */
+int cph_schema_policy_check_origins(const json_t *obj, const char *base, const char *key, int required, size_t min,
+                                    cph_error_t *err);
 /** The optional "policies" member of the route at base (run after the route's other members). */
 int cph_schema_policy_check_route(const json_t *route, const char *base, cph_error_t *err);
 /** The type of the optional top-level "gateway" (an object), checked after the access members' types and caps. */
 int cph_schema_policy_check_gateway_top(const json_t *body, cph_error_t *err);
 /** The content of "gateway", checked last of the body (after "revoked"); runs after cph_schema_policy_check_gateway_top(). */
 int cph_schema_policy_check_gateway(const json_t *body, cph_error_t *err);
+
+/**
+ * The upstream members of a route's policies object pol (at base): "timeouts", "retries", "websocket", in that order
+ * (proto/schema_upstream.c; run after the other policies members).
+ */
+int cph_schema_upstream_check_route(const json_t *pol, const char *base, cph_error_t *err);
+/** The optional "policies" member of the service at base (proto/schema_service.c; run after its other members). */
+int cph_schema_service_check_policies(const json_t *service, const char *base, cph_error_t *err);
 
 #endif

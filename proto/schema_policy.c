@@ -3,9 +3,10 @@
  * route's "policies" (rate limits, CORS, security headers, request limits, IP lists, the HTTPS redirect, the response
  * cache), an endpoint rule's "rate_limits" (the same limits, replacing the route's for requests the rule matched) and
  * the top-level "gateway" (client-IP hops, global IP lists and limits, Redis, the login limit, the cache's memory
- * budget). proto/schema.c calls in here for a route (after its other members) and for the body (the type of "gateway"
- * after the access members' types, its content last of all); proto/schema_access.c calls in for an endpoint's
- * "rate_limits".
+ * budget and backend, the websocket drain grace). A route's upstream members (timeouts, retries, websocket) are
+ * proto/schema_upstream.c's, checked after "cache". proto/schema.c calls in here for a route (after its other members) and for the
+ * body (the type of "gateway" after the access members' types, its content last of all); proto/schema_access.c calls in for an
+ * endpoint's "rate_limits".
  *
  * Everything is optional, so an older body still validates, and as strict as the rest of the schema: unknown members
  * are refused, integers are range-checked and never reals, every list's cap is checked before its elements. Values
@@ -40,19 +41,22 @@
 #define CACHE_TTL_S_MAX 31536000          /* one year: ttl_s and max_ttl_s */
 #define CACHE_BODY_BYTES_MAX 67108864     /* a cached response's body */
 #define CACHE_MAX_BYTES_MAX 17179869184LL /* gateway.cache.max_bytes: 16 GiB per data plane */
+#define WS_DRAIN_GRACE_MS_MAX 3600000     /* gateway.websocket.drain_grace_ms */
 
-static const char *const policies_members[] = {
-    "rate_limits", "cors", "security_headers", "limits", "ip_allow", "ip_deny", "https_redirect", "cache", NULL};
+static const char *const policies_members[] = {"rate_limits",    "cors",  "security_headers", "limits",  "ip_allow",  "ip_deny",
+                                               "https_redirect", "cache", "timeouts",         "retries", "websocket", NULL};
 static const char *const rate_limit_members[] = {"name",    "key",      "rate",    "period_s", "burst",
                                                  "backend", "on_error", "headers", NULL};
 static const char *const cors_members[] = {"origins", "methods", "headers", "expose_headers", "credentials", "max_age_s", NULL};
 static const char *const security_members[] = {"hsts_max_age_s", "hsts_subdomains", "content_type_options",
                                                "frame_options",  "referrer_policy", NULL};
 static const char *const limits_members[] = {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes", NULL};
-static const char *const gateway_members[] = {"trusted_proxy_hops", "ip_allow", "ip_deny", "limits", "redis",
-                                              "login_rate_limit",   "cache",    NULL};
+static const char *const gateway_members[] = {"trusted_proxy_hops", "ip_allow", "ip_deny",   "limits", "redis",
+                                              "login_rate_limit",   "cache",    "websocket", NULL};
 static const char *const cache_members[] = {"ttl_s", "max_ttl_s", "max_body_bytes", "share_authenticated", NULL};
-static const char *const gateway_cache_members[] = {"max_bytes", NULL};
+static const char *const gateway_cache_members[] = {"max_bytes", "backend", NULL};
+static const char *const cache_backend_values[] = {"memory", "redis", NULL};
+static const char *const gateway_websocket_members[] = {"drain_grace_ms", NULL};
 static const char *const redis_members[] = {"host", "port", "db", "timeout_ms", NULL};
 static const char *const login_members[] = {"rate", "period_s", "burst", NULL};
 static const char *const key_values[] = {"ip", "principal", "api_key", "system", "route", NULL};
@@ -72,7 +76,7 @@ static const char *const referrer_values[] = {"no-referrer",
 /* ---------------------------------------------------------------- string rules */
 
 /* A header name as the data plane compares it: 1-64 bytes of RFC 9110 token characters, lower case. */
-static int valid_header_name(const char *s, size_t len)
+int cph_schema_valid_header_name(const char *s, size_t len)
 {
     if (len < 1 || len > HEADER_NAME_MAX)
         return 0;
@@ -88,7 +92,7 @@ static int valid_limit_key(const char *s, size_t len)
     size_t plen = sizeof(KEY_HEADER_PREFIX) - 1;
 
     if (len > plen && memcmp(s, KEY_HEADER_PREFIX, plen) == 0)
-        return valid_header_name(s + plen, len - plen);
+        return cph_schema_valid_header_name(s + plen, len - plen);
     for (size_t i = 0; key_values[i] != NULL; ++i)
         if (strlen(key_values[i]) == len && memcmp(key_values[i], s, len) == 0)
             return 1;
@@ -304,10 +308,27 @@ static int valid_origin_item(const char *s, size_t len)
     return (len == 1 && s[0] == '*') || valid_origin(s, len);
 }
 
+int cph_schema_policy_check_origins(const json_t *obj, const char *base, const char *key, int required, size_t min,
+                                    cph_error_t *err)
+{
+    const json_t *origins;
+    char pa[256], p[256];
+
+    if (cph_schema_get_array(obj, base, key, required, min, MAX_ORIGINS, &origins, err) != 0 ||
+        check_string_list(obj, base, key, min, MAX_ORIGINS, 1, valid_origin_item,
+                          "\"*\" or an origin: http(s)://host[:port], lower case, no path, no default port", err) != 0)
+        return -1;
+    for (size_t i = 0; json_array_size(origins) > 1 && i != json_array_size(origins); ++i)
+        if (strcmp(json_string_value(json_array_get(origins, i)), "*") == 0)
+            return cph_error_set(err, "invalid", cph_schema_at_index(p, cph_schema_at_key(pa, base, key), i),
+                                 "\"*\" must be the only origin");
+    return 0;
+}
+
 static int check_cors(const json_t *pol, const char *base, cph_error_t *err)
 {
     const json_t *cors, *origins, *cred;
-    char at[256], pa[256], p[256];
+    char at[256], p[256];
 
     if (cph_schema_get_member(pol, base, "cors", JSON_OBJECT, 0, &cors, err) != 0)
         return -1;
@@ -315,19 +336,14 @@ static int check_cors(const json_t *pol, const char *base, cph_error_t *err)
         return 0;
     cph_schema_at_key(at, base, "cors");
     if (cph_schema_check_members(cors, at, cors_members, err) != 0 ||
-        cph_schema_get_array(cors, at, "origins", 1, 1, MAX_ORIGINS, &origins, err) != 0 ||
-        check_string_list(cors, at, "origins", 1, MAX_ORIGINS, 1, valid_origin_item,
-                          "\"*\" or an origin: http(s)://host[:port], lower case, no path, no default port", err) != 0)
+        cph_schema_policy_check_origins(cors, at, "origins", 1, 1, err) != 0)
         return -1;
-    for (size_t i = 0; json_array_size(origins) > 1 && i != json_array_size(origins); ++i)
-        if (strcmp(json_string_value(json_array_get(origins, i)), "*") == 0)
-            return cph_error_set(err, "invalid", cph_schema_at_index(p, cph_schema_at_key(pa, at, "origins"), i),
-                                 "\"*\" must be the only origin");
+    origins = json_object_get(cors, "origins");
     if (check_string_list(cors, at, "methods", 0, MAX_CORS_METHODS, 1, check_method_name,
                           "one of GET HEAD POST PUT PATCH DELETE OPTIONS CONNECT TRACE", err) != 0 ||
-        check_string_list(cors, at, "headers", 0, MAX_CORS_HEADERS, 1, valid_header_name,
+        check_string_list(cors, at, "headers", 0, MAX_CORS_HEADERS, 1, cph_schema_valid_header_name,
                           "a lower-case header name (token), 1 to 64 bytes", err) != 0 ||
-        check_string_list(cors, at, "expose_headers", 0, MAX_CORS_HEADERS, 1, valid_header_name,
+        check_string_list(cors, at, "expose_headers", 0, MAX_CORS_HEADERS, 1, cph_schema_valid_header_name,
                           "a lower-case header name (token), 1 to 64 bytes", err) != 0 ||
         cph_schema_get_member(cors, at, "credentials", JSON_TRUE, 0, &cred, err) != 0 ||
         cph_schema_check_int_member(cors, at, "max_age_s", 0, 0, CORS_MAX_AGE_S_MAX, err) != 0)
@@ -396,19 +412,42 @@ static int check_cache(const json_t *pol, const char *base, cph_error_t *err)
     return check_bool_member(cache, at, "share_authenticated", err);
 }
 
-/* gateway.cache: the memory budget of one data plane's cache (0 = off). */
+/*
+ * gateway.cache: the memory budget of one data plane's cache (0 = off) and where entries live; "redis" needs
+ * gateway.redis (checked before, so its value is known to be valid here).
+ */
 static int check_gateway_cache(const json_t *gw, cph_error_t *err)
 {
-    const json_t *cache;
+    const json_t *cache, *redis = json_object_get(gw, "redis");
     const char *at = "/gateway/cache";
+    size_t backend;
 
     if (cph_schema_get_member(gw, "/gateway", "cache", JSON_OBJECT, 0, &cache, err) != 0)
         return -1;
     if (cache == NULL)
         return 0;
-    if (cph_schema_check_members(cache, at, gateway_cache_members, err) != 0)
+    if (cph_schema_check_members(cache, at, gateway_cache_members, err) != 0 ||
+        cph_schema_check_int_member(cache, at, "max_bytes", 0, 0, CACHE_MAX_BYTES_MAX, err) != 0 ||
+        cph_schema_check_enum_member(cache, at, "backend", 0, cache_backend_values, &backend, err) != 0)
         return -1;
-    return cph_schema_check_int_member(cache, at, "max_bytes", 0, 0, CACHE_MAX_BYTES_MAX, err);
+    if (backend == 1 && (redis == NULL || json_is_null(redis)))
+        return cph_error_set(err, "invalid", "/gateway/cache/backend", "\"backend\" \"redis\" needs a non-null gateway.redis");
+    return 0;
+}
+
+/* gateway.websocket: how long a tunnel outlives its route (or its route's websocket policy) after a swap. */
+static int check_gateway_websocket(const json_t *gw, cph_error_t *err)
+{
+    const json_t *ws;
+    const char *at = "/gateway/websocket";
+
+    if (cph_schema_get_member(gw, "/gateway", "websocket", JSON_OBJECT, 0, &ws, err) != 0)
+        return -1;
+    if (ws == NULL)
+        return 0;
+    if (cph_schema_check_members(ws, at, gateway_websocket_members, err) != 0)
+        return -1;
+    return cph_schema_check_int_member(ws, at, "drain_grace_ms", 0, 0, WS_DRAIN_GRACE_MS_MAX, err);
 }
 
 /* ---------------------------------------------------------------- route policies */
@@ -427,9 +466,9 @@ int cph_schema_policy_check_route(const json_t *route, const char *base, cph_err
         check_cors(pol, at, err) != 0 || check_security_headers(pol, at, err) != 0 || check_limits(pol, at, err) != 0 ||
         check_cidr_list(pol, at, "ip_allow", err) != 0 || check_cidr_list(pol, at, "ip_deny", err) != 0)
         return -1;
-    if (cph_schema_get_member(pol, at, "https_redirect", JSON_TRUE, 0, &redirect, err) != 0)
+    if (cph_schema_get_member(pol, at, "https_redirect", JSON_TRUE, 0, &redirect, err) != 0 || check_cache(pol, at, err) != 0)
         return -1;
-    return check_cache(pol, at, err);
+    return cph_schema_upstream_check_route(pol, at, err);
 }
 
 /* ---------------------------------------------------------------- gateway */
@@ -486,7 +525,8 @@ int cph_schema_policy_check_gateway(const json_t *body, cph_error_t *err)
     if (cph_schema_check_members(gw, at, gateway_members, err) != 0 ||
         cph_schema_check_int_member(gw, at, "trusted_proxy_hops", 0, 0, TRUSTED_PROXY_HOPS_MAX, err) != 0 ||
         check_cidr_list(gw, at, "ip_allow", err) != 0 || check_cidr_list(gw, at, "ip_deny", err) != 0 ||
-        check_limits(gw, at, err) != 0 || check_redis(gw, err) != 0 || check_login_rate_limit(gw, err) != 0)
+        check_limits(gw, at, err) != 0 || check_redis(gw, err) != 0 || check_login_rate_limit(gw, err) != 0 ||
+        check_gateway_cache(gw, err) != 0)
         return -1;
-    return check_gateway_cache(gw, err);
+    return check_gateway_websocket(gw, err);
 }

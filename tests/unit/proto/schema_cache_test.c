@@ -4,8 +4,8 @@
  *
  * - route "policies.cache": every member at its bounds and one past them, reals, strings, null, unknown members, the
  *   order of its checks, for the route alone (cph_schema_validate_route) and inside a body (pointer under /routes/0);
- * - top-level "gateway.cache": max_bytes 0..17179869184, the same hostile values, and its place after the other
- *   gateway members;
+ * - top-level "gateway.cache": max_bytes 0..17179869184, backend "memory" | "redis" (which needs a non-null
+ *   gateway.redis), the same hostile values, and its place after the other gateway members;
  * - the purge message: its builder, cph_msg_type, and cph_msg_check on every hostile route and prefix (missing, wrong
  *   type, empty, too long, not starting with '/', control bytes, a 1 MB string).
  */
@@ -166,6 +166,33 @@ static void test_gateway_cache(void **state)
         {"\"cache\":{\"max_bytes\":\"64MiB\"}", "invalid", G "/max_bytes"},
         {"\"cache\":{\"max_bytes\":null}", "invalid", G "/max_bytes"},
         {"\"cache\":{\"max_bytes\":false}", "invalid", G "/max_bytes"},
+        /* backend: "memory" or "redis", and "redis" needs a non-null gateway.redis */
+        {"\"cache\":{\"backend\":\"memory\"}", NULL, NULL},
+        {"\"cache\":{\"max_bytes\":0,\"backend\":\"memory\"}", NULL, NULL},
+        {"\"redis\":{\"host\":\"127.0.0.1\"},\"cache\":{\"backend\":\"redis\"}", NULL, NULL},
+        {"\"redis\":{\"host\":\"h\",\"port\":6380},\"cache\":{\"max_bytes\":0,\"backend\":\"redis\"}", NULL, NULL},
+        {"\"redis\":{\"host\":\"h\"},\"cache\":{\"backend\":\"memory\"}", NULL, NULL},
+        {"\"cache\":{\"backend\":\"redis\"}", "invalid", G "/backend"},
+        {"\"redis\":null,\"cache\":{\"backend\":\"redis\"}", "invalid", G "/backend"},
+        {"\"redis\":null,\"cache\":{\"max_bytes\":0,\"backend\":\"redis\"}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":\"Redis\"}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":\"MEMORY\"}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":\"local\"}", "invalid", G "/backend"}, /* a rate limit's backend, not the cache's */
+        {"\"cache\":{\"backend\":\"memcached\"}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":\"\"}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":\"memory \"}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":null}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":1}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":1.5}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":true}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":[\"memory\"]}", "invalid", G "/backend"},
+        {"\"cache\":{\"backend\":{\"type\":\"redis\"}}", "invalid", G "/backend"},
+        /* max_bytes before backend; a bad redis before the cache */
+        {"\"cache\":{\"backend\":\"redis\",\"max_bytes\":-1}", "invalid", G "/max_bytes"},
+        {"\"cache\":{\"backend\":\"x\",\"max_bytes\":-1}", "invalid", G "/max_bytes"},
+        {"\"cache\":{\"backend\":\"redis\",\"zz\":0}", "unknown_field", G "/zz"},
+        {"\"redis\":{\"host\":\"\"},\"cache\":{\"backend\":\"redis\"}", "invalid", "/gateway/redis/host"},
+        {"\"redis\":[],\"cache\":{\"backend\":\"redis\"}", "invalid", "/gateway/redis"},
         /* unknown gateway members first; then cache after login_rate_limit */
         {"\"cache\":{\"max_bytes\":-1},\"caches\":{}", "unknown_field", "/gateway/caches"},
         {"\"cache\":{\"max_bytes\":-1},\"login_rate_limit\":{\"rate\":0}", "invalid", "/gateway/login_rate_limit/rate"},
