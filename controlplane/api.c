@@ -26,6 +26,7 @@
 #include "controlplane/api.h"
 #include "controlplane/api_authz.h"
 #include "controlplane/api_cache.h"
+#include "controlplane/api_health.h"
 #include "controlplane/httpd.h"
 #include "proto/log.h"
 
@@ -60,7 +61,8 @@ static const struct st_resource_t {
     {"jwks", CPH_API_GET, 0, cph_api_jwks},
     {"issuers", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_issuers},
     {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz}, /* POST .../explain, GET .../shadow */
-    {"cache", 0, CPH_API_POST, cph_api_cache},                /* POST .../purge */
+    {"cache", 0, CPH_API_POST, cph_api_cache},               /* POST .../purge */
+    {"health", 0, CPH_API_GET, cph_api_health},              /* GET .../services */
 };
 
 /* Per-request state, from the headers to the completion callback. */
@@ -112,7 +114,7 @@ void cph_api_fail(cph_api_req_t *req, const cph_error_t *err)
 
 const char *cph_api_query(cph_api_req_t *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return req->conn != NULL ? MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
 void cph_api_written(cph_api_req_t *req, unsigned status, json_t *resp, uint64_t version)

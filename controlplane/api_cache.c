@@ -5,7 +5,10 @@
  * It is still an admin action someone must be able to trace, so it gets an audit row of its own (action "purge",
  * entity "route", the current config version), written in its own short transaction together with the lookup
  * of the route, before anything is sent: a purge that cannot be audited is not sent. The message then goes to every
- * connected data plane through the socket server (cph_dpserver_purge), and the answer says to how many.
+ * connected data plane through the socket server (cph_dpserver_purge), and the answer says to how many. The message
+ * carries "at", the control plane's wall clock (ms since the epoch) when the purge was asked for: the socket server
+ * keeps the purges of the last 24 hours and replays them to a data plane that connects later, which then drops only
+ * the entries it stored before that time.
  *
  * The body is checked as strictly as a snapshot member: unknown members, wrong types (a real number included) and a
  * prefix that is not a canonical path are 400 with the member's JSON pointer. The prefix must be canonical because the
@@ -14,6 +17,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "controlplane/api_cache.h"
 #include "controlplane/audit.h"
 #include "controlplane/db.h"
@@ -158,9 +162,19 @@ Exit:
 
 /* ---------------------------------------------------------------- the resource */
 
+/* The wall clock in ms since the epoch: the purge's "at". */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void purge(cph_api_req_t *req)
 {
     const char *route = NULL, *prefix = NULL;
+    uint64_t at = wall_ms();
     cph_error_t err;
     size_t sent;
 
@@ -170,7 +184,7 @@ static void purge(cph_api_req_t *req)
         cph_api_fail(req, &err);
         return;
     }
-    sent = req->dps != NULL ? cph_dpserver_purge(req->dps, route, prefix) : 0;
+    sent = req->dps != NULL ? cph_dpserver_purge(req->dps, route, prefix, at) : 0;
     cph_log_info(MODULE, "purge of route %s%s%s sent to %zu data plane(s)", route, prefix != NULL ? " under " : "",
                  prefix != NULL ? prefix : "", sent);
     cph_api_reply(req, 202, json_pack("{s:I}", "purged_on", (json_int_t)sent));

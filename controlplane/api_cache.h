@@ -21,8 +21,9 @@ int cph_api_cache_check_purge(const json_t *body, const char **route, const char
 /**
  * The "cache" resource: POST .../cache/purge checks the body, looks the route up by name (404 not_found at /route when
  * there is none), records the audit row (action "purge", entity "route", after {"route", "prefix"}, the current
- * version: no config write, no version bump) in its own transaction, sends the purge message to every connected data
- * plane and answers 202 {"purged_on": <how many>}. Any other key is 404.
+ * version: no config write, no version bump) in its own transaction, sends the purge message (with "at": the control
+ * plane's wall clock in ms when the request came in) to every connected data plane - and keeps it for the ones that
+ * connect later (cph_dpserver_purge) - and answers 202 {"purged_on": <how many>}. Any other key is 404.
  */
 void cph_api_cache(cph_api_req_t *req);
 

@@ -13,6 +13,13 @@
  * frame under the lock and writes the eventfd; cph_dpserver_stop() sets the stopping flag the same way and joins.
  * cph_dpserver_purge() hands a purge frame over through a small queue of its own and waits until this thread has
  * queued it to every session, so the admin API can say how many data planes it went to.
+ *
+ * Purges are also kept for replay, in a ring of this thread's (CPH_DPSERVER_PURGE_REPLAY_MAX frames, none older than
+ * CPH_DPSERVER_PURGE_KEEP_MS, the longest a cached entry lives): a data plane that was away when a purge was sent may
+ * still hold entries it should have dropped, so every session that says hello gets the kept purges after its
+ * snapshot. Each carries "at", the control plane's time of the purge, and a data plane drops only entries stored
+ * before it, so a replay never throws away what was cached since. A replay can be longer than a session's queue cap:
+ * it is fed to the queue a few frames at a time (up to half the cap) and resumes whenever the socket drains.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -296,9 +303,48 @@ static int sweep(cph_dpserver_t *s)
 typedef struct st_cph_dppurge_t {
     struct st_cph_dppurge_t *next;
     cph_dpframe_t *frame;
+    uint64_t at_ms;
     size_t sent;
     int done;
 } purge_req_t;
+
+static int replay_expired(const cph_dpreplay_t *r, uint64_t now_wall_ms)
+{
+    return r->at_ms + CPH_DPSERVER_PURGE_KEEP_MS <= now_wall_ms;
+}
+
+/* Server thread: keeps frame for replay, dropping the oldest kept purges beyond the cap and the expired ones. */
+static void replay_keep(cph_dpserver_t *s, uint64_t at_ms, cph_dpframe_t *frame)
+{
+    uint64_t now = cph_dpserver_wall_ms();
+    cph_dpreplay_t *r;
+
+    while (s->replay_first != s->replay_end) {
+        r = &s->replay[s->replay_first % CPH_DPSERVER_PURGE_REPLAY_MAX];
+        if (s->replay_end - s->replay_first < CPH_DPSERVER_PURGE_REPLAY_MAX && !replay_expired(r, now))
+            break;
+        cph_dpframe_release(r->frame);
+        r->frame = NULL;
+        ++s->replay_first;
+    }
+    r = &s->replay[s->replay_end++ % CPH_DPSERVER_PURGE_REPLAY_MAX];
+    atomic_fetch_add(&frame->refcnt, 1);
+    r->frame = frame;
+    r->at_ms = at_ms;
+}
+
+void cph_dpsession_replay_purges(cph_dpserver_t *s, cph_dpsession_t *sess)
+{
+    uint64_t now = cph_dpserver_wall_ms();
+
+    if (sess->replay_next < s->replay_first)
+        sess->replay_next = s->replay_first; /* those were dropped from the ring meanwhile */
+    while (sess->replay_next < sess->replay_end && !sess->dead && sess->qlen < CPH_DPSERVER_QUEUE_MAX / 2) {
+        const cph_dpreplay_t *r = &s->replay[sess->replay_next++ % CPH_DPSERVER_PURGE_REPLAY_MAX];
+        if (!replay_expired(r, now))
+            cph_dpsession_send(sess, r->frame);
+    }
+}
 
 /* Server thread, s->lock held: queues every pending purge to the sessions, in the order they were asked for. */
 static void run_purges_locked(cph_dpserver_t *s)
@@ -314,6 +360,7 @@ static void run_purges_locked(cph_dpserver_t *s)
             cph_dpsession_send(sess, req->frame);
             req->sent += !sess->dead;
         }
+        replay_keep(s, req->at_ms, req->frame);
         req->done = 1;
     }
     pthread_cond_broadcast(&s->changed);
@@ -380,8 +427,10 @@ static void *thread_main(void *arg)
         for (i = 2; i != n; ++i) {
             if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
                 on_readable(s, at[i]);
-            if ((pfd[i].revents & POLLOUT) && !at[i]->dead)
+            if ((pfd[i].revents & POLLOUT) && !at[i]->dead) {
                 flush(at[i]);
+                cph_dpsession_replay_purges(s, at[i]); /* a replay waiting for room goes on */
+            }
         }
         timeout = sweep(s);
     }
@@ -471,6 +520,9 @@ Error:
 
 static void server_free(cph_dpserver_t *s)
 {
+    for (uint64_t n = s->replay_first; n != s->replay_end; ++n)
+        cph_dpframe_release(s->replay[n % CPH_DPSERVER_PURGE_REPLAY_MAX].frame);
+    free(s->replay);
     cph_dpsession_free_rows(s);
     cph_dpframe_release(s->latest);
     pthread_cond_destroy(&s->changed);
@@ -490,7 +542,7 @@ cph_dpserver_t *cph_dpserver_start(const char *socket_path, const char *epoch, u
         return NULL;
     }
     if ((s = calloc(1, sizeof(*s))) == NULL || (s->socket_path = strdup(socket_path != NULL ? socket_path : "")) == NULL ||
-        (s->rbuf = malloc(READ_CHUNK)) == NULL)
+        (s->rbuf = malloc(READ_CHUNK)) == NULL || (s->replay = calloc(CPH_DPSERVER_PURGE_REPLAY_MAX, sizeof(*s->replay))) == NULL)
         cph_fatal(MODULE, "out of memory");
     snprintf(s->epoch, sizeof(s->epoch), "%s", epoch);
     s->heartbeat_ms = heartbeat_ms != 0 ? heartbeat_ms : 1000;
@@ -623,9 +675,9 @@ static size_t purge_wait(cph_dpserver_t *s, purge_req_t *req, const struct times
     return sent;
 }
 
-size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *prefix)
+size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *prefix, uint64_t at_ms)
 {
-    purge_req_t req = {NULL};
+    purge_req_t req = {.at_ms = at_ms};
     struct timespec deadline;
     cph_error_t err;
     json_t *msg;
@@ -640,6 +692,8 @@ size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *pref
     if (stopping)
         return 0;
     msg = cph_msg_purge(route, prefix);
+    if (json_object_set_new(msg, "at", json_integer((json_int_t)(at_ms > (uint64_t)INT64_MAX ? INT64_MAX : at_ms))) != 0)
+        cph_fatal(MODULE, "out of memory");
     req.frame = cph_dpframe_new(msg, &err);
     json_decref(msg);
     if (req.frame == NULL) {

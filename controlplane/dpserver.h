@@ -34,15 +34,28 @@ json_t *cph_dpserver_list(cph_dpserver_t *s);
 /** Number of connected data planes (for metrics). */
 size_t cph_dpserver_num_connected(cph_dpserver_t *s);
 /**
- * Sends a purge message (cph_msg_purge(route, prefix), PROTOCOL.md section 3) to every connected data plane: the
- * server thread queues the one encoded frame to each session that has said hello, and this call waits (at most
- * CPH_DPSERVER_PURGE_WAIT_MS) until it has. Returns the number of sessions the frame was queued to (0 when s is NULL,
- * stopping or the wait timed out). route and prefix are not checked here (the admin API did). Thread-safe; never call it
- * from the server thread.
+ * Sends a purge message (cph_msg_purge(route, prefix) plus "at": at_ms, the control plane's wall clock in ms since the
+ * epoch when the purge was asked for; PROTOCOL.md section 3) to every connected data plane: the server thread queues
+ * the one encoded frame to each session that has said hello, and this call waits (at most CPH_DPSERVER_PURGE_WAIT_MS)
+ * until it has. The server thread also keeps the frame for replay: every data plane that says hello later gets, after
+ * its snapshot, each kept purge whose at_ms is less than CPH_DPSERVER_PURGE_KEEP_MS old (at most the last
+ * CPH_DPSERVER_PURGE_REPLAY_MAX, oldest first). Returns the number of sessions the frame was queued to now (0 when s is
+ * NULL, stopping or the wait timed out - a purge that timed out is not kept either). route and prefix are not checked
+ * here (the admin API did). Thread-safe; never call it from the server thread.
  */
-size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *prefix);
+size_t cph_dpserver_purge(cph_dpserver_t *s, const char *route, const char *prefix, uint64_t at_ms);
 
 #define CPH_DPSERVER_PURGE_WAIT_MS 2000
+#define CPH_DPSERVER_PURGE_KEEP_MS (24ull * 3600 * 1000) /* a cached entry's longest life (max_ttl_s 86400) */
+#define CPH_DPSERVER_PURGE_REPLAY_MAX 4096
+
+/**
+ * GET /api/v1/health/services: a new array with one object per connected data plane, sorted by dp_id: {"dp_id",
+ * "received_at" (RFC 3339 UTC with ms of its last `health` message, null before the first), "services" (that message's
+ * services as cph_api_health_sanitize() kept them, [] before the first)}. A data plane's report is dropped when it
+ * disconnects. Thread-safe (takes s->lock; the result shares nothing with the server).
+ */
+json_t *cph_dpserver_health(cph_dpserver_t *s);
 
 /**
  * GET /api/v1/authz/shadow: a new object {"endpoints": [{"id", "would_allow", "would_deny"}]}, the last counts of

@@ -2,10 +2,11 @@
  * dpserver_internal: what dpserver.c (thread, sockets, queues) and dpsession.c (protocol state, status rows) share.
  * Private to those two files.
  *
- * Threads and locks: sessions (cph_dpsession_t) belong to the server thread alone. Everything another thread may read
- * - the latest snapshot, the status rows, the stopping flag - is guarded by server->lock; the server thread takes it
- * while it handles a message or pushes a snapshot, never while it sits in poll(). server->changed is broadcast on
- * every ack, nack, hello and disconnect so cph_dpserver_wait_applied() can re-check.
+ * Threads and locks: sessions (cph_dpsession_t) and the purge replay ring belong to the server thread alone. Everything
+ * another thread may read - the latest snapshot, the status rows (their health reports included), the stopping flag -
+ * is guarded by server->lock; the server thread takes it while it handles a message or pushes a snapshot, never while
+ * it sits in poll(). server->changed is broadcast on every ack, nack, hello and disconnect so
+ * cph_dpserver_wait_applied() can re-check.
  */
 #ifndef CPH_DPSERVER_INTERNAL_H
 #define CPH_DPSERVER_INTERNAL_H
@@ -69,6 +70,7 @@ typedef struct st_cph_dpsession_t {
     int inflight;      /* a snapshot is sent and not yet acked or nacked */
     uint64_t inflight_version;
     char inflight_hash[CPH_HASH_SIZE];
+    uint64_t replay_next, replay_end; /* kept purges [next, end) still to replay to it (server->replay numbers) */
 } cph_dpsession_t;
 
 /* One per dp_id, kept after a disconnect (for the admin API and the never-resend-a-nack rule). */
@@ -90,7 +92,15 @@ struct st_cph_dprow_t {
     size_t num_nacked, nacked_next;
     cph_dpshadow_t *shadow; /* the connected session's last ping "shadow", sorted by id; NULL when none */
     size_t num_shadow;
+    json_t *health;             /* the connected session's last health report (sanitized services), NULL when none */
+    uint64_t health_at_wall_ms; /* when it arrived */
 };
+
+/* A purge kept for replay (server thread only): the encoded frame and its "at". */
+typedef struct st_cph_dpreplay_t {
+    uint64_t at_ms;
+    cph_dpframe_t *frame;
+} cph_dpreplay_t;
 
 struct st_cph_dpserver_t {
     char *socket_path;
@@ -114,7 +124,11 @@ struct st_cph_dpserver_t {
     cph_dpsession_t *sessions;
     size_t num_sessions;
     uint64_t accept_paused_until;
-    char *rbuf; /* READ_CHUNK bytes every session reads into */
+    char *rbuf;                        /* READ_CHUNK bytes every session reads into */
+    cph_dpreplay_t *replay;            /* CPH_DPSERVER_PURGE_REPLAY_MAX slots; purge number n lives at n % MAX */
+    uint64_t replay_first, replay_end; /* the kept purges are numbers [first, end) */
+    uint64_t health_log_ms;            /* rate limit of the "bad health report" log line */
+    uint64_t health_log_dropped;
 };
 
 /* ---- dpserver.c ---- */
@@ -127,6 +141,12 @@ void cph_dpframe_release(cph_dpframe_t *f);
 void cph_dpsession_send(cph_dpsession_t *sess, cph_dpframe_t *frame);
 /** Queues msg (consumed) and writes what the socket takes now. */
 void cph_dpsession_send_msg(cph_dpsession_t *sess, json_t *msg);
+/**
+ * Starts replaying the kept purges to sess (hello just done, its snapshot queued): every kept purge younger than
+ * CPH_DPSERVER_PURGE_KEEP_MS is queued to it in order, a few at a time so its queue stays under half its cap; the
+ * rest follows as the socket drains. Server thread.
+ */
+void cph_dpsession_replay_purges(cph_dpserver_t *s, cph_dpsession_t *sess);
 /** Sends an error message best effort and marks the session dead. */
 void cph_dpsession_fail(cph_dpsession_t *sess, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -15,15 +15,25 @@
  * A ping may carry the data plane's cumulative shadow-rule counters ("shadow", docs/access.md section 4). The row keeps the last
  * set its connected session reported - parsed defensively, capped, and dropped at disconnect - and
  * cph_dpserver_shadow_stats() sums them over the connected data planes for GET /api/v1/authz/shadow.
+ *
+ * A `health` message (PROTOCOL.md section 3: the data plane's upstream health report) is a type cph_msg_check() does
+ * not know, so it is picked out before the unknown-type rule ignores it. Its "services" are rebuilt by
+ * cph_api_health_sanitize() outside the lock (a report can be large); the row keeps the last good one with its
+ * arrival time, until the session ends. A report that is refused, or comes before hello, is dropped with a log line
+ * limited to one every HEALTH_LOG_MS (plus how many were dropped silently meanwhile); the session goes on.
+ *
+ * After hello's welcome and snapshot, the purges dpserver.c keeps are replayed to the session.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "controlplane/api_health.h"
 #include "controlplane/dpserver_internal.h"
 #include "proto/log.h"
 
 #define MODULE "cp/dpsession"
+#define HEALTH_LOG_MS 10000
 
 static const char *status_names[] = {"synced", "applying", "nacked", "disconnected"};
 
@@ -31,6 +41,7 @@ static const char *status_names[] = {"synced", "applying", "nacked", "disconnect
 
 static void row_free(cph_dprow_t *row)
 {
+    json_decref(row->health);
     free(row->shadow);
     json_decref(row->last_error);
     free(row->id);
@@ -333,6 +344,63 @@ json_t *cph_dpserver_shadow_stats(cph_dpserver_t *s)
     return res;
 }
 
+/* ---------------------------------------------------------------- health reports */
+
+static void clear_health(cph_dprow_t *row)
+{
+    json_decref(row->health);
+    row->health = NULL;
+    row->health_at_wall_ms = 0;
+}
+
+static int is_health(const json_t *msg)
+{
+    const json_t *type = json_object_get(msg, "type");
+
+    return json_is_string(type) && json_string_length(type) == 6 && strcmp(json_string_value(type), "health") == 0;
+}
+
+/* Server thread: a dropped report's log line, at most one per HEALTH_LOG_MS. */
+static void health_log(cph_dpserver_t *s, const cph_dpsession_t *sess, const char *why, const cph_error_t *err)
+{
+    uint64_t now = cph_dpserver_now_ms();
+
+    if (s->health_log_ms != 0 && now - s->health_log_ms < HEALTH_LOG_MS) {
+        ++s->health_log_dropped;
+        return;
+    }
+    cph_log_warn(MODULE, "dropped a health report from data plane %s: %s (at %s; %llu more dropped since the last such line)",
+                 sess->row != NULL ? sess->row->id : "(no hello)", why, err != NULL && err->path[0] != '\0' ? err->path : "/",
+                 (unsigned long long)s->health_log_dropped);
+    s->health_log_ms = now;
+    s->health_log_dropped = 0;
+}
+
+static void on_health(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg)
+{
+    cph_error_t err;
+    json_t *services;
+
+    if (!sess->hello_done) {
+        health_log(s, sess, "it came before hello", NULL);
+        return;
+    }
+    memset(&err, 0, sizeof(err));
+    if ((services = cph_api_health_sanitize(json_object_get(msg, "services"), &err)) == NULL) {
+        health_log(s, sess, err.msg, &err);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (sess->row != NULL && sess->row->session == sess) {
+        json_decref(sess->row->health);
+        sess->row->health = services;
+        sess->row->health_at_wall_ms = sess->row->last_seen_wall_ms = cph_dpserver_wall_ms();
+        services = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    json_decref(services);
+}
+
 /* ---------------------------------------------------------------- messages */
 
 static void on_hello(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg)
@@ -348,6 +416,7 @@ static void on_hello(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg
     sess->row = row;
     sess->hello_done = 1;
     clear_shadow(row); /* counts of a previous session (or process) are not this one's */
+    clear_health(row);
     copy_utf8(row->hostname, CPH_DPSERVER_HOSTNAME_MAX, json_string_value(json_object_get(msg, "hostname")));
     copy_utf8(row->software, CPH_DPSERVER_HOSTNAME_MAX, json_string_value(json_object_get(msg, "software")));
     row->pid = (long)json_integer_value(json_object_get(msg, "pid"));
@@ -359,6 +428,9 @@ static void on_hello(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg
     /* nothing to send means the data plane is as current as it can get */
     if (!sess->inflight)
         note_answered(row, strcmp(sess->has.epoch, s->epoch) == 0 ? sess->has.version : 0);
+    sess->replay_next = s->replay_first;
+    sess->replay_end = s->replay_end;
+    cph_dpsession_replay_purges(s, sess); /* behind the snapshot */
     cph_log_info(MODULE, "data plane %s connected (pid %ld, applied version %llu from %s)", id, row->pid,
                  (unsigned long long)sess->has.version, sess->has.source);
 }
@@ -456,6 +528,10 @@ void cph_dpsession_on_message(cph_dpserver_t *s, cph_dpsession_t *sess, json_t *
     cph_msg_type_t type = cph_msg_type(msg);
     cph_error_t err;
 
+    if (is_health(msg)) { /* by name: whether or not the message table ever learns the type */
+        on_health(s, sess, msg);
+        return;
+    }
     if (type == CPH_MSG_UNKNOWN)
         return; /* forward compatibility */
     pthread_mutex_lock(&s->lock);
@@ -479,6 +555,7 @@ void cph_dpsession_on_close(cph_dpserver_t *s, cph_dpsession_t *sess)
     if (row != NULL && row->session == sess) {
         row->session = NULL;
         clear_shadow(row);
+        clear_health(row);
         row->status = CPH_DPSTATUS_DISCONNECTED;
         row->last_seen_wall_ms = cph_dpserver_wall_ms();
         row->gone_seq = ++s->num_disconnects;
@@ -548,6 +625,29 @@ json_t *cph_dpserver_list(cph_dpserver_t *s)
         qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
     for (i = 0; i != s->num_rows; ++i)
         json_array_append_new(arr, row_json(s->rows[i]));
+    pthread_mutex_unlock(&s->lock);
+    return arr;
+}
+
+json_t *cph_dpserver_health(cph_dpserver_t *s)
+{
+    json_t *arr = json_array(), *v;
+    size_t i;
+
+    if (arr == NULL)
+        cph_fatal(MODULE, "out of memory");
+    pthread_mutex_lock(&s->lock);
+    if (s->num_rows > 1)
+        qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
+    for (i = 0; i != s->num_rows; ++i) {
+        const cph_dprow_t *row = s->rows[i];
+        if (row->session == NULL)
+            continue;
+        v = json_pack("{s:s, s:o, s:o}", "dp_id", row->id, "received_at", rfc3339(row->health_at_wall_ms), "services",
+                      row->health != NULL ? private_copy(row->health) : json_array());
+        if (v == NULL || json_array_append_new(arr, v) != 0)
+            cph_fatal(MODULE, "out of memory");
+    }
     pthread_mutex_unlock(&s->lock);
     return arr;
 }

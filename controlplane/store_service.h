@@ -2,7 +2,7 @@
  * store_service: the services table.
  *
  * API representation: {"id", "name", "targets": [{"url", "weight"}], "timeout_ms", "system": "<code>" | null,
- * "created_at", "updated_at"}.
+ * "policies": {...}, "created_at", "updated_at"}.
  * Every function except cph_store_service_normalize() runs with the database lock held (inside cph_db_write() or
  * between cph_db_lock()/cph_db_unlock()).
  */
@@ -20,8 +20,10 @@ extern const cph_store_ops_t cph_store_service_ops;
 /**
  * Checks a service from a request and returns a new normalised object: read-only members (id, created_at,
  * updated_at) dropped, validated with cph_schema_validate_service (path relative to the object), defaults filled
- * (weight 1, timeout_ms 60000, system null), keys limited to the schema's. "system" (a code, {invalid} at /system
- * otherwise, or null) is checked here; whether it exists, on insert/update. NULL with err filled when invalid.
+ * (weight 1, timeout_ms 60000, system null, policies {}), keys limited to the schema's. "system" (a code, {invalid} at
+ * /system otherwise, or null) is checked here; whether it exists, on insert/update. "policies" (an object, {invalid} at
+ * /policies otherwise) is checked with cph_schema_validate_service_policies() (errors at /policies/...) and kept as
+ * sent: no default is filled in inside it. NULL with err filled when invalid.
  */
 json_t *cph_store_service_normalize(const json_t *in, cph_error_t *err);
 /** Every service, sorted by name, as a new array. NULL with err {internal}. */

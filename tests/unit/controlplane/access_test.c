@@ -184,14 +184,16 @@ static void test_migration_on_existing_0003(void **state)
     copy_migration(mig, "0004_access.sql");
     copy_migration(mig, "0005_issuers.sql"); /* and the later ones: the stores read their columns */
     copy_migration(mig, "0006_policies.sql");
+    copy_migration(mig, "0007_service_policies.sql");
     assert_non_null(db = cph_db_open(path, mig, &err));
-    assert_int_equal(count(db, "SELECT count(*) FROM schema_migrations"), 6);
+    assert_int_equal(count(db, "SELECT count(*) FROM schema_migrations"), 7);
     assert_int_equal(count(db, "SELECT count(*) FROM services WHERE name = 's' AND system_id IS NULL"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM routes WHERE default_access = 'authenticated'"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM endpoints WHERE shadow = 0"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM revocations"), 0);
     /* the stores read the old rows with the new members */
-    assert_stored(db, &cph_store_service_ops, "s", "{\"id\":1,\"name\":\"s\",\"system\":null,\"targets\":[],\"timeout_ms\":100}");
+    assert_stored(db, &cph_store_service_ops, "s",
+                  "{\"id\":1,\"name\":\"s\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":100}");
     assert_stored(db, &cph_store_route_ops, "r",
                   "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/r\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
@@ -242,22 +244,22 @@ static void test_service_system(void **state)
     other = created(fx->db, &cph_store_service_ops, "{\"name\":\"b\",\"targets\":[],\"system\":null}");
     created(fx->db, &cph_store_service_ops, "{\"name\":\"c\",\"targets\":[]}");
     assert_stored(fx->db, &cph_store_service_ops, "a",
-                  "{\"id\":1,\"name\":\"a\",\"system\":\"shop\",\"targets\":[],\"timeout_ms\":60000}");
+                  "{\"id\":1,\"name\":\"a\",\"policies\":{},\"system\":\"shop\",\"targets\":[],\"timeout_ms\":60000}");
     assert_stored(fx->db, &cph_store_service_ops, "b",
-                  "{\"id\":2,\"name\":\"b\",\"system\":null,\"targets\":[],\"timeout_ms\":60000}");
+                  "{\"id\":2,\"name\":\"b\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":60000}");
     assert_stored(fx->db, &cph_store_service_ops, "c",
-                  "{\"id\":3,\"name\":\"c\",\"system\":null,\"targets\":[],\"timeout_ms\":60000}");
+                  "{\"id\":3,\"name\":\"c\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":60000}");
     /* update: move, refuse an unknown system, leave */
     assert_int_equal(store(fx->db, &cph_store_service_ops, 'u', &other, "{\"name\":\"b\",\"targets\":[],\"system\":\"ops\"}", &err),
                      0);
     assert_stored(fx->db, &cph_store_service_ops, "b",
-                  "{\"id\":2,\"name\":\"b\",\"system\":\"ops\",\"targets\":[],\"timeout_ms\":60000}");
+                  "{\"id\":2,\"name\":\"b\",\"policies\":{},\"system\":\"ops\",\"targets\":[],\"timeout_ms\":60000}");
     store_refused(fx->db, &cph_store_service_ops, 'u', other, "{\"name\":\"b\",\"targets\":[],\"system\":\"gone\"}",
                   "unknown_system", "/system");
     /* renaming the system's code carries the service along */
     assert_int_equal(store(fx->db, &cph_store_system_ops, 'u', &sys, "{\"code\":\"shop2\",\"name\":\"Shop\"}", &err), 0);
     assert_stored(fx->db, &cph_store_service_ops, "a",
-                  "{\"id\":1,\"name\":\"a\",\"system\":\"shop2\",\"targets\":[],\"timeout_ms\":60000}");
+                  "{\"id\":1,\"name\":\"a\",\"policies\":{},\"system\":\"shop2\",\"targets\":[],\"timeout_ms\":60000}");
     /* a system in use by a service cannot be deleted (409); once the service leaves it, it can */
     cph_db_lock(fx->db);
     assert_int_equal(cph_store_system_delete(fx->db, sys, &err), -1);
@@ -601,7 +603,8 @@ static void test_snapbuild_sections(void **state)
     sql(fx->db, FIXTURE);
     body = build(fx->db);
     assert_section(body, "services",
-                   "[{\"name\":\"health\",\"system\":null,\"targets\":[],\"timeout_ms\":100},{\"name\":\"orders\",\"system\":"
+                   "[{\"name\":\"health\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":100},"
+                   "{\"name\":\"orders\",\"policies\":{},\"system\":"
                    "\"shop\",\"targets\":[],\"timeout_ms\":100}]");
     assert_section(
         body, "routes",

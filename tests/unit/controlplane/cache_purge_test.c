@@ -6,8 +6,11 @@
  * - the handler: an unknown route is 404 and leaves no audit row; a purge of a known route is 202 with the number of
  *   data planes it went to, one audit row (actor, action "purge", entity "route", the route's id, after {route,
  *   prefix}, the current version) and no version bump; another key is 404;
- * - the socket server: two data planes that said hello get the exact purge message, a connection without hello does
- *   not, and the count says 2; without a server the count is 0;
+ * - the socket server: two data planes that said hello get the exact purge message (with "at", the control plane's
+ *   time of the request), a connection without hello does not, and the count says 2; without a server the count is 0;
+ * - replay: a data plane that says hello later gets the kept purges after its welcome and snapshot, oldest first, each
+ *   with its own "at", never one older than 24 hours; at most the last 4096 are kept, and a replay longer than a
+ *   session's queue cap goes through whole while the data plane reads;
  * - a route's "policies.cache" goes through the route store and a write (the snapshot validator accepts it), a bad
  *   one is refused at its pointer; "gateway.cache" follows the settings; --cache-max-bytes parses 0..17179869184.
  */
@@ -408,6 +411,27 @@ static void test_handler(void **state)
 
 /* ---------------------------------------------------------------- through the socket server */
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Asserts msg's "at" is an integer in [lo, hi] and removes it (so the rest compares exactly); returns it. */
+static uint64_t take_at(json_t *msg, uint64_t lo, uint64_t hi)
+{
+    json_t *at = json_object_get(msg, "at");
+    uint64_t v;
+
+    if (!json_is_integer(at) || (uint64_t)json_integer_value(at) < lo || (uint64_t)json_integer_value(at) > hi)
+        fail_msg("\"at\" is not in [%llu, %llu]", (unsigned long long)lo, (unsigned long long)hi);
+    v = (uint64_t)json_integer_value(at);
+    json_object_del(msg, "at");
+    return v;
+}
+
 static void test_dataplanes(void **state)
 {
     fixture_t *fx = *state;
@@ -417,6 +441,7 @@ static void test_dataplanes(void **state)
     dp_t a, b, silent;
     json_t *resp, *msg;
     unsigned status;
+    uint64_t t0 = wall_ms();
 
     written(fx->db, &cph_store_service_ops, "{\"name\":\"s\",\"targets\":[]}");
     written(fx->db, &cph_store_route_ops, "{\"name\":\"orders\",\"service\":\"s\",\"paths\":[\"/orders\"]}");
@@ -424,27 +449,38 @@ static void test_dataplanes(void **state)
     assert_non_null(dps = cph_dpserver_start(path, EPOCH, 1000, &err));
 
     /* nobody connected */
-    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL), 0);
+    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL, t0), 0);
     dp_hello(&a, path, "dp-a");
     dp_hello(&b, path, "dp-b");
     dp_connect(&silent, path); /* connected, never says hello */
+    /* the purge sent to nobody is kept and replayed to both after their welcome */
+    assert_non_null(msg = dp_next(&a, WAIT_MS));
+    take_at(msg, t0, t0);
+    assert_json(msg, "{\"prefix\":null,\"route\":\"orders\",\"type\":\"purge\"}");
+    json_decref(msg);
+    assert_non_null(msg = dp_next(&b, WAIT_MS));
+    take_at(msg, t0, t0);
+    json_decref(msg);
 
     resp = call(fx->db, dps, "purge", parse("{\"route\":\"orders\",\"prefix\":\"/img/\"}"), &status);
     assert_int_equal(status, 202);
     assert_json(resp, "{\"purged_on\":2}");
     json_decref(resp);
     assert_non_null(msg = dp_next(&a, WAIT_MS));
-    assert_json(msg, "{\"prefix\":\"/img/\",\"route\":\"orders\",\"type\":\"purge\"}");
     assert_int_equal(cph_msg_check(msg, &err), 0);
+    take_at(msg, t0, wall_ms());
+    assert_json(msg, "{\"prefix\":\"/img/\",\"route\":\"orders\",\"type\":\"purge\"}");
     json_decref(msg);
     assert_non_null(msg = dp_next(&b, WAIT_MS));
+    take_at(msg, t0, wall_ms());
     assert_json(msg, "{\"prefix\":\"/img/\",\"route\":\"orders\",\"type\":\"purge\"}");
     json_decref(msg);
     assert_int_equal(dp_recv(&silent, &msg, 200), -1); /* nothing for a connection without hello */
 
     /* a second purge, all entries: in order, after the first */
-    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL), 2);
+    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL, 1234), 2);
     assert_non_null(msg = dp_next(&a, WAIT_MS));
+    assert_int_equal(take_at(msg, 1234, 1234), 1234); /* as given */
     assert_json(msg, "{\"prefix\":null,\"route\":\"orders\",\"type\":\"purge\"}");
     json_decref(msg);
 
@@ -452,15 +488,134 @@ static void test_dataplanes(void **state)
     dp_close(&b);
     for (int i = 0; i != 100 && cph_dpserver_num_connected(dps) != 1; ++i)
         poll(NULL, 0, 20);
-    assert_int_equal(cph_dpserver_purge(dps, "orders", "/x"), 1);
+    assert_int_equal(cph_dpserver_purge(dps, "orders", "/x", t0), 1);
     assert_non_null(msg = dp_next(&a, WAIT_MS));
+    take_at(msg, t0, t0);
     assert_json(msg, "{\"prefix\":\"/x\",\"route\":\"orders\",\"type\":\"purge\"}");
     json_decref(msg);
 
     dp_close(&a);
     dp_close(&silent);
     cph_dpserver_stop(dps);
-    assert_int_equal(cph_dpserver_purge(NULL, "orders", NULL), 0);
+    assert_int_equal(cph_dpserver_purge(NULL, "orders", NULL, t0), 0);
+    snprintf(path, sizeof(path), "%s/run", fx->dir);
+    rmdir(path);
+}
+
+/* The next frame: asserts its type and returns it (caller decrefs). */
+static json_t *expect(dp_t *dp, const char *type)
+{
+    json_t *msg = NULL;
+
+    if (dp_recv(dp, &msg, WAIT_MS) != 1)
+        fail_msg("no %s came", type);
+    if (strcmp(json_string_value(json_object_get(msg, "type")), type) != 0)
+        fail_msg("got %s, want %s", json_string_value(json_object_get(msg, "type")), type);
+    return msg;
+}
+
+/* A purge frame of route r with prefix p (NULL: null) and at. */
+static void expect_purge(dp_t *dp, const char *r, const char *p, uint64_t at)
+{
+    json_t *msg = expect(dp, "purge");
+    cph_error_t err;
+
+    assert_int_equal(cph_msg_check(msg, &err), 0);
+    if (strcmp(json_string_value(json_object_get(msg, "route")), r) != 0 ||
+        (p == NULL ? !json_is_null(json_object_get(msg, "prefix"))
+                   : json_string_value(json_object_get(msg, "prefix")) == NULL ||
+                         strcmp(json_string_value(json_object_get(msg, "prefix")), p) != 0) ||
+        (uint64_t)json_integer_value(json_object_get(msg, "at")) != at)
+        fail_msg("got purge %s %s at %lld, want %s %s at %llu", json_string_value(json_object_get(msg, "route")),
+                 json_string_value(json_object_get(msg, "prefix")), (long long)json_integer_value(json_object_get(msg, "at")), r,
+                 p != NULL ? p : "null", (unsigned long long)at);
+    json_decref(msg);
+}
+
+/* Asserts nothing is queued to dp: a ping's pong is the very next frame. */
+static void expect_nothing(dp_t *dp)
+{
+    char *buf;
+    size_t len;
+    cph_error_t err;
+    json_t *ping = cph_msg_ping(9), *msg;
+
+    assert_int_equal(cph_frame_encode(ping, CPH_FRAME_MAX_DEFAULT, &buf, &len, &err), 0);
+    assert_int_equal(send(dp->fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+    free(buf);
+    json_decref(ping);
+    msg = expect(dp, "pong");
+    json_decref(msg);
+}
+
+static void test_replay(void **state)
+{
+    fixture_t *fx = *state;
+    uint64_t now = wall_ms(), day = 24ull * 3600 * 1000;
+    char path[160], prefix[32];
+    cph_dpserver_t *dps;
+    cph_error_t err;
+    json_t *body, *hello, *msg;
+    char *buf;
+    size_t len;
+    dp_t a, c, d;
+
+    snprintf(path, sizeof(path), "%s/run/cp.sock", fx->dir);
+    assert_non_null(dps = cph_dpserver_start(path, EPOCH, 1000, &err));
+    dp_hello(&a, path, "dp-a");
+
+    /* four purges while dp-a is connected: two too old to replay (the first and the last), two that are */
+    assert_int_equal(cph_dpserver_purge(dps, "old", NULL, now - day - 1000), 1);
+    assert_int_equal(cph_dpserver_purge(dps, "orders", "/img/", now - day + 60000), 1);
+    assert_int_equal(cph_dpserver_purge(dps, "orders", NULL, now), 1);
+    assert_int_equal(cph_dpserver_purge(dps, "old2", NULL, now - day), 1); /* the newest, and already too old */
+    expect_purge(&a, "old", NULL, now - day - 1000);
+    expect_purge(&a, "orders", "/img/", now - day + 60000);
+    expect_purge(&a, "orders", NULL, now);
+    expect_purge(&a, "old2", NULL, now - day);
+
+    /* dp-a comes back: after its welcome and the snapshot, the two recent purges, oldest first, and nothing else */
+    body = parse("{\"services\":[],\"routes\":[]}");
+    cph_dpserver_publish(dps, 1, "sha256:0000000000000000000000000000000000000000000000000000000000000001", body);
+    json_decref(body);
+    dp_close(&a);
+    dp_connect(&c, path);
+    hello = cph_msg_hello("dp-a", "host", 1, "test/1", NULL);
+    assert_int_equal(cph_frame_encode(hello, CPH_FRAME_MAX_DEFAULT, &buf, &len, &err), 0);
+    assert_int_equal(send(c.fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+    free(buf);
+    json_decref(hello);
+    json_decref(expect(&c, "welcome"));
+    json_decref(expect(&c, "snapshot"));
+    expect_purge(&c, "orders", "/img/", now - day + 60000);
+    expect_purge(&c, "orders", NULL, now);
+    expect_nothing(&c);
+    dp_close(&c);
+    for (int i = 0; i != 250 && cph_dpserver_num_connected(dps) != 0; ++i)
+        poll(NULL, 0, 20);
+    assert_int_equal(cph_dpserver_num_connected(dps), 0);
+
+    /* the ring keeps the last 4096: 4100 more purges (the four earlier ones go first, then n0..n3), and a data plane
+       connecting then gets exactly n4..n4099, in order, while it reads - far more than a queue's cap */
+    for (int i = 0; i != 4100; ++i) {
+        snprintf(prefix, sizeof(prefix), "/n%d", i);
+        assert_int_equal(cph_dpserver_purge(dps, "orders", prefix, now + (uint64_t)i), 0);
+    }
+    dp_hello(&d, path, "dp-d"); /* skips the snapshot */
+    for (int i = 4; i != 4100; ++i) {
+        snprintf(prefix, sizeof(prefix), "/n%d", i);
+        msg = dp_next(&d, WAIT_MS);
+        if (msg == NULL)
+            fail_msg("purge %d did not come", i);
+        if (strcmp(json_string_value(json_object_get(msg, "prefix")), prefix) != 0 ||
+            (uint64_t)json_integer_value(json_object_get(msg, "at")) != now + (uint64_t)i)
+            fail_msg("purge %d: got %s", i, json_string_value(json_object_get(msg, "prefix")));
+        json_decref(msg);
+    }
+    expect_nothing(&d);
+    dp_close(&d);
+
+    cph_dpserver_stop(dps);
     snprintf(path, sizeof(path), "%s/run", fx->dir);
     rmdir(path);
 }
@@ -543,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_body),
         cmocka_unit_test_setup_teardown(test_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dataplanes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_policy, setup, teardown),
         cmocka_unit_test(test_parse_cache_max_bytes),
     };

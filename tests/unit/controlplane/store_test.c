@@ -81,7 +81,9 @@ static void test_normalize(void **state)
 
     (void)state;
     assert_string_equal(
-        text, "{\"name\":\"a\",\"system\":null,\"targets\":[{\"url\":\"http://h:1\",\"weight\":1}],\"timeout_ms\":60000}");
+        text,
+        "{\"name\":\"a\",\"policies\":{},\"system\":null,\"targets\":[{\"url\":\"http://h:1\",\"weight\":1}],"
+        "\"timeout_ms\":60000}");
     free(text);
     json_decref(in);
     json_decref(out);

@@ -165,9 +165,9 @@ static void test_snapbuild_deterministic(void **state)
               "\"routes\":[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r1\","
               "\"paths\":[\"/r1\"],\"policies\":{},\"service\":\"c\",\"strip_prefix\":false},{\"default_access\":\"authenticated\","
               "\"hosts\":[],\"methods\":[],\"name\":\"r2\",\"paths\":[\"/r2\"],\"policies\":{},\"service\":\"a\","
-              "\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"system\":null,\"targets\":[],"
-              "\"timeout_ms\":100},{\"name\":\"b\",\"system\":null,\"targets\":[],\"timeout_ms\":100},"
-              "{\"name\":\"c\",\"system\":null,\"targets\":[],\"timeout_ms\":100}]}");
+              "\"strip_prefix\":false}],\"services\":[{\"name\":\"a\",\"policies\":{},\"system\":null,\"targets\":[],"
+              "\"timeout_ms\":100},{\"name\":\"b\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":100},"
+              "{\"name\":\"c\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":100}]}");
     free(text);
     json_decref(a);
     json_decref(b);
