@@ -5,11 +5,11 @@
  * one generated at the first start and printed once), makes sure the current config version has a snapshot,
  * starts the data-plane socket server with that snapshot, then the admin API and the auth API (login, refresh,
  * logout; --auth-listen off disables it). The auth settings (token lifetimes, issuer, audience, leeway, header
- * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit, the cache budget)
- * are fixed from flags before the database is opened, because the snapshot carries them.
- * Every committed write is published to the data planes from the write path itself (cph_db_set_on_commit), in
- * version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the socket server,
- * then close the database, and exit 0.
+ * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit, the cache budget
+ * and backend, the gateway-wide IP lists and request limits, the websocket drain grace) are fixed from flags before the database is
+ * opened, because the snapshot carries them. Every committed write is published to the data planes from the write path itself
+ * (cph_db_set_on_commit), in version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the
+ * socket server, then close the database, and exit 0.
  *
  * Signals are blocked before any thread starts and taken with sigwait() here, so no handler runs inside SQLite,
  * libmicrohttpd or the socket server.
@@ -75,6 +75,17 @@ static void usage(FILE *out)
             "                                                    R requests per P seconds, burst B\n"
             "  --cache-max-bytes N       CEPHALO_CACHE_MAX_BYTES (default 67108864, 0..17179869184): response cache memory\n"
             "                                                    per data plane; 0 = caching off\n"
+            "  --cache-backend B         CEPHALO_CACHE_BACKEND   (default memory; memory|redis): where the response cache\n"
+            "                                                    lives (redis needs --redis)\n"
+            "  --ip-allow CIDR           CEPHALO_IP_ALLOW        (repeatable; env: comma-separated): only these clients,\n"
+            "                                                    on every route (a.b.c.d[/n] or IPv6[/n], no host bits)\n"
+            "  --ip-deny CIDR            CEPHALO_IP_DENY         (repeatable; env: comma-separated): never these clients\n"
+            "  --max-body-bytes N        CEPHALO_MAX_BODY_BYTES  (default 10485760, 0..1073741824): request body, 413\n"
+            "  --max-url-bytes N         CEPHALO_MAX_URL_BYTES   (default 8192, 256..65536): path and query, 414\n"
+            "  --max-headers N           CEPHALO_MAX_HEADERS     (default 100, 1..1000): request header count, 431\n"
+            "  --max-header-bytes N      CEPHALO_MAX_HEADER_BYTES (default 65536, 1024..1048576): header names+values, 431\n"
+            "  --ws-drain-grace-ms N     CEPHALO_WS_DRAIN_GRACE_MS (default 30000, 0..3600000): a websocket whose route is\n"
+            "                                                    gone after a config change is closed after this\n"
             "  --help                    this text\n"
             "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
             CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
@@ -208,16 +219,57 @@ static int auth_option(int ch, auth_args_t *a)
 
 /* The gateway options as given (flag, else environment, else default), checked by check_gateway(). */
 typedef struct st_gateway_args_t {
-    const char *redis, *redis_timeout, *proxy_hops, *login_rate, *cache_max_bytes;
+    const char *redis, *redis_timeout, *proxy_hops, *login_rate, *cache_max_bytes, *cache_backend, *ws_drain_grace;
+    const char *limits[4];                            /* in the order of LIMIT_MEMBERS */
+    const char *cidrs[2][CPH_SETTINGS_MAX_CIDRS + 1]; /* --ip-allow, --ip-deny as given */
+    size_t num_cidrs[2];                              /* one more than the cap: refused by check_cidrs */
+    const char *cidr_env[2];                          /* CEPHALO_IP_ALLOW / _DENY: comma-separated */
 } gateway_args_t;
+
+static const char *const LIMIT_MEMBERS[] = {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes"};
+static const char *const LIMIT_FLAGS[] = {"--max-body-bytes", "--max-url-bytes", "--max-headers", "--max-header-bytes"};
+static const char *const CIDR_FLAGS[] = {"--ip-allow", "--ip-deny"};
 
 static void gateway_args_from_env(gateway_args_t *a)
 {
+    memset(a, 0, sizeof(*a));
     a->redis = env_or("CEPHALO_REDIS", NULL);
     a->redis_timeout = env_or("CEPHALO_REDIS_TIMEOUT_MS", "50");
     a->proxy_hops = env_or("CEPHALO_TRUSTED_PROXY_HOPS", "0");
     a->login_rate = env_or("CEPHALO_LOGIN_RATE", "10/60/5");
     a->cache_max_bytes = env_or("CEPHALO_CACHE_MAX_BYTES", "67108864");
+    a->cache_backend = env_or("CEPHALO_CACHE_BACKEND", "memory");
+    a->ws_drain_grace = env_or("CEPHALO_WS_DRAIN_GRACE_MS", "30000");
+    a->limits[0] = env_or("CEPHALO_MAX_BODY_BYTES", "10485760");
+    a->limits[1] = env_or("CEPHALO_MAX_URL_BYTES", "8192");
+    a->limits[2] = env_or("CEPHALO_MAX_HEADERS", "100");
+    a->limits[3] = env_or("CEPHALO_MAX_HEADER_BYTES", "65536");
+    a->cidr_env[0] = env_or("CEPHALO_IP_ALLOW", NULL);
+    a->cidr_env[1] = env_or("CEPHALO_IP_DENY", NULL);
+}
+
+/* The IP lists: the flags when any was given, else the environment's comma-separated list. -1 after a message. */
+static int check_cidrs(const gateway_args_t *a, cph_gateway_settings_t *g)
+{
+    char msg[256], item[CPH_SETTINGS_CIDR_MAX + 16];
+
+    for (int deny = 0; deny != 2; deny++) {
+        for (size_t i = 0; i != a->num_cidrs[deny]; i++) /* at most one past the cap: add_cidr refuses that one */
+            if (cph_settings_add_cidr(g, deny, a->cidrs[deny][i], msg, sizeof(msg)) != 0)
+                goto Bad;
+        for (const char *p = a->num_cidrs[deny] == 0 ? a->cidr_env[deny] : NULL; p != NULL && *p != '\0';) {
+            size_t len = strcspn(p, ",");
+            snprintf(item, sizeof(item), "%.*s", (int)(len < sizeof(item) - 1 ? len : sizeof(item) - 1), p);
+            if (cph_settings_add_cidr(g, deny, item, msg, sizeof(msg)) != 0)
+                goto Bad;
+            p += len + (p[len] == ',');
+        }
+        continue;
+    Bad:
+        fprintf(stderr, "cephalo-controlplane: bad value for %s: %s\n", CIDR_FLAGS[deny], msg);
+        return -1;
+    }
+    return 0;
 }
 
 /* Fills c->gateway from a; prints what is wrong and returns -1 on a bad value. */
@@ -225,6 +277,7 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
 {
     cph_gateway_settings_t *g = &c->gateway;
     const char *bad = NULL;
+    char msg[256];
     long timeout = 0, hops = 0;
 
     cph_settings_gateway_defaults(g);
@@ -238,8 +291,21 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
         bad = "--login-rate";
     else if (cph_settings_parse_cache_max_bytes(a->cache_max_bytes, g) != 0)
         bad = "--cache-max-bytes";
+    else if (cph_settings_parse_cache_backend(a->cache_backend, g) != 0)
+        bad = "--cache-backend (memory or redis)";
+    else if (cph_settings_parse_ws_drain_grace(a->ws_drain_grace, g) != 0)
+        bad = "--ws-drain-grace-ms (0..3600000)";
+    for (size_t i = 0; bad == NULL && i != 4; i++)
+        if (cph_settings_parse_limit(LIMIT_MEMBERS[i], a->limits[i], g) != 0)
+            bad = LIMIT_FLAGS[i];
     if (bad != NULL) {
         fprintf(stderr, "cephalo-controlplane: bad value for %s\n", bad);
+        return -1;
+    }
+    if (check_cidrs(a, g) != 0)
+        return -1;
+    if (cph_settings_check_gateway(g, msg, sizeof(msg)) != 0) {
+        fprintf(stderr, "cephalo-controlplane: %s\n", msg);
         return -1;
     }
     g->redis_timeout_ms = (int)timeout;
@@ -247,7 +313,7 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
     return 0;
 }
 
-/* A gateway option of getopt_long (codes 'R', 'T', 'P', 'L', 'K'); 0 when ch is not one. */
+/* A gateway option of getopt_long; 0 when ch is not one. */
 static int gateway_option(int ch, gateway_args_t *a)
 {
     const char **slot = ch == 'R'   ? &a->redis
@@ -255,8 +321,20 @@ static int gateway_option(int ch, gateway_args_t *a)
                         : ch == 'P' ? &a->proxy_hops
                         : ch == 'L' ? &a->login_rate
                         : ch == 'K' ? &a->cache_max_bytes
+                        : ch == 'c' ? &a->cache_backend
+                        : ch == 'W' ? &a->ws_drain_grace
+                        : ch == 'y' ? &a->limits[0]
+                        : ch == 'U' ? &a->limits[1]
+                        : ch == 'N' ? &a->limits[2]
+                        : ch == 'H' ? &a->limits[3]
                                     : NULL;
 
+    if (ch == 'a' || ch == 'x') { /* repeatable */
+        int deny = ch == 'x';
+        if (a->num_cidrs[deny] <= CPH_SETTINGS_MAX_CIDRS)
+            a->cidrs[deny][a->num_cidrs[deny]++] = optarg;
+        return 1;
+    }
     if (slot == NULL)
         return 0;
     *slot = optarg;
@@ -283,6 +361,14 @@ static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
                                      {"trusted-proxy-hops", required_argument, NULL, 'P'},
                                      {"login-rate", required_argument, NULL, 'L'},
                                      {"cache-max-bytes", required_argument, NULL, 'K'},
+                                     {"cache-backend", required_argument, NULL, 'c'},
+                                     {"ws-drain-grace-ms", required_argument, NULL, 'W'},
+                                     {"ip-allow", required_argument, NULL, 'a'},
+                                     {"ip-deny", required_argument, NULL, 'x'},
+                                     {"max-body-bytes", required_argument, NULL, 'y'},
+                                     {"max-url-bytes", required_argument, NULL, 'U'},
+                                     {"max-headers", required_argument, NULL, 'N'},
+                                     {"max-header-bytes", required_argument, NULL, 'H'},
                                      {"help", no_argument, NULL, 'h'},
                                      {NULL, 0, NULL, 0}};
 

@@ -58,6 +58,7 @@ void cph_settings_gateway_defaults(cph_gateway_settings_t *g)
     g->login_period_s = 60;
     g->login_burst = 5;
     g->cache_max_bytes = CPH_CACHE_MAX_BYTES_DEFAULT;
+    g->ws_drain_grace_ms = CPH_WS_DRAIN_GRACE_MS_DEFAULT;
 }
 
 const cph_gateway_settings_t *cph_settings_gateway(void)
@@ -201,5 +202,128 @@ int cph_settings_parse_cache_max_bytes(const char *s, cph_gateway_settings_t *g)
     if (*end != '\0' || errno != 0 || v < 0 || v > CPH_CACHE_MAX_BYTES_MAX)
         return -1;
     g->cache_max_bytes = v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- IP lists, limits, cache backend, websockets */
+
+/* The prefix length after '/': 1-3 digits, no leading zero, at most bits. -1 when malformed. */
+static int parse_prefix(const char *p, unsigned bits)
+{
+    size_t len = strlen(p);
+    unsigned v = 0;
+
+    if (len < 1 || len > 3 || (len > 1 && p[0] == '0'))
+        return -1;
+    for (size_t i = 0; i != len; ++i) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v <= bits ? (int)v : -1;
+}
+
+int cph_settings_check_cidr(const char *s, char *msg, size_t msg_cap)
+{
+    char addr[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN];
+    const char *slash = s != NULL ? strchr(s, '/') : NULL;
+    size_t alen = s == NULL ? 0 : slash != NULL ? (size_t)(slash - s) : strlen(s);
+    unsigned char bytes[16];
+    unsigned bits;
+    int prefix, host_bits = 0;
+
+    if (alen == 0 || alen >= sizeof(addr))
+        goto Bad;
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    bits = memchr(addr, ':', alen) != NULL ? 128 : 32;
+    if (inet_pton(bits == 128 ? AF_INET6 : AF_INET, addr, bytes) != 1)
+        goto Bad;
+    if (slash == NULL)
+        return 0;
+    if ((prefix = parse_prefix(slash + 1, bits)) < 0) {
+        snprintf(msg, msg_cap, "\"%s\": the prefix length must be 0..%u, without a leading zero", s, bits);
+        return -1;
+    }
+    for (unsigned b = (unsigned)prefix; b != bits; ++b) {
+        host_bits |= bytes[b / 8] & (0x80u >> (b % 8));
+        bytes[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
+    }
+    if (!host_bits)
+        return 0;
+    inet_ntop(bits == 128 ? AF_INET6 : AF_INET, bytes, net, sizeof(net));
+    snprintf(msg, msg_cap, "\"%s\": bits are set after the prefix (did you mean %s/%d?)", s, net, prefix);
+    return -1;
+Bad:
+    snprintf(msg, msg_cap, "\"%.64s\": not a CIDR (a.b.c.d[/0-32] or an IPv6 address[/0-128])", s != NULL ? s : "");
+    return -1;
+}
+
+int cph_settings_add_cidr(cph_gateway_settings_t *g, int deny, const char *s, char *msg, size_t msg_cap)
+{
+    size_t *n = deny ? &g->num_ip_deny : &g->num_ip_allow;
+    char(*list)[CPH_SETTINGS_CIDR_MAX] = deny ? g->ip_deny : g->ip_allow;
+
+    if (cph_settings_check_cidr(s, msg, msg_cap) != 0)
+        return -1;
+    if (*n == CPH_SETTINGS_MAX_CIDRS) {
+        snprintf(msg, msg_cap, "more than %d CIDRs", CPH_SETTINGS_MAX_CIDRS);
+        return -1;
+    }
+    memcpy(list[*n], s, strlen(s) + 1); /* a valid CIDR is shorter than CPH_SETTINGS_CIDR_MAX */
+    ++*n;
+    return 0;
+}
+
+int cph_settings_parse_limit(const char *member, const char *s, cph_gateway_settings_t *g)
+{
+    long v;
+
+    if (strcmp(member, "max_body_bytes") == 0) {
+        if (cph_settings_parse_long(s, 0, 1073741824, &v) != 0)
+            return -1;
+        g->max_body_bytes = v;
+    } else if (strcmp(member, "max_url_bytes") == 0) {
+        if (cph_settings_parse_long(s, 256, 65536, &v) != 0)
+            return -1;
+        g->max_url_bytes = (int)v;
+    } else if (strcmp(member, "max_headers") == 0) {
+        if (cph_settings_parse_long(s, 1, 1000, &v) != 0)
+            return -1;
+        g->max_headers = (int)v;
+    } else if (strcmp(member, "max_header_bytes") == 0) {
+        if (cph_settings_parse_long(s, 1024, 1048576, &v) != 0)
+            return -1;
+        g->max_header_bytes = (int)v;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int cph_settings_parse_cache_backend(const char *s, cph_gateway_settings_t *g)
+{
+    if (s == NULL || (strcmp(s, "memory") != 0 && strcmp(s, "redis") != 0))
+        return -1;
+    g->cache_redis = strcmp(s, "redis") == 0;
+    return 0;
+}
+
+int cph_settings_parse_ws_drain_grace(const char *s, cph_gateway_settings_t *g)
+{
+    long v;
+
+    if (cph_settings_parse_long(s, 0, 3600000, &v) != 0)
+        return -1;
+    g->ws_drain_grace_ms = (int)v;
+    return 0;
+}
+
+int cph_settings_check_gateway(const cph_gateway_settings_t *g, char *msg, size_t msg_cap)
+{
+    if (g->cache_redis && g->redis_host[0] == '\0') {
+        snprintf(msg, msg_cap, "--cache-backend redis needs --redis HOST:PORT[/DB]");
+        return -1;
+    }
     return 0;
 }

@@ -6,6 +6,8 @@
 #ifndef CPH_SETTINGS_H
 #define CPH_SETTINGS_H
 
+#include <stddef.h>
+
 typedef struct st_cph_auth_settings_t {
     char issuer[257];       /* JWT iss; default "cephalo" */
     char audience[257];     /* JWT aud; "" = none */
@@ -24,23 +26,32 @@ void cph_settings_set_auth(const cph_auth_settings_t *s);
 /** Fills s with the defaults. */
 void cph_settings_auth_defaults(cph_auth_settings_t *s);
 
-/* The snapshot's "gateway" section (proto/PROTOCOL.md section 5). ip_allow and ip_deny are always written empty. */
+#define CPH_SETTINGS_MAX_CIDRS 256 /* per list (--ip-allow, --ip-deny); the schema allows 1024 */
+#define CPH_SETTINGS_CIDR_MAX 50   /* an IPv6 address, "/128" and the NUL */
+
+/* The snapshot's "gateway" section (proto/PROTOCOL.md section 5). */
 typedef struct st_cph_gateway_settings_t {
     int trusted_proxy_hops;   /* 0..8, default 0 */
     char redis_host[254];     /* an IPv4/IPv6 literal (no brackets) or a DNS name; "" = no redis (default) */
     int redis_port;           /* 1..65535 */
     int redis_db;             /* 0..15, default 0 */
     int redis_timeout_ms;     /* 1..10000, default 50 */
-    long long max_body_bytes; /* the gateway-wide limits: 10485760, 8192, 100, 65536 (no flags) */
-    int max_url_bytes;
-    int max_headers;
-    int max_header_bytes;
-    long login_rate;    /* POST /auth/login per client IP: 1..1000000000 per login_period_s (1..86400), */
-    int login_period_s; /* burst 0..1000000000; default 10 / 60 / 5 */
+    long long max_body_bytes; /* the gateway-wide limits: 0..1073741824, default 10485760 */
+    int max_url_bytes;        /* 256..65536, default 8192 */
+    int max_headers;          /* 1..1000, default 100 */
+    int max_header_bytes;     /* 1024..1048576, default 65536 */
+    long login_rate;          /* POST /auth/login per client IP: 1..1000000000 per login_period_s (1..86400), */
+    int login_period_s;       /* burst 0..1000000000; default 10 / 60 / 5 */
     long login_burst;
     long long cache_max_bytes; /* gateway.cache.max_bytes: 0..CPH_CACHE_MAX_BYTES_MAX, default 67108864; 0 = caching off */
+    int cache_redis;           /* gateway.cache.backend: 0 "memory" (default), 1 "redis" (needs redis_host) */
+    int ws_drain_grace_ms;     /* gateway.websocket.drain_grace_ms: 0..3600000, default 30000 */
+    size_t num_ip_allow, num_ip_deny;
+    char ip_allow[CPH_SETTINGS_MAX_CIDRS][CPH_SETTINGS_CIDR_MAX]; /* gateway.ip_allow, in flag order */
+    char ip_deny[CPH_SETTINGS_MAX_CIDRS][CPH_SETTINGS_CIDR_MAX];  /* gateway.ip_deny */
 } cph_gateway_settings_t;
 
+#define CPH_WS_DRAIN_GRACE_MS_DEFAULT 30000
 #define CPH_CACHE_MAX_BYTES_DEFAULT 67108864LL
 #define CPH_CACHE_MAX_BYTES_MAX 17179869184LL /* the snapshot schema's cap (16 GiB) */
 
@@ -66,5 +77,32 @@ int cph_settings_parse_long(const char *s, long min, long max, long *out);
  * 0..CPH_CACHE_MAX_BYTES_MAX into g->cache_max_bytes. 0, or -1 leaving g unchanged.
  */
 int cph_settings_parse_cache_max_bytes(const char *s, cph_gateway_settings_t *g);
+
+/**
+ * Checks one CIDR as the snapshot schema wants it: an IPv4 (a.b.c.d) or IPv6 address as inet_pton reads it, then
+ * optionally '/' and a prefix length without a leading zero (0-32 / 0-128; a bare address is one host), with no bit
+ * set after the prefix. Returns 0, or -1 with a one-line reason in msg (msg_cap bytes; for host bits, the network the
+ * user probably meant, e.g. "did you mean 10.0.0.0/8?").
+ */
+int cph_settings_check_cidr(const char *s, char *msg, size_t msg_cap);
+/**
+ * Appends the CIDR s (checked as above) to g's ip_deny (deny != 0) or ip_allow. Returns 0, or -1 with msg (invalid,
+ * or more than CPH_SETTINGS_MAX_CIDRS in the list) leaving g unchanged.
+ */
+int cph_settings_add_cidr(cph_gateway_settings_t *g, int deny, const char *s, char *msg, size_t msg_cap);
+/**
+ * Parses one gateway-wide request limit: member is "max_body_bytes" (0..1073741824), "max_url_bytes" (256..65536),
+ * "max_headers" (1..1000) or "max_header_bytes" (1024..1048576), s a plain decimal. 0, or -1 leaving g unchanged.
+ */
+int cph_settings_parse_limit(const char *member, const char *s, cph_gateway_settings_t *g);
+/** Parses --cache-backend: "memory" or "redis" (exactly). 0, or -1 leaving g unchanged. */
+int cph_settings_parse_cache_backend(const char *s, cph_gateway_settings_t *g);
+/** Parses --ws-drain-grace-ms: a plain decimal 0..3600000. 0, or -1 leaving g unchanged. */
+int cph_settings_parse_ws_drain_grace(const char *s, cph_gateway_settings_t *g);
+/**
+ * The checks across flags, after every flag was parsed: cache backend redis needs a redis (--redis). 0, or -1 with a
+ * one-line reason in msg.
+ */
+int cph_settings_check_gateway(const cph_gateway_settings_t *g, char *msg, size_t msg_cap);
 
 #endif

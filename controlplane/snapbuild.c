@@ -10,12 +10,15 @@
  * the hash does not depend on which key is newer: a rotation changes the body and so reaches every data plane like
  * any other write. The member is left out when there is no key (a store before its first key), never written empty.
  *
- * A service carries its "system" (a code or null) and a route its "default_access" and "policies" (as stored, {} when
- * none); the access sections ("auth", "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
+ * A service carries its "system" (a code or null) and "policies" (as stored, {} when none: the data planes fill in
+ * the defaults), a route its "default_access" and "policies" (as stored, {} when none); the access sections ("auth",
+ * "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
  *
- * "gateway" (the gateway-wide traffic settings: client IP, global limits, redis, the login limit, the cache budget)
- * comes from the control plane's flags (settings.h), fixed for the process, and is always written with every member
- * (redis null when none), so the body stays a pure function of the rows and the flags.
+ * "gateway" (the gateway-wide traffic settings: client IP, global IP lists and limits, redis, the login limit, the
+ * cache budget and backend, the websocket drain grace) comes from the control plane's flags (settings.h), fixed for
+ * the process, and is always written with every member (redis null when none), so the body stays a pure function of
+ * the rows and the flags - except the two members added last, cache.backend and websocket, written only when they
+ * differ from their defaults ("memory", 30000 ms), so that a default control plane's body is the same as before them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,19 +73,35 @@ static json_t *public_keys(cph_db_t *db, cph_error_t *err)
     return keys;
 }
 
+/* One of the IP lists as a JSON array of its CIDRs, in flag order. */
+static json_t *cidr_list(const char (*list)[CPH_SETTINGS_CIDR_MAX], size_t n)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr != NULL && i != n; ++i)
+        if (json_array_append_new(arr, json_string(list[i])) != 0)
+            cph_fatal(MODULE, "out of memory");
+    return arr;
+}
+
 json_t *cph_snapbuild_gateway(const cph_gateway_settings_t *g)
 {
-    json_t *redis = json_null(), *out;
+    json_t *redis = json_null(), *out, *cache;
 
     if (g->redis_host[0] != '\0')
         redis = json_pack("{s:s, s:i, s:i, s:i}", "host", g->redis_host, "port", g->redis_port, "db", g->redis_db, "timeout_ms",
                           g->redis_timeout_ms);
-    out = json_pack("{s:i, s:[], s:[], s:{s:I, s:i, s:i, s:i}, s:o, s:{s:I, s:i, s:I}}", "trusted_proxy_hops",
-                    g->trusted_proxy_hops, "ip_allow", "ip_deny", "limits", "max_body_bytes", (json_int_t)g->max_body_bytes,
+    out = json_pack("{s:i, s:o, s:o, s:{s:I, s:i, s:i, s:i}, s:o, s:{s:I, s:i, s:I}}", "trusted_proxy_hops",
+                    g->trusted_proxy_hops, "ip_allow", cidr_list(g->ip_allow, g->num_ip_allow), "ip_deny",
+                    cidr_list(g->ip_deny, g->num_ip_deny), "limits", "max_body_bytes", (json_int_t)g->max_body_bytes,
                     "max_url_bytes", g->max_url_bytes, "max_headers", g->max_headers, "max_header_bytes", g->max_header_bytes,
                     "redis", redis, "login_rate_limit", "rate", (json_int_t)g->login_rate, "period_s", g->login_period_s, "burst",
                     (json_int_t)g->login_burst);
-    if (out == NULL || json_object_set_new(out, "cache", json_pack("{s:I}", "max_bytes", (json_int_t)g->cache_max_bytes)) != 0)
+    if (out == NULL || (cache = json_pack("{s:I}", "max_bytes", (json_int_t)g->cache_max_bytes)) == NULL ||
+        json_object_set_new(out, "cache", cache) != 0 ||
+        (g->cache_redis && json_object_set_new(cache, "backend", json_string("redis")) != 0) ||
+        (g->ws_drain_grace_ms != CPH_WS_DRAIN_GRACE_MS_DEFAULT &&
+         json_object_set_new(out, "websocket", json_pack("{s:i}", "drain_grace_ms", g->ws_drain_grace_ms)) != 0))
         cph_fatal(MODULE, "cannot build the gateway section");
     return out;
 }

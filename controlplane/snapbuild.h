@@ -31,7 +31,7 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err);
 int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err);
 
 /**
- * The "gateway" section of g (CONTRACT5 A, proto/PROTOCOL.md section 5) with every member: {"trusted_proxy_hops",
+ * The "gateway" section of g (proto/PROTOCOL.md section 5) with every member: {"trusted_proxy_hops",
  * "ip_allow": [], "ip_deny": [], "limits": {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes"},
  * "redis": null | {"host", "port", "db", "timeout_ms"}, "login_rate_limit": {"rate", "period_s", "burst"}}. A new
  * reference (out of memory aborts).
