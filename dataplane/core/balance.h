@@ -19,6 +19,8 @@ typedef struct st_cph_balance_worker_t cph_balance_worker_t;
 
 cph_balance_worker_t *cph_balance_worker_new(void);
 void cph_balance_worker_free(cph_balance_worker_t *bw);
+/** Sets the worker's random generator (policy random) to a fixed state: for tests; workers seed from RAND_bytes. */
+void cph_balance_worker_seed(cph_balance_worker_t *bw, uint64_t seed);
 
 /** What the proxy learned from one exchange with a target. */
 typedef enum en_cph_outcome_t {
@@ -44,11 +46,15 @@ typedef struct st_cph_pick_t {
  */
 int cph_balance_pick(cph_balance_worker_t *bw, const cph_service_t *svc, uint64_t hash, const uint64_t *tried,
                      uint64_t now_ns, cph_pick_t *out);
-/** Hash of a consistent-hash key (SipHash with a per-process random key). */
+/** Hash of a consistent-hash key: SipHash-1-3 under a fixed key, so every data plane and every restart agree. */
 uint64_t cph_balance_hash(const void *key, size_t len);
 /** Ends one exchange begun by cph_balance_pick: in-flight count down, breaker and outlier state updated. */
 void cph_balance_end(const cph_service_t *svc, const cph_pick_t *pick, cph_outcome_t outcome, uint64_t now_ns);
 
+/** Breaker states, as cph_balance_breaker_state returns them. */
+enum { CPH_BREAKER_CLOSED = 0, CPH_BREAKER_OPEN = 1, CPH_BREAKER_HALF_OPEN = 2 };
+/** Ejections of the service with this metric id since the process started (cephalo_upstream_ejections_total). */
+uint64_t cph_balance_ejections(uint32_t service_metric_id);
 /** Breaker state of a target at now_ns, for reports: 0 closed, 1 open, 2 half-open. */
 int cph_balance_breaker_state(const cph_target_state_t *st, uint64_t now_ns);
 

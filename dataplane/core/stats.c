@@ -204,7 +204,8 @@ const char *cph_stats_rl_outcome_name(cph_rl_outcome_t outcome)
 
 const char *cph_stats_cache_outcome_name(cph_cache_outcome_t outcome)
 {
-    static const char *const names[CPH_CACHE_OUTCOMES] = {"hit", "miss", "bypass", "stored", "not_storable", "revalidated_304"};
+    static const char *const names[CPH_CACHE_OUTCOMES] = {"hit", "miss", "bypass", "stored", "not_storable", "revalidated_304",
+                                                            "error"};
 
     return outcome >= 0 && outcome < CPH_CACHE_OUTCOMES ? names[outcome] : "other";
 }

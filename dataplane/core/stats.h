@@ -27,6 +27,8 @@ typedef enum en_cph_upstream_error_t {
     CPH_UPSTREAM_ERR_TIMEOUT,     /* I/O timeout: 504 */
     CPH_UPSTREAM_ERR_PROTOCOL,    /* bad response, reset mid-body */
     CPH_UPSTREAM_ERR_NO_TARGET,   /* service has no target: 503 */
+    CPH_UPSTREAM_ERR_NO_HEALTHY,  /* every target unhealthy, ejected or already tried: 503 */
+    CPH_UPSTREAM_ERR_OVERLOADED,  /* the service's max_requests or max_pending is reached: 503 */
     CPH_UPSTREAM_ERR_KINDS
 } cph_upstream_error_t;
 
@@ -74,12 +76,14 @@ typedef enum en_cph_cache_outcome_t {
     CPH_CACHE_OUTCOME_STORED,          /* a miss whose response went into the store */
     CPH_CACHE_OUTCOME_NOT_STORABLE,    /* a miss whose response could not be stored (rules, size, budget, error) */
     CPH_CACHE_OUTCOME_REVALIDATED_304, /* a hit answered 304 to If-None-Match */
+    CPH_CACHE_OUTCOME_ERROR,           /* the shared (Redis) store failed or timed out: a miss that is not stored */
     CPH_CACHE_OUTCOMES
 } cph_cache_outcome_t;
 
 typedef struct st_cph_worker_stats_t {
     cph_counter_t responses[CPH_STATS_MAX_ROUTES][CPH_STATS_STATUS_CLASSES];
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
+    cph_counter_t upstream_retries[CPH_STATS_MAX_SERVICES]; /* retries to another target (filter/proxy_balance.c) */
     cph_counter_t connections_accepted;
     cph_counter_t authz_decisions[CPH_STATS_AUTHZ_OUTCOMES]; /* by cph_authz_decision_t */
     cph_counter_t authz_shadow[CPH_STATS_MAX_ENDPOINTS][2];  /* by endpoint stat id, CPH_STATS_SHADOW_{ALLOW,DENY} */

@@ -25,6 +25,7 @@ typedef struct st_cph_target_state_t {
     _Atomic uint32_t ejections;            /* times ejected (drives the growing ejection time) */
     _Atomic uint64_t ejections_total;      /* for metrics and the health report */
     _Atomic int probing;                   /* half-open: the one probe request is in flight */
+    _Atomic uint64_t closed_at_ns;         /* when the breaker last closed (decays the ejection multiplier), 0 = never */
     /* active checks (core/health.c), for the report */
     _Atomic uint32_t check_successes, check_failures; /* consecutive, toward the thresholds */
     _Atomic uint64_t last_check_ms;        /* wall clock ms of the last completed check, 0 = none */

@@ -1,6 +1,6 @@
 /*
  * filter/proxy: the terminal stage of a proxy route. It forwards the request to one target of the route's service
- * (round robin, weighted) over HTTP/1.1 and streams the answer back.
+ * (chosen by the balancer, core/balance.h) over HTTP/1.1 and streams the answer back.
  *
  * Our own upstream client on h2o's socket layer (h2o_socket_t) and picohttpparser (core/h1resp.c), not
  * h2o_http1client: profiling showed h2o's socket pool exports every idle connection out of the event loop and
@@ -9,14 +9,23 @@
  * would see a response sees the upstream's close (or stray bytes) and drops the connection at once, and the next
  * request just writes to it.
  *
- * Failure mapping: 502 upstream_connect_failed when no connection could be made (resolution, connect), 504
- * upstream_timeout when the service's timeout_ms expires before the response head (connect included), 502
- * bad_gateway for anything else before the head (early close, malformed head, head over 64 KiB); once the head
- * went out an error can only abort the response (the client sees a truncation). A connection is reused only after
- * a complete, well-framed response with no stray bytes and no "Connection: close".
+ * An exchange is one or more attempts (filter/proxy_balance.c does the balancer's bookkeeping and the retry rules):
+ * admission (503 upstream_overloaded), pick (503 no_healthy_upstream when nothing can be picked), then per attempt
+ * connect (route connect_ms; 503 upstream_overloaded when the service's pending connects are full), write (idle_ms),
+ * wait for the head (first_byte_ms from the request written) and read the body (idle_ms between reads). total_ms,
+ * when set, bounds the whole exchange, retries included.
+ *
+ * Failure mapping before the head: 502 upstream_connect_failed when no connection could be made (resolution,
+ * connect), 504 upstream_timeout for any timeout, 502 bad_gateway for anything else (early close, malformed head,
+ * head over 64 KiB); a retry to another target comes first when the route's policy allows it. Once the head went
+ * out an error can only abort the response: the generator ends with an error state, which closes an HTTP/1
+ * connection without a terminating chunk and resets an HTTP/2 stream, so the client sees the truncation. A
+ * connection is reused only after a complete, well-framed response with no stray bytes and no "Connection: close";
+ * one whose response was discarded for a retry is closed.
  *
  * A pooled connection the upstream closed while idle fails the next request before any answer; such a request is
- * retried once on a fresh connection when it is idempotent, as nginx does.
+ * retried once on a fresh connection to the same target when it is idempotent, as nginx does (not a retry of the
+ * policy: same target, no budget).
  *
  * Response cache (filter/cache.c): only for a route with policies.cache, the final head is offered to
  * cph_cache_capture_begin and, when it may be stored, every decoded body chunk is copied into the capture as it is
@@ -24,8 +33,7 @@
  * body passing max_body_bytes) drops it. A route without the policy pays one pointer test per response.
  *
  * Per worker (struct st_cph_proxy_worker_t): pools indexed by the target's stable pool id (they outlive snapshot
- * swaps), one h2o_timeout_t per distinct timeout_ms, and the round-robin positions indexed by the service's metric
- * id. All of it is touched only on the worker's thread.
+ * swaps) and one h2o_timeout_t per distinct timeout. All of it is touched only on the worker's thread.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -36,6 +44,7 @@
 #include "dataplane/core/h1resp.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
+#include "dataplane/filter/proxy_balance.h"
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/proxy"
@@ -43,6 +52,7 @@
 #define POOL_KEEPALIVE_MS 2000
 #define POOL_MAX_IDLE 1024           /* idle connections kept per upstream authority and worker */
 #define BODY_HIGH_WATER (256 * 1024) /* stop reading the upstream while this much waits for the client */
+#define SMALL_REQUEST (64 * 1024)    /* a request written at once: first_byte_ms starts with the write */
 
 typedef struct st_pool_t {
     h2o_linklist_t idle; /* upconn_t, most recently used last */
@@ -73,8 +83,11 @@ struct st_cph_proxy_worker_t {
     h2o_timeout_t idle_timeout;
     timeout_ctx_t **timeouts;
     size_t num_timeouts;
-    uint32_t rr[CPH_STATS_MAX_SERVICES]; /* round-robin position by service metric id */
 };
+
+/* What the exchange waits for: it picks the timeout and says whether a timeout may be retried. */
+enum { PHASE_CONNECT = 0, PHASE_WRITE, PHASE_HEAD, PHASE_BODY };
+enum { TIMER_CONNECT = 0, TIMER_FIRST_BYTE, TIMER_IDLE, TIMER_KINDS };
 
 typedef struct st_upstream_t {
     h2o_generator_t super;
@@ -82,15 +95,19 @@ typedef struct st_upstream_t {
     struct st_cph_proxy_worker_t *pw;
     const cph_target_t *target;
     pool_t *pool;
-    timeout_ctx_t *tctx;
-    h2o_timeout_entry_t timer; /* until the head; then between two reads of the body */
+    cph_proxy_attempts_t at;          /* balancer state: admission, pick, retries (filter/proxy_balance.h) */
+    timeout_ctx_t *tctx[TIMER_KINDS]; /* looked up on first use */
+    h2o_timeout_entry_t timer;        /* the current phase's timeout */
+    h2o_timeout_entry_t total_timer;  /* route total_ms, when set */
     h2o_hostinfo_getaddr_req_t *getaddr;
     upconn_t *conn;
     h2o_iovec_t bufs[2]; /* request head, body */
     cph_h1resp_t resp;
+    cph_outcome_t head_outcome; /* SUCCESS or 5XX, once the head is in */
+    int phase;
     int is_head;
-    int reused;  /* the connection came from the pool */
-    int retried; /* already retried once on a fresh connection */
+    int reused;        /* the connection came from the pool */
+    int fresh_retried; /* already retried once on a fresh connection to the same target */
     int head_done;
     int finished; /* nothing more will come from the upstream */
     int paused;   /* reading stopped until the client catches up */
@@ -100,7 +117,7 @@ typedef struct st_upstream_t {
     cph_cache_capture_t *capture; /* copying the response into the cache (filter/cache.c), or NULL */
 } upstream_t;
 
-static void start_exchange(upstream_t *u);
+static void start_attempt(upstream_t *u);
 static void connect_new(upstream_t *u);
 
 /* ---------------------------------------------------------------- connections and pools */
@@ -218,36 +235,9 @@ static timeout_ctx_t *get_timeout_ctx(struct st_cph_proxy_worker_t *pw, uint64_t
     return t;
 }
 
-/* Weighted round robin: position modulo the sum of weights, then the target owning that slot. */
-static const cph_target_t *pick_target(struct st_cph_proxy_worker_t *pw, const cph_service_t *svc)
-{
-    uint32_t id = svc->metric_id < CPH_STATS_MAX_SERVICES ? svc->metric_id : 0;
-    uint64_t total = 0, pos;
+/* ---------------------------------------------------------------- timers and endings */
 
-    for (size_t i = 0; i != svc->num_targets; ++i)
-        total += svc->targets[i].weight;
-    pos = pw->rr[id]++ % total;
-    for (size_t i = 0; i != svc->num_targets; ++i) {
-        if (pos < svc->targets[i].weight)
-            return &svc->targets[i];
-        pos -= svc->targets[i].weight;
-    }
-    return &svc->targets[0];
-}
-
-static void count_error(cph_req_t *r, cph_upstream_error_t kind)
-{
-    uint32_t id = r->route->service->metric_id;
-
-    if (id >= CPH_STATS_MAX_SERVICES)
-        id = 0;
-    if (r->worker->stats != NULL)
-        cph_counter_add(&r->worker->stats->upstream_errors[id][kind], 1);
-}
-
-/* ---------------------------------------------------------------- response */
-
-/* Detaches the exchange from its connection and timers; the connection is closed unless keep is set. */
+/* Detaches the exchange from its connection and phase timer; the connection is closed unless keep is set. */
 static void release_conn(upstream_t *u, int keep)
 {
     if (h2o_timeout_is_linked(&u->timer))
@@ -265,20 +255,70 @@ static void release_conn(upstream_t *u, int keep)
     }
 }
 
-static void restart_timer(upstream_t *u)
+/* (Re)starts the phase timer with the route's timeout of that kind. */
+static void arm(upstream_t *u, int kind)
 {
+    const cph_route_t *route = u->r->route;
+
+    if (u->tctx[kind] == NULL) {
+        uint64_t ms = kind == TIMER_CONNECT      ? route->connect_timeout_ms
+                      : kind == TIMER_FIRST_BYTE ? route->first_byte_timeout_ms
+                                                 : route->idle_timeout_ms;
+        u->tctx[kind] = get_timeout_ctx(u->pw, ms);
+    }
     if (h2o_timeout_is_linked(&u->timer))
         h2o_timeout_unlink(&u->timer);
-    h2o_timeout_link(u->pw->worker->ctx.loop, &u->tctx->timeout, &u->timer);
+    h2o_timeout_link(u->pw->worker->ctx.loop, &u->tctx[kind]->timeout, &u->timer);
 }
 
-static void fail_before_head(upstream_t *u, int status, const char *code, const char *message, cph_upstream_error_t kind)
+/* The upstream side of the exchange is over: the balancer hears the outcome, the admission slot is returned. */
+static void end_exchange(upstream_t *u, cph_outcome_t outcome)
+{
+    if (h2o_timeout_is_linked(&u->total_timer))
+        h2o_timeout_unlink(&u->total_timer);
+    cph_proxy_finish(u->r->route->service, &u->at, outcome);
+}
+
+/* A failure before the head: how it is answered, counted and judged. */
+typedef struct st_failure_t {
+    int status;
+    const char *code, *message;
+    cph_upstream_error_t kind;
+    cph_outcome_t outcome;
+} failure_t;
+
+static const failure_t CONNECT_FAILED = {502, "upstream_connect_failed", "The gateway could not connect to the upstream",
+                                         CPH_UPSTREAM_ERR_CONNECT, CPH_OUTCOME_CONNECT_FAILURE};
+static const failure_t RESOLVE_FAILED = {502, "upstream_connect_failed", "The gateway could not resolve the upstream",
+                                         CPH_UPSTREAM_ERR_CONNECT, CPH_OUTCOME_CONNECT_FAILURE};
+static const failure_t TIMED_OUT = {504, "upstream_timeout", "The upstream did not answer in time", CPH_UPSTREAM_ERR_TIMEOUT,
+                                    CPH_OUTCOME_TIMEOUT};
+static const failure_t CLOSED = {502, "bad_gateway", "The upstream failed to answer", CPH_UPSTREAM_ERR_PROTOCOL, CPH_OUTCOME_RESET};
+static const failure_t INVALID = {502, "bad_gateway", "The upstream sent an invalid response", CPH_UPSTREAM_ERR_PROTOCOL,
+                                  CPH_OUTCOME_RESET};
+
+/* Answers the failure and ends the exchange. */
+static void answer_failure(upstream_t *u, const failure_t *f)
+{
+    end_exchange(u, f->outcome);
+    cph_respond_error_r(u->r, f->status, f->code, f->message);
+}
+
+/* The attempt failed before any byte went to the client: another target when the policy allows it, else the answer.
+ * may_retry 0: never (a malformed head, the total deadline). */
+static void fail_attempt(upstream_t *u, const failure_t *f, int may_retry)
 {
     release_conn(u, 0);
-    cph_log_warn(MODULE, "upstream %s of service %s: %s", u->target->authority.base, u->r->route->service->name, code);
-    count_error(u->r, kind);
-    cph_respond_error_r(u->r, status, code, message);
+    cph_log_warn(MODULE, "upstream %s of service %s: %s", u->target->authority.base, u->r->route->service->name, f->code);
+    cph_proxy_count_error(u->r, f->kind);
+    if (may_retry && cph_proxy_retry(u->r, &u->at, f->outcome, 0, cph_proxy_now_ns()) == 0) {
+        start_attempt(u);
+        return;
+    }
+    answer_failure(u, f);
 }
+
+/* ---------------------------------------------------------------- response */
 
 /* Copies status and end-to-end headers into the response (names lower-cased: HTTP/2 requires it). */
 static void copy_head(upstream_t *u, const struct phr_header *headers, size_t num_headers)
@@ -337,18 +377,28 @@ static void do_send(upstream_t *u)
     h2o_send(u->r->req, &vec, vec.len != 0 ? 1 : 0, state);
 }
 
-static void body_error(upstream_t *u, const char *what, cph_upstream_error_t kind)
+static void body_error(upstream_t *u, const char *what, cph_upstream_error_t kind, cph_outcome_t outcome)
 {
     cph_log_warn(MODULE, "upstream %s of service %s: %s after the response head", u->target->authority.base,
                  u->r->route->service->name, what);
-    count_error(u->r, kind);
+    cph_proxy_count_error(u->r, kind);
     u->had_body_error = 1;
     u->finished = 1;
     end_capture(u, 0);
-    release_conn(u, 0);
+    release_conn(u, 0); /* never reused: its framing is lost */
+    end_exchange(u, outcome);
 }
 
 static void on_body_read(h2o_socket_t *sock, const char *err);
+
+/* The body arrived whole: the connection goes back to the pool when it is clean. */
+static void body_complete(upstream_t *u, int keep)
+{
+    u->finished = 1;
+    end_capture(u, 1);
+    release_conn(u, keep);
+    end_exchange(u, u->head_outcome);
+}
 
 /* Moves the decoded body bytes of the socket's input into u->body and hands them to h2o when it is idle. */
 static void handle_body(upstream_t *u)
@@ -358,7 +408,7 @@ static void handle_body(upstream_t *u)
     int rc = cph_h1resp_decode_body(&u->resp, sock->input->bytes, &len, &extra);
 
     if (rc < 0) {
-        body_error(u, "malformed chunked encoding", CPH_UPSTREAM_ERR_PROTOCOL);
+        body_error(u, "malformed chunked encoding", CPH_UPSTREAM_ERR_PROTOCOL, CPH_OUTCOME_RESET);
     } else {
         if (len != 0) {
             h2o_iovec_t dst = h2o_buffer_reserve(&u->body, len);
@@ -369,16 +419,14 @@ static void handle_body(upstream_t *u)
         }
         h2o_buffer_consume(&sock->input, sock->input->size);
         if (rc == 1) {
-            u->finished = 1;
-            end_capture(u, 1);
-            release_conn(u, u->resp.keepalive && extra == 0 && !h2o_socket_is_writing(sock));
+            body_complete(u, u->resp.keepalive && extra == 0 && !h2o_socket_is_writing(sock));
         } else if (u->body->size > BODY_HIGH_WATER) {
             h2o_socket_read_stop(sock);
             u->paused = 1;
             h2o_timeout_unlink(&u->timer); /* the client is slow, not the upstream */
         } else {
             h2o_socket_read_start(sock, on_body_read);
-            restart_timer(u);
+            arm(u, TIMER_IDLE);
         }
     }
     do_send(u);
@@ -392,13 +440,10 @@ static void on_body_read(h2o_socket_t *sock, const char *err)
         handle_body(u);
         return;
     }
-    if (err == h2o_socket_error_closed && cph_h1resp_eof_is_end(&u->resp)) {
-        u->finished = 1;
-        end_capture(u, 1);
-        release_conn(u, 0);
-    } else {
-        body_error(u, "connection lost", CPH_UPSTREAM_ERR_PROTOCOL);
-    }
+    if (err == h2o_socket_error_closed && cph_h1resp_eof_is_end(&u->resp))
+        body_complete(u, 0);
+    else
+        body_error(u, "connection lost", CPH_UPSTREAM_ERR_PROTOCOL, CPH_OUTCOME_RESET);
     do_send(u);
 }
 
@@ -411,42 +456,59 @@ static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
     if (u->paused && u->conn != NULL && u->body->size <= BODY_HIGH_WATER / 2) {
         u->paused = 0;
         h2o_socket_read_start(u->conn->sock, on_body_read);
-        restart_timer(u);
+        arm(u, TIMER_IDLE);
     }
     do_send(u);
 }
 
+/* The client went away after the head: the connection is never pooled; the target is judged on its head. */
 static void do_stop(h2o_generator_t *generator, h2o_req_t *req)
 {
+    upstream_t *u = (upstream_t *)generator;
+
     (void)req;
-    end_capture((upstream_t *)generator, 0);
-    release_conn((upstream_t *)generator, 0); /* the client went away: never back to the pool */
+    end_capture(u, 0);
+    release_conn(u, 0);
+    end_exchange(u, u->head_outcome);
 }
 
 /* ---------------------------------------------------------------- upstream exchange */
 
 /* A pooled connection that failed before any answer was most likely closed by the upstream while idle. */
-static int should_retry(upstream_t *u)
+static int stale_pooled(upstream_t *u)
 {
     uint32_t idempotent =
         CPH_METHOD_GET | CPH_METHOD_HEAD | CPH_METHOD_PUT | CPH_METHOD_DELETE | CPH_METHOD_OPTIONS | CPH_METHOD_TRACE;
     h2o_req_t *req = u->r->req;
 
-    if (!u->reused || u->retried || (u->conn != NULL && u->conn->sock->input->size != 0))
+    if (!u->reused || u->fresh_retried || (u->conn != NULL && u->conn->sock->input->size != 0))
         return 0;
     return (cph_method_from(req->input.method.base, req->input.method.len) & idempotent) != 0;
 }
 
-/* The connection failed before a complete head: retry once, or answer 502. */
+/* The connection failed before a complete head: a fresh connection for a stale pooled one, else a failed attempt. */
 static void fail_exchange(upstream_t *u)
 {
-    if (should_retry(u)) {
+    if (stale_pooled(u)) {
         release_conn(u, 0);
-        u->retried = 1;
+        u->fresh_retried = 1;
         connect_new(u);
         return;
     }
-    fail_before_head(u, 502, "bad_gateway", "The upstream failed to answer", CPH_UPSTREAM_ERR_PROTOCOL);
+    fail_attempt(u, &CLOSED, 1);
+}
+
+/* A final head with a status the route retries on: discard it (closing the connection) and try another target. */
+static int retry_on_status(upstream_t *u)
+{
+    if (u->r->route->num_retry_statuses == 0 ||
+        cph_proxy_retry(u->r, &u->at, CPH_OUTCOME_5XX, u->resp.status, cph_proxy_now_ns()) != 0)
+        return 0;
+    cph_log_info(MODULE, "upstream %s of service %s answered %d: retried", u->target->authority.base, u->r->route->service->name,
+                 u->resp.status);
+    release_conn(u, 0);
+    start_attempt(u);
+    return 1;
 }
 
 static void on_head_read(h2o_socket_t *sock, const char *err)
@@ -466,18 +528,22 @@ static void on_head_read(h2o_socket_t *sock, const char *err)
         if (ret == -2)
             return;
         if (ret < 0) {
-            fail_before_head(u, 502, "bad_gateway", "The upstream sent an invalid response", CPH_UPSTREAM_ERR_PROTOCOL);
+            fail_attempt(u, &INVALID, 0);
             return;
         }
         if (u->resp.status >= 200)
             break;
         h2o_buffer_consume(&sock->input, (size_t)ret); /* an interim 1xx: the final head follows */
     }
+    u->head_outcome = u->resp.status >= 500 ? CPH_OUTCOME_5XX : CPH_OUTCOME_SUCCESS;
+    if (u->resp.status >= 500 && retry_on_status(u))
+        return;
     copy_head(u, headers, num_headers);
     if (u->r->route->cache != NULL) /* the headers point into the input: read them before it is consumed */
         u->capture = cph_cache_capture_begin(u->r, u->resp.status, u->resp.msg, u->resp.msg_len, headers, num_headers);
     h2o_buffer_consume(&sock->input, (size_t)ret);
     u->head_done = 1;
+    u->phase = PHASE_BODY;
     h2o_start_response(u->r->req, &u->super);
     handle_body(u);
 }
@@ -486,13 +552,30 @@ static void on_write_done(h2o_socket_t *sock, const char *err)
 {
     upstream_t *u = ((upconn_t *)sock->data)->u;
 
-    if (err != NULL && u != NULL && !u->head_done)
-        fail_exchange(u);
+    if (u == NULL)
+        return;
+    if (err != NULL) {
+        if (!u->head_done)
+            fail_exchange(u);
+        return;
+    }
+    if (u->phase == PHASE_WRITE) { /* the request is out: first_byte_ms runs from now */
+        u->phase = PHASE_HEAD;
+        arm(u, TIMER_FIRST_BYTE);
+    }
 }
 
+/* A request up to SMALL_REQUEST bytes leaves in one write, within the loop iteration: first_byte_ms runs from the
+ * write call and one timer relink per request is saved. A larger body is timed by idle_ms until it is out. */
 static void send_request(upstream_t *u)
 {
-    restart_timer(u);
+    if (u->bufs[0].len + u->bufs[1].len <= SMALL_REQUEST) {
+        u->phase = PHASE_HEAD;
+        arm(u, TIMER_FIRST_BYTE);
+    } else {
+        u->phase = PHASE_WRITE;
+        arm(u, TIMER_IDLE);
+    }
     h2o_socket_write(u->conn->sock, u->bufs, u->bufs[1].len != 0 ? 2 : 1, on_write_done);
     h2o_socket_read_start(u->conn->sock, on_head_read);
 }
@@ -501,11 +584,32 @@ static void on_timeout(h2o_timeout_entry_t *entry)
 {
     upstream_t *u = H2O_STRUCT_FROM_MEMBER(upstream_t, timer, entry);
 
-    if (!u->head_done) {
-        fail_before_head(u, 504, "upstream_timeout", "The upstream did not answer in time", CPH_UPSTREAM_ERR_TIMEOUT);
+    if (u->phase != PHASE_BODY) {
+        fail_attempt(u, &TIMED_OUT, 1); /* retried only while connecting (proxy_balance.c) */
     } else {
-        body_error(u, "I/O timeout", CPH_UPSTREAM_ERR_TIMEOUT);
+        body_error(u, "I/O timeout", CPH_UPSTREAM_ERR_TIMEOUT, CPH_OUTCOME_TIMEOUT);
         do_send(u);
+    }
+}
+
+/* route total_ms: 504 before the head, a truncated response after it. */
+static void on_total_timeout(h2o_timeout_entry_t *entry)
+{
+    upstream_t *u = H2O_STRUCT_FROM_MEMBER(upstream_t, total_timer, entry);
+
+    if (!u->head_done) {
+        fail_attempt(u, &TIMED_OUT, 0);
+    } else if (!u->finished) {
+        body_error(u, "total deadline passed", CPH_UPSTREAM_ERR_TIMEOUT, u->head_outcome);
+        do_send(u);
+    }
+}
+
+static void connect_done(upstream_t *u)
+{
+    if (u->at.connecting) {
+        u->at.connecting = 0;
+        cph_balance_connect_end(u->r->route->service);
     }
 }
 
@@ -513,9 +617,9 @@ static void on_connect(h2o_socket_t *sock, const char *err)
 {
     upstream_t *u = ((upconn_t *)sock->data)->u;
 
+    connect_done(u);
     if (err != NULL) {
-        fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not connect to the upstream",
-                         CPH_UPSTREAM_ERR_CONNECT);
+        fail_attempt(u, &CONNECT_FAILED, 1);
         return;
     }
     send_request(u);
@@ -526,8 +630,8 @@ static void do_connect(upstream_t *u, struct sockaddr *addr, socklen_t addrlen)
     h2o_socket_t *sock = h2o_socket_connect(u->pw->worker->ctx.loop, addr, addrlen, on_connect);
 
     if (sock == NULL) {
-        fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not connect to the upstream",
-                         CPH_UPSTREAM_ERR_CONNECT);
+        connect_done(u);
+        fail_attempt(u, &CONNECT_FAILED, 1);
         return;
     }
     upconn_t *c = h2o_mem_alloc(sizeof(*c));
@@ -547,18 +651,26 @@ static void on_getaddr(h2o_hostinfo_getaddr_req_t *req, const char *errstr, stru
     (void)req;
     u->getaddr = NULL;
     if (errstr != NULL) {
-        fail_before_head(u, 502, "upstream_connect_failed", "The gateway could not resolve the upstream", CPH_UPSTREAM_ERR_CONNECT);
+        connect_done(u);
+        fail_attempt(u, &RESOLVE_FAILED, 1);
         return;
     }
     struct addrinfo *ai = h2o_hostinfo_select_one(res);
     do_connect(u, ai->ai_addr, ai->ai_addrlen);
 }
 
-/* A new connection; the timer covers resolution and connect. */
+/* A new connection, within the service's max_pending; the connect timer covers resolution and connect. */
 static void connect_new(upstream_t *u)
 {
+    if (cph_balance_connect_begin(u->r->route->service) != 0) {
+        end_exchange(u, CPH_OUTCOME_ABANDONED); /* no judgement: the target was never tried */
+        cph_proxy_respond_overloaded(u->r);
+        return;
+    }
+    u->at.connecting = 1;
     u->reused = 0;
-    restart_timer(u);
+    u->phase = PHASE_CONNECT;
+    arm(u, TIMER_CONNECT);
     if (u->pool->addrlen != 0) {
         do_connect(u, (struct sockaddr *)&u->pool->addr, u->pool->addrlen);
         return;
@@ -570,8 +682,13 @@ static void connect_new(upstream_t *u)
                              AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP, AI_ADDRCONFIG | AI_NUMERICSERV, on_getaddr, u);
 }
 
-static void start_exchange(upstream_t *u)
+/* One attempt on the picked target: a pooled connection when there is one, else a new one. */
+static void start_attempt(upstream_t *u)
 {
+    u->target = u->at.pick.target;
+    u->pool = get_pool(u->pw, u->target);
+    u->bufs[0] = cph_proxy_build_head(u->r, u->target);
+    u->fresh_retried = 0;
     if (h2o_linklist_is_empty(&u->pool->idle)) {
         connect_new(u);
         return;
@@ -592,6 +709,7 @@ static void on_upstream_dispose(void *p)
 
     end_capture(u, 0);
     release_conn(u, 0);
+    end_exchange(u, u->head_done ? u->head_outcome : CPH_OUTCOME_ABANDONED); /* before the head: the client left */
     h2o_buffer_dispose(&u->body);
     h2o_doublebuffer_dispose(&u->sending);
 }
@@ -605,14 +723,33 @@ static int head_safe(h2o_iovec_t v)
     return 1;
 }
 
+static upstream_t *new_upstream(cph_req_t *r)
+{
+    h2o_req_t *req = r->req;
+    upstream_t *u = h2o_mem_alloc_shared(&req->pool, sizeof(*u), on_upstream_dispose);
+
+    memset(u, 0, sizeof(*u));
+    u->super.proceed = do_proceed;
+    u->super.stop = do_stop;
+    u->r = r;
+    u->pw = r->worker->proxy;
+    u->timer.cb = on_timeout;
+    u->total_timer.cb = on_total_timeout;
+    u->bufs[1] = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
+    u->is_head = cph_method_from(req->input.method.base, req->input.method.len) == CPH_METHOD_HEAD;
+    h2o_buffer_init(&u->body, &h2o_socket_buffer_prototype);
+    h2o_doublebuffer_init(&u->sending, &h2o_socket_buffer_prototype);
+    return u;
+}
+
 int cph_proxy_on_req(cph_req_t *r)
 {
     h2o_req_t *req = r->req;
     const cph_service_t *svc = r->route->service;
-    struct st_cph_proxy_worker_t *pw = r->worker->proxy;
+    upstream_t *u;
 
     if (svc->num_targets == 0) {
-        count_error(r, CPH_UPSTREAM_ERR_NO_TARGET);
+        cph_proxy_count_error(r, CPH_UPSTREAM_ERR_NO_TARGET);
         cph_respond_error_r(r, 503, "no_upstream", "The service has no upstream target");
         return CPH_DONE;
     }
@@ -621,21 +758,17 @@ int cph_proxy_on_req(cph_req_t *r)
         cph_respond_error_r(r, 400, "bad_request", "The request cannot be forwarded");
         return CPH_DONE;
     }
-    upstream_t *u = h2o_mem_alloc_shared(&req->pool, sizeof(*u), on_upstream_dispose);
-    memset(u, 0, sizeof(*u));
-    u->super.proceed = do_proceed;
-    u->super.stop = do_stop;
-    u->r = r;
-    u->pw = pw;
-    u->target = pick_target(pw, svc);
-    u->pool = get_pool(pw, u->target);
-    u->tctx = get_timeout_ctx(pw, svc->timeout_ms);
-    u->timer.cb = on_timeout;
-    u->bufs[0] = cph_proxy_build_head(r, u->target);
-    u->bufs[1] = req->entity.base != NULL ? req->entity : h2o_iovec_init(NULL, 0);
-    u->is_head = cph_method_from(req->input.method.base, req->input.method.len) == CPH_METHOD_HEAD;
-    h2o_buffer_init(&u->body, &h2o_socket_buffer_prototype);
-    h2o_doublebuffer_init(&u->sending, &h2o_socket_buffer_prototype);
-    start_exchange(u);
+    u = new_upstream(r);
+    if (cph_proxy_admit(r, &u->at) != 0)
+        return CPH_DONE;
+    if (cph_proxy_pick(r, &u->at, cph_proxy_now_ns()) != 0) {
+        cph_proxy_count_error(r, CPH_UPSTREAM_ERR_NO_HEALTHY);
+        end_exchange(u, CPH_OUTCOME_ABANDONED);
+        cph_respond_error_r(r, 503, "no_healthy_upstream", "No target of the service can take the request");
+        return CPH_DONE;
+    }
+    if (r->route->total_timeout_ms != 0)
+        h2o_timeout_link(u->pw->worker->ctx.loop, &get_timeout_ctx(u->pw, r->route->total_timeout_ms)->timeout, &u->total_timer);
+    start_attempt(u);
     return CPH_DONE;
 }
