@@ -1,6 +1,7 @@
 /*
- * cephalo-dataplane: flags (docs/dataplane.md), then boot from the state dir, start the workers, the status listener
- * and the control plane client, and run the control thread's loop until a SIGTERM/SIGINT drain has finished.
+ * cephalo-dataplane: flags (docs/dataplane.md), then boot from the state dir, start the health checker, the workers,
+ * the status listener and the control plane client, and run the control thread's loop until a SIGTERM/SIGINT drain
+ * has finished.
  *
  * The main thread becomes the control thread: it owns the snapshot in force, the disk and the control plane
  * socket, so the workers never block on any of them.
@@ -17,6 +18,7 @@
 #include "proto/log.h"
 #include "dataplane/core/control.h"
 #include "dataplane/core/cpclient.h"
+#include "dataplane/core/health.h"
 #include "dataplane/core/redis.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
@@ -266,6 +268,7 @@ int main(int argc, char **argv)
         cph_log_error(MODULE, "status listener: %s", err.msg);
         return 1;
     }
+    cph_health_start(); /* checks the booted snapshot's targets at once (cph_control_boot configured it) */
     cph_server_start(&server, initial);
     cph_control_attach(&control, &server);
     cph_cpclient_t *cp = cph_cpclient_create(&control, o.cp_socket, o.dp_id);
@@ -279,6 +282,7 @@ int main(int argc, char **argv)
         _exit(0);
     }
     cph_cpclient_destroy(cp);
+    cph_health_stop();
     cph_redis_stop(); /* after the workers are gone: nothing is submitted any more */
     cph_status_stop(status);
     cph_server_dispose(&server);

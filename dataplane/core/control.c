@@ -4,7 +4,8 @@
  * Applying a snapshot is a small state machine on this thread's loop: build (validate + compile, off the hot path),
  * publish one h2o_multithread message per worker, count the CPH_NOTE_SWAPPED answers, and only when the last worker
  * has swapped persist to disk and ack. Until then the old snapshot is the one the control plane is told about; on any
- * failure before the publish, nothing changed and a nack goes out. One swap is in flight at a time; a snapshot that
+ * failure before the publish, nothing changed and a nack goes out. Every snapshot put in force (booted from disk or
+ * swapped in) also reconfigures the active health checks (core/health.h). One swap is in flight at a time; a snapshot that
  * arrives meanwhile waits, and a newer one replaces it (latest wins).
  *
  * The drain is here too: SIGTERM/SIGINT arrive through a signalfd on this loop (blocked in every thread), the
@@ -19,6 +20,7 @@
 #include "proto/log.h"
 #include "dataplane/core/cache.h"
 #include "dataplane/core/control.h"
+#include "dataplane/core/health.h"
 #include "dataplane/core/persist.h"
 #include "dataplane/core/redis.h"
 #include "dataplane/compile/ratelimit.h"
@@ -93,6 +95,7 @@ static int boot_from(cph_control_t *c, const char *name)
     if (snap != NULL) {
         configure_redis(snap);
         configure_cache(snap);
+        cph_health_configure(snap); /* taken up when the health thread starts */
     }
     cph_persisted_dispose(&p);
     if (snap == NULL) {
@@ -162,6 +165,7 @@ static void finish_swap(cph_control_t *c)
     set_applied(c, snap->epoch, snap->version, snap->hash, "cp");
     configure_redis(snap);
     configure_cache(snap);
+    cph_health_configure(snap);
     persisted = persist(c, body);
     c->applies++;
     cph_log_info(MODULE, "applied version %llu (%s) on %u workers", (unsigned long long)snap->version, snap->hash,

@@ -13,9 +13,13 @@
  * would_deny]}, summed over the workers by cph_stats_shadow_foreach, only ids with a non-zero count and at most
  * SHADOW_MAX of them (the control plane keeps no more). The counters are cumulative, so a lost ping loses nothing.
  *
- * A purge message (docs/admin-api.md, PROTOCOL.md section 3) is handed to the response store (core/cache.c) on this thread: the route name
- * becomes its stable metric id (never handing out a new one), and the store drops that route's entries under the
- * optional upstream path prefix. A route this process never had has nothing stored.
+ * The health of the upstream targets goes to the control plane as {"type":"health","services":[...]} (the body of
+ * the status listener's GET /health/services): right after the first snapshot answered on a connection, then after
+ * each later snapshot and whenever cph_target_generation() moved, at most once a second, checked on the same tick.
+ *
+ * A purge message (docs/admin-api.md, PROTOCOL.md section 3) is handed to the response store (cph_cache_purge_before) on this
+ * thread: it drops that route's entries under the optional upstream path prefix stored before the message's `at` (the
+ * control plane's clock; absent = all), and records the purge in Redis when gateway.redis is configured.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,7 +31,9 @@
 #include "proto/log.h"
 #include "dataplane/core/cache.h"
 #include "dataplane/core/cpclient.h"
+#include "dataplane/core/health.h"
 #include "dataplane/core/stats.h"
+#include "dataplane/core/target.h"
 
 #define MODULE "dp/core/cpclient"
 
@@ -36,7 +42,9 @@
 #define BACKOFF_MAX_MS 5000
 #define HEARTBEAT_DEFAULT_MS 1000
 #define MISSED_PONGS 3
-#define SHADOW_MAX 4096 /* entries per ping; the control plane's CPH_DPSERVER_MAX_SHADOW */
+#define SHADOW_MAX 4096               /* entries per ping; the control plane's CPH_DPSERVER_MAX_SHADOW */
+#define HEALTH_MIN_GAP_MS 1000        /* health reports on change: at most one a second */
+#define HEALTH_MAX_BACKLOG (1u << 20) /* queued bytes past which a health report waits for the next tick */
 
 typedef enum en_cph_cp_state_t { CP_DISCONNECTED, CP_HELLO_SENT, CP_READY } cph_cp_state_t;
 
@@ -61,6 +69,11 @@ struct st_cph_cpclient_t {
     uint64_t reconnect_at_ms;
     h2o_timeout_t tick;
     h2o_timeout_entry_t tick_entry;
+    /* health reports (cph_health_report): on change, at most one a second, and one after each connection's snapshot */
+    int health_due;          /* a snapshot was answered: report (the connection's first at once, others 1 s apart) */
+    int health_sent_on_conn; /* a report went out on this connection */
+    uint64_t health_gen;     /* cph_target_generation() at the last report */
+    uint64_t health_sent_ms;
 };
 
 static void flush(cph_cpclient_t *cl);
@@ -150,6 +163,8 @@ static void disconnect(cph_cpclient_t *cl, const char *why)
     cl->outlen = cl->outcap = 0;
     cph_frame_reader_dispose(&cl->reader);
     cl->state = CP_DISCONNECTED;
+    cl->health_due = 0;
+    cl->health_sent_on_conn = 0;
     cl->control->cp_connected = 0;
     cl->gen++;
     cl->reconnect_at_ms = cph_control_now_ms() + backoff_ms(cl->attempt);
@@ -161,8 +176,10 @@ static void on_reply(void *data, uint64_t tag, json_t *reply)
 {
     cph_cpclient_t *cl = data;
 
-    if (tag == cl->gen && cl->state == CP_READY)
+    if (tag == cl->gen && cl->state == CP_READY) {
         send_msg(cl, json_incref(reply));
+        cl->health_due = 1;
+    }
 }
 
 /* Matched by its type string, so this works whether or not proto/ knows CPH_MSG_PURGE (then cph_msg_check ran). */
@@ -173,24 +190,24 @@ static int is_purge(const json_t *msg)
     return type != NULL && strcmp(type, "purge") == 0;
 }
 
-/* {"type":"purge","route":name,"prefix":"/x"|null}: drops the route's entries (under the prefix) from the store. */
+/*
+ * {"type":"purge","route":name,"prefix":"/x"|null,"at":ms}: drops the route's entries (under the prefix) stored before
+ * `at` (the control plane's wall clock; absent from older control planes: 0, every entry) and records the purge in
+ * Redis when configured (cph_cache_purge_before).
+ */
 static void purge(const json_t *msg)
 {
     const char *route = json_string_value(json_object_get(msg, "route"));
-    const json_t *prefix = json_object_get(msg, "prefix");
-    uint32_t id;
+    const json_t *prefix = json_object_get(msg, "prefix"), *at = json_object_get(msg, "at");
     size_t n;
 
-    if (route == NULL || (prefix != NULL && !json_is_null(prefix) && !json_is_string(prefix))) {
-        cph_log_warn(MODULE, "purge message without a route name or with a bad prefix: ignored");
+    if (route == NULL || (prefix != NULL && !json_is_null(prefix) && !json_is_string(prefix)) ||
+        (at != NULL && !json_is_null(at) && (!json_is_integer(at) || json_integer_value(at) < 0))) {
+        cph_log_warn(MODULE, "purge message without a route name or with a bad prefix or at: ignored");
         return;
     }
-    if ((id = cph_stats_route_lookup(route)) == 0) {
-        cph_log_info(MODULE, "purge of route %s: this data plane never had it, nothing stored", route);
-        return;
-    }
-    n = cph_cache_purge(cph_cache_default(), id, json_is_string(prefix) ? json_string_value(prefix) : "",
-                        json_is_string(prefix) ? json_string_length(prefix) : 0);
+    n = cph_cache_purge_before(route, json_is_string(prefix) ? json_string_value(prefix) : NULL,
+                               json_is_integer(at) ? (uint64_t)json_integer_value(at) : 0);
     cph_log_info(MODULE, "purged %zu cached responses of route %s%s%s", n, route, json_is_string(prefix) ? " under " : "",
                  json_is_string(prefix) ? json_string_value(prefix) : "");
 }
@@ -326,6 +343,32 @@ static json_t *build_ping(cph_cpclient_t *cl)
     return msg;
 }
 
+/*
+ * {"type":"health","services":[...]} (cph_health_report of the snapshot in force): at once after the first snapshot
+ * answered on this connection; after a later one, or when a target's health or breaker changed, once the last report
+ * is a second old. A backed-up
+ * socket defers it: the report is rebuilt from the live state when it goes, so nothing is lost by waiting.
+ */
+static void maybe_send_health(cph_cpclient_t *cl, uint64_t now)
+{
+    uint64_t gen = cph_target_generation();
+    int gap_ok = now - cl->health_sent_ms >= HEALTH_MIN_GAP_MS;
+    json_t *msg;
+
+    if (cl->state != CP_READY || cl->outlen > HEALTH_MAX_BACKLOG)
+        return;
+    if (!(cl->health_due && (!cl->health_sent_on_conn || gap_ok)) && !(gen != cl->health_gen && gap_ok))
+        return;
+    cl->health_due = 0;
+    cl->health_sent_on_conn = 1;
+    cl->health_gen = gen;
+    cl->health_sent_ms = now;
+    msg = cph_health_report(cl->control->current);
+    if (json_object_set_new(msg, "type", json_string("health")) != 0)
+        cph_fatal(MODULE, "out of memory");
+    send_msg(cl, msg);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     cph_cpclient_t *cl = H2O_STRUCT_FROM_MEMBER(cph_cpclient_t, tick_entry, entry);
@@ -341,6 +384,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
         cl->last_ping_ms = now;
         send_msg(cl, build_ping(cl));
     }
+    maybe_send_health(cl, now);
     h2o_timeout_link(cl->control->loop, &cl->tick, &cl->tick_entry);
 }
 

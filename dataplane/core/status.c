@@ -1,5 +1,6 @@
 /*
- * status: /health, /ready and /metrics for orchestrators and Prometheus, served on the control thread's loop.
+ * status: /health, /ready and /metrics for orchestrators and Prometheus, and /health/services (the upstream targets'
+ * health, breaker and last check: cph_health_report), served on the control thread's loop.
  *
  * It has its own tiny h2o globalconf and context so that it neither shares the client listeners' limits nor goes
  * through the request pipeline, and so that it answers while the workers drain. The snapshot identity and the
@@ -13,9 +14,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "proto/log.h"
+#include "dataplane/core/balance.h"
 #include "dataplane/core/cache.h"
+#include "dataplane/core/health.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
+#include "dataplane/core/websocket.h"
 
 #define MODULE "dp/core/status"
 
@@ -112,7 +116,8 @@ static void render_requests(cph_text_t *t, cph_server_t *s)
 
 static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
 {
-    static const char *kinds[CPH_UPSTREAM_ERR_KINDS] = {"connect", "timeout", "protocol", "no_target"};
+    static const char *kinds[CPH_UPSTREAM_ERR_KINDS] = {"connect", "timeout", "protocol", "no_target", "no_healthy",
+                                                        "overloaded"};
     uint32_t n = cph_stats_num_services();
     char esc[512];
 
@@ -127,6 +132,52 @@ static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
                 text_printf(t, "cephalo_dp_upstream_errors_total{service=\"%s\",kind=\"%s\"} %llu\n",
                             escape_label(name, esc, sizeof(esc)), kinds[k], (unsigned long long)sum);
         }
+    }
+}
+
+/* Retries (per worker, summed) and breaker ejections (process-wide, core/balance.c) by service. */
+static void render_upstream_resilience(cph_text_t *t, cph_server_t *s)
+{
+    uint32_t n = cph_stats_num_services();
+    char esc[512];
+
+    header(t, "cephalo_dp_upstream_retries_total", "counter", "Requests retried to another target, by service.");
+    for (uint32_t id = 1; id <= n && id < CPH_STATS_MAX_SERVICES; id++) {
+        const char *name = cph_stats_service_name(id);
+        uint64_t sum = 0;
+        for (unsigned w = 0; w < s->num_workers; w++)
+            sum += cph_counter_read(&s->workers[w].stats->upstream_retries[id]);
+        if (sum != 0 && name != NULL)
+            text_printf(t, "cephalo_dp_upstream_retries_total{service=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
+                        (unsigned long long)sum);
+    }
+    header(t, "cephalo_dp_upstream_ejections_total", "counter", "Targets ejected by the breaker, by service.");
+    for (uint32_t id = 1; id <= n && id < CPH_STATS_MAX_SERVICES; id++) {
+        const char *name = cph_stats_service_name(id);
+        uint64_t sum = cph_balance_ejections(id);
+        if (sum != 0 && name != NULL)
+            text_printf(t, "cephalo_dp_upstream_ejections_total{service=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
+                        (unsigned long long)sum);
+    }
+}
+
+/* Open tunnels (gauge) and ended tunnels by reason, summed over the workers (core/websocket.c). */
+static void render_websockets(cph_text_t *t, cph_server_t *s)
+{
+    uint64_t open = 0;
+
+    for (unsigned w = 0; w < s->num_workers; w++)
+        open += cph_websocket_count(&s->workers[w]);
+    header(t, "cephalo_dp_websocket_tunnels", "gauge", "Websocket tunnels open.");
+    text_printf(t, "cephalo_dp_websocket_tunnels %llu\n", (unsigned long long)open);
+    header(t, "cephalo_dp_websocket_closed_total", "counter", "Websocket tunnels ended, by reason.");
+    for (int reason = 0; reason < CPH_WS_CLOSED_REASONS; reason++) {
+        uint64_t sum = 0;
+        for (unsigned w = 0; w < s->num_workers; w++)
+            sum += cph_websocket_closed(&s->workers[w], (cph_ws_closed_reason_t)reason);
+        if (sum != 0)
+            text_printf(t, "cephalo_dp_websocket_closed_total{reason=\"%s\"} %llu\n",
+                        cph_websocket_closed_reason_name((cph_ws_closed_reason_t)reason), (unsigned long long)sum);
     }
 }
 
@@ -235,9 +286,11 @@ char *cph_status_metrics(cph_control_t *c)
     if (c->server != NULL) {
         render_requests(&t, c->server);
         render_upstream_errors(&t, c->server);
+        render_upstream_resilience(&t, c->server);
         render_auth(&t, c->server);
         render_ratelimit(&t, c->server);
         render_cache(&t, c->server);
+        render_websockets(&t, c->server);
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }
@@ -267,14 +320,37 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
     h2o_send_inline(req, body, len);
 }
 
+/* GET /health/services: cph_health_report of the snapshot in force (no snapshot: no service). */
+static void health_services(h2o_req_t *req, cph_control_t *c)
+{
+    static const char json[] = "application/json";
+    json_t *report;
+    char *text;
+
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+        respond(req, 405, "Method Not Allowed", json, H2O_STRLIT("{\"error\":\"method_not_allowed\"}\n"));
+        return;
+    }
+    report = cph_health_report(c->current);
+    if ((text = json_dumps(report, JSON_COMPACT)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    json_decref(report);
+    respond(req, 200, "OK", json, text, strlen(text));
+    free(text);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     cph_control_t *c = ((cph_status_handler_t *)self)->control;
     static const char json[] = "application/json";
     char buf[128];
 
-    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
-        !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+    if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/health/services"))) {
+        health_services(req, c);
+    } else if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
+               !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
         respond(req, 405, "Method Not Allowed", json, H2O_STRLIT("{\"error\":\"method_not_allowed\"}\n"));
     } else if (h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/health"))) {
         respond(req, 200, "OK", json, H2O_STRLIT("{\"status\":\"ok\"}\n"));

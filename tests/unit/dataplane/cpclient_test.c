@@ -5,7 +5,8 @@
  * answered with an error and a closed connection, after which the client reconnects with a new hello. Pings carry
  * the shadow-rule counters (docs/access.md section 4): no "shadow" while every counter is zero, then
  * {"<endpoint id>": [would_allow, would_deny]} summed over the workers for the ids with a count, still passing
- * cph_msg_check.
+ * cph_msg_check. After each snapshot answered on a connection the client sends its health report
+ * ({"type":"health","services":[...]}), and again when the target generation moved, at most once a second.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,6 +24,7 @@
 #include "dataplane/core/control.h"
 #include "dataplane/core/cpclient.h"
 #include "dataplane/core/stats.h"
+#include "dataplane/core/target.h"
 
 typedef struct st_fixture_t {
     char dir[128];
@@ -99,10 +102,15 @@ static const char *type_of(json_t *msg)
     return json_string_value(json_object_get(msg, "type"));
 }
 
+/* The next message of the DP, skipping health reports (asynchronous, tested on their own) unless one is wanted. */
 static json_t *expect_type(fixture_t *f, const char *type)
 {
     json_t *m = recv_msg(f);
 
+    while (m != NULL && strcmp(type, "health") != 0 && strcmp(type_of(m), "health") == 0) {
+        json_decref(m);
+        m = recv_msg(f);
+    }
     assert_non_null(m);
     assert_string_equal(type_of(m), type);
     return m;
@@ -279,6 +287,50 @@ static void test_ping_carries_shadow(void **state)
     json_decref(ping);
 }
 
+/* The next health report; pings on the way are answered. */
+static json_t *next_health(fixture_t *f)
+{
+    json_t *m;
+
+    while ((m = recv_msg(f)) != NULL && strcmp(type_of(m), "health") != 0) {
+        assert_string_equal(type_of(m), "ping");
+        send_msg(f, cph_msg_pong((uint64_t)json_integer_value(json_object_get(m, "seq"))));
+        json_decref(m);
+    }
+    assert_non_null(m);
+    return m;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void test_health_report_after_snapshot_and_on_change(void **state)
+{
+    fixture_t *f = *state;
+    char hash[CPH_HASH_SIZE];
+    json_t *body = json_pack("{s:[], s:[]}", "services", "routes"), *m;
+
+    handshake(f, 200);
+    assert_int_equal(cph_snapshot_hash(body, hash), 0);
+    send_msg(f, cph_msg_snapshot(EPOCH, 5, hash, body));
+    json_decref(body);
+    json_decref(expect_type(f, "ack"));
+    m = next_health(f); /* right after the snapshot was answered */
+    uint64_t first = mono_ms();
+    assert_true(json_is_array(json_object_get(m, "services")));
+    assert_int_equal(json_array_size(json_object_get(m, "services")), 0);
+    json_decref(m);
+    cph_target_state_changed(); /* a target changed: reported again, but not sooner than a second after the last */
+    m = next_health(f);
+    assert_true(mono_ms() - first >= 900);
+    json_decref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frame_over_max_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_json_and_bad_messages_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_carries_shadow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_report_after_snapshot_and_on_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
