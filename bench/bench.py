@@ -9,6 +9,10 @@ and the CPU seconds each proxy (its whole process tree, from /proc/<pid>/stat) s
 shows medians with min-max over the rounds and ratios against nginx and haproxy; raw outputs go to
 bench/results/<timestamp>/.
 
+A scenario of another mode (bench/scenarios.py `mode`, bench.py MODES) is measured its own way: "ws-idle" starts only
+Cephalo and tests/upstream/ws_echo.py, holds N idle websockets open through the data plane (--ws-connections, plain
+or --ws-tls) and reports the data plane's RSS growth per connection.
+
 --callgrind instead runs the data plane (1 worker) under callgrind for a fixed number of requests after a warm-up
 and reports instructions per request: deterministic, unlike everything timed.
 
@@ -17,11 +21,13 @@ Python standard library only.
 """
 
 import argparse
+import asyncio
 import hashlib
 import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -619,6 +625,7 @@ def table(all_results, scenarios_info):
                     ratio(rps, ng_rps), ratio(rps, hx_rps), ratio(cpu, ng_cpu), sum(r["errors"] for r in rs),
                     "%.1f" % (rs[-1].get("rss_kib", 0) / 1024)))
         info = scenarios_info.get(sc_name, {})
+        lines.extend(info.get("lines", []))
         if info.get("apply"):
             a = info["apply"]
             lines.append("%-10s cephalo snapshot with %d routes: data plane apply %s ms (its ack), PUT ?wait=applied "
@@ -685,6 +692,114 @@ def run_scenario(args, sc, procs, outdir):
         stack.close()
 
 
+
+# ------------------------------------------------------------------------------------------------ mode ws-idle
+
+WS_ECHO = os.path.join(ROOT, "tests", "upstream", "ws_echo.py")
+WS_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable  # Debian's python3-websockets
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def raise_fd_limit(need):
+    """Children inherit it: the data plane holds two sockets per websocket, the origin and this client one each."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, need)) if hard != resource.RLIM_INFINITY else max(soft, need)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < need:
+        raise BenchError("need %d file descriptors, the hard limit is %d (ulimit -n)" % (need, hard))
+
+
+async def ws_open(port, path, n, tls=False, parallel=100):
+    """n websocket handshakes to HOST:port (plain asyncio streams, no client library: the client side stays small;
+    TLS unverified when tls); returns the open (reader, writer) pairs. Every answer must be 101."""
+    sem = asyncio.Semaphore(parallel)
+    ctx = None
+    if tls:
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    head = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n" % (path, HOST, port, WS_KEY)).encode()
+
+    async def one():
+        async with sem:
+            reader, writer = await asyncio.open_connection(HOST, port, ssl=ctx)
+            writer.write(head)
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            if not answer.startswith(b"HTTP/1.1 101"):
+                raise BenchError("websocket handshake: %r" % answer[:200])
+            return reader, writer
+    return await asyncio.gather(*[one() for _ in range(n)])
+
+
+async def ws_echo_check(reader, writer):
+    """One masked text frame "ping" through an open websocket; the echo must come back."""
+    mask = os.urandom(4)
+    writer.write(bytes([0x81, 0x80 | 4]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(b"ping")))
+    frame = await asyncio.wait_for(reader.readexactly(6), 10)
+    if frame != b"\x81\x04ping":
+        raise BenchError("websocket echo: %r" % frame)
+
+
+async def ws_idle_measure(stack, n, tls):
+    port, pid, path = stack.port["cph_tls" if tls else "cph"], stack.pids["cephalo"], stack.sc.path
+    warm = await ws_open(port, path, 10, tls)  # one-time allocations (buffers, timer lists) before the baseline
+    await ws_echo_check(*warm[0])
+    for _, w in warm:
+        w.close()
+    await asyncio.sleep(1.0)
+    before = rss_kib(pid)
+    t0 = time.monotonic()
+    conns = await ws_open(port, path, n, tls)
+    opened_s = time.monotonic() - t0
+    await ws_echo_check(*conns[-1])
+    await asyncio.sleep(2.0)  # idle: whatever the data plane frees after the handshakes is freed by now
+    after = rss_kib(pid)
+    await ws_echo_check(*conns[0])  # still tunnelled after the pause
+    for _, w in conns:
+        w.close()
+    return {"connections": n, "rss_before_kib": before, "rss_after_kib": after, "open_s": round(opened_s, 2),
+            "kib_per_connection": round((after - before) / n, 2)}
+
+
+def run_ws_idle(args, sc, procs, outdir):
+    """Cephalo alone (control plane + data plane) in front of tests/upstream/ws_echo.py; n idle websockets; the data
+    plane's RSS after minus before, per connection. No other proxy is measured."""
+    n = args.ws_connections or sc.connections
+    raise_fd_limit(3 * n + 1024)
+    stack = Stack(args, sc, procs, outdir)
+    sc_dir = os.path.join(outdir, sc.name)
+    os.makedirs(sc_dir)
+    try:
+        print("== %s: %s (temp dir %s)" % (sc.name, sc.about, stack.dir), flush=True)
+        make_cert(stack.dir)
+        origin = stack.port["origin"]
+        stack.pids["origin"] = procs.start("ws-origin", stack.pin_other + [WS_PYTHON, WS_ECHO, str(origin)],
+                                           stack.dir + "/origin.log").pid
+
+        def listening():
+            with socket.create_connection((HOST, origin), timeout=1):
+                return True
+        wait_until("websocket origin", listening, procs)
+        stack.start_cephalo(sc.routes())
+        res = asyncio.run(ws_idle_measure(stack, n, args.ws_tls))
+        res["tls"] = args.ws_tls
+        line = ("%-10s cephalo: %d idle websockets (%s), data plane RSS %.1f -> %.1f MiB: %.2f KiB per connection "
+                "(opened in %.1f s)" % (sc.name, n, "TLS" if args.ws_tls else "plain HTTP/1.1",
+                                        res["rss_before_kib"] / 1024, res["rss_after_kib"] / 1024,
+                                        res["kib_per_connection"], res["open_s"]))
+        print("  " + line, flush=True)
+        return {}, {"ws_idle": res, "lines": [line]}
+    finally:
+        procs.stop_all()
+        stack.keep_logs(sc_dir)
+        stack.close()
+
+
+# how each Scenario.mode is measured: (args, scenario, procs, outdir) -> (throughput results, info)
+MODES = {"throughput": run_scenario, "ws-idle": run_ws_idle}
+
+
 CALLGRIND_TARGETS = ["cephalo", "nginx", "haproxy"]
 
 
@@ -693,8 +808,8 @@ def run_callgrind(args, procs, outdir):
     n, lines = args.callgrind_requests, []
     for sc in SCENARIOS:
         if sc.name in (args.scenario or ["bare"]):
-            if sc.pending:
-                lines.append("%s: not run - %s" % (sc.name, sc.pending))
+            if sc.pending or sc.mode != "throughput":
+                lines.append("%s: not run - %s" % (sc.name, sc.pending or "no requests to count (mode %s)" % sc.mode))
                 continue
             sc_dir = os.path.join(outdir, sc.name)
             os.makedirs(sc_dir)
@@ -811,6 +926,9 @@ def parse_args(argv):
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s, bare scenario only")
     ap.add_argument("--callgrind", action="store_true", help="instead: instructions per request of each proxy under callgrind (deterministic)")
     ap.add_argument("--callgrind-requests", type=int, default=20000, help="measured requests (default 20000)")
+    ap.add_argument("--ws-connections", type=int, default=0, help="ws-idle: websockets to open (default: the "
+                    "scenario's, 5000)")
+    ap.add_argument("--ws-tls", action="store_true", help="ws-idle: through the data plane's TLS listener")
     ap.add_argument("--bin-dir", default=BIN, help="where cephalo-controlplane and cephalo-dataplane are (default "
                     "build/bin, built by bench/run; another dir measures another build, e.g. a baseline)")
     ap.add_argument("--migrations", default=MIGRATIONS, help="migrations dir for that control plane (default "
@@ -874,7 +992,7 @@ def main(argv):
             if sc.pending:
                 print("== %s: %s -- %s" % (sc.name, sc.about, sc.pending))
                 continue
-            all_results[sc.name], info[sc.name] = run_scenario(args, sc, procs, outdir)
+            all_results[sc.name], info[sc.name] = MODES[sc.mode](args, sc, procs, outdir)
         meta = ("rounds %d x %d s, interleaved; workers %d per proxy (origin %d); %s; wrk -t2 -c64; h2load -t2 -c32 -m10; "
                 "h1half: h2load --h1 -c%d at half nginx's h1 rps" % (
                     args.rounds, args.duration, args.workers, args.origin_workers,

@@ -9,7 +9,9 @@ obtained by logging in through the data plane. `baseline` names a scenario whose
 to this one's (ratio of the medians), when both ran. A scenario with `redis` makes bench.py start a redis-server of its
 own (no persistence, on a free loopback port, on the non-proxy CPUs) and pass `--redis` to the control plane.
 A scenario whose feature does not exist yet carries `pending` (why): it is listed in the output and never run, so
-nothing is faked.
+nothing is faked. `mode` picks how a scenario is measured: "throughput" (the default: wrk and h2load against every
+proxy, the table above) or one of bench.py's other MODES ("ws-idle": `connections` idle websockets through the data
+plane to a websocket echo origin, the data plane's RSS per connection; --ws-connections overrides the count).
 """
 
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ class Scenario:
     baseline: Optional[str] = None  # report Cephalo's rps and CPU against this scenario's
     redis: bool = False  # start a redis-server and pass --redis to the control plane (see above)
     pending: Optional[str] = None
+    mode: str = "throughput"  # how bench.py measures it (its MODES)
+    connections: int = 0  # ws-idle: how many websockets to hold open
 
 
 def numbered(n: int) -> Callable[[], List[str]]:
@@ -59,7 +63,13 @@ SCENARIOS = [
         identity=True,
         baseline="bare",
     ),
-    Scenario("ws-idle", "5k idle websockets, RSS per connection", pending="not yet: websockets land in issue 6"),
+    Scenario(
+        "ws-idle",
+        "5k idle websockets through the data plane to a websocket echo origin: data plane RSS per connection",
+        mode="ws-idle",
+        connections=5000,
+        route_extra={"default_access": "public", "policies": {"websocket": {"idle_timeout_ms": 3600000}}},
+    ),
     Scenario(
         "policy-stack",
         "JWT verify + authz + a local rate limit per user that never refuses + metrics (always on); the access log "

@@ -154,6 +154,8 @@ static SSL_CTX *load_ssl_ctx(const char *cert, const char *key, cph_error_t *err
         cph_fatal(MODULE, "SSL_CTX_new failed");
     SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ssl_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /* an idle connection (a websocket tunnel, a keep-alive client) gives its read buffer back, as nginx does */
+    SSL_CTX_set_mode(ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
     if (cert == NULL || key == NULL || SSL_CTX_use_certificate_chain_file(ssl_ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ssl_ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ssl_ctx) != 1) {
         cph_error_set(err, "tls", "", "cannot load the TLS certificate/key (--tls-cert %s, --tls-key %s)",
@@ -408,6 +410,7 @@ static void start_drain(cph_worker_t *w)
     w->draining = 1;
     close_listeners(w);
     h2o_context_request_shutdown(&w->ctx);
+    cph_websocket_drain(w);
     for (node = w->conns.next; node != &w->conns; node = next) {
         next = node->next;
         shutdown_if_idle_h1(H2O_STRUCT_FROM_MEMBER(cph_conn_track_t, link, node));

@@ -15,7 +15,7 @@
 struct st_cph_proxy_worker_t; /* filter/proxy.c */
 struct st_cph_redis_worker_t; /* core/redis.c */
 struct st_cph_balance_worker_t; /* core/balance.c */
-struct st_cph_ws_worker_t;    /* filter/websocket.c */
+struct st_cph_ws_worker_t;      /* core/websocket.c */
 
 typedef struct st_cph_worker_t {
     h2o_context_t ctx; /* first member: cph_worker_from_ctx() */
@@ -26,7 +26,7 @@ typedef struct st_cph_worker_t {
     struct st_cph_proxy_worker_t *proxy;        /* upstream pools, timeouts, balancer positions */
     struct st_cph_redis_worker_t *redis;        /* where this worker's Redis answers arrive (core/redis.c) */
     struct st_cph_balance_worker_t *balance;    /* round-robin positions (core/balance.c) */
-    struct st_cph_ws_worker_t *websocket;       /* open websocket tunnels (filter/websocket.c) */
+    struct st_cph_ws_worker_t *websocket;       /* open websocket tunnels (core/websocket.c) */
     h2o_multithread_receiver_t swap_receiver;   /* snapshots from the control thread */
     h2o_multithread_receiver_t signal_receiver; /* drain requests from the control thread */
     struct st_cph_server_t *server;

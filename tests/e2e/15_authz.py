@@ -321,13 +321,38 @@ def test_same_decisions_over_http1_and_h2c(dp, shop, pyup):
     assert pyup.count == 2 * sum(1 for c in CASES if c[3] == 200)
 
 
-def test_upgrade_request_is_decided_before_anything(dp, shop, pyup):
-    """A websocket-style Upgrade request runs the same decision: without a token it never reaches the upstream."""
+def test_upgrade_request_is_decided_before_anything(dp, shop, pyup, procs):
+    """A websocket-style Upgrade request runs the same decision: without a token it never reaches the upstream; with
+    one the route's websocket policy tunnels it to the service (moved to a websocket echo upstream for this test)."""
+    import asyncio
+    import os
+    import sys
+    import websockets
+    sys.path.insert(0, os.path.join(cephalo.SOURCE_DIR, "tests", "upstream"))
+    from ws_echo import WsEcho
+    wsup = WsEcho()
+    procs.servers.append(wsup)
+    a = shop.admin
+    a.apply("PUT", f"{V1}/services/shop", {"name": "shop", "system": "shop", "targets": [{"url": wsup.url}]})
+    a.apply("PUT", f"{V1}/routes/shop", {"name": "shop", "service": "shop", "paths": ["/shop"], "strip_prefix": True,
+                                         "default_access": "authenticated", "policies": {"websocket": {}}})
     head = ("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{auth}\r\n")
     out = cephalo.raw_request(dp.port, head.format(target="/shop/orders/7", auth="").encode())
     assert out.startswith(b"HTTP/1.1 401"), out[:300]
     out = cephalo.raw_request(dp.port, head.format(target="/closed/x", auth="").encode())
     assert out.startswith(b"HTTP/1.1 403"), out[:300]
-    assert pyup.count == 0
-    pytest.skip("the allowed half (a websocket tunnel to the upstream) needs websocket routes: issue 6")
+    dave = shop.access(dp, "dave", system="other")  # wrong system: 403, before any upgrade
+    out = cephalo.raw_request(dp.port, head.format(target="/shop/orders/7", auth=f"Authorization: Bearer {dave}\r\n").encode())
+    assert out.startswith(b"HTTP/1.1 403"), out[:300]
+    assert pyup.count == 0 and wsup.handshakes == 0
+
+    async def allowed():
+        async with websockets.connect(f"ws://127.0.0.1:{dp.port}/shop/orders/7", compression=None, open_timeout=10,
+                                      extra_headers=cephalo.bearer(shop.access(dp, "bob"))) as ws:
+            await ws.send("hello")
+            return await asyncio.wait_for(ws.recv(), 10)
+    assert asyncio.run(allowed()) == "hello"
+    assert wsup.handshakes == 1
+    ident = identity({"headers": wsup.headers[0]})
+    assert ident["user-id"] == shop.uid("bob") and ident["system"] == "shop", ident
