@@ -1,6 +1,6 @@
 /*
- * compile/cache: routes' policies.cache -> route->cache, gateway.cache.max_bytes -> snap->cache_max_bytes
- * (proto/PROTOCOL.md section 5).
+ * compile/cache: routes' policies.cache -> route->cache, gateway.cache.max_bytes -> snap->cache_max_bytes,
+ * gateway.cache.backend -> snap->cache_redis (proto/PROTOCOL.md section 5).
  *
  * The body was validated before (proto/schema_policy.c); compile still refuses a value out of its range, so a validator
  * gap becomes a NACK rather than a cache that stores what nobody asked for. A route without the member gets NULL, and
@@ -8,6 +8,7 @@
  * applies the budget after the swap, and entries of routes that lost their policy are never looked up again.
  */
 #include <stdio.h>
+#include <string.h>
 #include "proto/log.h"
 #include "dataplane/compile/cache.h"
 #include "dataplane/compile/compile.h"
@@ -53,16 +54,37 @@ static int compile_policy(cph_snapshot_t *snap, cph_route_t *route, const json_t
     return 0;
 }
 
+/* gateway.cache.backend: "memory" (default) or "redis", which needs gateway.redis. */
+static int read_backend(cph_snapshot_t *snap, const json_t *gateway, const json_t *cache, cph_error_t *err)
+{
+    const json_t *backend = json_object_get(cache, "backend"), *redis = json_object_get(gateway, "redis");
+
+    snap->cache_redis = 0;
+    if (backend == NULL || json_is_null(backend))
+        return 0;
+    if (json_is_string(backend) && strcmp(json_string_value(backend), "memory") == 0)
+        return 0;
+    if (!json_is_string(backend) || strcmp(json_string_value(backend), "redis") != 0)
+        return cph_error_set(err, "invalid", "/gateway/cache/backend", "must be \"memory\" or \"redis\"");
+    if (redis == NULL || json_is_null(redis))
+        return cph_error_set(err, "invalid", "/gateway/cache/backend", "\"redis\" needs gateway.redis");
+    snap->cache_redis = 1;
+    return 0;
+}
+
 int cph_cache_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err)
 {
-    const json_t *routes = json_object_get(body, "routes"), *gw = json_object_get(json_object_get(body, "gateway"), "cache");
+    const json_t *routes = json_object_get(body, "routes"), *gateway = json_object_get(body, "gateway");
+    const json_t *gw = json_object_get(gateway, "cache");
 
     snap->cache_max_bytes = CPH_CACHE_DEFAULT_MAX_BYTES;
+    snap->cache_redis = 0;
     if (gw != NULL) {
         if (!json_is_object(gw))
             return cph_error_set(err, "invalid", "/gateway/cache", "must be an object");
         if (read_u64(gw, "max_bytes", 0, CPH_CACHE_MAX_BYTES_LIMIT, CPH_CACHE_DEFAULT_MAX_BYTES, &snap->cache_max_bytes,
-                     "/gateway/cache", err) != 0)
+                     "/gateway/cache", err) != 0 ||
+            read_backend(snap, gateway, gw, err) != 0)
             return -1;
     }
     for (size_t i = 0; i != snap->num_routes && i < json_array_size(routes); ++i) {

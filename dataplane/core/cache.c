@@ -1,5 +1,6 @@
 /*
- * cache: the per-process response store behind filter/cache.c (docs/dataplane.md "Response cache") and the HTTP caching rules it applies.
+ * cache: the per-process response store behind filter/cache.c (docs/dataplane.md "Response cache") and the HTTP caching rules it
+ * applies.
  *
  * A chained hash table over (route id, host, path) finds the variants of one resource; each variant carries the
  * request values of its response's Vary names, compared byte for byte. A doubly linked LRU list orders every entry;
@@ -18,6 +19,8 @@
 #include <time.h>
 #include "proto/log.h"
 #include "dataplane/core/cache.h"
+#include "dataplane/core/cache_redis.h"
+#include "dataplane/core/stats.h"
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/core/cache"
@@ -58,6 +61,27 @@ uint64_t cph_cache_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t cph_cache_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+h2o_iovec_t cph_cache_key_host(h2o_mem_pool_t *pool, h2o_iovec_t authority, int tls)
+{
+    h2o_iovec_t host = h2o_strdup(pool, authority.base, authority.len);
+    const char *dflt = tls ? ":443" : ":80";
+    size_t dlen = strlen(dflt);
+
+    h2o_strtolower(host.base, host.len);
+    if (host.len > dlen && memcmp(host.base + host.len - dlen, dflt, dlen) == 0 && host.base[host.len - dlen - 1] != ':')
+        host.len -= dlen; /* "example.com:80" is "example.com" (an IPv6 literal ends with ']' before its port) */
+    host.base[host.len] = '\0';
+    return host;
 }
 
 /* ---------------------------------------------------------------- header rules */
@@ -296,8 +320,7 @@ static int vary_add(void *ud, const char *name, size_t len)
     return 0;
 }
 
-/* The request's values of the names in vary (malloc'd, NUL-separated; empty vary: an empty result). */
-static h2o_iovec_t vary_values(h2o_iovec_t vary, const h2o_headers_t *headers)
+h2o_iovec_t cph_cache_vary_values(h2o_iovec_t vary, const h2o_headers_t *headers)
 {
     vary_buf_t vb = {headers, NULL, 0, 0};
 
@@ -360,7 +383,7 @@ cph_cache_entry_t *cph_cache_entry_new(uint32_t route_id, h2o_iovec_t host, h2o_
     e->hash = key_hash(route_id, e->host, e->path);
     e->vary = dup_iov(info->vary);
     h2o_strtolower(e->vary.base, e->vary.len);
-    e->vary_values = vary_values(e->vary, req_headers);
+    e->vary_values = cph_cache_vary_values(e->vary, req_headers);
     e->status = status;
     e->reason = dup_iov(reason);
     e->age_s = info->age_s;
@@ -543,7 +566,7 @@ cph_cache_entry_t *cph_cache_lookup(cph_cache_t *c, uint32_t route_id, h2o_iovec
         if (values.base == NULL || !h2o_memis(vary.base, vary.len, e->vary.base, e->vary.len)) {
             free(values.base);
             vary = e->vary;
-            values = vary_values(vary, req_headers);
+            values = cph_cache_vary_values(vary, req_headers);
         }
         if (!h2o_memis(values.base, values.len, e->vary_values.base, e->vary_values.len))
             continue;
@@ -570,6 +593,8 @@ int cph_cache_insert(cph_cache_t *c, cph_cache_entry_t *e, uint64_t now_ms)
     cph_cache_entry_t *p, *next;
 
     e->stored_ms = now_ms;
+    if (e->stored_wall_ms == 0)
+        e->stored_wall_ms = cph_cache_wall_ms();
     pthread_mutex_lock(&c->mutex);
     if (c->max_bytes == 0 || e->bytes > c->max_bytes) {
         pthread_mutex_unlock(&c->mutex);
@@ -599,19 +624,36 @@ int cph_cache_insert(cph_cache_t *c, cph_cache_entry_t *e, uint64_t now_ms)
 
 size_t cph_cache_purge(cph_cache_t *c, uint32_t route_id, const char *prefix, size_t prefix_len)
 {
+    return cph_cache_purge_at(c, route_id, prefix, prefix_len, 0);
+}
+
+size_t cph_cache_purge_at(cph_cache_t *c, uint32_t route_id, const char *prefix, size_t prefix_len, uint64_t before_ms)
+{
     size_t n = 0;
     cph_cache_entry_t *e, *next;
 
     pthread_mutex_lock(&c->mutex);
     for (e = c->lru_head; e != NULL; e = next) {
         next = e->lru_next;
-        if (e->route_id == route_id && e->path.len >= prefix_len && memcmp(e->path.base, prefix, prefix_len) == 0) {
+        if (e->route_id == route_id && e->path.len >= prefix_len && memcmp(e->path.base, prefix, prefix_len) == 0 &&
+            (before_ms == 0 || e->stored_wall_ms < before_ms)) {
             remove_entry(c, e);
             n++;
         }
     }
     pthread_mutex_unlock(&c->mutex);
     return n;
+}
+
+size_t cph_cache_purge_before(const char *route, const char *prefix, uint64_t at_ms)
+{
+    uint32_t id = cph_stats_route_lookup(route);
+    size_t prefix_len = prefix != NULL ? strlen(prefix) : 0;
+
+    if (prefix == NULL)
+        prefix = "";
+    cph_cache_redis_purge(route, prefix, at_ms != 0 ? at_ms : cph_cache_wall_ms());
+    return id != 0 ? cph_cache_purge_at(cph_cache_default(), id, prefix, prefix_len, at_ms) : 0;
 }
 
 void cph_cache_usage(cph_cache_t *c, uint64_t *bytes, uint64_t *entries)

@@ -45,11 +45,12 @@ struct st_cph_cache_entry_t {
     h2o_iovec_t etag; /* the stored ETag value, or empty */
     char *body;
     size_t body_len, body_cap;
-    uint64_t stored_ms;   /* monotonic clock when stored (cph_cache_now_ms) */
-    uint64_t age_s;       /* the upstream's Age when stored */
-    uint64_t freshness_s; /* > 0 */
-    int shared_ok;        /* the response said public or s-maxage: it may answer a request with a credential */
-    size_t bytes;         /* key + headers + body, counted against the budget */
+    uint64_t stored_ms;      /* monotonic clock when stored (cph_cache_now_ms) */
+    uint64_t stored_wall_ms; /* wall clock when stored (cph_cache_wall_ms): what a purge's `at` is compared with */
+    uint64_t age_s;          /* the upstream's Age when stored */
+    uint64_t freshness_s;    /* > 0 */
+    int shared_ok;           /* the response said public or s-maxage: it may answer a request with a credential */
+    size_t bytes;            /* key + headers + body, counted against the budget */
 };
 
 /** What cph_cache_response_info found in a response head. */
@@ -65,6 +66,8 @@ typedef struct st_cph_cache_resinfo_t {
 
 /** Monotonic milliseconds (the clock entries are aged with). */
 uint64_t cph_cache_now_ms(void);
+/** Wall-clock milliseconds since the epoch (the clock of a purge's `at` and of the entries stored in Redis). */
+uint64_t cph_cache_wall_ms(void);
 
 /** The process-wide store, created on first use with a budget of 0 (caching off) until configured. */
 cph_cache_t *cph_cache_default(void);
@@ -108,6 +111,32 @@ int cph_cache_insert(cph_cache_t *c, cph_cache_entry_t *e, uint64_t now_ms);
 
 /** Removes every entry of route_id whose path starts with prefix (prefix_len 0: all of them); returns how many. */
 size_t cph_cache_purge(cph_cache_t *c, uint32_t route_id, const char *prefix, size_t prefix_len);
+/**
+ * As cph_cache_purge, but only the entries stored (wall clock) before before_ms; before_ms 0: every matching entry.
+ */
+size_t cph_cache_purge_at(cph_cache_t *c, uint32_t route_id, const char *prefix, size_t prefix_len, uint64_t before_ms);
+
+/**
+ * The purge message (proto/PROTOCOL.md section 3; control thread): drops the entries of route `route` (a route name) whose upstream
+ * path starts with prefix (NULL or "": all of them) and that were stored before at_ms (the control plane's wall clock,
+ * ms since the epoch; 0 = all of them, whenever stored), from the process-wide store; and, when gateway.redis is
+ * configured, records the purge in Redis (core/cache_redis.h), whatever the backend in force, so entries stored there
+ * by any data plane are never served again. Replaying a purge is harmless: an entry stored after at_ms survives.
+ * Returns how many entries the process-wide store dropped.
+ */
+size_t cph_cache_purge_before(const char *route, const char *prefix, uint64_t at_ms);
+
+/**
+ * The request's values of the comma-separated header names in vary (lower-case), each name's values joined with ", "
+ * and followed by a NUL, malloc'd (free it); what an entry's vary_values holds. An empty vary gives an empty result.
+ */
+h2o_iovec_t cph_cache_vary_values(h2o_iovec_t vary, const h2o_headers_t *headers);
+
+/**
+ * The cache key's host: the authority lower-cased, without the scheme's default port (":80" when !tls, ":443" when
+ * tls), in pool. A bracketed IPv6 literal keeps its brackets.
+ */
+h2o_iovec_t cph_cache_key_host(h2o_mem_pool_t *pool, h2o_iovec_t authority, int tls);
 
 /** Bytes and entries stored (the gauges). */
 void cph_cache_usage(cph_cache_t *c, uint64_t *bytes, uint64_t *entries);

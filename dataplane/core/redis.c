@@ -1,5 +1,6 @@
 /*
- * redis: the shared rate-limit backend (docs/dataplane.md "Rate limiting"). One I/O thread per process owns the one hiredis
+ * redis: the Redis client of the shared rate-limit backend (docs/dataplane.md "Rate limiting") and of the shared response
+ * cache (core/cache_redis.c). One I/O thread per process owns the one hiredis
  * asynchronous connection and runs a poll() loop over it and an eventfd; workers never touch hiredis.
  *
  * hiredis 0.14 brings neither a timeout for asynchronous calls nor an adapter for our loop, so both live here: the
@@ -20,6 +21,10 @@
  * an emission interval under 1 ms (over 1000 requests per second) must not round to zero. A double holds today's
  * time in microseconds to a quarter of one, so intervals under that (over ~4 million requests per second for one
  * key) are not enforced; the key still expires (PX at least 1 ms: 0 would be an error reply).
+ *
+ * Generic commands (cph_redis_command) are formatted on the submitting thread (redisFormatCommandArgv), handed to
+ * hiredis as they are, and their reply is deep-copied on the I/O thread so the worker reads it on its own loop. A
+ * call without a worker (the control thread's purges) is answered into nothing.
  */
 #include <assert.h>
 #include <errno.h>
@@ -73,9 +78,12 @@ typedef struct st_cph_redis_worker_t {
 } cph_redis_worker_t;
 
 typedef struct st_call_t {
-    h2o_linklist_t link; /* io.queue while submitted, then io.deadlines while unanswered in hiredis */
-    cph_redis_worker_t *rw;
+    h2o_linklist_t link;    /* io.queue while submitted, then io.deadlines while unanswered in hiredis */
+    cph_redis_worker_t *rw; /* NULL: fire-and-forget */
     cph_redis_cb cb;
+    cph_redis_reply_cb rcb; /* a generic command (cmd) rather than a GCRA decision */
+    char *cmd;              /* the formatted command until it is issued (redisFreeCommand) */
+    size_t cmd_len;
     void *ud;
     cph_ratelimit_spec_t spec;
     uint64_t submitted_ms;
@@ -90,9 +98,11 @@ typedef struct st_answer_t {
     h2o_multithread_message_t super;
     cph_redis_worker_t *rw;
     cph_redis_cb cb;
+    cph_redis_reply_cb rcb;
     void *ud;
     cph_redis_status_t status;
     cph_ratelimit_result_t res;
+    cph_redis_reply_t *reply; /* owned; generic commands */
 } answer_t;
 
 static struct {
@@ -119,7 +129,6 @@ static struct {
     uint32_t rng;
 } io = {.mutex = PTHREAD_MUTEX_INITIALIZER, .late_cond = PTHREAD_COND_INITIALIZER, .efd = -1};
 
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -135,18 +144,43 @@ static void release_worker_locked(cph_redis_worker_t *rw, int *free_it)
     *free_it = --rw->refs == 0;
 }
 
-static void deliver(cph_redis_worker_t *rw, cph_redis_cb cb, void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+static void reply_free(cph_redis_reply_t *r)
 {
-    answer_t *a = calloc(1, sizeof(*a));
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i != r->elements; i++)
+        reply_free(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+static void answer_free(answer_t *a)
+{
+    reply_free(a->reply);
+    free(a);
+}
+
+/* Hands the answer to its worker; reply (owned) goes with it. A call without a worker only frees it. */
+static void deliver(const call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res, cph_redis_reply_t *reply)
+{
+    cph_redis_worker_t *rw = call->rw;
+    answer_t *a;
     int free_it = 0, dropped;
 
-    if (a == NULL)
+    if (rw == NULL) {
+        reply_free(reply);
+        return;
+    }
+    if ((a = calloc(1, sizeof(*a))) == NULL)
         cph_fatal(MODULE, "out of memory");
     a->rw = rw;
-    a->cb = cb;
-    a->ud = ud;
+    a->cb = call->cb;
+    a->rcb = call->rcb;
+    a->ud = call->ud;
     a->status = status;
-    if (status == CPH_REDIS_OK)
+    a->reply = reply;
+    if (status == CPH_REDIS_OK && res != NULL)
         a->res = *res;
     pthread_mutex_lock(&io.mutex);
     if ((dropped = rw->disposed) != 0) {
@@ -159,7 +193,7 @@ static void deliver(cph_redis_worker_t *rw, cph_redis_cb cb, void *ud, cph_redis
     }
     pthread_mutex_unlock(&io.mutex);
     if (dropped) /* waited for long enough (cph_redis_worker_dispose) */
-        free(a);
+        answer_free(a);
     if (free_it)
         free(rw);
 }
@@ -172,8 +206,11 @@ static void on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
     while (!h2o_linklist_is_empty(messages)) {
         answer_t *a = H2O_STRUCT_FROM_MEMBER(answer_t, super.link, messages->next);
         h2o_linklist_unlink(&a->super.link);
-        a->cb(a->ud, a->status, a->status == CPH_REDIS_OK ? &a->res : NULL);
-        free(a);
+        if (a->rcb != NULL)
+            a->rcb(a->ud, a->status, a->status == CPH_REDIS_OK ? a->reply : NULL);
+        else if (a->cb != NULL)
+            a->cb(a->ud, a->status, a->status == CPH_REDIS_OK ? &a->res : NULL);
+        answer_free(a);
         int free_it;
         pthread_mutex_lock(&io.mutex);
         release_worker_locked(rw, &free_it);
@@ -184,14 +221,28 @@ static void on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
 
 /* ---------------------------------------------------------------- calls on the I/O thread */
 
-static void answer_call(call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+static void answer_reply(call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res, cph_redis_reply_t *reply)
 {
-    if (call->answered)
+    if (call->answered) {
+        reply_free(reply);
         return;
+    }
     call->answered = 1;
     if (h2o_linklist_is_linked(&call->link))
         h2o_linklist_unlink(&call->link);
-    deliver(call->rw, call->cb, call->ud, status, res);
+    deliver(call, status, res, reply);
+}
+
+static void answer_call(call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+{
+    answer_reply(call, status, res, NULL);
+}
+
+static void call_free(call_t *call)
+{
+    if (call->cmd != NULL)
+        redisFreeCommand(call->cmd);
+    free(call);
 }
 
 static void link_by_deadline(call_t *call)
@@ -279,15 +330,92 @@ static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
         }
         answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
     }
-    free(call);
+    call_free(call);
+}
+
+_Static_assert(CPH_REDIS_REPLY_STRING == REDIS_REPLY_STRING && CPH_REDIS_REPLY_ARRAY == REDIS_REPLY_ARRAY &&
+                   CPH_REDIS_REPLY_INTEGER == REDIS_REPLY_INTEGER && CPH_REDIS_REPLY_NIL == REDIS_REPLY_NIL &&
+                   CPH_REDIS_REPLY_STATUS == REDIS_REPLY_STATUS,
+               "cph_redis_reply_type_t mirrors hiredis");
+
+/* A deep copy of a hiredis reply (not an error: the caller checked). */
+static cph_redis_reply_t *copy_reply(const redisReply *r)
+{
+    cph_redis_reply_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        cph_fatal(MODULE, "out of memory");
+    c->type = (cph_redis_reply_type_t)r->type;
+    c->integer = r->integer;
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+        if ((c->str = malloc(r->len + 1)) == NULL)
+            cph_fatal(MODULE, "out of memory");
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements != 0) {
+        if ((c->element = calloc(r->elements, sizeof(*c->element))) == NULL)
+            cph_fatal(MODULE, "out of memory");
+        for (c->elements = 0; c->elements != r->elements; c->elements++)
+            c->element[c->elements] = copy_reply(r->element[c->elements]);
+    }
+    return c;
+}
+
+static int has_error(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return 1;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i != r->elements; i++)
+        if (has_error(r->element[i]))
+            return 1;
+    return 0;
+}
+
+static void on_generic_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    redisReply *r = reply;
+    call_t *call = priv;
+
+    on_reply_progress();
+    if (r == NULL) {
+        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+    } else if (has_error(r)) {
+        uint64_t now = now_ms();
+        if (now - io.error_logged_ms >= 1000) {
+            io.error_logged_ms = now;
+            cph_log_warn(MODULE, "redis command failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "an error in the reply");
+        }
+        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+    } else if (!call->answered) {
+        answer_reply(call, CPH_REDIS_OK, NULL, copy_reply(r));
+    }
+    call_free(call);
+}
+
+static int issue(call_t *call)
+{
+    int r;
+
+    if (call->rcb == NULL)
+        return issue_gcra(call);
+    r = redisAsyncFormattedCommand(io.ac, on_generic_reply, call, call->cmd, call->cmd_len);
+    redisFreeCommand(call->cmd); /* hiredis copied it into its output buffer */
+    call->cmd = NULL;
+    if (r != REDIS_OK)
+        return -1;
+    if (io.inflight++ == 0)
+        io.waiting_since_ms = now_ms();
+    return 0;
 }
 
 /* A worker's call, just taken off the queue. */
 static void submit(call_t *call)
 {
-    if (io.ac == NULL || issue_gcra(call) != 0) {
+    if (io.ac == NULL || issue(call) != 0) {
         answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
-        free(call);
+        call_free(call);
         return;
     }
     call->deadline_ms = call->submitted_ms + (io.cur.timeout_ms != 0 ? io.cur.timeout_ms : DEFAULT_TIMEOUT_MS);
@@ -534,7 +662,7 @@ static void shutdown_io(h2o_linklist_t *calls)
         call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, calls->next);
         h2o_linklist_unlink(&call->link);
         answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
-        free(call);
+        call_free(call);
     }
     while (!h2o_linklist_is_empty(&io.deadlines))
         answer_call(H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next), CPH_REDIS_UNAVAILABLE, NULL);
@@ -707,11 +835,32 @@ void cph_redis_worker_dispose(cph_worker_t *w)
         free(rw);
 }
 
+/* Queues a call for the I/O thread; when it is not running, answers UNAVAILABLE (still through the worker's queue:
+ * the callback never runs inside the submitting call). */
+static void enqueue(call_t *call)
+{
+    int running;
+
+    call->submitted_ms = now_ms();
+    pthread_mutex_lock(&io.mutex);
+    if (call->rw != NULL)
+        call->rw->refs++;
+    if ((running = io.running) != 0) {
+        if (h2o_linklist_is_empty(&io.queue))
+            wake_locked();
+        h2o_linklist_insert(&io.queue, &call->link);
+    }
+    pthread_mutex_unlock(&io.mutex);
+    if (!running) {
+        deliver(call, CPH_REDIS_UNAVAILABLE, NULL, NULL);
+        call_free(call);
+    }
+}
+
 void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud)
 {
     cph_redis_worker_t *rw = w->redis;
     call_t *call = calloc(1, sizeof(*call) + key_len);
-    int running;
 
     assert(rw != NULL && rw->worker == w);
     if (call == NULL)
@@ -720,19 +869,31 @@ void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_
     call->cb = cb;
     call->ud = ud;
     call->spec = *spec;
-    call->submitted_ms = now_ms();
     call->key_len = key_len;
     memcpy(call->key, key, key_len);
-    pthread_mutex_lock(&io.mutex);
-    rw->refs++;
-    if ((running = io.running) != 0) {
-        if (h2o_linklist_is_empty(&io.queue))
-            wake_locked();
-        h2o_linklist_insert(&io.queue, &call->link);
+    enqueue(call);
+}
+
+static void ignore_reply(void *ud, cph_redis_status_t status, const cph_redis_reply_t *reply)
+{
+    (void)ud, (void)status, (void)reply;
+}
+
+void cph_redis_command(cph_worker_t *w, int argc, const char *const *argv, const size_t *argvlen, cph_redis_reply_cb cb, void *ud)
+{
+    call_t *call = calloc(1, sizeof(*call));
+    int len;
+
+    if (call == NULL)
+        cph_fatal(MODULE, "out of memory");
+    if (w != NULL) {
+        call->rw = w->redis;
+        assert(call->rw != NULL && call->rw->worker == w);
     }
-    pthread_mutex_unlock(&io.mutex);
-    if (!running) { /* still through the worker's queue: the callback never runs inside this call */
-        deliver(rw, cb, ud, CPH_REDIS_UNAVAILABLE, NULL);
-        free(call);
-    }
+    call->rcb = w != NULL && cb != NULL ? cb : ignore_reply;
+    call->ud = ud;
+    if ((len = redisFormatCommandArgv(&call->cmd, argc, (const char **)argv, argvlen)) < 0)
+        cph_fatal(MODULE, "out of memory");
+    call->cmd_len = (size_t)len;
+    enqueue(call);
 }

@@ -1,12 +1,14 @@
 /*
- * redis: the data plane's shared rate-limit backend. One I/O thread per process owns the hiredis asynchronous
- * connection and a poll loop; workers submit calls through a queue and get the answer back on their own event loop
- * (h2o_multithread), so a worker never blocks on Redis. Every call has a deadline (hiredis 0.14 has none): when it
+ * redis: the data plane's Redis client (the shared rate-limit backend, the shared response cache). One I/O thread per process owns
+ * the hiredis asynchronous connection and a poll loop; workers submit calls through a queue and get the answer back on their own
+ * event loop (h2o_multithread), so a worker never blocks on Redis. Every call has a deadline (hiredis 0.14 has none): when it
  * passes, the caller gets CPH_REDIS_TIMEOUT and a late reply is dropped. While there is no connection (none
  * configured, or between reconnect attempts: jittered backoff 100 ms .. 5 s) calls are answered UNAVAILABLE at once.
  *
  * The decision is cph_gcra's (core/ratelimit.h), run by a Lua script on Redis's clock (TIME); the key holds the TAT
- * in microseconds and expires when the bucket is full again.
+ * in microseconds and expires when the bucket is full again. Any other command goes through cph_redis_command (argv
+ * and lengths, binary-safe), whose reply is copied on the I/O thread and lent to the callback; a call without a worker
+ * is fire-and-forget (the control thread's writes).
  */
 #ifndef CPH_REDIS_H
 #define CPH_REDIS_H
@@ -31,6 +33,28 @@ typedef struct st_cph_redis_config_t {
 
 /** Called on the submitting worker's thread with the answer (res valid only when status is OK). */
 typedef void (*cph_redis_cb)(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res);
+
+/** Reply types (the values are hiredis's REDIS_REPLY_*; an error reply never reaches a callback: UNAVAILABLE). */
+typedef enum en_cph_redis_reply_type_t {
+    CPH_REDIS_REPLY_STRING = 1,
+    CPH_REDIS_REPLY_ARRAY = 2,
+    CPH_REDIS_REPLY_INTEGER = 3,
+    CPH_REDIS_REPLY_NIL = 4,
+    CPH_REDIS_REPLY_STATUS = 5,
+} cph_redis_reply_type_t;
+
+/** A copied reply (any thread may read it; the callback borrows it: it is freed when the callback returns). */
+typedef struct st_cph_redis_reply_t {
+    cph_redis_reply_type_t type;
+    long long integer; /* INTEGER */
+    char *str;         /* STRING, STATUS: len bytes plus a NUL */
+    size_t len;
+    size_t elements; /* ARRAY */
+    struct st_cph_redis_reply_t **element;
+} cph_redis_reply_t;
+
+/** Called on the submitting worker's thread: reply non-NULL exactly when status is OK (valid during the call only). */
+typedef void (*cph_redis_reply_cb)(void *ud, cph_redis_status_t status, const cph_redis_reply_t *reply);
 
 /**
  * Starts the I/O thread (control thread, once, before the workers take traffic) with the config last given to
@@ -67,5 +91,14 @@ void cph_redis_worker_dispose(cph_worker_t *w);
  * request that goes away meanwhile must not free it). Worker thread only (w must be this thread's worker).
  */
 void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud);
+
+/**
+ * Submits one command (argc arguments, binary-safe: argv[i] is argvlen[i] bytes; copied before the call returns) with
+ * the same deadline, connection and reconnect rules as cph_redis_gcra. With a worker w (this thread's), cb(ud, ...)
+ * runs later on w's loop exactly once: OK with the copied reply, TIMEOUT, or UNAVAILABLE (no connection, an error
+ * reply - logged at most once a second -, shutdown). With w NULL (any thread) the command is fire-and-forget: cb is
+ * never called and its failure only logged.
+ */
+void cph_redis_command(cph_worker_t *w, int argc, const char *const *argv, const size_t *argvlen, cph_redis_reply_cb cb, void *ud);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * filter/cache: the response cache stage (docs/dataplane.md "Response cache"), after ratelimit and before the proxy, plus the capture the
- * proxy runs while it streams a miss's response.
+ * filter/cache: the response cache stage (docs/dataplane.md "Response cache"), after ratelimit and before the proxy, plus the
+ * capture the proxy runs while it streams a miss's response.
  *
  * Only GET and HEAD of a route with policies.cache take part, and only while the snapshot gives the store a budget.
  * A request with Cache-Control no-store, or with a credential (Authorization, X-API-Key, Cookie) on a route that does
@@ -11,9 +11,16 @@
  * X-Cache: MISS; when the response head arrives the proxy asks cph_cache_capture_begin whether it may be stored, copies the body
  * chunks into the capture up to the route's max_body_bytes, and ends it when the body is complete (stored) or not.
  *
- * The key is the route's stable metric id, the lower-cased authority and the upstream path with its query, so the
- * purge message (route + upstream path prefix) finds every variant; entries of a route whose policy was removed are
- * simply never looked up again and age out of the LRU.
+ * The key is the route's stable metric id, the lower-cased authority without the scheme's default port and the upstream
+ * path with its query, so the purge message (route + upstream path prefix) finds every variant; entries of a route
+ * whose policy was removed are simply never looked up again and age out of the LRU.
+ *
+ * With gateway.cache.backend "redis" the entries live in Redis (core/cache_redis.c), shared by every data plane: the
+ * lookup is asynchronous (the stage returns CPH_DONE and the answer, on this worker's loop, serves the hit or resumes
+ * the pipeline; a resource that varies costs a second lookup for its variant), and a completed response is stored
+ * fire-and-forget. The same entry structure, rules and serve() are used for both backends. A Redis error or timeout is a
+ * miss that is not stored (counted error), never an error response. As in filter/ratelimit.c, the pending call's user
+ * data is a malloc'd ticket that the request's pool detaches, so an answer for a request gone meanwhile touches nothing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +30,15 @@
 #include "dataplane/compile/cache.h"
 #include "dataplane/compile/router.h"
 #include "dataplane/core/cache.h"
+#include "dataplane/core/cache_redis.h"
 #include "dataplane/filter/filter.h"
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/cache"
 #define SERVER_NAME "cephalo"
+
+/* The X-Cache value of a request whose Redis lookup failed: its response is not stored (compared by address). */
+static const char MISS_AFTER_ERROR[] = "MISS";
 
 typedef enum en_req_class_t {
     CLASS_BYPASS = 0, /* neither looked up nor stored */
@@ -40,6 +51,9 @@ struct st_cph_cache_capture_t {
     cph_worker_stats_t *stats;
     uint32_t route_id;
     size_t max_body;
+    cph_worker_t *worker; /* redis backend: the store is submitted from this worker */
+    uint64_t max_ttl_s;
+    char *route_name; /* redis backend: a copy (the key's namespace); NULL with the memory backend */
 };
 
 static void count(cph_worker_stats_t *stats, uint32_t route_id, cph_cache_outcome_t outcome)
@@ -79,8 +93,8 @@ static req_class_t classify(const cph_req_t *r, int *need_shared)
     uint32_t m = cph_method_from(r->req->input.method.base, r->req->input.method.len);
 
     *need_shared = 0;
-    if ((m & (CPH_METHOD_GET | CPH_METHOD_HEAD)) == 0 || r->snap->cache_max_bytes == 0 ||
-        header_has(headers, H2O_STRLIT("cache-control"), "no-store"))
+    if ((m & (CPH_METHOD_GET | CPH_METHOD_HEAD)) == 0 || (!r->snap->cache_redis && r->snap->cache_max_bytes == 0) ||
+        (r->snap->cache_redis && r->worker == NULL) || header_has(headers, H2O_STRLIT("cache-control"), "no-store"))
         return CLASS_BYPASS;
     if (has_credential(headers)) {
         if (!pol->share_authenticated)
@@ -92,13 +106,19 @@ static req_class_t classify(const cph_req_t *r, int *need_shared)
     return CLASS_LOOKUP;
 }
 
-/* The authority lower-cased, in the request's pool. */
+/* The authority lower-cased without the scheme's default port, in the request's pool. */
 static h2o_iovec_t key_host(cph_req_t *r)
 {
-    h2o_iovec_t host = h2o_strdup(&r->req->pool, r->req->input.authority.base, r->req->input.authority.len);
+    return cph_cache_key_host(&r->req->pool, r->req->input.authority, r->req->input.scheme == &H2O_URL_SCHEME_HTTPS);
+}
 
-    h2o_strtolower(host.base, host.len);
-    return host;
+/* Whether the Redis lookup of this request failed (its response must not be stored). */
+static int lookup_failed(const cph_req_t *r)
+{
+    for (size_t i = 0; i != r->res_extra.size; ++i)
+        if (r->res_extra.entries[i].value.base == MISS_AFTER_ERROR)
+            return 1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- hit */
@@ -150,6 +170,81 @@ static void serve(cph_req_t *r, cph_cache_entry_t *e, uint64_t age_s)
     h2o_send(req, send_body ? &body : NULL, send_body ? 1 : 0, H2O_SEND_STATE_FINAL); /* nothing touches r after it */
 }
 
+/* ---------------------------------------------------------------- the redis backend's lookup */
+
+typedef struct st_lookup_ticket_t lookup_ticket_t;
+
+typedef struct st_lookup_state_t {
+    cph_req_t *r;
+    int need_shared;
+    int variant;             /* the pending call looks a variant up */
+    lookup_ticket_t *ticket; /* the pending call, or NULL */
+} lookup_state_t;
+
+struct st_lookup_ticket_t {
+    lookup_state_t *st; /* NULL once the request's pool was cleared */
+};
+
+static void on_lookup_state_dispose(void *p)
+{
+    lookup_state_t *st = p;
+
+    if (st->ticket != NULL)
+        st->ticket->st = NULL;
+}
+
+static void on_redis_answer(void *ud, cph_cache_redis_result_t result, cph_cache_entry_t *e, uint64_t age_s, h2o_iovec_t vary);
+
+static void redis_lookup(lookup_state_t *st, h2o_iovec_t vary, h2o_iovec_t values)
+{
+    cph_req_t *r = st->r;
+    lookup_ticket_t *t = malloc(sizeof(*t));
+
+    if (t == NULL)
+        cph_fatal(MODULE, "out of memory");
+    t->st = st;
+    st->ticket = t;
+    cph_cache_redis_lookup(r->worker, r->route->name, key_host(r), r->upstream_path, vary, values, on_redis_answer, t);
+}
+
+static void miss(cph_req_t *r, int error)
+{
+    count(stats_of(r), r->route->metric_id, error ? CPH_CACHE_OUTCOME_ERROR : CPH_CACHE_OUTCOME_MISS);
+    cph_pipeline_add_response_header(r, H2O_STRLIT("x-cache"), error ? MISS_AFTER_ERROR : "MISS", 4);
+}
+
+static void on_redis_answer(void *ud, cph_cache_redis_result_t result, cph_cache_entry_t *e, uint64_t age_s, h2o_iovec_t vary)
+{
+    lookup_ticket_t *t = ud;
+    lookup_state_t *st = t->st;
+
+    free(t);
+    if (st == NULL) {
+        cph_cache_entry_release(e); /* the request is gone */
+        return;
+    }
+    st->ticket = NULL;
+    if (result == CPH_CACHE_REDIS_VARY && st->variant)
+        result = CPH_CACHE_REDIS_MISS; /* a variant's key holds entries only */
+    if (result == CPH_CACHE_REDIS_VARY) {
+        st->variant = 1;
+        h2o_iovec_t values = cph_cache_vary_values(vary, &st->r->req->headers);
+        redis_lookup(st, vary, values);
+        free(values.base);
+        return;
+    }
+    if (e != NULL && st->need_shared && !e->shared_ok) {
+        cph_cache_entry_release(e);
+        e = NULL;
+    }
+    if (e != NULL) {
+        serve(st->r, e, age_s);
+        return;
+    }
+    miss(st->r, result == CPH_CACHE_REDIS_ERROR);
+    cph_pipeline_resume(st->r);
+}
+
 int cph_cache_on_req(cph_req_t *r)
 {
     int need_shared;
@@ -161,6 +256,12 @@ int cph_cache_on_req(cph_req_t *r)
     if ((cls = classify(r, &need_shared)) == CLASS_BYPASS) {
         count(stats_of(r), r->route->metric_id, CPH_CACHE_OUTCOME_BYPASS);
         return CPH_NEXT;
+    }
+    if (cls == CLASS_LOOKUP && r->snap->cache_redis) {
+        lookup_state_t *st = h2o_mem_alloc_shared(&r->req->pool, sizeof(*st), on_lookup_state_dispose);
+        *st = (lookup_state_t){.r = r, .need_shared = need_shared};
+        redis_lookup(st, h2o_iovec_init(NULL, 0), h2o_iovec_init(NULL, 0));
+        return CPH_DONE; /* the answer never comes inside the call */
     }
     if (cls == CLASS_LOOKUP) {
         cph_cache_entry_t *e = cph_cache_lookup(cph_cache_default(), r->route->metric_id, key_host(r), r->upstream_path,
@@ -174,8 +275,7 @@ int cph_cache_on_req(cph_req_t *r)
             return CPH_DONE;
         }
     }
-    count(stats_of(r), r->route->metric_id, CPH_CACHE_OUTCOME_MISS);
-    cph_pipeline_add_response_header(r, H2O_STRLIT("x-cache"), H2O_STRLIT("MISS"));
+    miss(r, 0);
     return CPH_NEXT;
 }
 
@@ -190,8 +290,8 @@ cph_cache_capture_t *cph_cache_capture_begin(cph_req_t *r, int status, const cha
     int need_shared;
 
     if (cph_method_from(r->req->input.method.base, r->req->input.method.len) != CPH_METHOD_GET ||
-        classify(r, &need_shared) == CLASS_BYPASS)
-        return NULL; /* a HEAD has no body to store; a bypass was counted by the stage */
+        classify(r, &need_shared) == CLASS_BYPASS || lookup_failed(r))
+        return NULL; /* a HEAD has no body to store; a bypass or a failed lookup was counted by the stage */
     cph_cache_response_info(status, headers, num_headers, pol->ttl_s, pol->max_ttl_s, need_shared, (uint64_t)time(NULL), &info);
     if (info.storable && info.content_length != SIZE_MAX && info.content_length > pol->max_body_bytes)
         info.storable = 0;
@@ -206,6 +306,11 @@ cph_cache_capture_t *cph_cache_capture_begin(cph_req_t *r, int status, const cha
     cap->stats = stats_of(r);
     cap->route_id = r->route->metric_id;
     cap->max_body = pol->max_body_bytes;
+    cap->worker = r->worker;
+    cap->max_ttl_s = pol->max_ttl_s;
+    cap->route_name = NULL;
+    if (r->snap->cache_redis && (cap->route_name = strdup(r->route->name)) == NULL)
+        cph_fatal(MODULE, "out of memory");
     return cap;
 }
 
@@ -219,10 +324,17 @@ int cph_cache_capture_append(cph_cache_capture_t *cap, const char *bytes, size_t
 
 void cph_cache_capture_end(cph_cache_capture_t *cap, int complete)
 {
-    int stored = complete && cph_cache_insert(cph_cache_default(), cap->entry, cph_cache_now_ms()) == 0;
+    int stored = 0;
 
-    if (!complete)
+    if (complete && cap->route_name != NULL) {
+        stored = cph_cache_redis_store(cap->worker, cap->route_name, cap->entry, cap->max_ttl_s) == 0;
         cph_cache_entry_release(cap->entry);
+    } else if (complete) {
+        stored = cph_cache_insert(cph_cache_default(), cap->entry, cph_cache_now_ms()) == 0; /* takes the reference */
+    } else {
+        cph_cache_entry_release(cap->entry);
+    }
     count(cap->stats, cap->route_id, stored ? CPH_CACHE_OUTCOME_STORED : CPH_CACHE_OUTCOME_NOT_STORABLE);
+    free(cap->route_name);
     free(cap);
 }

@@ -1,11 +1,13 @@
 /*
- * cache_test: core/cache.c, compile/cache.c and filter/cache.c (docs/dataplane.md "Response cache"). The rules: freshness from s-maxage,
- * max-age, Expires - Date and the route's ttl, capped by max_ttl; what forbids storing (status, no-store, private,
+ * cache_test: core/cache.c, compile/cache.c and filter/cache.c (docs/dataplane.md "Response cache"). The rules: freshness from
+ * s-maxage, max-age, Expires - Date and the route's ttl, capped by max_ttl; what forbids storing (status, no-store, private,
  * no-cache, Set-Cookie, Vary: *, no freshness, an authenticated request without public / s-maxage); weak ETag
  * comparison. The store: lookup by route + host + path + Vary values, LRU eviction by bytes, an entry held by a reader
  * while it is evicted or purged (ASan sees any use after free), purge by route and path prefix, stale entries, budget
- * 0. Compiling policies.cache and gateway.cache with defaults and range errors. The stage on hand-built requests:
- * bypass, miss then a capture that stores, hit with Age and X-Cache, 304, HEAD, no-cache refresh, credentials.
+ * 0, purge by store time (`at`: an entry stored after it survives a replayed purge). The key's host without the
+ * scheme's default port. Compiling policies.cache and gateway.cache (max_bytes, backend) with defaults and range errors.
+ * The stage on hand-built requests: bypass, miss then a capture that stores, hit with Age and X-Cache, 304, HEAD,
+ * no-cache refresh, credentials, a Host with :80 hitting the entry stored without it.
  * h2o's senders are replaced below.
  */
 #include <stdarg.h>
@@ -250,6 +252,64 @@ static void test_purge(void **state)
     cph_cache_destroy(c);
 }
 
+static void test_purge_at(void **state)
+{
+    (void)state;
+    cph_cache_t *c = cph_cache_create(1 << 20);
+    cph_cache_entry_t *old = make_entry(1, "/a/old", NULL, cacheable, NUM(cacheable), "x");
+    cph_cache_entry_t *young = make_entry(1, "/a/young", NULL, cacheable, NUM(cacheable), "x");
+    cph_cache_entry_t *now = make_entry(1, "/b/now", NULL, cacheable, NUM(cacheable), "x");
+    uint64_t age, bytes, entries, t0 = cph_cache_wall_ms();
+
+    old->stored_wall_ms = 1000;
+    young->stored_wall_ms = 3000;
+    assert_int_equal(cph_cache_insert(c, old, 0), 0);
+    assert_int_equal(cph_cache_insert(c, young, 0), 0);
+    assert_int_equal(cph_cache_insert(c, now, 0), 0);
+    assert_true(now->stored_wall_ms >= t0 && now->stored_wall_ms <= cph_cache_wall_ms()); /* set by the insert */
+    assert_int_equal(cph_cache_purge_at(c, 1, H2O_STRLIT("/a/"), 2000), 1);               /* only what was stored before 2000 */
+    assert_null(cph_cache_lookup(c, 1, iov("api.example.com"), iov("/a/old"), NULL, 0, &age));
+    cph_cache_entry_t *x = cph_cache_lookup(c, 1, iov("api.example.com"), iov("/a/young"), NULL, 0, &age);
+    assert_non_null(x);
+    cph_cache_entry_release(x);
+    assert_int_equal(cph_cache_purge_at(c, 1, H2O_STRLIT("/a/"), 2000), 0); /* replayed: the younger entry survives */
+    assert_int_equal(cph_cache_purge_at(c, 1, "", 0, 3000), 0);             /* before is exclusive */
+    assert_int_equal(cph_cache_purge_at(c, 1, "", 0, 3001), 1);
+    cph_cache_usage(c, &bytes, &entries);
+    assert_int_equal(entries, 1);
+    assert_int_equal(cph_cache_purge_at(c, 1, "", 0, 0), 1); /* 0: whenever stored */
+    cph_cache_destroy(c);
+}
+
+static void test_key_host(void **state)
+{
+    (void)state;
+    h2o_mem_pool_t pool;
+    static const struct {
+        const char *authority;
+        int tls;
+        const char *want;
+    } cases[] = {{"Example.COM", 0, "example.com"},
+                 {"example.com:80", 0, "example.com"},
+                 {"example.com:443", 1, "example.com"},
+                 {"example.com:443", 0, "example.com:443"},
+                 {"example.com:80", 1, "example.com:80"},
+                 {"example.com:8080", 0, "example.com:8080"},
+                 {"[::1]:80", 0, "[::1]"},
+                 {"example.com:180", 0, "example.com:180"},
+                 {":80", 0, ":80"},
+                 {"", 0, ""}};
+
+    h2o_mem_init_pool(&pool);
+    for (size_t i = 0; i != NUM(cases); i++) {
+        h2o_iovec_t h = cph_cache_key_host(&pool, iov(cases[i].authority), cases[i].tls);
+        assert_int_equal(h.len, strlen(cases[i].want));
+        assert_memory_equal(h.base, cases[i].want, h.len);
+        assert_int_equal(h.base[h.len], '\0');
+    }
+    h2o_mem_clear_pool(&pool);
+}
+
 static void add_req_header(h2o_mem_pool_t *pool, h2o_headers_t *headers, const char *name, const char *value)
 {
     h2o_add_header_by_str(pool, headers, name, strlen(name), 1, NULL, value, strlen(value));
@@ -390,6 +450,37 @@ static void test_compile(void **state)
     destroy(&f);
 }
 
+#define REDIS_GW "\"redis\":{\"host\":\"127.0.0.1\"}"
+
+static void test_compile_backend(void **state)
+{
+    (void)state;
+    snapfx_t f;
+    cph_error_t err;
+
+    assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"cache\":{\"backend\":\"memory\"}}}", &err), 0);
+    assert_false(f.snap.cache_redis);
+    destroy(&f);
+    assert_int_equal(
+        build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{" REDIS_GW ",\"cache\":{\"backend\":\"redis\",\"max_bytes\":0}}}",
+              &err),
+        0);
+    assert_true(f.snap.cache_redis);
+    assert_int_equal(f.snap.cache_max_bytes, 0); /* ignored by the redis backend */
+    destroy(&f);
+    assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"cache\":{\"backend\":\"redis\"}}}", &err), -1);
+    assert_string_equal(err.path, "/gateway/cache/backend");
+    destroy(&f);
+    assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"redis\":null,\"cache\":{\"backend\":\"redis\"}}}", &err),
+                     -1);
+    assert_string_equal(err.path, "/gateway/cache/backend");
+    destroy(&f);
+    assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{" REDIS_GW ",\"cache\":{\"backend\":\"disk\"}}}", &err),
+                     -1);
+    assert_string_equal(err.path, "/gateway/cache/backend");
+    destroy(&f);
+}
+
 /* ---------------------------------------------------------------- the stage */
 
 typedef struct st_reqfx_t {
@@ -492,6 +583,16 @@ static void test_stage(void **state)
     assert_int_equal(sent.body_len, 0);
     req_done(&q);
 
+    req_init(&q, &f, 0, "GET", "/c/1"); /* the default port names the same resource */
+    q.req.input.authority = iov("api.example.com:80");
+    assert_int_equal(cph_cache_on_req(&q.r), CPH_DONE);
+    assert_string_equal(res_header(&q, "x-cache"), "HIT");
+    req_done(&q);
+    req_init(&q, &f, 0, "GET", "/c/1"); /* another port is another resource */
+    q.req.input.authority = iov("api.example.com:8080");
+    assert_int_equal(cph_cache_on_req(&q.r), CPH_NEXT);
+    req_done(&q);
+
     req_init(&q, &f, 0, "GET", "/c/1"); /* no-cache: a miss that may refresh */
     add_req_header(&q.req.pool, &q.req.headers, "cache-control", "no-cache");
     assert_int_equal(cph_cache_on_req(&q.r), CPH_NEXT);
@@ -582,6 +683,9 @@ int main(void)
         cmocka_unit_test(test_store_lookup_and_headers),
         cmocka_unit_test(test_lru_eviction_by_bytes),
         cmocka_unit_test(test_purge),
+        cmocka_unit_test(test_purge_at),
+        cmocka_unit_test(test_key_host),
+        cmocka_unit_test(test_compile_backend),
         cmocka_unit_test(test_vary),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_compile),

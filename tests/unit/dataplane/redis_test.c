@@ -10,7 +10,10 @@
  * itself), a change of address (reconnects at once), a server that accepts but never answers (the connection is
  * replaced after the stall limit), a worker disposed with a call outstanding (its callback runs before dispose
  * returns), a stable number of open descriptors across reconnects, no configuration (UNAVAILABLE) and a stop with a
- * call outstanding (answered UNAVAILABLE, nothing leaks). Fails when redis-server is not installed.
+ * call outstanding (answered UNAVAILABLE, nothing leaks). Generic commands (cph_redis_command): binary-safe arguments,
+ * every reply type copied (string with a NUL inside, nil, integer, status, nested array), an error reply is
+ * UNAVAILABLE, fire-and-forget without a worker, TIMEOUT under SIGSTOP, interleaved with GCRA calls. Fails when redis-server is not
+ * installed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -587,6 +590,112 @@ static void test_dispose_waits_for_answers(void **state)
     assert_true(d.waited_ms <= 10 * TIMEOUT_MS);
 }
 
+typedef struct st_reply_answer_t {
+    int count;
+    cph_redis_status_t status;
+    cph_redis_reply_type_t type;
+    long long integer;
+    char str[64];
+    size_t len, elements, inner_elements;
+} reply_answer_t;
+
+static void on_reply(void *ud, cph_redis_status_t status, const cph_redis_reply_t *reply)
+{
+    reply_answer_t *a = ud;
+
+    a->count++;
+    a->status = status;
+    if (status != CPH_REDIS_OK) {
+        assert_null(reply);
+        return;
+    }
+    assert_non_null(reply);
+    a->type = reply->type;
+    a->integer = reply->integer;
+    a->elements = reply->elements;
+    if (reply->str != NULL) {
+        assert_true(reply->len < sizeof(a->str));
+        memcpy(a->str, reply->str, reply->len);
+        assert_int_equal(reply->str[reply->len], '\0');
+        a->len = reply->len;
+    }
+    if (reply->elements > 1 && reply->element[1]->type == CPH_REDIS_REPLY_ARRAY)
+        a->inner_elements = reply->element[1]->elements;
+}
+
+/* One generic command of up to 6 NUL-terminated arguments (a "\\0" argument: a 3-byte value with a NUL inside). */
+static reply_answer_t command(cph_worker_t *w, const char *a0, const char *a1, const char *a2, const char *a3)
+{
+    const char *argv[4] = {a0, a1, a2, a3};
+    size_t argvlen[4];
+    int argc = 0;
+    reply_answer_t a = {0};
+
+    for (; argc < 4 && argv[argc] != NULL; argc++)
+        argvlen[argc] = strcmp(argv[argc], "\\0") == 0 ? 3 : strlen(argv[argc]);
+    for (int i = 0; i < argc; i++)
+        if (argvlen[i] == 3 && strcmp(argv[i], "\\0") == 0)
+            argv[i] = "a\0b";
+    cph_redis_command(w, argc, argv, argvlen, on_reply, &a);
+    if (w != NULL) {
+        assert_int_equal(a.count, 0); /* never from inside the call */
+        pump_until(&fx.fw, &a.count, 1);
+    }
+    return a;
+}
+
+static void test_generic_command(void **state)
+{
+    (void)state;
+    configure("127.0.0.1", fx.port, TIMEOUT_MS);
+    reply_answer_t a = command(&fx.fw.w, "SET", "cph:t:bin", "\\0", NULL);
+    for (int i = 0; i < 100 && a.status != CPH_REDIS_OK; i++) { /* the first calls may come while connecting */
+        sleep_ms(20);
+        a = command(&fx.fw.w, "SET", "cph:t:bin", "\\0", NULL);
+    }
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_int_equal(a.type, CPH_REDIS_REPLY_STATUS);
+    assert_string_equal(a.str, "OK");
+    a = command(&fx.fw.w, "GET", "cph:t:bin", NULL, NULL);
+    assert_int_equal(a.type, CPH_REDIS_REPLY_STRING);
+    assert_int_equal(a.len, 3);
+    assert_memory_equal(a.str, "a\0b", 3);
+    a = command(&fx.fw.w, "GET", "cph:t:none", NULL, NULL);
+    assert_int_equal(a.status, CPH_REDIS_OK);
+    assert_int_equal(a.type, CPH_REDIS_REPLY_NIL);
+    a = command(&fx.fw.w, "INCR", "cph:t:n", NULL, NULL);
+    assert_int_equal(a.type, CPH_REDIS_REPLY_INTEGER);
+    assert_int_equal(a.integer, 1);
+    a = command(&fx.fw.w, "INCR", "cph:t:bin", NULL, NULL); /* an error reply */
+    assert_int_equal(a.count, 1);
+    assert_int_equal(a.status, CPH_REDIS_UNAVAILABLE);
+    a = command(&fx.fw.w, "EVAL", "return {1, {'x', 'y', 'z'}}", "0", NULL);
+    assert_int_equal(a.type, CPH_REDIS_REPLY_ARRAY);
+    assert_int_equal(a.elements, 2);
+    assert_int_equal(a.inner_elements, 3);
+    answer_t g = call("cph:rl:t:generic:k", 10, 1000, 0); /* GCRA decisions still work alongside */
+    assert_int_equal(g.status, CPH_REDIS_OK);
+    assert_true(g.res.allowed);
+
+    a = command(NULL, "SET", "cph:t:faf", "1", NULL); /* no worker: fire-and-forget, never answered */
+    sleep_ms(100);
+    assert_int_equal(a.count, 0);
+    a = command(&fx.fw.w, "GET", "cph:t:faf", NULL, NULL);
+    assert_string_equal(a.str, "1");
+
+    assert_int_equal(kill(fx.pid, SIGSTOP), 0);
+    uint64_t t0 = mono_ms();
+    a = command(&fx.fw.w, "GET", "cph:t:faf", NULL, NULL);
+    assert_int_equal(a.status, CPH_REDIS_TIMEOUT);
+    assert_true(mono_ms() - t0 < TIMEOUT_MS + 500);
+    assert_int_equal(kill(fx.pid, SIGCONT), 0);
+    for (int i = 0; i < 100 && a.status != CPH_REDIS_OK; i++) {
+        sleep_ms(20);
+        a = command(&fx.fw.w, "GET", "cph:t:faf", NULL, NULL);
+    }
+    assert_int_equal(a.status, CPH_REDIS_OK);
+}
+
 static void test_stop_answers_pending(void **state)
 {
     (void)state;
@@ -619,6 +728,7 @@ int main(void)
         cmocka_unit_test(test_address_change),
         cmocka_unit_test(test_dispose_waits_for_answers),
         cmocka_unit_test(test_stalled_connection_is_replaced),
+        cmocka_unit_test(test_generic_command),
         cmocka_unit_test(test_stop_answers_pending),
     };
     signal(SIGPIPE, SIG_IGN);
