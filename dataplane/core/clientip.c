@@ -8,7 +8,8 @@
  * client can never pick an address of its choosing (for an allow list or a rate-limit key) by sending garbage.
  *
  * IPv4-mapped IPv6 addresses (a dual-stack listener reports IPv4 peers that way) are folded to AF_INET so that the
- * same client always has the same key and the same CIDR lists apply.
+ * same client always has the same key and the same CIDR lists apply. A per-client counter keys IPv6 clients by their
+ * /64 (cph_client_ip_key): one host usually owns a whole /64.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -179,4 +180,17 @@ size_t cph_client_ip_format(const struct sockaddr_storage *ss, char *buf, size_t
         return 0;
     }
     return strlen(buf);
+}
+
+size_t cph_client_ip_key(const struct sockaddr_storage *ss, char *out)
+{
+    if (ss->ss_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        memcpy(out, ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr, 8); /* the /64 */
+        return 8;
+    }
+    return 0;
 }

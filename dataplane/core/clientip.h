@@ -43,6 +43,17 @@ int cph_client_ip_hops(h2o_req_t *req, unsigned hops, struct sockaddr_storage *o
  */
 size_t cph_client_ip_format(const struct sockaddr_storage *ss, char *buf, size_t cap);
 
+#define CPH_CLIENT_IP_KEY_MAX 8
+
+/**
+ * The bytes that identify the client of ss (as returned above) for a per-client counter (rate-limit key `ip`): an
+ * IPv4 address is its 4 bytes; an IPv6 address is its /64 prefix (8 bytes), because one host (one customer, one
+ * SLAAC network) usually holds a whole /64 and could otherwise rotate through 2^64 addresses. IPv4-mapped addresses
+ * were already folded to IPv4. Writes at most CPH_CLIENT_IP_KEY_MAX bytes to out; returns their number (0 for another
+ * family).
+ */
+size_t cph_client_ip_key(const struct sockaddr_storage *ss, char *out);
+
 /**
  * Parses one address as written in X-Forwarded-For (see cph_client_ip_hops; surrounding spaces allowed) into out
  * (port 0, mapped IPv4 folded to AF_INET). Returns 0, or -1 when s is not an address.

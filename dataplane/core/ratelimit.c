@@ -11,6 +11,10 @@
  * (a full bucket again: forgetting it changes nothing), at most every SWEEP_NS, and otherwise the new key takes the
  * slot of the key with the smallest TAT among the first PROBE_VICTIMS slots of its probe path. Replacing a slot on the
  * new key's own probe path keeps every other key reachable, so slots are never deleted and no tombstones are needed.
+ *
+ * A stack of limits (a route's rate_limits) is decided all-or-nothing by cph_ratelimit_local_stack: the shards of its
+ * keys are locked together (ascending order, so never a deadlock), every limit is decided, and only when all allow are
+ * they charged. No refund is ever needed, so a request refused by its 3rd limit has spent nothing in the first two.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -246,32 +250,92 @@ static void store(shard_t *s, size_t i, const probe_key_t *k, uint64_t tat)
     memcpy(e->key, k->key, k->len);
 }
 
+/* Fills k (and digest, for a key longer than KEY_INLINE) for item. */
+static void make_key(const cph_ratelimit_item_t *item, probe_key_t *k, unsigned char *digest)
+{
+    *k = (probe_key_t){item->limit_id, 0, item->key, (uint8_t)item->key_len, 0};
+    if (item->key_len > KEY_INLINE) {
+        SHA256((const unsigned char *)item->key, item->key_len, digest);
+        *k = (probe_key_t){item->limit_id, 0, (const char *)digest, SHA256_DIGEST_LENGTH, 1};
+    }
+    k->hash = siphash(item->limit_id, (const uint8_t *)k->key, k->len);
+}
+
+static int same_key(const probe_key_t *a, const probe_key_t *b)
+{
+    return a->hash == b->hash && a->limit_id == b->limit_id && a->len == b->len && a->hashed == b->hashed &&
+           memcmp(a->key, b->key, a->len) == 0;
+}
+
+/* The stored TAT of k (0 = not in the table); the shard is locked. */
+static uint64_t lookup(const shard_t *s, const probe_key_t *k)
+{
+    size_t i;
+
+    return s->cap != 0 && s->slots[i = find(s, k)].used ? s->slots[i].tat : 0;
+}
+
+/* Stores k's new TAT, making room for a new key; the shard is locked. */
+static void commit(shard_t *s, const probe_key_t *k, uint64_t tat, uint64_t now)
+{
+    size_t i = SIZE_MAX;
+
+    if (s->cap != 0 && s->slots[i = find(s, k)].used) {
+        s->slots[i].tat = tat;
+        return;
+    }
+    if ((i = make_room(s, k, now)) != SIZE_MAX)
+        store(s, i, k, tat);
+}
+
+/*
+ * Every shard of the stack is locked at once, in ascending order (so two stacks never wait for each other in a
+ * cycle), for the few instructions of deciding all limits and storing all of them: a refusal by any limit leaves
+ * every other one untouched, and no concurrent request sees a half-charged stack. The same (limit, key) twice in a
+ * stack is decided against its own tentative TAT.
+ */
+size_t cph_ratelimit_local_stack(cph_ratelimit_item_t *items, size_t n, uint64_t now_ms, int charge)
+{
+    unsigned char digests[CPH_RATELIMIT_MAX_STACK][SHA256_DIGEST_LENGTH];
+    probe_key_t keys[CPH_RATELIMIT_MAX_STACK];
+    uint64_t tats[CPH_RATELIMIT_MAX_STACK], locked = 0, now = (now_ms < NOW_CAP ? now_ms : NOW_CAP) * NS_PER_MS;
+    size_t refused = n;
+
+    if (n > CPH_RATELIMIT_MAX_STACK)
+        cph_fatal(MODULE, "a stack of %zu limits (at most %d)", n, CPH_RATELIMIT_MAX_STACK);
+    pthread_once(&once, init_once);
+    for (size_t i = 0; i != n; i++) {
+        make_key(&items[i], &keys[i], digests[i]);
+        locked |= UINT64_C(1) << (keys[i].hash >> SHARD_SHIFT);
+    }
+    for (size_t s = 0; s != NUM_SHARDS; s++)
+        if (locked & (UINT64_C(1) << s))
+            pthread_mutex_lock(&shards[s].lock);
+    for (size_t i = 0; i != n && refused == n; i++) {
+        size_t j = i;
+        while (j != 0 && !same_key(&keys[j - 1], &keys[i]))
+            j--;
+        tats[i] = j != 0 ? tats[j - 1] : lookup(&shards[keys[i].hash >> SHARD_SHIFT], &keys[i]);
+        cph_gcra(items[i].spec, now_ms, &tats[i], &items[i].res);
+        if (!items[i].res.allowed)
+            refused = i;
+    }
+    if (refused == n && charge) /* a refused key is never new: a new key always passes */
+        for (size_t i = 0; i != n; i++)
+            commit(&shards[keys[i].hash >> SHARD_SHIFT], &keys[i], tats[i], now);
+    for (size_t s = NUM_SHARDS; s-- != 0;)
+        if (locked & (UINT64_C(1) << s))
+            pthread_mutex_unlock(&shards[s].lock);
+    return refused;
+}
+
 void cph_ratelimit_local(uint64_t limit_id, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, uint64_t now_ms,
                          cph_ratelimit_result_t *res)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    probe_key_t k = {limit_id, 0, key, (uint8_t)key_len, 0};
-    uint64_t tat = 0, now = (now_ms < NOW_CAP ? now_ms : NOW_CAP) * NS_PER_MS;
-    size_t i = SIZE_MAX;
+    cph_ratelimit_item_t item = {.limit_id = limit_id, .key = key, .key_len = key_len, .spec = spec};
 
-    pthread_once(&once, init_once);
-    if (key_len > KEY_INLINE) {
-        SHA256((const unsigned char *)key, key_len, digest);
-        k = (probe_key_t){limit_id, 0, (const char *)digest, sizeof(digest), 1};
-    }
-    k.hash = siphash(limit_id, (const uint8_t *)k.key, k.len);
-    shard_t *s = &shards[k.hash >> SHARD_SHIFT];
-    pthread_mutex_lock(&s->lock);
-    if (s->cap != 0 && s->slots[i = find(s, &k)].used)
-        tat = s->slots[i].tat;
-    cph_gcra(spec, now_ms, &tat, res);
-    if (res->allowed) {
-        if (i == SIZE_MAX || !s->slots[i].used)
-            i = make_room(s, &k, now); /* a refused key is never new: a new key always passes */
-        if (i != SIZE_MAX)
-            store(s, i, &k, tat);
-    }
-    pthread_mutex_unlock(&s->lock);
+    cph_ratelimit_local_stack(&item, 1, now_ms, 1);
+    *res = item.res;
 }
 
 void cph_ratelimit_local_reset(size_t max_keys)

@@ -49,11 +49,32 @@ typedef struct st_cph_ratelimit_result_t {
 void cph_gcra(const cph_ratelimit_spec_t *spec, uint64_t now_ms, uint64_t *tat, cph_ratelimit_result_t *res);
 
 /**
- * Decides one request for (limit_id, key) in the local table at now_ms. Thread-safe; never blocks beyond one shard
- * lock held for a few instructions.
+ * Decides one request for (limit_id, key) in the local table at now_ms (a stack of one). Thread-safe; never blocks
+ * beyond one shard lock held for a few instructions.
  */
 void cph_ratelimit_local(uint64_t limit_id, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, uint64_t now_ms,
                          cph_ratelimit_result_t *res);
+
+#define CPH_RATELIMIT_MAX_STACK 16
+
+/** One limit of a stack decided by cph_ratelimit_local_stack: the caller fills the first four members. */
+typedef struct st_cph_ratelimit_item_t {
+    uint64_t limit_id;
+    const char *key; /* any bytes; read during the call only */
+    size_t key_len;
+    const cph_ratelimit_spec_t *spec;
+    cph_ratelimit_result_t res; /* out: the decision of this limit (meaningless after the refusing one) */
+} cph_ratelimit_item_t;
+
+/**
+ * Decides a stack of n (<= CPH_RATELIMIT_MAX_STACK, else fatal) local limits for one request at now_ms, all or
+ * nothing: returns n when every limit allows (each res filled; with charge, every limit is charged one request), else
+ * the index of the first refusing limit (its res says when to retry) and no limit of the stack is charged. charge 0 is
+ * a dry run (nothing stored: what the decision would be now). Thread-safe: the shard locks of the stack are held
+ * together (taken in ascending order) for the few instructions of the decision, so concurrent stacks never see each
+ * other half-charged and no refund is ever needed.
+ */
+size_t cph_ratelimit_local_stack(cph_ratelimit_item_t *items, size_t n, uint64_t now_ms, int charge);
 
 /**
  * The stable table id of a limit: a 64-bit hash of its scope (the route name, "endpoint:<rule id>" or "/auth") and

@@ -1,8 +1,15 @@
 /*
- * filter/ratelimit: the rate-limit stage (docs/dataplane.md "Rate limiting"). It runs after authz, so it knows the enforced endpoint rule
- * (r->rule) and the principal: the rule's own rate_limits replace the route's (compile/ratelimit.h). Every limit of
- * the set must pass, in order; each one takes its key from the request (client IP, principal, API key, system, the
- * route, or a header), and a limit whose key is absent does not apply. A refusal is 429 rate_limited with Retry-After
+ * filter/ratelimit: the rate-limit stage (docs/dataplane.md "Rate limiting"). It runs after authz, so it knows the enforced
+ * endpoint rule (r->rule) and the principal: the rule's own rate_limits replace the route's (compile/ratelimit.h). Every limit of
+ * the set must pass; each one takes its key from the request (client IP - an IPv6 client by its /64 -, principal, API
+ * key, system, the route, or a header), and a limit whose key is absent does not apply.
+ *
+ * A stack is all-or-nothing: a request refused by one limit spends nothing in the others. The local limits are decided
+ * together by cph_ratelimit_local_stack (one atomic decision over their shards). With redis limits in the stack, the
+ * local ones are first decided as a dry run (a local refusal costs no redis token), then the redis ones in order, and
+ * the local ones are charged last, atomically again. What remains: each redis limit is its own script call, so a
+ * refusal by a later redis limit (or a local limit exhausted by concurrent requests between the dry run and the
+ * charge) has spent the tokens of the redis limits that passed before it. A refusal is 429 rate_limited with Retry-After
  * and RateLimit-Limit/-Remaining/-Reset of the refusing limit; when every limit passed, the limits with headers:true
  * send the RateLimit-* of the most restrictive of them (fewest remaining) on the response.
  *
@@ -43,7 +50,12 @@ typedef struct st_rl_ticket_t rl_ticket_t;
 typedef struct st_rl_state_t {
     cph_req_t *r;
     const cph_rl_set_t *set;
-    size_t i;                   /* the limit being decided */
+    size_t num_local, num_remote;
+    const cph_rl_limit_t *local[CPH_RL_MAX_PER_LIST];  /* the local limits that apply, in order */
+    cph_ratelimit_item_t items[CPH_RL_MAX_PER_LIST];   /* their keys and decisions */
+    const cph_rl_limit_t *remote[CPH_RL_MAX_PER_LIST]; /* the redis limits that apply, in order */
+    h2o_iovec_t remote_key[CPH_RL_MAX_PER_LIST];
+    size_t i;                   /* the redis limit being decided */
     rl_ticket_t *ticket;        /* the pending Redis call, or NULL */
     int in_submit;              /* inside cph_redis_gcra: an answer given synchronously is picked up by run() */
     int answered;               /* 429 or 503 sent: the request is not ours any more */
@@ -59,19 +71,14 @@ static int run(rl_state_t *st);
 
 /* ---------------------------------------------------------------- keys */
 
-/* The client address bytes (4 or 16; core/clientip.c, the same client the edge's IP lists see), written to out. */
+/* The client's key bytes (core/clientip.c, the same client the edge's IP lists see: IPv4 4 bytes, IPv6 its /64). */
 static size_t client_ip(cph_req_t *r, char *out)
 {
     struct sockaddr_storage ss;
 
     if (cph_client_ip_hops(r->req, cph_rl_trusted_hops(r->snap), &ss) != 0)
         return 0; /* no peer address (a unix socket): every such client shares one bucket */
-    if (ss.ss_family == AF_INET) {
-        memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-        return 4;
-    }
-    memcpy(out, ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr, 16);
-    return 16;
+    return cph_client_ip_key(&ss, out);
 }
 
 /* tag + bytes in the request's pool: the tag keeps the kinds of one limit (IP fallback, user, key) apart. */
@@ -88,7 +95,7 @@ static h2o_iovec_t tagged(cph_req_t *r, char tag, const char *s, size_t len)
 static h2o_iovec_t limit_key(cph_req_t *r, const cph_rl_limit_t *l)
 {
     const cph_principal_t *p = &r->principal;
-    char ip[16];
+    char ip[CPH_CLIENT_IP_KEY_MAX];
 
     switch (l->key) {
     case CPH_RL_KEY_PRINCIPAL:
@@ -207,7 +214,7 @@ static void on_redis(void *ud, cph_redis_status_t status, const cph_ratelimit_re
     if (st == NULL)
         return;
     st->ticket = NULL;
-    const cph_rl_limit_t *l = &st->set->limits[st->i];
+    const cph_rl_limit_t *l = st->remote[st->i];
     int ret = status == CPH_REDIS_OK && res != NULL ? decided(st, l, res) : backend_failed(st, l);
     if (st->in_submit || ret == CPH_DONE)
         return; /* run() picks a synchronous answer up; an answered request is not touched again */
@@ -235,27 +242,53 @@ static int submit(rl_state_t *st, const cph_rl_limit_t *l, h2o_iovec_t key)
     return st->ticket != NULL || st->answered ? CPH_DONE : CPH_NEXT;
 }
 
-/* Decides limits from st->i on; CPH_NEXT when all passed (headers added), CPH_DONE when answered or waiting. */
+/* Decides the local limits all-or-nothing (charge 0: a dry run); CPH_DONE when one refused (429 sent). */
+static int decide_local(rl_state_t *st, int charge)
+{
+    size_t refused;
+
+    if (st->num_local == 0)
+        return CPH_NEXT;
+    refused = cph_ratelimit_local_stack(st->items, st->num_local, cph_ratelimit_now_ms(), charge);
+    if (refused != st->num_local)
+        return decided(st, st->local[refused], &st->items[refused].res);
+    for (size_t k = 0; charge && k != st->num_local; k++)
+        decided(st, st->local[k], &st->items[k].res);
+    return CPH_NEXT;
+}
+
+/*
+ * Decides the redis limits from st->i on, then charges the local ones; CPH_NEXT when all passed (headers added),
+ * CPH_DONE when answered or waiting.
+ */
 static int run(rl_state_t *st)
 {
-    for (; st->i != st->set->num_limits; st->i++) {
-        const cph_rl_limit_t *l = &st->set->limits[st->i];
+    for (; st->i != st->num_remote; st->i++)
+        if (submit(st, st->remote[st->i], st->remote_key[st->i]) == CPH_DONE)
+            return CPH_DONE;
+    if (decide_local(st, 1) == CPH_DONE)
+        return CPH_DONE;
+    if (st->best != NULL)
+        add_ratelimit_headers(st->r, st->best, &st->best_res);
+    return CPH_NEXT;
+}
+
+/* Sorts the limits that apply (their key is present) into local and redis ones, with their keys. */
+static void collect(rl_state_t *st)
+{
+    for (size_t k = 0; k != st->set->num_limits && k != CPH_RL_MAX_PER_LIST; k++) {
+        const cph_rl_limit_t *l = &st->set->limits[k];
         h2o_iovec_t key = limit_key(st->r, l);
         if (key.base == NULL)
             continue;
         if (l->redis) {
-            if (submit(st, l, key) == CPH_DONE)
-                return CPH_DONE;
-            continue;
+            st->remote[st->num_remote] = l;
+            st->remote_key[st->num_remote++] = key;
+        } else {
+            st->local[st->num_local] = l;
+            st->items[st->num_local++] = (cph_ratelimit_item_t){l->local_id, key.base, key.len, &l->spec, {0}};
         }
-        cph_ratelimit_result_t res;
-        cph_ratelimit_local(l->local_id, key.base, key.len, &l->spec, cph_ratelimit_now_ms(), &res);
-        if (decided(st, l, &res) == CPH_DONE)
-            return CPH_DONE;
     }
-    if (st->best != NULL)
-        add_ratelimit_headers(st->r, st->best, &st->best_res);
-    return CPH_NEXT;
 }
 
 static int is_login(const cph_req_t *r)
@@ -277,5 +310,9 @@ int cph_ratelimit_on_req(cph_req_t *r)
         return CPH_NEXT;
     st = h2o_mem_alloc_shared(&r->req->pool, sizeof(*st), on_state_dispose);
     *st = (rl_state_t){.r = r, .set = set};
+    collect(st);
+    /* with redis limits too: a local refusal is known before any redis token is spent, locals are charged last */
+    if (st->num_remote != 0 && decide_local(st, 0) == CPH_DONE)
+        return CPH_DONE;
     return run(st);
 }

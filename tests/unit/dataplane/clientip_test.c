@@ -3,12 +3,14 @@
  * With hops 0 the peer is the client whatever X-Forwarded-For says (a client cannot choose its address); with hops N
  * the Nth element from the right of every X-Forwarded-For line read as one list; a garbage, empty or missing element
  * falls back to the peer; ports and brackets are read, IPv4-mapped IPv6 is folded to IPv4; the formatter prints the
- * canonical address; cph_client_ip reads hops from the snapshot's gateway.
+ * canonical address; cph_client_ip reads hops from the snapshot's gateway; the per-client key is an IPv4 address's 4
+ * bytes and an IPv6 address's /64 (a mapped IPv4 address keys as IPv4).
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
@@ -211,6 +213,37 @@ static void test_hops_from_snapshot(void **state)
     h2o_mem_clear_pool(&f.req.pool);
 }
 
+/* The key of a parsed address, as hex. */
+static const char *key_hex(const char *addr, char *hex)
+{
+    struct sockaddr_storage ss;
+    char key[CPH_CLIENT_IP_KEY_MAX];
+    size_t n;
+
+    assert_int_equal(cph_client_ip_parse(addr, strlen(addr), &ss), 0);
+    n = cph_client_ip_key(&ss, key);
+    for (size_t i = 0; i != n; i++)
+        sprintf(hex + 2 * i, "%02x", (unsigned char)key[i]);
+    hex[2 * n] = '\0';
+    return hex;
+}
+
+static void test_key_ipv6_per_64(void **state)
+{
+    char a[40], b[40];
+    struct sockaddr_storage none = {.ss_family = AF_UNSPEC};
+
+    (void)state;
+    assert_string_equal(key_hex("10.1.2.3", a), "0a010203");
+    assert_string_equal(key_hex("::ffff:10.1.2.3", a), "0a010203"); /* mapped: the IPv4 client */
+    assert_string_equal(key_hex("10.1.2.4", b), "0a010204");        /* IPv4: per address */
+    assert_string_equal(key_hex("2001:db8:1:2:aaaa:bbbb:cccc:dddd", a), "20010db800010002");
+    assert_string_equal(key_hex("[2001:db8:1:2::1]:443", b), a); /* the same /64 */
+    assert_string_not_equal(key_hex("2001:db8:1:3::1", b), a);   /* the next /64 */
+    assert_string_equal(key_hex("::1", a), "0000000000000000");
+    assert_int_equal(cph_client_ip_key(&none, a), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_peer_forms),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_hops_from_snapshot),
+        cmocka_unit_test(test_key_ipv6_per_64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,8 +3,10 @@
  * second with burst 5 at 1 ms steps), refill, remaining / retry-after / reset values, the 1 ms floor of the tolerance
  * for sub-millisecond intervals, the extremes of the schema's ranges (no overflow, sane answers), two threads
  * hammering one key (the allowed count is exact: the shard lock makes each step atomic), keys kept apart by limit id
- * and by key bytes (long keys included), and bounded memory with eviction of full buckets first. Also the limits'
- * stable stat ids and cephalo_ratelimit_total{route,limit,outcome} summed over workers.
+ * and by key bytes (long keys included), and bounded memory with eviction of full buckets first. Stacks are
+ * all-or-nothing: a request refused by a later limit spends nothing in the earlier ones (exact counts, a step-by-step
+ * comparison with a model over 10 simulated seconds, threads hammering stacks in opposite orders, dry runs, the same
+ * limit twice). Also the limits' stable stat ids and cephalo_ratelimit_total{route,limit,outcome} summed over workers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,6 +277,137 @@ static void test_bounded_with_eviction(void **state)
     assert_int_equal(cph_ratelimit_local_count(), 0);
 }
 
+/* ---------------------------------------------------------------- stacks */
+
+/* One request through the stack {10/s burst 9, 3/s burst 2} on key k at now_ms; returns the refusing index or 2. */
+static size_t ten_and_three(const char *k, uint64_t now_ms, int charge)
+{
+    static cph_ratelimit_spec_t ten = {10, 1000, 9}, three = {3, 1000, 2};
+    cph_ratelimit_item_t items[2] = {{cph_ratelimit_limit_id("r", "ten"), k, strlen(k), &ten, {0}},
+                                     {cph_ratelimit_limit_id("r", "three"), k, strlen(k), &three, {0}}};
+
+    return cph_ratelimit_local_stack(items, 2, now_ms, charge);
+}
+
+static void test_stack_refusal_spends_nothing(void **state)
+{
+    (void)state;
+    cph_ratelimit_spec_t ten = {10, 1000, 9};
+    cph_ratelimit_result_t res;
+    int allowed = 0, by_three = 0;
+
+    cph_ratelimit_local_reset(0);
+    for (int i = 0; i != 10; i++) { /* 10 at once: 3/s (3 at once) lets 3 through, refuses 7 */
+        size_t r = ten_and_three("c1", 1000, 1);
+        allowed += r == 2;
+        by_three += r == 1;
+    }
+    assert_int_equal(allowed, 3);
+    assert_int_equal(by_three, 7);
+    /* the 7 refusals did not eat the 10/s budget: exactly 7 of its 10 are left */
+    for (int i = 0; i != 10; i++) {
+        cph_ratelimit_local(cph_ratelimit_limit_id("r", "ten"), "c1", 2, &ten, 1000, &res);
+        allowed += res.allowed;
+    }
+    assert_int_equal(allowed, 10);
+    /* a dry run stores nothing: the full 10/s bucket of c2 refuses in the 3/s limit and c2 stays unknown */
+    size_t before = cph_ratelimit_local_count();
+    assert_int_equal(ten_and_three("c2", 1000, 0), 2);
+    assert_int_equal(cph_ratelimit_local_count(), before);
+    for (int i = 0; i != 3; i++)
+        assert_int_equal(ten_and_three("c2", 1000, 1), 2);
+    assert_int_equal(ten_and_three("c2", 1000, 0), 1); /* the dry run says what a charge would say */
+    assert_int_equal(ten_and_three("c2", 1000, 1), 1);
+}
+
+/* Ten simulated seconds at one request per ms through the stack, compared step by step with an all-or-nothing model. */
+static void test_stack_matches_model(void **state)
+{
+    (void)state;
+    cph_ratelimit_spec_t ten = {10, 1000, 9}, three = {3, 1000, 2};
+    cph_ratelimit_result_t r10, r3;
+    uint64_t tat10 = 0, tat3 = 0, n = 0;
+
+    cph_ratelimit_local_reset(0);
+    for (uint64_t t = 5000; t != 15000; t++) {
+        uint64_t t10 = tat10, t3 = tat3;
+        cph_gcra(&ten, t, &t10, &r10);
+        cph_gcra(&three, t, &t3, &r3);
+        size_t want = !r10.allowed ? 0 : !r3.allowed ? 1 : 2;
+        if (want == 2)
+            tat10 = t10, tat3 = t3, n++;
+        size_t got = ten_and_three("model", t, 1);
+        if (got != want)
+            fail_msg("t=%llu: stack %zu, model %zu", (unsigned long long)t, got, want);
+    }
+    assert_int_equal(n, 3 + 29); /* the 3/s limit decides: 3 at once, then at 1/3 s, 2/3 s, ..., 29/3 s (30/3 is out) */
+}
+
+typedef struct st_stacker_t {
+    int reverse;
+    uint64_t allowed;
+} stacker_t;
+
+static void *stacker(void *p)
+{
+    stacker_t *st = p;
+    cph_ratelimit_spec_t a = spec(1, 86400, 4999), b = spec(1, 86400, 2999); /* 5000 and 3000 at once */
+    uint64_t ida = cph_ratelimit_limit_id("r", "stack-a"), idb = cph_ratelimit_limit_id("r", "stack-b");
+
+    for (int i = 0; i != 20000; i++) {
+        cph_ratelimit_item_t items[3] = {{ida, "ka", 2, &a, {0}}, {idb, "kb", 2, &b, {0}}, {ida, "kc", 2, &a, {0}}};
+        if (st->reverse) { /* the opposite order: the shard locks are still taken in one order, no deadlock */
+            cph_ratelimit_item_t tmp = items[0];
+            items[0] = items[2], items[2] = tmp;
+            tmp = items[0], items[0] = items[1], items[1] = tmp;
+        }
+        st->allowed += cph_ratelimit_local_stack(items, 3, 1000, 1) == 3;
+    }
+    return NULL;
+}
+
+static void test_stack_threads(void **state)
+{
+    (void)state;
+    stacker_t x = {0, 0}, y = {1, 0};
+    pthread_t tx, ty;
+    cph_ratelimit_spec_t a = spec(1, 86400, 4999);
+    cph_ratelimit_result_t res;
+    uint64_t left = 0;
+
+    cph_ratelimit_local_reset(0);
+    assert_int_equal(pthread_create(&tx, NULL, stacker, &x), 0);
+    assert_int_equal(pthread_create(&ty, NULL, stacker, &y), 0);
+    pthread_join(tx, NULL);
+    pthread_join(ty, NULL);
+    assert_int_equal(x.allowed + y.allowed, 3000); /* b's 3000 */
+    for (int i = 0; i != 3000; i++) {              /* and a's two keys spent exactly 3000 each: 2000 left */
+        cph_ratelimit_local(cph_ratelimit_limit_id("r", "stack-a"), "ka", 2, &a, 1000, &res);
+        left += res.allowed;
+    }
+    assert_int_equal(left, 2000);
+}
+
+static void test_stack_same_limit_twice(void **state)
+{
+    (void)state;
+    cph_ratelimit_spec_t one = spec(1, 60, 1); /* 2 at once */
+    uint64_t id = cph_ratelimit_limit_id("r", "twice");
+    cph_ratelimit_item_t items[2] = {{id, "k", 1, &one, {0}}, {id, "k", 1, &one, {0}}};
+    cph_ratelimit_result_t res;
+
+    cph_ratelimit_local_reset(0);
+    assert_int_equal(cph_ratelimit_local_stack(items, 2, 1000, 1), 2); /* both tokens, in one decision */
+    assert_int_equal(cph_ratelimit_local_stack(items, 2, 1000, 1), 0);
+    cph_ratelimit_local(id, "k", 1, &one, 1000, &res);
+    assert_false(res.allowed);
+    cph_ratelimit_local_reset(0);
+    cph_ratelimit_local(id, "k", 1, &one, 1000, &res); /* one token left: the pair is refused and spends nothing */
+    assert_int_equal(cph_ratelimit_local_stack(items, 2, 1000, 1), 1);
+    cph_ratelimit_local(id, "k", 1, &one, 1000, &res);
+    assert_true(res.allowed);
+}
+
 /* ---------------------------------------------------------------- metrics */
 
 static void test_metrics(void **state)
@@ -325,11 +458,13 @@ static void test_metrics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_simulated_ten_seconds), cmocka_unit_test(test_burst_remaining_retry_reset),
-        cmocka_unit_test(test_refill_one_per_period), cmocka_unit_test(test_non_dividing_rate),
-        cmocka_unit_test(test_sub_ms_interval),       cmocka_unit_test(test_extremes_do_not_overflow),
-        cmocka_unit_test(test_two_threads_one_key),   cmocka_unit_test(test_keys_and_limits_are_apart),
-        cmocka_unit_test(test_bounded_with_eviction), cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_simulated_ten_seconds),  cmocka_unit_test(test_burst_remaining_retry_reset),
+        cmocka_unit_test(test_refill_one_per_period),  cmocka_unit_test(test_non_dividing_rate),
+        cmocka_unit_test(test_sub_ms_interval),        cmocka_unit_test(test_extremes_do_not_overflow),
+        cmocka_unit_test(test_two_threads_one_key),    cmocka_unit_test(test_keys_and_limits_are_apart),
+        cmocka_unit_test(test_bounded_with_eviction),  cmocka_unit_test(test_stack_refusal_spends_nothing),
+        cmocka_unit_test(test_stack_matches_model),    cmocka_unit_test(test_stack_threads),
+        cmocka_unit_test(test_stack_same_limit_twice), cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

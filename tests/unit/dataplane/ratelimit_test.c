@@ -62,6 +62,13 @@ void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_
     redis.ud = ud;
 }
 
+/* The response cache's Redis calls (linked in through the pipeline): never made by these tests. */
+void cph_redis_command(cph_worker_t *w, int argc, const char *const *argv, const size_t *argvlen, cph_redis_reply_cb cb, void *ud)
+{
+    (void)w, (void)argc, (void)argv, (void)argvlen, (void)cb, (void)ud;
+    fail_msg("unexpected cph_redis_command");
+}
+
 /* ---------------------------------------------------------------- fixtures */
 
 static char peer[64] = "10.0.0.1";
@@ -391,6 +398,10 @@ static void test_ip_key_and_trusted_hops(void **state)
     strcpy(peer, "2001:db8::1");
     assert_int_equal(one(direct, rd, NULL, NULL), 0);
     assert_int_equal(one(direct, rd, NULL, NULL), 429);
+    strcpy(peer, "2001:db8::ffff:1"); /* IPv6: one bucket per /64 */
+    assert_int_equal(one(direct, rd, NULL, NULL), 429);
+    strcpy(peer, "2001:db8:0:1::1");
+    assert_int_equal(one(direct, rd, NULL, NULL), 0);
 
     /* one trusted proxy: the rightmost element; what the client put left of it changes nothing */
     strcpy(peer, "10.9.9.9");
@@ -452,7 +463,11 @@ static void test_principal_keys(void **state)
     const cph_rl_limit_t *sys = &kr->rate_limits->limits[1], *k = &kr->rate_limits->limits[0];
     assert_int_equal(counter(sys, CPH_RL_OUTCOME_LIMITED), 1);
     assert_int_equal(counter(sys, CPH_RL_OUTCOME_ALLOWED), 2);
-    assert_int_equal(counter(k, CPH_RL_OUTCOME_ALLOWED), 2); /* key 6 passed its own limit before the system refused */
+    assert_int_equal(counter(k, CPH_RL_OUTCOME_ALLOWED), 1); /* key 6 was refused by the system: it spent nothing */
+    cph_principal_t key6_alone = key6;
+    key6_alone.system = h2o_iovec_init(H2O_STRLIT("other"));
+    assert_int_equal(one(keys, kr, NULL, &key6_alone), 0); /* its own token is still there */
+    assert_int_equal(one(keys, kr, NULL, &key6_alone), 429);
     drop(snap);
     drop(keys);
 }
@@ -545,6 +560,37 @@ static void test_stacked_limits_and_headers(void **state)
     assert_int_equal(counter(&two->routes[0].rate_limits->limits[1], CPH_RL_OUTCOME_LIMITED), 1);
     drop(snap);
     drop(two);
+}
+
+/* A request refused by a later limit of the stack spends nothing in the earlier ones. */
+static void test_stack_is_all_or_nothing(void **state)
+{
+    (void)state;
+    cph_snapshot_t *both = build_route("[{\"name\":\"ten\",\"key\":\"ip\",\"rate\":10,\"period_s\":86400,\"burst\":9},"
+                                       "{\"name\":\"three\",\"key\":\"ip\",\"rate\":3,\"period_s\":86400,\"burst\":2}]",
+                                       "");
+    cph_snapshot_t *ten = build_route("[{\"name\":\"ten\",\"key\":\"ip\",\"rate\":10,\"period_s\":86400,\"burst\":9}]", "");
+    const cph_rl_limit_t *t10 = &both->routes[0].rate_limits->limits[0], *t3 = &both->routes[0].rate_limits->limits[1];
+    uint64_t a10 = counter(t10, CPH_RL_OUTCOME_ALLOWED), l10 = counter(t10, CPH_RL_OUTCOME_LIMITED);
+    uint64_t a3 = counter(t3, CPH_RL_OUTCOME_ALLOWED), l3 = counter(t3, CPH_RL_OUTCOME_LIMITED);
+    int passed = 0;
+
+    cph_ratelimit_local_reset(0);
+    strcpy(peer, "10.4.0.1");
+    for (int i = 0; i != 10; i++)
+        passed += one(both, &both->routes[0], NULL, NULL) == 0;
+    assert_int_equal(passed, 3);
+    assert_int_equal(counter(t10, CPH_RL_OUTCOME_ALLOWED) - a10, 3);
+    assert_int_equal(counter(t10, CPH_RL_OUTCOME_LIMITED) - l10, 0);
+    assert_int_equal(counter(t3, CPH_RL_OUTCOME_ALLOWED) - a3, 3);
+    assert_int_equal(counter(t3, CPH_RL_OUTCOME_LIMITED) - l3, 7);
+    /* the next snapshot keeps only "ten" (the same bucket): exactly 7 of its 10 are left */
+    passed = 0;
+    for (int i = 0; i != 10; i++)
+        passed += one(ten, &ten->routes[0], NULL, NULL) == 0;
+    assert_int_equal(passed, 7);
+    drop(both);
+    drop(ten);
 }
 
 static void test_endpoint_limits_replace_route_limits(void **state)
@@ -714,6 +760,33 @@ static void test_redis_async(void **state)
     drop(snap);
 }
 
+/* Local and redis limits in one stack: a local refusal costs no redis call, a redis refusal no local token. */
+static void test_redis_and_local_stack(void **state)
+{
+    (void)state;
+    cph_snapshot_t *snap = build_route("[" DAY_LIMIT("loc", "ip", 0) ",{\"name\":\"rem\",\"key\":\"ip\",\"rate\":5,"
+                                                                     "\"period_s\":60,\"backend\":\"redis\"}]",
+                                       "\"gateway\":{\"redis\":{\"host\":\"127.0.0.1\"}}");
+    const cph_route_t *route = &snap->routes[0];
+    cph_ratelimit_result_t ok = {1, 4, 0, 12000}, no = {0, 0, 2500, 60000};
+
+    cph_ratelimit_local_reset(0);
+    memset(&redis, 0, sizeof(redis));
+    redis.sync = 1;
+    redis.sync_status = CPH_REDIS_OK;
+    strcpy(peer, "10.5.0.1");
+    redis.sync_res = no; /* redis refuses: the local limit (1 per day) is not charged */
+    assert_int_equal(one(snap, route, NULL, NULL), 429);
+    assert_int_equal(one(snap, route, NULL, NULL), 429);
+    assert_int_equal(redis.calls, 2);
+    redis.sync_res = ok;
+    assert_int_equal(one(snap, route, NULL, NULL), 0); /* the local token was still there */
+    assert_int_equal(redis.calls, 3);
+    assert_int_equal(one(snap, route, NULL, NULL), 429); /* now it is spent: refused before any redis call */
+    assert_int_equal(redis.calls, 3);
+    drop(snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -724,7 +797,9 @@ int main(void)
         cmocka_unit_test(test_principal_keys),
         cmocka_unit_test(test_route_and_header_keys),
         cmocka_unit_test(test_stacked_limits_and_headers),
+        cmocka_unit_test(test_stack_is_all_or_nothing),
         cmocka_unit_test(test_endpoint_limits_replace_route_limits),
+        cmocka_unit_test(test_redis_and_local_stack),
         cmocka_unit_test(test_login_limit),
         cmocka_unit_test(test_redis_unconfigured_follows_on_error),
         cmocka_unit_test(test_redis_async),
