@@ -15,24 +15,6 @@
 
 #define MODULE "dp/compile/cache"
 
-/* An optional integer member in lo..hi; dflt when absent. */
-static int read_u64(const json_t *obj, const char *name, uint64_t lo, uint64_t hi, uint64_t dflt, uint64_t *out, const char *at,
-                    cph_error_t *err)
-{
-    const json_t *v = json_object_get(obj, name);
-
-    if (v == NULL) {
-        *out = dflt;
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < lo ||
-        (uint64_t)json_integer_value(v) > hi)
-        return cph_error_set(err, "invalid", at, "%s must be an integer in %llu..%llu", name, (unsigned long long)lo,
-                             (unsigned long long)hi);
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
 static int compile_policy(cph_snapshot_t *snap, cph_route_t *route, const json_t *obj, size_t i, cph_error_t *err)
 {
     cph_cache_policy_t *p;
@@ -43,9 +25,10 @@ static int compile_policy(cph_snapshot_t *snap, cph_route_t *route, const json_t
     if (!json_is_object(obj))
         return cph_error_set(err, "invalid", at, "must be an object");
     p = cph_arena_alloc(&snap->arena, sizeof(*p));
-    if (read_u64(obj, "ttl_s", 0, CPH_CACHE_MAX_TTL_S, 0, &p->ttl_s, at, err) != 0 ||
-        read_u64(obj, "max_ttl_s", 1, CPH_CACHE_MAX_TTL_S, CPH_CACHE_DEFAULT_MAX_TTL_S, &p->max_ttl_s, at, err) != 0 ||
-        read_u64(obj, "max_body_bytes", 1, CPH_CACHE_MAX_BODY_LIMIT, CPH_CACHE_DEFAULT_MAX_BODY, &p->max_body_bytes, at, err) != 0)
+    if (cph_compile_u64(obj, "ttl_s", 0, CPH_CACHE_MAX_TTL_S, 0, &p->ttl_s, at, err) != 0 ||
+        cph_compile_u64(obj, "max_ttl_s", 1, CPH_CACHE_MAX_TTL_S, CPH_CACHE_DEFAULT_MAX_TTL_S, &p->max_ttl_s, at, err) != 0 ||
+        cph_compile_u64(obj, "max_body_bytes", 1, CPH_CACHE_MAX_BODY_LIMIT, CPH_CACHE_DEFAULT_MAX_BODY, &p->max_body_bytes, at,
+                        err) != 0)
         return -1;
     if (share != NULL && !json_is_boolean(share))
         return cph_error_set(err, "invalid", at, "share_authenticated must be a boolean");
@@ -82,8 +65,8 @@ int cph_cache_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err
     if (gw != NULL) {
         if (!json_is_object(gw))
             return cph_error_set(err, "invalid", "/gateway/cache", "must be an object");
-        if (read_u64(gw, "max_bytes", 0, CPH_CACHE_MAX_BYTES_LIMIT, CPH_CACHE_DEFAULT_MAX_BYTES, &snap->cache_max_bytes,
-                     "/gateway/cache", err) != 0 ||
+        if (cph_compile_u64(gw, "max_bytes", 0, CPH_CACHE_MAX_BYTES_LIMIT, CPH_CACHE_DEFAULT_MAX_BYTES, &snap->cache_max_bytes,
+                            "/gateway/cache", err) != 0 ||
             read_backend(snap, gateway, gw, err) != 0)
             return -1;
     }

@@ -10,6 +10,13 @@
 #include "proto/proto.h"
 #include "dataplane/core/snapshot.h"
 
+/**
+ * Reads the optional integer member `name` of obj, which must be in lo..hi, into *out (dflt when absent or null).
+ * Returns 0, or -1 with err "invalid" at "<at>/<name>". For the compile steps: the schema has checked the body already.
+ */
+int cph_compile_u64(const json_t *obj, const char *name, uint64_t lo, uint64_t hi, uint64_t dflt, uint64_t *out, const char *at,
+                    cph_error_t *err);
+
 /** services -> snap->services (targets, timeouts, stable pool and metric ids). Runs first. */
 int cph_proxy_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 /** routes -> snap->routes and snap->router (longest-prefix matcher over hosts, paths and methods). */

@@ -36,24 +36,6 @@ static void defaults(cph_route_t *route)
     route->retry_min_concurrent = 3;
 }
 
-/* An optional integer member in lo..hi, left as it is when absent or null. */
-static int read_u64(const json_t *obj, const char *name, uint64_t lo, uint64_t hi, uint64_t *out, const char *at, cph_error_t *err)
-{
-    const json_t *v = json_object_get(obj, name);
-    char path[160];
-
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < lo ||
-        (uint64_t)json_integer_value(v) > hi) {
-        snprintf(path, sizeof(path), "%s/%s", at, name);
-        return cph_error_set(err, "invalid", path, "%s must be an integer in %llu..%llu", name, (unsigned long long)lo,
-                             (unsigned long long)hi);
-    }
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
 static int compile_timeouts(cph_route_t *route, const json_t *obj, size_t i, cph_error_t *err)
 {
     char at[96];
@@ -61,10 +43,12 @@ static int compile_timeouts(cph_route_t *route, const json_t *obj, size_t i, cph
     snprintf(at, sizeof(at), "/routes/%zu/policies/timeouts", i);
     if (!json_is_object(obj))
         return cph_error_set(err, "invalid", at, "must be an object");
-    if (read_u64(obj, "connect_ms", 1, MAX_TIMEOUT_MS, &route->connect_timeout_ms, at, err) != 0 ||
-        read_u64(obj, "first_byte_ms", 1, MAX_TIMEOUT_MS, &route->first_byte_timeout_ms, at, err) != 0 ||
-        read_u64(obj, "idle_ms", 1, MAX_TIMEOUT_MS, &route->idle_timeout_ms, at, err) != 0 ||
-        read_u64(obj, "total_ms", 0, MAX_TOTAL_MS, &route->total_timeout_ms, at, err) != 0)
+    if (cph_compile_u64(obj, "connect_ms", 1, MAX_TIMEOUT_MS, route->connect_timeout_ms, &route->connect_timeout_ms, at, err) !=
+            0 ||
+        cph_compile_u64(obj, "first_byte_ms", 1, MAX_TIMEOUT_MS, route->first_byte_timeout_ms, &route->first_byte_timeout_ms, at,
+                        err) != 0 ||
+        cph_compile_u64(obj, "idle_ms", 1, MAX_TIMEOUT_MS, route->idle_timeout_ms, &route->idle_timeout_ms, at, err) != 0 ||
+        cph_compile_u64(obj, "total_ms", 0, MAX_TOTAL_MS, route->total_timeout_ms, &route->total_timeout_ms, at, err) != 0)
         return -1;
     return 0;
 }
@@ -102,9 +86,9 @@ static int compile_retries(cph_snapshot_t *snap, cph_route_t *route, const json_
     snprintf(at, sizeof(at), "/routes/%zu/policies/retries", i);
     if (!json_is_object(obj))
         return cph_error_set(err, "invalid", at, "must be an object");
-    if (read_u64(obj, "max", 0, MAX_RETRIES, &max, at, err) != 0 ||
-        read_u64(obj, "budget_percent", 0, 100, &budget, at, err) != 0 ||
-        read_u64(obj, "min_concurrent", 0, 1000, &min, at, err) != 0)
+    if (cph_compile_u64(obj, "max", 0, MAX_RETRIES, max, &max, at, err) != 0 ||
+        cph_compile_u64(obj, "budget_percent", 0, 100, budget, &budget, at, err) != 0 ||
+        cph_compile_u64(obj, "min_concurrent", 0, 1000, min, &min, at, err) != 0)
         return -1;
     if (statuses != NULL && !json_is_null(statuses) && compile_statuses(snap, route, statuses, at, err) != 0)
         return -1;

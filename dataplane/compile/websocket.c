@@ -21,29 +21,13 @@
 #define DRAIN_GRACE_MAX 3600000ull
 #define ORIGINS_MAX 64
 
-/* An optional integer member in lo..hi; dflt when absent. */
-static int read_u64(const json_t *obj, const char *name, uint64_t lo, uint64_t hi, uint64_t dflt, uint64_t *out, const char *at,
-                    cph_error_t *err)
-{
-    const json_t *v = json_object_get(obj, name);
-
-    if (v == NULL) {
-        *out = dflt;
-        return 0;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < lo ||
-        (uint64_t)json_integer_value(v) > hi)
-        return cph_error_set(err, "invalid", at, "%s must be an integer in %llu..%llu", name, (unsigned long long)lo,
-                             (unsigned long long)hi);
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
-static int compile_origins(cph_snapshot_t *snap, cph_ws_policy_t *p, const json_t *list, const char *at, cph_error_t *err)
+static int compile_origins(cph_snapshot_t *snap, cph_ws_policy_t *p, const json_t *list, const char *policy_at, cph_error_t *err)
 {
     size_t i;
     const json_t *o;
+    char at[160];
 
+    snprintf(at, sizeof(at), "%.140s/origins", policy_at);
     if (list == NULL || json_is_null(list))
         return 0;
     if (!json_is_array(list) || json_array_size(list) > ORIGINS_MAX)
@@ -65,21 +49,24 @@ static int compile_policy(cph_snapshot_t *snap, cph_route_t *route, const json_t
     cph_ws_policy_t *p;
     const json_t *close = json_object_get(obj, "close_on_token_expiry");
     uint64_t per_client = 0;
-    char at[96];
+    char at[128];
 
     snprintf(at, sizeof(at), "/routes/%zu/policies/websocket", i);
     if (!json_is_object(obj))
         return cph_error_set(err, "invalid", at, "must be an object");
     p = cph_arena_alloc(&snap->arena, sizeof(*p));
     memset(p, 0, sizeof(*p));
-    if (read_u64(obj, "idle_timeout_ms", 1, IDLE_MS_MAX, CPH_WS_DEFAULT_IDLE_MS, &p->idle_timeout_ms, at, err) != 0 ||
-        read_u64(obj, "max_lifetime_ms", 0, LIFETIME_MS_MAX, 0, &p->max_lifetime_ms, at, err) != 0 ||
-        read_u64(obj, "max_per_client", 0, PER_CLIENT_MAX, 0, &per_client, at, err) != 0 ||
-        read_u64(obj, "max_frame_bytes", FRAME_MIN, FRAME_MAX, CPH_WS_DEFAULT_MAX_FRAME, &p->max_frame_bytes, at, err) != 0 ||
+    if (cph_compile_u64(obj, "idle_timeout_ms", 1, IDLE_MS_MAX, CPH_WS_DEFAULT_IDLE_MS, &p->idle_timeout_ms, at, err) != 0 ||
+        cph_compile_u64(obj, "max_lifetime_ms", 0, LIFETIME_MS_MAX, 0, &p->max_lifetime_ms, at, err) != 0 ||
+        cph_compile_u64(obj, "max_per_client", 0, PER_CLIENT_MAX, 0, &per_client, at, err) != 0 ||
+        cph_compile_u64(obj, "max_frame_bytes", FRAME_MIN, FRAME_MAX, CPH_WS_DEFAULT_MAX_FRAME, &p->max_frame_bytes, at, err) !=
+            0 ||
         compile_origins(snap, p, json_object_get(obj, "origins"), at, err) != 0)
         return -1;
-    if (close != NULL && !json_is_boolean(close))
+    if (close != NULL && !json_is_boolean(close)) {
+        strcat(at, "/close_on_token_expiry");
         return cph_error_set(err, "invalid", at, "close_on_token_expiry must be a boolean");
+    }
     p->max_per_client = (uint32_t)per_client;
     p->close_on_token_expiry = json_is_true(close);
     route->websocket = p;
@@ -94,8 +81,8 @@ int cph_websocket_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t 
     if (gw != NULL && !json_is_null(gw)) {
         if (!json_is_object(gw))
             return cph_error_set(err, "invalid", "/gateway/websocket", "must be an object");
-        if (read_u64(gw, "drain_grace_ms", 0, DRAIN_GRACE_MAX, CPH_WS_DEFAULT_DRAIN_GRACE_MS, &snap->ws_drain_grace_ms,
-                     "/gateway/websocket", err) != 0)
+        if (cph_compile_u64(gw, "drain_grace_ms", 0, DRAIN_GRACE_MAX, CPH_WS_DEFAULT_DRAIN_GRACE_MS, &snap->ws_drain_grace_ms,
+                            "/gateway/websocket", err) != 0)
             return -1;
     }
     for (size_t i = 0; i != snap->num_routes && i < json_array_size(routes); ++i) {

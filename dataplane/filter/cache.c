@@ -35,7 +35,6 @@
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/cache"
-#define SERVER_NAME "cephalo"
 
 /* The X-Cache value of a request whose Redis lookup failed: its response is not stored (compared by address). */
 static const char MISS_AFTER_ERROR[] = "MISS";
@@ -151,7 +150,7 @@ static void serve(cph_req_t *r, cph_cache_entry_t *e, uint64_t age_s)
     add_age(r, age_s);
     req->res.status = not_modified ? 304 : e->status;
     req->res.reason = not_modified ? "Not Modified" : e->reason.base;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(SERVER_NAME));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(CPH_SERVER_NAME));
     for (size_t i = 0; i != e->num_headers; ++i) {
         const cph_cache_header_t *h = &e->headers[i];
         if (not_modified && !h2o_memis(h->name.base, h->name.len, H2O_STRLIT("etag")))

@@ -48,7 +48,6 @@
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/proxy"
-#define SERVER_NAME "cephalo" /* h2o's server_name is empty: core/server.c */
 #define POOL_KEEPALIVE_MS 2000
 #define POOL_MAX_IDLE 1024           /* idle connections kept per upstream authority and worker */
 #define BODY_HIGH_WATER (256 * 1024) /* stop reading the upstream while this much waits for the client */
@@ -324,30 +323,12 @@ static void fail_attempt(upstream_t *u, const failure_t *f, int may_retry)
 static void copy_head(upstream_t *u, const struct phr_header *headers, size_t num_headers)
 {
     h2o_req_t *req = u->r->req;
-    h2o_iovec_t conn = h2o_iovec_init(NULL, 0);
 
-    for (size_t i = 0; i != num_headers; ++i)
-        if (CPH_LC_EQ(headers[i].name, headers[i].name_len, "connection") &&
-            !CPH_LC_EQ(headers[i].value, headers[i].value_len, "keep-alive") &&
-            !CPH_LC_EQ(headers[i].value, headers[i].value_len, "close"))
-            conn = h2o_iovec_init(headers[i].value, headers[i].value_len); /* it names more hop-by-hop headers */
     req->res.status = u->resp.status;
     req->res.reason = h2o_strdup(&req->pool, u->resp.msg, u->resp.msg_len).base;
     if (u->resp.framing == CPH_H1RESP_LENGTH || (u->resp.framing == CPH_H1RESP_NO_BODY && u->resp.content_length != SIZE_MAX))
         req->res.content_length = u->resp.content_length;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(SERVER_NAME));
-    for (size_t i = 0; i != num_headers; ++i) {
-        const struct phr_header *h = &headers[i];
-        if (cph_proxy_drop_response_header(h->name, h->name_len, conn))
-            continue;
-        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
-        h2o_strtolower(name.base, name.len);
-        if (u->r->res_extra.size != 0 && cph_pipeline_overrides(u->r, name.base, name.len))
-            continue; /* the gateway's own value (CORS, security headers, RateLimit-*) wins */
-        h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
-    }
-    cph_pipeline_response_headers(u->r);
+    cph_proxy_add_response_headers(u->r, headers, num_headers);
 }
 
 /* Ends the cache capture, if any: complete stores the copied response. */

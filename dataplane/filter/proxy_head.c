@@ -23,6 +23,7 @@
 #include "dataplane/compile/auth.h"
 #include "dataplane/compile/authz.h"
 #include "dataplane/compile/router.h"
+#include "dataplane/core/h1resp.h"
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/proxy_head"
@@ -375,4 +376,29 @@ int cph_proxy_drop_response_header(const char *n, size_t len, h2o_iovec_t connec
         drop = 0;
     }
     return drop || (connection.len != 0 && connection_lists(connection, n, len));
+}
+
+void cph_proxy_add_response_headers(cph_req_t *r, const struct phr_header *headers, size_t num_headers)
+{
+    h2o_req_t *req = r->req;
+    h2o_iovec_t conn = h2o_iovec_init(NULL, 0);
+
+    for (size_t i = 0; i != num_headers; ++i)
+        if (CPH_LC_EQ(headers[i].name, headers[i].name_len, "connection") &&
+            !CPH_LC_EQ(headers[i].value, headers[i].value_len, "keep-alive") &&
+            !CPH_LC_EQ(headers[i].value, headers[i].value_len, "close"))
+            conn = h2o_iovec_init(headers[i].value, headers[i].value_len); /* it names more hop-by-hop headers */
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(CPH_SERVER_NAME));
+    for (size_t i = 0; i != num_headers; ++i) {
+        const struct phr_header *h = &headers[i];
+        if (cph_proxy_drop_response_header(h->name, h->name_len, conn))
+            continue;
+        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
+        h2o_strtolower(name.base, name.len);
+        if (r->res_extra.size != 0 && cph_pipeline_overrides(r, name.base, name.len))
+            continue; /* the gateway's own value (CORS, security headers, RateLimit-*) wins */
+        h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
+    }
+    cph_pipeline_response_headers(r);
 }

@@ -55,6 +55,18 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target);
  */
 int cph_proxy_drop_response_header(const char *name, size_t len, h2o_iovec_t connection);
 
+/** The Server header of every answer (h2o's own server_name is empty: core/server.c). */
+#define CPH_SERVER_NAME "cephalo"
+
+struct phr_header;
+/**
+ * Adds the upstream's end-to-end response headers to r's response, names lower-cased (HTTP/2 requires it): our
+ * Server, then every header cph_proxy_drop_response_header keeps (a Connection value other than keep-alive / close
+ * names more hop-by-hop headers) and no gateway header overrides (cph_pipeline_overrides); then the gateway's own
+ * (cph_pipeline_response_headers).
+ */
+void cph_proxy_add_response_headers(cph_req_t *r, const struct phr_header *headers, size_t num_headers);
+
 /* ---- filter/sanitize.c ---- */
 
 /**

@@ -36,7 +36,6 @@
 #include <h2o/http1.h> /* after h2o_abi.h: h2o_http1_upgrade */
 
 #define MODULE "dp/filter/websocket"
-#define SERVER_NAME "cephalo"
 #define RELAY_MAX (64 * 1024) /* body of a non-101 answer relayed to the client */
 
 typedef struct st_handshake_t {
@@ -126,25 +125,7 @@ static void on_timeout(h2o_timeout_entry_t *entry)
 
 static void copy_headers(handshake_t *hs, const struct phr_header *headers, size_t num_headers)
 {
-    h2o_req_t *req = hs->r->req;
-    h2o_iovec_t conn = h2o_iovec_init(NULL, 0);
-
-    for (size_t i = 0; i != num_headers; ++i)
-        if (CPH_LC_EQ(headers[i].name, headers[i].name_len, "connection"))
-            conn = h2o_iovec_init(headers[i].value, headers[i].value_len);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(SERVER_NAME));
-    for (size_t i = 0; i != num_headers; ++i) {
-        const struct phr_header *h = &headers[i];
-        if (cph_proxy_drop_response_header(h->name, h->name_len, conn))
-            continue;
-        h2o_iovec_t name = h2o_strdup(&req->pool, h->name, h->name_len);
-        h2o_strtolower(name.base, name.len);
-        if (hs->r->res_extra.size != 0 && cph_pipeline_overrides(hs->r, name.base, name.len))
-            continue;
-        h2o_iovec_t value = h2o_strdup(&req->pool, h->value, h->value_len);
-        h2o_add_header_by_str(&req->pool, &req->res.headers, name.base, name.len, 1, NULL, value.base, value.len);
-    }
-    cph_pipeline_response_headers(hs->r);
+    cph_proxy_add_response_headers(hs->r, headers, num_headers);
 }
 
 static const struct phr_header *find(const struct phr_header *headers, size_t n, const char *name, size_t len)
