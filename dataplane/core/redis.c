@@ -1,7 +1,7 @@
 /*
  * redis: the Redis client of the shared rate-limit backend (docs/dataplane.md "Rate limiting") and of the shared response
- * cache (core/cache_redis.c). One I/O thread per process owns the one hiredis
- * asynchronous connection and runs a poll() loop over it and an eventfd; workers never touch hiredis.
+ * cache (core/cache_redis.c). One I/O thread per process owns the one hiredis asynchronous connection and runs a poll()
+ * loop over it and an eventfd; workers never touch hiredis.
  *
  * hiredis 0.14 brings neither a timeout for asynchronous calls nor an adapter for our loop, so both live here: the
  * event hooks (ev.addRead...) only set the flags the loop polls with, and every call carries a deadline in a list
@@ -16,15 +16,11 @@
  * SCRIPT LOAD, and fails with the connection if that fails. Every callback runs exactly once: a worker that goes away
  * first waits (at most its timeout plus a second) for the answers it is owed and runs them itself.
  *
- * The GCRA script mirrors cph_gcra (core/ratelimit.h) on Redis's own clock (TIME), so data planes with skewed clocks
- * share one timeline. The TAT is stored in microseconds (a double written with 17 digits), not whole milliseconds:
- * an emission interval under 1 ms (over 1000 requests per second) must not round to zero. A double holds today's
- * time in microseconds to a quarter of one, so intervals under that (over ~4 million requests per second for one
- * key) are not enforced; the key still expires (PX at least 1 ms: 0 would be an error reply).
- *
- * Generic commands (cph_redis_command) are formatted on the submitting thread (redisFormatCommandArgv), handed to
- * hiredis as they are, and their reply is deep-copied on the I/O thread so the worker reads it on its own loop. A
- * call without a worker (the control thread's purges) is answered into nothing.
+ * Every command is formatted on the submitting thread (redisFormatCommandArgv) and handed to hiredis as it is. A rate
+ * limit stack is one EVALSHA of the GCRA script (core/redis_script.c: all or nothing on the server); its formatted
+ * command is kept until the answer, so a NOSCRIPT (a flushed script cache) loads the script again and retries once. A
+ * generic command's reply is deep-copied on the I/O thread (core/redis_reply.c) so the worker reads it on its own loop.
+ * A call without a worker (the control thread's purges) is answered into nothing.
  */
 #include <assert.h>
 #include <errno.h>
@@ -38,9 +34,10 @@
 #include <unistd.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 #include "proto/log.h"
 #include "dataplane/core/redis.h"
+#include "dataplane/core/redis_reply.h"
+#include "dataplane/core/redis_script.h"
 
 #define MODULE "dp/core/redis"
 
@@ -49,23 +46,6 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define STALL_MIN_MS 3000 /* no reply at all for this long (and 20 timeouts) while calls wait: reconnect */
 #define DEFAULT_TIMEOUT_MS 50
-
-/* KEYS[1] the counter; ARGV period_ms, rate, burst. Returns {allowed, remaining, retry_after_ms, reset_ms}. */
-static const char GCRA_SCRIPT[] = "if redis.replicate_commands then redis.replicate_commands() end\n"
-                                  "local t = redis.call('TIME')\n"
-                                  "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-                                  "local T = tonumber(ARGV[1]) * 1000 / tonumber(ARGV[2])\n"
-                                  "local tau = tonumber(ARGV[3]) * T\n"
-                                  "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
-                                  "if tat < now then tat = now end\n"
-                                  "if tat - tau > now then\n"
-                                  "  return {0, 0, math.ceil((tat - tau - now) / 1000), math.ceil((tat - now) / 1000)}\n"
-                                  "end\n"
-                                  "tat = tat + T\n"
-                                  "local px = math.ceil((tat - now) / 1000)\n"
-                                  "if px < 1 then px = 1 end\n"
-                                  "redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', string.format('%.0f', px))\n"
-                                  "return {1, math.floor((now + tau - tat) / T) + 1, 0, math.ceil((tat - now) / 1000)}\n";
 
 /** Per worker: where its answers go. Freed by whoever drops the last reference (the worker's own, or a call's). */
 typedef struct st_cph_redis_worker_t {
@@ -80,29 +60,28 @@ typedef struct st_cph_redis_worker_t {
 typedef struct st_call_t {
     h2o_linklist_t link;    /* io.queue while submitted, then io.deadlines while unanswered in hiredis */
     cph_redis_worker_t *rw; /* NULL: fire-and-forget */
-    cph_redis_cb cb;
-    cph_redis_reply_cb rcb; /* a generic command (cmd) rather than a GCRA decision */
-    char *cmd;              /* the formatted command until it is issued (redisFreeCommand) */
+    cph_redis_stack_cb cb;  /* a rate-limit stack of n limits */
+    cph_redis_reply_cb rcb; /* a generic command */
+    size_t n;
+    char *cmd; /* the formatted command: a generic one until it is issued, a stack's until the call is freed (retry) */
     size_t cmd_len;
     void *ud;
-    cph_ratelimit_spec_t spec;
     uint64_t submitted_ms;
     uint64_t deadline_ms;
     int answered; /* the worker has (or will get) its answer; a reply now only frees this */
     int retried;  /* NOSCRIPT already re-loaded once */
-    size_t key_len;
-    char key[];
 } call_t;
 
 typedef struct st_answer_t {
     h2o_multithread_message_t super;
     cph_redis_worker_t *rw;
-    cph_redis_cb cb;
+    cph_redis_stack_cb cb;
     cph_redis_reply_cb rcb;
     void *ud;
     cph_redis_status_t status;
-    cph_ratelimit_result_t res;
     cph_redis_reply_t *reply; /* owned; generic commands */
+    size_t refused;
+    cph_ratelimit_result_t res[]; /* a stack's n results */
 } answer_t;
 
 static struct {
@@ -116,7 +95,6 @@ static struct {
     int efd;
     pthread_t tid;
     /* I/O thread only */
-    char sha[41];
     cph_redis_config_t cur;
     redisAsyncContext *ac;
     int reading, writing, connected;
@@ -144,35 +122,25 @@ static void release_worker_locked(cph_redis_worker_t *rw, int *free_it)
     *free_it = --rw->refs == 0;
 }
 
-static void reply_free(cph_redis_reply_t *r)
-{
-    if (r == NULL)
-        return;
-    for (size_t i = 0; i != r->elements; i++)
-        reply_free(r->element[i]);
-    free(r->element);
-    free(r->str);
-    free(r);
-}
-
 static void answer_free(answer_t *a)
 {
-    reply_free(a->reply);
+    cph_redis_reply_free(a->reply);
     free(a);
 }
 
 /* Hands the answer to its worker; reply (owned) goes with it. A call without a worker only frees it. */
-static void deliver(const call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res, cph_redis_reply_t *reply)
+static void deliver(const call_t *call, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res,
+                    cph_redis_reply_t *reply)
 {
     cph_redis_worker_t *rw = call->rw;
     answer_t *a;
     int free_it = 0, dropped;
 
     if (rw == NULL) {
-        reply_free(reply);
+        cph_redis_reply_free(reply);
         return;
     }
-    if ((a = calloc(1, sizeof(*a))) == NULL)
+    if ((a = calloc(1, sizeof(*a) + call->n * sizeof(a->res[0]))) == NULL)
         cph_fatal(MODULE, "out of memory");
     a->rw = rw;
     a->cb = call->cb;
@@ -180,8 +148,11 @@ static void deliver(const call_t *call, cph_redis_status_t status, const cph_rat
     a->ud = call->ud;
     a->status = status;
     a->reply = reply;
-    if (status == CPH_REDIS_OK && res != NULL)
-        a->res = *res;
+    a->refused = call->n;
+    if (status == CPH_REDIS_OK && res != NULL) {
+        a->refused = refused;
+        memcpy(a->res, res, call->n * sizeof(a->res[0]));
+    }
     pthread_mutex_lock(&io.mutex);
     if ((dropped = rw->disposed) != 0) {
         release_worker_locked(rw, &free_it);
@@ -209,7 +180,7 @@ static void on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
         if (a->rcb != NULL)
             a->rcb(a->ud, a->status, a->status == CPH_REDIS_OK ? a->reply : NULL);
         else if (a->cb != NULL)
-            a->cb(a->ud, a->status, a->status == CPH_REDIS_OK ? &a->res : NULL);
+            a->cb(a->ud, a->status, a->refused, a->status == CPH_REDIS_OK ? a->res : NULL);
         answer_free(a);
         int free_it;
         pthread_mutex_lock(&io.mutex);
@@ -221,21 +192,23 @@ static void on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *mess
 
 /* ---------------------------------------------------------------- calls on the I/O thread */
 
-static void answer_reply(call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res, cph_redis_reply_t *reply)
+/* Answers a call once (a later answer only frees what it brought): a generic reply or a stack's results. */
+static void answer_reply(call_t *call, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res,
+                         cph_redis_reply_t *reply)
 {
     if (call->answered) {
-        reply_free(reply);
+        cph_redis_reply_free(reply);
         return;
     }
     call->answered = 1;
     if (h2o_linklist_is_linked(&call->link))
         h2o_linklist_unlink(&call->link);
-    deliver(call, status, res, reply);
+    deliver(call, status, refused, res, reply);
 }
 
-static void answer_call(call_t *call, cph_redis_status_t status, const cph_ratelimit_result_t *res)
+static void answer_call(call_t *call, cph_redis_status_t status)
 {
-    answer_reply(call, status, res, NULL);
+    answer_reply(call, status, 0, NULL, NULL);
 }
 
 static void call_free(call_t *call)
@@ -277,99 +250,40 @@ static void on_reply_progress(void)
     io.waiting_since_ms = now_ms();
 }
 
-static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv);
-
-static int issue_gcra(call_t *call)
-{
-    return command(on_gcra_reply, call, "EVALSHA %s 1 %b %llu %llu %llu", io.sha, call->key, call->key_len,
-                   (unsigned long long)call->spec.period_ms, (unsigned long long)call->spec.rate,
-                   (unsigned long long)call->spec.burst);
-}
-
 static void on_script_load(redisAsyncContext *ac, void *reply, void *priv);
-
-static int parse_result(const redisReply *r, cph_ratelimit_result_t *res)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-        return -1;
-    for (size_t i = 0; i < 4; i++)
-        if (r->element[i]->type != REDIS_REPLY_INTEGER)
-            return -1;
-    res->allowed = r->element[0]->integer != 0;
-    res->remaining = r->element[1]->integer > 0 ? (uint64_t)r->element[1]->integer : 0;
-    res->retry_after_ms = r->element[2]->integer > 0 ? (uint64_t)r->element[2]->integer : 0;
-    res->reset_ms = r->element[3]->integer > 0 ? (uint64_t)r->element[3]->integer : 0;
-    return 0;
-}
+static int issue(call_t *call);
 
 static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)ac;
     redisReply *r = reply;
     call_t *call = priv;
-    cph_ratelimit_result_t res;
+    cph_ratelimit_result_t res[CPH_RATELIMIT_MAX_STACK];
+    size_t refused;
 
     on_reply_progress();
     if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !call->retried) {
         /* the script cache was flushed (SCRIPT FLUSH, a restart behind a proxy): load it again, then retry once */
         call->retried = 1;
-        if ((io.reloading || command(on_script_load, (void *)2, "SCRIPT LOAD %s", GCRA_SCRIPT) == 0) && issue_gcra(call) == 0) {
+        if ((io.reloading || command(on_script_load, (void *)2, "SCRIPT LOAD %s", cph_redis_script_text()) == 0) &&
+            issue(call) == 0) {
             io.reloading = 1; /* the retry is queued behind the load on the same connection */
             return;
         }
     }
     if (r == NULL) {
-        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
-    } else if (parse_result(r, &res) == 0) {
-        answer_call(call, CPH_REDIS_OK, &res);
+        answer_call(call, CPH_REDIS_UNAVAILABLE);
+    } else if (cph_redis_script_parse(r, call->n, &refused, res) == 0) {
+        answer_reply(call, CPH_REDIS_OK, refused, res, NULL);
     } else {
         uint64_t now = now_ms();
         if (now - io.error_logged_ms >= 1000) { /* one line a second, not one per request */
             io.error_logged_ms = now;
             cph_log_warn(MODULE, "rate-limit script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         }
-        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+        answer_call(call, CPH_REDIS_UNAVAILABLE);
     }
     call_free(call);
-}
-
-_Static_assert(CPH_REDIS_REPLY_STRING == REDIS_REPLY_STRING && CPH_REDIS_REPLY_ARRAY == REDIS_REPLY_ARRAY &&
-                   CPH_REDIS_REPLY_INTEGER == REDIS_REPLY_INTEGER && CPH_REDIS_REPLY_NIL == REDIS_REPLY_NIL &&
-                   CPH_REDIS_REPLY_STATUS == REDIS_REPLY_STATUS,
-               "cph_redis_reply_type_t mirrors hiredis");
-
-/* A deep copy of a hiredis reply (not an error: the caller checked). */
-static cph_redis_reply_t *copy_reply(const redisReply *r)
-{
-    cph_redis_reply_t *c = calloc(1, sizeof(*c));
-
-    if (c == NULL)
-        cph_fatal(MODULE, "out of memory");
-    c->type = (cph_redis_reply_type_t)r->type;
-    c->integer = r->integer;
-    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
-        if ((c->str = malloc(r->len + 1)) == NULL)
-            cph_fatal(MODULE, "out of memory");
-        memcpy(c->str, r->str, r->len);
-        c->str[r->len] = '\0';
-        c->len = r->len;
-    } else if (r->type == REDIS_REPLY_ARRAY && r->elements != 0) {
-        if ((c->element = calloc(r->elements, sizeof(*c->element))) == NULL)
-            cph_fatal(MODULE, "out of memory");
-        for (c->elements = 0; c->elements != r->elements; c->elements++)
-            c->element[c->elements] = copy_reply(r->element[c->elements]);
-    }
-    return c;
-}
-
-static int has_error(const redisReply *r)
-{
-    if (r->type == REDIS_REPLY_ERROR)
-        return 1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i != r->elements; i++)
-        if (has_error(r->element[i]))
-            return 1;
-    return 0;
 }
 
 static void on_generic_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -380,29 +294,28 @@ static void on_generic_reply(redisAsyncContext *ac, void *reply, void *priv)
 
     on_reply_progress();
     if (r == NULL) {
-        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
-    } else if (has_error(r)) {
+        answer_call(call, CPH_REDIS_UNAVAILABLE);
+    } else if (cph_redis_reply_has_error(r)) {
         uint64_t now = now_ms();
         if (now - io.error_logged_ms >= 1000) {
             io.error_logged_ms = now;
             cph_log_warn(MODULE, "redis command failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "an error in the reply");
         }
-        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+        answer_call(call, CPH_REDIS_UNAVAILABLE);
     } else if (!call->answered) {
-        answer_reply(call, CPH_REDIS_OK, NULL, copy_reply(r));
+        answer_reply(call, CPH_REDIS_OK, 0, NULL, cph_redis_reply_copy(r));
     }
     call_free(call);
 }
 
 static int issue(call_t *call)
 {
-    int r;
+    int r = redisAsyncFormattedCommand(io.ac, call->rcb != NULL ? on_generic_reply : on_gcra_reply, call, call->cmd, call->cmd_len);
 
-    if (call->rcb == NULL)
-        return issue_gcra(call);
-    r = redisAsyncFormattedCommand(io.ac, on_generic_reply, call, call->cmd, call->cmd_len);
-    redisFreeCommand(call->cmd); /* hiredis copied it into its output buffer */
-    call->cmd = NULL;
+    if (call->rcb != NULL) { /* hiredis copied it into its output buffer; a stack keeps it for a NOSCRIPT retry */
+        redisFreeCommand(call->cmd);
+        call->cmd = NULL;
+    }
     if (r != REDIS_OK)
         return -1;
     if (io.inflight++ == 0)
@@ -414,7 +327,7 @@ static int issue(call_t *call)
 static void submit(call_t *call)
 {
     if (io.ac == NULL || issue(call) != 0) {
-        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+        answer_call(call, CPH_REDIS_UNAVAILABLE);
         call_free(call);
         return;
     }
@@ -428,7 +341,7 @@ static void expire(uint64_t now)
         call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next);
         if (call->deadline_ms > now)
             break;
-        answer_call(call, CPH_REDIS_TIMEOUT, NULL); /* hiredis still holds it: its callback frees it */
+        answer_call(call, CPH_REDIS_TIMEOUT); /* hiredis still holds it: its callback frees it */
     }
 }
 
@@ -512,7 +425,7 @@ static void on_script_load(redisAsyncContext *ac, void *reply, void *priv)
         io.reloading = 0;
     if (r == NULL)
         return;
-    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, io.sha) != 0) {
+    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, cph_redis_script_sha()) != 0) {
         cph_log_warn(MODULE, "SCRIPT LOAD failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         return;
     }
@@ -560,7 +473,7 @@ static void connect_now(void)
     io.connect_deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
     /* pipelined: calls submitted from now on queue behind these on the same socket */
     if (command(on_select, NULL, "SELECT %d", io.cur.db) != 0 ||
-        command(on_script_load, (void *)1, "SCRIPT LOAD %s", GCRA_SCRIPT) != 0)
+        command(on_script_load, (void *)1, "SCRIPT LOAD %s", cph_redis_script_text()) != 0)
         redisAsyncFree(ac);
 }
 
@@ -630,7 +543,7 @@ static int take_inbox(h2o_linklist_t *calls, cph_redis_config_t *cfg, int *cfg_c
     io.cfg_changed = 0;
     stop = io.stop;
     if (stop)
-        io.running = 0; /* from now on cph_redis_gcra answers UNAVAILABLE itself */
+        io.running = 0; /* from now on a new call is answered UNAVAILABLE itself */
     pthread_mutex_unlock(&io.mutex);
     return stop;
 }
@@ -661,11 +574,11 @@ static void shutdown_io(h2o_linklist_t *calls)
     while (!h2o_linklist_is_empty(calls)) {
         call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, calls->next);
         h2o_linklist_unlink(&call->link);
-        answer_call(call, CPH_REDIS_UNAVAILABLE, NULL);
+        answer_call(call, CPH_REDIS_UNAVAILABLE);
         call_free(call);
     }
     while (!h2o_linklist_is_empty(&io.deadlines))
-        answer_call(H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next), CPH_REDIS_UNAVAILABLE, NULL);
+        answer_call(H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next), CPH_REDIS_UNAVAILABLE);
     drop_connection(NULL); /* the callbacks free the bookkeeping */
 }
 
@@ -700,17 +613,6 @@ static void *io_main(void *arg)
 
 /* ---------------------------------------------------------------- public */
 
-static void script_sha(char *out)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-
-    if (EVP_Digest(GCRA_SCRIPT, strlen(GCRA_SCRIPT), md, &len, EVP_sha1(), NULL) != 1 || len != 20)
-        cph_fatal(MODULE, "SHA-1 unavailable");
-    for (unsigned i = 0; i < len; i++)
-        sprintf(out + 2 * i, "%02x", md[i]);
-}
-
 void cph_redis_start(void)
 {
     pthread_mutex_lock(&io.mutex);
@@ -719,7 +621,6 @@ void cph_redis_start(void)
         cph_fatal(MODULE, "eventfd failed: %s", strerror(errno));
     h2o_linklist_init_anchor(&io.queue);
     h2o_linklist_init_anchor(&io.deadlines);
-    script_sha(io.sha);
     memset(&io.cur, 0, sizeof(io.cur));
     io.attempts = 0;
     io.retry_at_ms = 0;
@@ -852,15 +753,16 @@ static void enqueue(call_t *call)
     }
     pthread_mutex_unlock(&io.mutex);
     if (!running) {
-        deliver(call, CPH_REDIS_UNAVAILABLE, NULL, NULL);
+        deliver(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
         call_free(call);
     }
 }
 
-void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud)
+void cph_redis_gcra_stack(cph_worker_t *w, size_t n, const char *const *keys, const size_t *key_lens,
+                          const cph_ratelimit_spec_t *const *specs, cph_redis_stack_cb cb, void *ud)
 {
     cph_redis_worker_t *rw = w->redis;
-    call_t *call = calloc(1, sizeof(*call) + key_len);
+    call_t *call = calloc(1, sizeof(*call));
 
     assert(rw != NULL && rw->worker == w);
     if (call == NULL)
@@ -868,9 +770,8 @@ void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_
     call->rw = rw;
     call->cb = cb;
     call->ud = ud;
-    call->spec = *spec;
-    call->key_len = key_len;
-    memcpy(call->key, key, key_len);
+    call->n = n;
+    call->cmd_len = cph_redis_script_format(&call->cmd, n, keys, key_lens, specs);
     enqueue(call);
 }
 

@@ -5,10 +5,11 @@
  * passes, the caller gets CPH_REDIS_TIMEOUT and a late reply is dropped. While there is no connection (none
  * configured, or between reconnect attempts: jittered backoff 100 ms .. 5 s) calls are answered UNAVAILABLE at once.
  *
- * The decision is cph_gcra's (core/ratelimit.h), run by a Lua script on Redis's clock (TIME); the key holds the TAT
- * in microseconds and expires when the bucket is full again. Any other command goes through cph_redis_command (argv
- * and lengths, binary-safe), whose reply is copied on the I/O thread and lent to the callback; a call without a worker
- * is fire-and-forget (the control thread's writes).
+ * A stack of rate limits is decided by one call, all or nothing: cph_gcra's decision (core/ratelimit.h) for every key,
+ * run by one Lua script on Redis's clock (TIME, core/redis_script.c); a key holds the TAT in microseconds and expires
+ * when the bucket is full again. Any other command goes through cph_redis_command (argv and lengths, binary-safe), whose
+ * reply is copied on the I/O thread and lent to the callback; a call without a worker is fire-and-forget (the control
+ * thread's writes).
  */
 #ifndef CPH_REDIS_H
 #define CPH_REDIS_H
@@ -31,8 +32,13 @@ typedef struct st_cph_redis_config_t {
     uint64_t timeout_ms;
 } cph_redis_config_t;
 
-/** Called on the submitting worker's thread with the answer (res valid only when status is OK). */
-typedef void (*cph_redis_cb)(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res);
+/**
+ * Called on the submitting worker's thread with a stack's answer. When status is OK, res has the stack's n entries and
+ * refused is n when every limit allowed (each res[i] filled, every limit charged one request), else the index of the
+ * first refusing limit (res[refused] says when to retry; nothing was charged, the other entries are zero). Otherwise
+ * res is NULL and refused is meaningless.
+ */
+typedef void (*cph_redis_stack_cb)(void *ud, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res);
 
 /** Reply types (the values are hiredis's REDIS_REPLY_*; an error reply never reaches a callback: UNAVAILABLE). */
 typedef enum en_cph_redis_reply_type_t {
@@ -85,16 +91,20 @@ void cph_redis_worker_init(cph_worker_t *w);
 void cph_redis_worker_dispose(cph_worker_t *w);
 
 /**
- * Submits one GCRA decision for redis key `key` (the caller builds it: "cph:rl:<route>:<limit>:<hash>"; copied) with
- * spec. cb(ud, ...) runs later on worker w's loop, exactly once (never inside this call), within about timeout_ms:
- * OK with res, TIMEOUT, or UNAVAILABLE (no connection, an error reply, shutdown). ud must stay valid until then (a
- * request that goes away meanwhile must not free it). Worker thread only (w must be this thread's worker).
+ * Submits one all-or-nothing GCRA decision for a stack of n limits (1..CPH_RATELIMIT_MAX_STACK, else fatal): limit i
+ * has redis key keys[i] (key_lens[i] bytes; the caller builds it: "cph:rl:<scope>:<limit>:<hash>") and spec specs[i];
+ * everything is copied before the call returns. One script call on the server: every key is decided, and written only
+ * when all allow. cb(ud, ...) runs later on worker w's loop, exactly once (never inside this call), within about
+ * timeout_ms: OK with the decisions, TIMEOUT, or UNAVAILABLE (no connection, an error reply, shutdown). ud must stay
+ * valid until then (a request that goes away meanwhile must not free it). Worker thread only (w must be this thread's
+ * worker).
  */
-void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud);
+void cph_redis_gcra_stack(cph_worker_t *w, size_t n, const char *const *keys, const size_t *key_lens,
+                          const cph_ratelimit_spec_t *const *specs, cph_redis_stack_cb cb, void *ud);
 
 /**
  * Submits one command (argc arguments, binary-safe: argv[i] is argvlen[i] bytes; copied before the call returns) with
- * the same deadline, connection and reconnect rules as cph_redis_gcra. With a worker w (this thread's), cb(ud, ...)
+ * the same deadline, connection and reconnect rules as cph_redis_gcra_stack. With a worker w (this thread's), cb(ud, ...)
  * runs later on w's loop exactly once: OK with the copied reply, TIMEOUT, or UNAVAILABLE (no connection, an error
  * reply - logged at most once a second -, shutdown). With w NULL (any thread) the command is fire-and-forget: cb is
  * never called and its failure only logged.

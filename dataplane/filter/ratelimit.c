@@ -5,20 +5,21 @@
  * key, system, the route, or a header), and a limit whose key is absent does not apply.
  *
  * A stack is all-or-nothing: a request refused by one limit spends nothing in the others. The local limits are decided
- * together by cph_ratelimit_local_stack (one atomic decision over their shards). With redis limits in the stack, the
- * local ones are first decided as a dry run (a local refusal costs no redis token), then the redis ones in order, and
- * the local ones are charged last, atomically again. What remains: each redis limit is its own script call, so a
- * refusal by a later redis limit (or a local limit exhausted by concurrent requests between the dry run and the
- * charge) has spent the tokens of the redis limits that passed before it. A refusal is 429 rate_limited with Retry-After
- * and RateLimit-Limit/-Remaining/-Reset of the refusing limit; when every limit passed, the limits with headers:true
- * send the RateLimit-* of the most restrictive of them (fewest remaining) on the response.
+ * together by cph_ratelimit_local_stack (one atomic decision over their shards), the redis ones together by one
+ * cph_redis_gcra_stack call (one script on the server, atomic there). With both kinds in the stack, the local ones are
+ * first decided as a dry run (a local refusal costs no redis call), then the redis ones, and the local ones are
+ * charged last, atomically again. What remains: a local limit exhausted by concurrent requests between the dry run and
+ * the charge refuses a request whose redis tokens are spent. A refusal is 429 rate_limited with Retry-After and
+ * RateLimit-Limit/-Remaining/-Reset of the refusing limit; when every limit passed, the limits with headers:true send
+ * the RateLimit-* of the most restrictive of them (fewest remaining) on the response.
  *
  * Local limits decide at once in the process-wide table (core/ratelimit.c). Redis limits are asynchronous
- * (core/redis.h): the stage returns CPH_DONE and the answer, on this worker's loop, continues with the next limit and
- * finally cph_pipeline_resume(). The request may be gone by then (an HTTP/2 stream reset clears its pool): the call's
+ * (core/redis.h): the stage returns CPH_DONE and the answer, on this worker's loop, charges the local limits and
+ * calls cph_pipeline_resume(). The request may be gone by then (an HTTP/2 stream reset clears its pool): the call's
  * user data is a malloc'd ticket that the state's pool dispose detaches, so a late answer touches nothing. After
- * answering the request, nothing here touches it again. A Redis failure (or no gateway.redis) follows the limit's
- * on_error: open allows (counted error_open), closed answers 503 ratelimit_unavailable (error_closed).
+ * answering the request, nothing here touches it again. A Redis failure (or no gateway.redis) fails the whole redis
+ * part of the stack; each redis limit, in order, follows its on_error: open allows (counted error_open), closed
+ * answers 503 ratelimit_unavailable (error_closed) and stops there.
  *
  * The login limit (gateway.login_rate_limit) uses the same code: filter/builtin.c calls this stage for POST
  * /auth/login before it jumps to the proxy, and a request of the built-in auth route gets only that limit. It is
@@ -54,20 +55,15 @@ typedef struct st_rl_state_t {
     const cph_rl_limit_t *local[CPH_RL_MAX_PER_LIST];  /* the local limits that apply, in order */
     cph_ratelimit_item_t items[CPH_RL_MAX_PER_LIST];   /* their keys and decisions */
     const cph_rl_limit_t *remote[CPH_RL_MAX_PER_LIST]; /* the redis limits that apply, in order */
-    h2o_iovec_t remote_key[CPH_RL_MAX_PER_LIST];
-    size_t i;                   /* the redis limit being decided */
-    rl_ticket_t *ticket;        /* the pending Redis call, or NULL */
-    int in_submit;              /* inside cph_redis_gcra: an answer given synchronously is picked up by run() */
-    int answered;               /* 429 or 503 sent: the request is not ours any more */
-    const cph_rl_limit_t *best; /* the most restrictive allowed limit with headers:true */
+    h2o_iovec_t remote_key[CPH_RL_MAX_PER_LIST];       /* their redis keys */
+    rl_ticket_t *ticket;                               /* the pending Redis call, or NULL */
+    const cph_rl_limit_t *best;                        /* the most restrictive allowed limit with headers:true */
     cph_ratelimit_result_t best_res;
 } rl_state_t;
 
 struct st_rl_ticket_t {
     rl_state_t *st; /* NULL once the request's pool was cleared */
 };
-
-static int run(rl_state_t *st);
 
 /* ---------------------------------------------------------------- keys */
 
@@ -170,7 +166,6 @@ static int decided(rl_state_t *st, const cph_rl_limit_t *l, const cph_ratelimit_
     if (!res->allowed) {
         add_number(r, H2O_STRLIT("retry-after"), (res->retry_after_ms + 999) / 1000);
         add_ratelimit_headers(r, l, res);
-        st->answered = 1;
         cph_respond_error_r(r, 429, "rate_limited", "Too many requests: retry later");
         return CPH_DONE;
     }
@@ -190,7 +185,6 @@ static int backend_failed(rl_state_t *st, const cph_rl_limit_t *l)
         return CPH_NEXT;
     }
     count(st->r, l, CPH_RL_OUTCOME_ERROR_CLOSED);
-    st->answered = 1;
     cph_respond_error_r(st->r, 503, "ratelimit_unavailable", "The rate limit backend is unavailable");
     return CPH_DONE;
 }
@@ -203,43 +197,6 @@ static void on_state_dispose(void *p)
 
     if (st->ticket != NULL)
         st->ticket->st = NULL; /* the request is gone: the pending answer will be dropped */
-}
-
-static void on_redis(void *ud, cph_redis_status_t status, const cph_ratelimit_result_t *res)
-{
-    rl_ticket_t *t = ud;
-    rl_state_t *st = t->st;
-
-    free(t);
-    if (st == NULL)
-        return;
-    st->ticket = NULL;
-    const cph_rl_limit_t *l = st->remote[st->i];
-    int ret = status == CPH_REDIS_OK && res != NULL ? decided(st, l, res) : backend_failed(st, l);
-    if (st->in_submit || ret == CPH_DONE)
-        return; /* run() picks a synchronous answer up; an answered request is not touched again */
-    st->i++;
-    if (run(st) == CPH_NEXT)
-        cph_pipeline_resume(st->r);
-}
-
-/* Submits limit l to Redis; CPH_DONE while the answer is pending or when it answered the request. */
-static int submit(rl_state_t *st, const cph_rl_limit_t *l, h2o_iovec_t key)
-{
-    const cph_redis_config_t *cfg = cph_rl_redis_config(st->r->snap);
-    rl_ticket_t *t;
-
-    if (cfg == NULL || st->r->worker == NULL)
-        return backend_failed(st, l);
-    if ((t = malloc(sizeof(*t))) == NULL)
-        cph_fatal(MODULE, "out of memory");
-    t->st = st;
-    st->ticket = t;
-    st->in_submit = 1;
-    h2o_iovec_t rkey = redis_key(st->r, l, key);
-    cph_redis_gcra(st->r->worker, rkey.base, rkey.len, &l->spec, on_redis, t);
-    st->in_submit = 0;
-    return st->ticket != NULL || st->answered ? CPH_DONE : CPH_NEXT;
 }
 
 /* Decides the local limits all-or-nothing (charge 0: a dry run); CPH_DONE when one refused (429 sent). */
@@ -257,20 +214,72 @@ static int decide_local(rl_state_t *st, int charge)
     return CPH_NEXT;
 }
 
-/*
- * Decides the redis limits from st->i on, then charges the local ones; CPH_NEXT when all passed (headers added),
- * CPH_DONE when answered or waiting.
- */
-static int run(rl_state_t *st)
+/* Charges the local limits (all-or-nothing) once the redis ones passed; CPH_NEXT when all passed (headers added). */
+static int finish(rl_state_t *st)
 {
-    for (; st->i != st->num_remote; st->i++)
-        if (submit(st, st->remote[st->i], st->remote_key[st->i]) == CPH_DONE)
-            return CPH_DONE;
     if (decide_local(st, 1) == CPH_DONE)
         return CPH_DONE;
     if (st->best != NULL)
         add_ratelimit_headers(st->r, st->best, &st->best_res);
     return CPH_NEXT;
+}
+
+/* The redis part of the stack failed (or cannot be asked): each limit's on_error, in order, until a closed one. */
+static int remote_failed(rl_state_t *st)
+{
+    for (size_t k = 0; k != st->num_remote; k++)
+        if (backend_failed(st, st->remote[k]) == CPH_DONE)
+            return CPH_DONE;
+    return CPH_NEXT;
+}
+
+/* Records the answer for the redis limits; CPH_DONE when it answered the request (429, or 503 for a closed limit). */
+static int remote_decided(rl_state_t *st, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res)
+{
+    if (status != CPH_REDIS_OK || res == NULL)
+        return remote_failed(st);
+    if (refused < st->num_remote)
+        return decided(st, st->remote[refused], &res[refused]); /* nothing of the stack was charged */
+    for (size_t k = 0; k != st->num_remote; k++)
+        decided(st, st->remote[k], &res[k]);
+    return CPH_NEXT;
+}
+
+static void on_redis(void *ud, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res)
+{
+    rl_ticket_t *t = ud;
+    rl_state_t *st = t->st;
+
+    free(t);
+    if (st == NULL)
+        return;
+    st->ticket = NULL;
+    if (remote_decided(st, status, refused, res) == CPH_NEXT && finish(st) == CPH_NEXT)
+        cph_pipeline_resume(st->r);
+}
+
+/* Submits the redis limits in one call: CPH_DONE while the answer is pending; without Redis, as remote_failed. */
+static int submit(rl_state_t *st)
+{
+    const cph_redis_config_t *cfg = cph_rl_redis_config(st->r->snap);
+    const char *keys[CPH_RL_MAX_PER_LIST];
+    size_t lens[CPH_RL_MAX_PER_LIST];
+    const cph_ratelimit_spec_t *specs[CPH_RL_MAX_PER_LIST];
+    rl_ticket_t *t;
+
+    if (cfg == NULL || st->r->worker == NULL)
+        return remote_failed(st);
+    for (size_t k = 0; k != st->num_remote; k++) {
+        keys[k] = st->remote_key[k].base;
+        lens[k] = st->remote_key[k].len;
+        specs[k] = &st->remote[k]->spec;
+    }
+    if ((t = malloc(sizeof(*t))) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    t->st = st;
+    st->ticket = t;
+    cph_redis_gcra_stack(st->r->worker, st->num_remote, keys, lens, specs, on_redis, t); /* never answers inside */
+    return CPH_DONE;
 }
 
 /* Sorts the limits that apply (their key is present) into local and redis ones, with their keys. */
@@ -283,7 +292,7 @@ static void collect(rl_state_t *st)
             continue;
         if (l->redis) {
             st->remote[st->num_remote] = l;
-            st->remote_key[st->num_remote++] = key;
+            st->remote_key[st->num_remote++] = redis_key(st->r, l, key);
         } else {
             st->local[st->num_local] = l;
             st->items[st->num_local++] = (cph_ratelimit_item_t){l->local_id, key.base, key.len, &l->spec, {0}};
@@ -311,8 +320,10 @@ int cph_ratelimit_on_req(cph_req_t *r)
     st = h2o_mem_alloc_shared(&r->req->pool, sizeof(*st), on_state_dispose);
     *st = (rl_state_t){.r = r, .set = set};
     collect(st);
-    /* with redis limits too: a local refusal is known before any redis token is spent, locals are charged last */
-    if (st->num_remote != 0 && decide_local(st, 0) == CPH_DONE)
+    if (st->num_remote == 0)
+        return finish(st);
+    /* a local refusal is known before any redis token is spent; the locals are charged last */
+    if (decide_local(st, 0) == CPH_DONE || submit(st) == CPH_DONE)
         return CPH_DONE;
-    return run(st);
+    return finish(st);
 }

@@ -3,7 +3,8 @@ the GCRA semantics (a fresh key allows burst+1 at once, then one per period_s/ra
 and its Retry-After / RateLimit-* headers, every kind of key, stacked limits, an endpoint rule's limits replacing the
 route's, the client address behind trusted proxies, the data plane's own login limit, and the redis backend: exact
 and shared between data planes, under 200 concurrent clients, failing open or closed when redis-server is killed or
-frozen (the timeout path), and surviving a SCRIPT FLUSH.
+frozen (the timeout path), and surviving a SCRIPT FLUSH; a stack of redis limits is all-or-nothing (one script call
+per request), shared by two data planes, and so is a stack mixing local and redis limits.
 
 Every stack is real: a control plane started with the flags under test (--redis, --redis-timeout-ms,
 --trusted-proxy-hops, --login-rate), data planes, the echo upstream (its request count proves a refused request never
@@ -12,6 +13,7 @@ reached it) and, for the redis tests, a redis-server of our own (cephalo.Redis).
 happen while it runs; the two tests that measure a rate run for a fixed time and allow 1%.
 """
 import asyncio
+import concurrent.futures
 import http.client
 import re
 import time
@@ -473,6 +475,48 @@ def test_redis_limit_is_shared_by_two_dataplanes(gateway, redis):
     ok(gw.get("/rd/x", dp=gw.dps[0]))
     limited(gw.get("/rd/x", dp=gw.dps[1]), limit=1)
     limited(gw.get("/rd/x", dp=gw.dps[0]), limit=1)
+
+
+def concurrently(gw, n, target):
+    """n GETs of target at once, spread over the gateway's data planes; returns their answers (cephalo.Resp)."""
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda i: gw.get(target, dp=gw.dps[i % len(gw.dps)]), range(n)))
+
+
+def without_server_fields(route):
+    return {k: v for k, v in route.items() if k not in ("id", "created_at", "updated_at")}
+
+
+@pytest.mark.parametrize("narrow_backend", ["redis", "local"])
+def test_a_redis_stack_is_all_or_nothing(gateway, redis, pyup, narrow_backend):
+    """10 at once and 3 at once (slow refills: nothing drips back while the test runs), the 10-limit in redis: 10
+    requests pass exactly 3 and the 7 refused spent nothing in the 10-limit: with the 3-limit removed, exactly 7 more
+    pass. With the 3-limit in redis too, one script call decides both, for 10 concurrent requests over two data planes.
+    With it local (one data plane: a local limit is per data plane), the requests come one after the other: a local
+    limit is checked before the redis call and charged after it, so concurrent requests could all pass its check."""
+    dataplanes = 2 if narrow_backend == "redis" else 1
+    gw = gateway(cp_args=["--redis", redis.address, "--redis-timeout-ms", "1000"], dataplanes=dataplanes)
+    wide = rate_limit("wide", key="route", rate=10, period_s=600, burst=9, backend="redis", on_error="closed")
+    narrow = rate_limit("narrow", key="route", rate=3, period_s=180, burst=2, backend=narrow_backend, on_error="closed")
+    route = gw.route("rl", "/rl", {"rate_limits": [wide, narrow]})
+    t0 = time.monotonic()
+    rs = concurrently(gw, 10, "/rl/x") if narrow_backend == "redis" else keepalive(gw.dp.port, "/rl/x", 10)
+    assert sorted(statuses(rs)) == [200] * 3 + [429] * 7, rs
+    for r in rs:
+        if r.status == 429:
+            limited(r, limit=3)
+    keys = redis.keys("cph:rl:*")
+    want = {"wide", "narrow"} if narrow_backend == "redis" else {"wide"}
+    assert {k.split(":")[3] for k in keys} == want, keys
+    gw.admin.apply("PUT", f"{V1}/routes/rl", dict(without_server_fields(route), policies={"rate_limits": [wide]}))
+    rs = concurrently(gw, 8, "/rl/x")
+    assert time.monotonic() - t0 < 50, "too slow: the 10-limit (T = 60 s) refilled meanwhile"
+    assert sorted(statuses(rs)) == [200] * 7 + [429], rs
+    limited([r for r in rs if r.status == 429][0], limit=10)
+    assert pyup.count == 10
+    m = sum(cephalo.metric(dp.metrics(), "cephalo_ratelimit_total", route="rl", limit="wide", outcome="allowed") or 0
+            for dp in gw.dps)
+    assert m == 10, m  # counted only when charged
 
 
 def test_redis_killed_fails_open(gateway, redis):

@@ -4,9 +4,13 @@
  * with their JSON paths. The stage: key extraction (peer, X-Forwarded-For with trusted hops through core/clientip.c,
  * where a spoofed left part changes nothing, principal with the IP fallback, api_key, system, route, header), stacked limits where
  * all must pass and the most restrictive drives the headers, an endpoint rule's limits replacing the route's, the 429 and its
- * headers, the login limit (also through filter/builtin.c), and the Redis backend: on_error open / closed, an answer
- * that comes later (resume), a synchronous one, and a request gone before its answer. h2o's inline sender and
- * cph_redis_gcra are replaced below.
+ * headers, the login limit (also through filter/builtin.c), and the Redis backend against a real redis-server that the
+ * test starts on a free port (core/redis.c runs for real; the worker is a bare h2o loop pumped by the test): on_error
+ * open / closed without gateway.redis and under SIGSTOP (the deadline), the answer resuming the pipeline, a 429 with
+ * Redis's values, the hashed key, a request gone before its answer, a 10/s + 3/s stack of Redis limits passing exactly
+ * 3 of 10 concurrent requests and leaving exactly 7 in the 10/s limit, and local and Redis limits mixed (a refusal by
+ * either spends nothing in the other; a local refusal costs no Redis call). h2o's inline sender is replaced below.
+ * Fails when redis-server is not installed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 #include "dataplane/compile/authz.h"
 #include "dataplane/compile/compile.h"
 #include "dataplane/compile/ratelimit.h"
@@ -35,38 +45,6 @@ void h2o_send_inline(h2o_req_t *req, const char *body, size_t len)
     assert_true(len < sizeof(sent_body));
     memcpy(sent_body, body, len);
     sent_body[len] = '\0';
-}
-
-static struct {
-    int calls;
-    char key[256];
-    cph_redis_cb cb;
-    void *ud;
-    int sync; /* answer at once with sync_status / sync_res */
-    cph_redis_status_t sync_status;
-    cph_ratelimit_result_t sync_res;
-} redis;
-
-void cph_redis_gcra(cph_worker_t *w, const char *key, size_t key_len, const cph_ratelimit_spec_t *spec, cph_redis_cb cb, void *ud)
-{
-    (void)w, (void)spec;
-    redis.calls++;
-    assert_true(key_len < sizeof(redis.key));
-    memcpy(redis.key, key, key_len);
-    redis.key[key_len] = '\0';
-    if (redis.sync) {
-        cb(ud, redis.sync_status, &redis.sync_res);
-        return;
-    }
-    redis.cb = cb;
-    redis.ud = ud;
-}
-
-/* The response cache's Redis calls (linked in through the pipeline): never made by these tests. */
-void cph_redis_command(cph_worker_t *w, int argc, const char *const *argv, const size_t *argvlen, cph_redis_reply_cb cb, void *ud)
-{
-    (void)w, (void)argc, (void)argv, (void)argvlen, (void)cb, (void)ud;
-    fail_msg("unexpected cph_redis_command");
 }
 
 /* ---------------------------------------------------------------- fixtures */
@@ -189,19 +167,181 @@ static uint64_t counter(const cph_rl_limit_t *l, cph_rl_outcome_t o)
     return cph_counter_read(&worker.stats->ratelimit[l->stat_id][o]);
 }
 
+/* ---------------------------------------------------------------- redis-server */
+
+#define REDIS_TIMEOUT_MS 200
+
+static struct {
+    char dir[64];
+    uint16_t port;
+    pid_t pid;
+    h2o_evloop_t *loop;
+} rd;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint16_t free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+        return 0;
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+/* A synchronous command to the test's redis-server (NULL when it does not answer). Free the reply. */
+static redisReply *redis_sync(const char *fmt, const char *arg)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", rd.port, tv);
+    redisReply *r = NULL;
+
+    if (c != NULL && c->err == 0)
+        r = redisCommand(c, fmt, arg);
+    if (c != NULL)
+        redisFree(c);
+    return r;
+}
+
+static int start_redis(void)
+{
+    char port[8], log[128];
+
+    snprintf(port, sizeof(port), "%u", rd.port);
+    snprintf(log, sizeof(log), "%s/redis.log", rd.dir);
+    if ((rd.pid = fork()) == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+               rd.dir, "--logfile", log, "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; rd.pid > 0 && i < 500; i++) { /* up to 5 s */
+        redisReply *r = redis_sync("PING", NULL);
+        int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        if (ok)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* How many EVALSHA calls the server has run (the rate-limit script's calls). */
+static long long evalsha_calls(void)
+{
+    redisReply *r = redis_sync("INFO commandstats", NULL);
+    long long n = 0;
+
+    assert_true(r != NULL && r->type == REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "cmdstat_evalsha:calls=");
+    if (p != NULL)
+        n = atoll(p + strlen("cmdstat_evalsha:calls="));
+    freeReplyObject(r);
+    return n;
+}
+
+static void redis_flushall(void)
+{
+    freeReplyObject(redis_sync("FLUSHALL", NULL));
+}
+
+/* The gateway member pointing at the test's redis-server. */
+static const char *gateway_redis(void)
+{
+    static char buf[128];
+
+    snprintf(buf, sizeof(buf), "\"gateway\":{\"redis\":{\"host\":\"127.0.0.1\",\"port\":%u}}", rd.port);
+    return buf;
+}
+
 static int setup(void **state)
 {
     (void)state;
+    cph_redis_config_t cfg = {.host = "127.0.0.1", .timeout_ms = REDIS_TIMEOUT_MS};
+
     worker.stats = calloc(1, sizeof(*worker.stats));
-    return worker.stats == NULL;
+    if (worker.stats == NULL || system("command -v redis-server >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "redis-server is not installed (scripts/deps.sh installs it)\n");
+        return -1;
+    }
+    rd.loop = h2o_evloop_create();
+    worker.ctx.loop = rd.loop;
+    worker.ctx.queue = h2o_multithread_create_queue(rd.loop);
+    cph_redis_worker_init(&worker);
+    snprintf(rd.dir, sizeof(rd.dir), "/tmp/cph-rl-test-XXXXXX");
+    if (mkdtemp(rd.dir) == NULL || (rd.port = free_port()) == 0 || start_redis() != 0)
+        return -1;
+    cfg.port = rd.port;
+    cph_redis_configure(&cfg);
+    cph_redis_start();
+    return 0;
 }
 
 static int teardown(void **state)
 {
+    char cmd[128];
+
     (void)state;
+    cph_redis_stop();
+    if (rd.loop != NULL) {
+        cph_redis_worker_dispose(&worker);
+        h2o_multithread_destroy_queue(worker.ctx.queue);
+        h2o_evloop_destroy(rd.loop);
+    }
+    if (rd.pid > 0) {
+        kill(rd.pid, SIGCONT);
+        kill(rd.pid, SIGKILL);
+        waitpid(rd.pid, NULL, 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", rd.dir);
+    if (rd.dir[0] != '\0' && system(cmd) != 0)
+        return -1;
     free(worker.stats);
     cph_ratelimit_local_reset(0);
     return 0;
+}
+
+/* Pumps the worker's loop until every request of f[0..n-1] was answered (res.status set: 429, 503, or the 500 of the
+ * fixture's resume past the last stage); returns their statuses in order as 0 (passed) or the status. */
+static void wait_answers(fixture_t *f, size_t n, int *status)
+{
+    uint64_t end = mono_ms() + 10000;
+    size_t done = 0;
+
+    while (done != n && mono_ms() < end) {
+        h2o_evloop_run(rd.loop, 10);
+        for (done = 0; done != n && f[done].req.res.status != 0; done++)
+            ;
+    }
+    assert_int_equal(done, n);
+    for (size_t i = 0; i != n; i++)
+        status[i] = f[i].req.res.status == 500 ? 0 : f[i].req.res.status;
+}
+
+/* One request answered by the Redis part of the stage (or at once): 0 when it passed, else its status. */
+static int one_async(cph_snapshot_t *snap, const cph_route_t *route)
+{
+    fixture_t f;
+    int status;
+
+    fx_init(&f, snap, route, "GET", "/a");
+    if (cph_ratelimit_on_req(&f.r) == CPH_NEXT) {
+        h2o_mem_clear_pool(&f.req.pool);
+        return 0;
+    }
+    wait_answers(&f, 1, &status);
+    h2o_mem_clear_pool(&f.req.pool);
+    return status;
 }
 
 #define DAY_LIMIT(name, key, burst) "{\"name\":\"" name "\",\"key\":\"" key "\",\"rate\":1,\"period_s\":86400,\"burst\":" #burst "}"
@@ -669,9 +809,9 @@ static void test_redis_unconfigured_follows_on_error(void **state)
         "");
     const cph_rl_limit_t *o = &snap->routes[0].rate_limits->limits[0], *c = &snap->routes[0].rate_limits->limits[1];
     uint64_t open0 = counter(o, CPH_RL_OUTCOME_ERROR_OPEN), closed0 = counter(c, CPH_RL_OUTCOME_ERROR_CLOSED);
+    long long calls = evalsha_calls();
     fixture_t f;
 
-    memset(&redis, 0, sizeof(redis));
     for (int i = 0; i != 3; i++)
         assert_int_equal(one(snap, &snap->routes[0], NULL, NULL), 0);
     fx_init(&f, snap, &snap->routes[0], "GET", "/a");
@@ -680,7 +820,7 @@ static void test_redis_unconfigured_follows_on_error(void **state)
     assert_int_equal(sent_status, 503);
     assert_non_null(strstr(sent_body, "\"ratelimit_unavailable\""));
     h2o_mem_clear_pool(&f.req.pool);
-    assert_int_equal(redis.calls, 0); /* no gateway.redis: never submitted */
+    assert_int_equal(evalsha_calls(), calls); /* no gateway.redis: never submitted */
     assert_int_equal(counter(o, CPH_RL_OUTCOME_ERROR_OPEN) - open0, 4);
     assert_int_equal(counter(c, CPH_RL_OUTCOME_ERROR_CLOSED) - closed0, 1);
     drop(snap);
@@ -689,48 +829,42 @@ static void test_redis_unconfigured_follows_on_error(void **state)
 static void test_redis_async(void **state)
 {
     (void)state;
-    cph_snapshot_t *snap = build_route(
+    const char *limits =
         "[{\"name\":\"lim\",\"key\":\"header:x-user\",\"rate\":7,\"period_s\":60,\"backend\":\"redis\",\"on_error\":\"closed\","
-        "\"headers\":true}," DAY_LIMIT("after", "route", 100) "]",
-        "\"gateway\":{\"redis\":{\"host\":\"127.0.0.1\"}}");
+        "\"headers\":true}," DAY_LIMIT("after", "route", 100) "]";
+    cph_snapshot_t *snap = build_route(limits, gateway_redis());
     const cph_route_t *route = &snap->routes[0];
     fixture_t f;
+    int status;
 
     cph_ratelimit_local_reset(0);
-    memset(&redis, 0, sizeof(redis));
-    /* an answer that comes later: the stage waits, then resumes the pipeline (the fixture's resume answers 500) */
+    redis_flushall();
+    /* the answer comes later: the stage waits, then resumes the pipeline (the fixture's resume answers 500) */
     fx_init(&f, snap, route, "GET", "/a");
     fx_header(&f, "x-user", "evil:key\r\n*1");
     assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_DONE);
     assert_int_equal(sent_status, 0);
-    assert_int_equal(redis.calls, 1);
-    assert_int_equal(strlen(redis.key), strlen("cph:rl:r1:lim:") + 32);
-    assert_memory_equal(redis.key, "cph:rl:r1:lim:", 14);
-    assert_int_equal(strspn(redis.key + 14, "0123456789abcdef"), 32); /* the client's bytes never reach Redis */
-    cph_ratelimit_result_t ok = {1, 6, 0, 8571};
-    redis.cb(redis.ud, CPH_REDIS_OK, &ok);
-    assert_int_equal(sent_status, 500); /* resumed */
-    assert_string_equal(extra(&f, "ratelimit-remaining"), "6");
-    assert_string_equal(extra(&f, "ratelimit-reset"), "9");
+    wait_answers(&f, 1, &status);
+    assert_int_equal(status, 0); /* resumed */
+    assert_string_equal(extra(&f, "ratelimit-remaining"), "0");
+    assert_string_equal(extra(&f, "ratelimit-reset"), "9"); /* T = 8571.4 ms */
     h2o_mem_clear_pool(&f.req.pool);
+    redisReply *r = redis_sync("KEYS %s", "cph:rl:*");
+    assert_true(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    assert_int_equal(r->element[0]->len, strlen("cph:rl:r1:lim:") + 32);
+    assert_memory_equal(r->element[0]->str, "cph:rl:r1:lim:", 14);
+    assert_int_equal(strspn(r->element[0]->str + 14, "0123456789abcdef"), 32); /* the client's bytes never reach Redis */
+    freeReplyObject(r);
 
-    /* refused later: 429 with the answer's values */
+    /* refused: 429 with Redis's values */
     fx_init(&f, snap, route, "GET", "/a");
-    fx_header(&f, "x-user", "u1");
+    fx_header(&f, "x-user", "evil:key\r\n*1");
     assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_DONE);
-    cph_ratelimit_result_t no = {0, 0, 2500, 60000};
-    redis.cb(redis.ud, CPH_REDIS_OK, &no);
-    assert_int_equal(sent_status, 429);
-    assert_string_equal(extra(&f, "retry-after"), "3");
+    wait_answers(&f, 1, &status);
+    assert_int_equal(status, 429);
+    assert_string_equal(extra(&f, "retry-after"), "9");
     assert_string_equal(extra(&f, "ratelimit-limit"), "7");
-    h2o_mem_clear_pool(&f.req.pool);
-
-    /* a timeout on a closed limit: 503 */
-    fx_init(&f, snap, route, "GET", "/a");
-    fx_header(&f, "x-user", "u1");
-    assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_DONE);
-    redis.cb(redis.ud, CPH_REDIS_TIMEOUT, NULL);
-    assert_int_equal(sent_status, 503);
+    assert_string_equal(extra(&f, "ratelimit-remaining"), "0");
     h2o_mem_clear_pool(&f.req.pool);
 
     /* the request is gone before the answer: the answer touches nothing (ASan would see it) */
@@ -738,52 +872,152 @@ static void test_redis_async(void **state)
     fx_header(&f, "x-user", "u2");
     assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_DONE);
     h2o_mem_clear_pool(&f.req.pool);
-    redis.cb(redis.ud, CPH_REDIS_OK, &ok);
-    assert_int_equal(sent_status, 0);
-
-    /* a synchronous answer: the stage goes on by itself, to the next (local) limit */
-    redis.sync = 1;
-    redis.sync_status = CPH_REDIS_OK;
-    redis.sync_res = ok;
-    fx_init(&f, snap, route, "GET", "/a");
-    fx_header(&f, "x-user", "u3");
-    assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_NEXT);
-    assert_int_equal(sent_status, 0);
-    h2o_mem_clear_pool(&f.req.pool);
-    redis.sync_res = no;
-    fx_init(&f, snap, route, "GET", "/a");
-    fx_header(&f, "x-user", "u3");
-    assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_DONE);
-    assert_int_equal(sent_status, 429);
-    h2o_mem_clear_pool(&f.req.pool);
-    assert_int_equal(counter(&route->rate_limits->limits[1], CPH_RL_OUTCOME_ALLOWED), 2); /* after the redis limit passed */
+    for (uint64_t end = mono_ms() + 200; mono_ms() < end;)
+        h2o_evloop_run(rd.loop, 10);
+    assert_int_equal(f.req.res.status, 0);
+    assert_int_equal(counter(&route->rate_limits->limits[1], CPH_RL_OUTCOME_ALLOWED), 1); /* after the redis limit passed */
     drop(snap);
+}
+
+/* SIGSTOP: no answer within the deadline. A closed limit answers 503, an open one lets the request through, and every
+ * redis limit of the stack is counted by its own on_error. */
+static void test_redis_stack_deadline(void **state)
+{
+    (void)state;
+    const char *limits = "[{\"name\":\"o1\",\"key\":\"route\",\"rate\":1000,\"period_s\":1,\"burst\":1000,\"backend\":\"redis\"},"
+                         "{\"name\":\"o2\",\"key\":\"ip\",\"rate\":1000,\"period_s\":1,\"burst\":1000,\"backend\":\"redis\"},"
+                         "{\"name\":\"c\",\"key\":\"header:x-c\",\"rate\":1000,\"period_s\":1,\"burst\":1000,\"backend\":\"redis\","
+                         "\"on_error\":\"closed\"}]";
+    cph_snapshot_t *snap = build_route(limits, gateway_redis());
+    const cph_route_t *route = &snap->routes[0];
+    const cph_rl_limit_t *o1 = &route->rate_limits->limits[0], *o2 = &route->rate_limits->limits[1];
+    const cph_rl_limit_t *c = &route->rate_limits->limits[2];
+    uint64_t e1 = counter(o1, CPH_RL_OUTCOME_ERROR_OPEN), e2 = counter(o2, CPH_RL_OUTCOME_ERROR_OPEN);
+    uint64_t ec = counter(c, CPH_RL_OUTCOME_ERROR_CLOSED);
+    fixture_t f;
+    int status;
+
+    strcpy(peer, "10.6.0.1");
+    for (int i = 0; i != 100 && one_async(snap, route) != 0; i++) /* connected (an earlier test may have stopped it) */
+        usleep(20000);
+    assert_int_equal(one_async(snap, route), 0);
+    assert_int_equal(kill(rd.pid, SIGSTOP), 0);
+    uint64_t t0 = mono_ms();
+    assert_int_equal(one_async(snap, route), 0); /* open, open: allowed after the deadline */
+    uint64_t took = mono_ms() - t0;
+    assert_true(took >= REDIS_TIMEOUT_MS - 2 && took < REDIS_TIMEOUT_MS + 1000);
+    fx_init(&f, snap, route, "GET", "/a");
+    fx_header(&f, "x-c", "1");
+    t0 = mono_ms();
+    assert_int_equal(cph_ratelimit_on_req(&f.r), CPH_DONE);
+    wait_answers(&f, 1, &status);
+    took = mono_ms() - t0;
+    assert_int_equal(status, 503); /* one call for the stack: one deadline, not one per limit */
+    assert_true(took >= REDIS_TIMEOUT_MS - 2 && took < REDIS_TIMEOUT_MS + 1000);
+    assert_non_null(strstr(sent_body, "\"ratelimit_unavailable\""));
+    h2o_mem_clear_pool(&f.req.pool);
+    assert_int_equal(kill(rd.pid, SIGCONT), 0);
+    assert_int_equal(counter(o1, CPH_RL_OUTCOME_ERROR_OPEN) - e1, 2);
+    assert_int_equal(counter(o2, CPH_RL_OUTCOME_ERROR_OPEN) - e2, 2);
+    assert_int_equal(counter(c, CPH_RL_OUTCOME_ERROR_CLOSED) - ec, 1);
+    for (int i = 0; i != 100 && one_async(snap, route) != 0; i++) /* answers again */
+        usleep(20000);
+    drop(snap);
+}
+
+/* Ten requests at once through a 10/s (burst 9) + 3/s (burst 2) stack of redis limits: 3 pass, the 7 refused by the
+ * 3/s limit spent nothing, so the next snapshot with the 10/s limit alone (the same key) passes exactly 7 of 8. Every
+ * request of a batch is in flight together (pipelined on the one connection): a few ms, far under the 100 ms the 10/s
+ * limit needs to drip one back. */
+static void test_redis_stack_is_all_or_nothing(void **state)
+{
+    (void)state;
+#define TEN "{\"name\":\"ten\",\"key\":\"ip\",\"rate\":10,\"period_s\":1,\"burst\":9,\"backend\":\"redis\",\"on_error\":\"closed\"}"
+#define THREE                                                                                                                      \
+    "{\"name\":\"three\",\"key\":\"ip\",\"rate\":3,\"period_s\":1,\"burst\":2,\"backend\":\"redis\",\"on_error\":\"closed\"}"
+    cph_snapshot_t *both = build_route("[" TEN "," THREE "]", gateway_redis());
+    cph_snapshot_t *ten = build_route("[" TEN "]", gateway_redis());
+    const cph_rl_limit_t *t10 = &both->routes[0].rate_limits->limits[0], *t3 = &both->routes[0].rate_limits->limits[1];
+    uint64_t a10, l10, a3, l3;
+    long long calls;
+    fixture_t f[10];
+    int status[10], passed = 0;
+
+    strcpy(peer, "10.7.0.1");
+    for (int i = 0; i != 100 && one_async(ten, &ten->routes[0]) == 503; i++) /* connected */
+        usleep(20000);
+    redis_flushall();
+    calls = evalsha_calls();
+    a10 = counter(t10, CPH_RL_OUTCOME_ALLOWED), l10 = counter(t10, CPH_RL_OUTCOME_LIMITED);
+    a3 = counter(t3, CPH_RL_OUTCOME_ALLOWED), l3 = counter(t3, CPH_RL_OUTCOME_LIMITED);
+    for (int i = 0; i != 10; i++) {
+        fx_init(&f[i], both, &both->routes[0], "GET", "/a");
+        assert_int_equal(cph_ratelimit_on_req(&f[i].r), CPH_DONE);
+    }
+    wait_answers(f, 10, status);
+    for (int i = 0; i != 10; i++) {
+        passed += status[i] == 0;
+        if (status[i] != 0) {
+            assert_int_equal(status[i], 429);
+            assert_string_equal(extra(&f[i], "ratelimit-limit"), "3");
+        }
+        h2o_mem_clear_pool(&f[i].req.pool);
+    }
+    assert_int_equal(passed, 3);
+    assert_int_equal(evalsha_calls() - calls, 10); /* one script call per request, whatever the stack */
+    assert_int_equal(counter(t10, CPH_RL_OUTCOME_ALLOWED) - a10, 3);
+    assert_int_equal(counter(t10, CPH_RL_OUTCOME_LIMITED) - l10, 0);
+    assert_int_equal(counter(t3, CPH_RL_OUTCOME_ALLOWED) - a3, 3);
+    assert_int_equal(counter(t3, CPH_RL_OUTCOME_LIMITED) - l3, 7);
+    passed = 0;
+    for (int i = 0; i != 8; i++) {
+        fx_init(&f[i], ten, &ten->routes[0], "GET", "/a");
+        assert_int_equal(cph_ratelimit_on_req(&f[i].r), CPH_DONE);
+    }
+    wait_answers(f, 8, status);
+    for (int i = 0; i != 8; i++) {
+        passed += status[i] == 0;
+        h2o_mem_clear_pool(&f[i].req.pool);
+    }
+    assert_int_equal(passed, 7);
+    drop(both);
+    drop(ten);
+#undef TEN
+#undef THREE
 }
 
 /* Local and redis limits in one stack: a local refusal costs no redis call, a redis refusal no local token. */
 static void test_redis_and_local_stack(void **state)
 {
     (void)state;
-    cph_snapshot_t *snap = build_route("[" DAY_LIMIT("loc", "ip", 0) ",{\"name\":\"rem\",\"key\":\"ip\",\"rate\":5,"
-                                                                     "\"period_s\":60,\"backend\":\"redis\"}]",
-                                       "\"gateway\":{\"redis\":{\"host\":\"127.0.0.1\"}}");
+    cph_snapshot_t *snap =
+        build_route("[" DAY_LIMIT("loc", "ip", 1) ",{\"name\":\"rem\",\"key\":\"route\",\"rate\":1,"
+                                                  "\"period_s\":60,\"backend\":\"redis\",\"on_error\":\"closed\"}]",
+                    gateway_redis());
     const cph_route_t *route = &snap->routes[0];
-    cph_ratelimit_result_t ok = {1, 4, 0, 12000}, no = {0, 0, 2500, 60000};
+    const cph_rl_limit_t *loc = &route->rate_limits->limits[0], *rem = &route->rate_limits->limits[1];
+    uint64_t la = counter(loc, CPH_RL_OUTCOME_ALLOWED), ll = counter(loc, CPH_RL_OUTCOME_LIMITED);
+    uint64_t rl = counter(rem, CPH_RL_OUTCOME_LIMITED);
+    long long calls;
 
     cph_ratelimit_local_reset(0);
-    memset(&redis, 0, sizeof(redis));
-    redis.sync = 1;
-    redis.sync_status = CPH_REDIS_OK;
     strcpy(peer, "10.5.0.1");
-    redis.sync_res = no; /* redis refuses: the local limit (1 per day) is not charged */
-    assert_int_equal(one(snap, route, NULL, NULL), 429);
-    assert_int_equal(one(snap, route, NULL, NULL), 429);
-    assert_int_equal(redis.calls, 2);
-    redis.sync_res = ok;
-    assert_int_equal(one(snap, route, NULL, NULL), 0); /* the local token was still there */
-    assert_int_equal(redis.calls, 3);
-    assert_int_equal(one(snap, route, NULL, NULL), 429); /* now it is spent: refused before any redis call */
-    assert_int_equal(redis.calls, 3);
+    for (int i = 0; i != 100 && one_async(snap, route) == 503; i++) /* connected */
+        usleep(20000);
+    cph_ratelimit_local_reset(0);
+    redis_flushall();
+    la = counter(loc, CPH_RL_OUTCOME_ALLOWED);
+    assert_int_equal(one_async(snap, route), 0);   /* loc 1 of 2, rem 1 of 1 */
+    assert_int_equal(one_async(snap, route), 429); /* rem refuses: loc is not charged */
+    assert_int_equal(one_async(snap, route), 429);
+    assert_int_equal(counter(rem, CPH_RL_OUTCOME_LIMITED) - rl, 2);
+    redis_flushall();                            /* rem is whole again */
+    assert_int_equal(one_async(snap, route), 0); /* the local token was still there */
+    calls = evalsha_calls();
+    assert_int_equal(one_async(snap, route), 429); /* now it is spent: refused before any redis call */
+    assert_int_equal(evalsha_calls(), calls);
+    assert_int_equal(counter(loc, CPH_RL_OUTCOME_ALLOWED) - la, 2);
+    assert_int_equal(counter(loc, CPH_RL_OUTCOME_LIMITED) - ll, 1);
     drop(snap);
 }
 
@@ -803,6 +1037,8 @@ int main(void)
         cmocka_unit_test(test_login_limit),
         cmocka_unit_test(test_redis_unconfigured_follows_on_error),
         cmocka_unit_test(test_redis_async),
+        cmocka_unit_test(test_redis_stack_is_all_or_nothing),
+        cmocka_unit_test(test_redis_stack_deadline),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
