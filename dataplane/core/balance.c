@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 #include "proto/log.h"
 #include "dataplane/core/balance.h"
+#include "dataplane/core/siphash.h"
 #include "dataplane/core/stats.h"
 
 #define MODULE "dp/core/balance"
@@ -317,42 +318,15 @@ int cph_balance_pick(cph_balance_worker_t *bw, const cph_service_t *svc, uint64_
 /* ---------------------------------------------------------------- consistent-hash key */
 
 /*
- * SipHash-1-3 as core/ratelimit.c has it, but under a fixed key: every data plane (and every restart) must send a
- * given key to the same target, and a chosen key can only steer its own requests, so there is nothing to randomise
- * against. (The header's "per-process random key" was relaxed for that reason.)
+ * SipHash-1-3 (core/siphash.h) under a fixed key, unlike the rate-limit table's random one: every data plane (and
+ * every restart) must send a given key to the same target, and a chosen key can only steer its own requests, so there
+ * is nothing to randomise against.
  */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND(v0, v1, v2, v3)                                                                                                   \
-    do {                                                                                                                           \
-        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                                                  \
-        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                                                     \
-        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                                                     \
-        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                                                  \
-    } while (0)
-
 static const uint64_t SIP_K0 = 0x63657068616c6f21ull, SIP_K1 = 0x6d61676c65762d31ull;
 
 uint64_t cph_balance_hash(const void *key, size_t len)
 {
-    const uint8_t *in = key;
-    uint64_t v0 = SIP_K0 ^ 0x736f6d6570736575ull, v1 = SIP_K1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = SIP_K0 ^ 0x6c7967656e657261ull, v3 = SIP_K1 ^ 0x7465646279746573ull, m, b = (uint64_t)len << 56;
-
-    for (; len >= 8; in += 8, len -= 8) {
-        memcpy(&m, in, 8);
-        v3 ^= m;
-        SIPROUND(v0, v1, v2, v3);
-        v0 ^= m;
-    }
-    for (size_t i = 0; i != len; i++)
-        b |= (uint64_t)in[i] << (8 * i);
-    v3 ^= b;
-    SIPROUND(v0, v1, v2, v3);
-    v0 ^= b;
-    v2 ^= 0xff;
-    for (int i = 0; i != 3; i++)
-        SIPROUND(v0, v1, v2, v3);
-    return v0 ^ v1 ^ v2 ^ v3;
+    return cph_siphash13(SIP_K0, SIP_K1, NULL, key, len);
 }
 
 /* ---------------------------------------------------------------- outcomes and the breaker */

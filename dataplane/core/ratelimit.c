@@ -24,6 +24,7 @@
 #include <openssl/sha.h>
 #include "proto/log.h"
 #include "dataplane/core/ratelimit.h"
+#include "dataplane/core/siphash.h"
 
 #define MODULE "dp/core/ratelimit"
 
@@ -86,45 +87,9 @@ uint64_t cph_ratelimit_limit_id(const char *scope, const char *name)
     return h;
 }
 
-/* ---------------------------------------------------------------- SipHash-1-3 */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND(v0, v1, v2, v3)                                                                                                   \
-    do {                                                                                                                           \
-        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32);                                                                  \
-        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                                                                                     \
-        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                                                                                     \
-        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32);                                                                  \
-    } while (0)
-
-static uint64_t sip_k0, sip_k1;
-
-static uint64_t siphash(uint64_t prefix, const uint8_t *in, size_t len)
-{
-    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ull, v1 = sip_k1 ^ 0x646f72616e646f6dull;
-    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ull, v3 = sip_k1 ^ 0x7465646279746573ull, m, b = (uint64_t)(len + 8) << 56;
-
-    v3 ^= prefix; /* the limit id is the first message word */
-    SIPROUND(v0, v1, v2, v3);
-    v0 ^= prefix;
-    for (; len >= 8; in += 8, len -= 8) {
-        memcpy(&m, in, 8);
-        v3 ^= m;
-        SIPROUND(v0, v1, v2, v3);
-        v0 ^= m;
-    }
-    for (size_t i = 0; i != len; i++)
-        b |= (uint64_t)in[i] << (8 * i);
-    v3 ^= b;
-    SIPROUND(v0, v1, v2, v3);
-    v0 ^= b;
-    v2 ^= 0xff;
-    for (int i = 0; i != 3; i++)
-        SIPROUND(v0, v1, v2, v3);
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
 /* ---------------------------------------------------------------- the table */
+
+static uint64_t sip_k0, sip_k1; /* random per process: chosen keys cannot collide on purpose */
 
 typedef struct st_entry_t {
     uint64_t limit_id;
@@ -258,7 +223,7 @@ static void make_key(const cph_ratelimit_item_t *item, probe_key_t *k, unsigned 
         SHA256((const unsigned char *)item->key, item->key_len, digest);
         *k = (probe_key_t){item->limit_id, 0, (const char *)digest, SHA256_DIGEST_LENGTH, 1};
     }
-    k->hash = siphash(item->limit_id, (const uint8_t *)k->key, k->len);
+    k->hash = cph_siphash13(sip_k0, sip_k1, &item->limit_id, k->key, k->len);
 }
 
 static int same_key(const probe_key_t *a, const probe_key_t *b)
