@@ -180,9 +180,11 @@ static void relay_body(handshake_t *hs)
         fail(hs, CPH_OUTCOME_RESET, 502, "websocket_upgrade_failed", "The upstream refused the websocket unreadably");
         return;
     }
-    h2o_iovec_t dst = h2o_buffer_reserve(&hs->body, len);
-    memcpy(dst.base, sock->input->bytes, len);
-    hs->body->size += len;
+    if (len != 0) { /* an empty input has no bytes pointer (memcpy from NULL is undefined even for 0 bytes) */
+        h2o_iovec_t dst = h2o_buffer_reserve(&hs->body, len);
+        memcpy(dst.base, sock->input->bytes, len);
+        hs->body->size += len;
+    }
     h2o_buffer_consume(&sock->input, sock->input->size);
     if (rc == 0) {
         h2o_socket_read_start(sock, on_relay_read);

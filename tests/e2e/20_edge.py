@@ -26,10 +26,7 @@ CORS_HEADERS = ("access-control-allow-origin", "access-control-allow-credentials
 @pytest.fixture
 def gateway(procs, tmpdir_str, pyup):
     """Factory: gateway(cp_args=(), tls=False) -> cephalo.Gateway on the echo upstream (tls: a TLS listener too)."""
-    def make(cp_args=(), tls=False):
-        cert = cephalo.make_self_signed(tmpdir_str) if tls else None
-        return cephalo.Gateway(procs, tmpdir_str, pyup.url, cp_args=cp_args, tls=cert)
-    return make
+    return cephalo.gateway_factory(procs, tmpdir_str, pyup.url)
 
 
 def refused(r, status, code=None):

@@ -29,17 +29,13 @@ PUBLIC = {"Cache-Control": "public, max-age=60"}
 
 @pytest.fixture
 def ctl(procs):
-    up = cephalo.CtlUpstream("ctl")
-    procs.servers.append(up)
-    return up
+    return cephalo.ctl_upstream(procs)
 
 
 @pytest.fixture
 def gateway(procs, tmpdir_str, ctl):
     """Factory: gateway(cp_args=(), dataplanes=1) -> cephalo.Gateway whose service "echo" is the CtlUpstream."""
-    def make(cp_args=(), dataplanes=1):
-        return cephalo.Gateway(procs, tmpdir_str, ctl.url, cp_args=cp_args, dataplanes=dataplanes)
-    return make
+    return cephalo.gateway_factory(procs, tmpdir_str, ctl.url)
 
 
 def cache(**policy):
@@ -47,32 +43,13 @@ def cache(**policy):
     return {"cache": policy}
 
 
-def xcache(r):
-    return r.headers.get("x-cache")
-
-
-def hit(r, status=200):
-    """A response answered from the cache: the status, X-Cache: HIT and one integer Age."""
-    assert r.status == status and xcache(r) == "HIT", f"want a {status} HIT, got {r}"
-    age = r.headers.get("age")
-    assert age is not None and age.isdigit(), f"a HIT needs one integer Age: {r.headers}"
-    return r
-
-
-def miss(r, status=200):
-    assert r.status == status and xcache(r) == "MISS", f"want a {status} MISS, got {r}"
-    return r
+xcache, hit, miss, serial = cephalo.xcache, cephalo.cache_hit, cephalo.cache_miss, cephalo.ctl_serial
 
 
 def not_hit(r, status=200):
     """A response that did not come from the cache (a miss or a bypass: X-Cache is MISS or absent)."""
     assert r.status == status and xcache(r) != "HIT", f"want a {status} not from the cache, got {r}"
     return r
-
-
-def serial(r):
-    """Which upstream answer of its path this is (CtlUpstream's X-Serial, replayed by a HIT)."""
-    return int(r.headers["x-serial"])
 
 
 def purge(gw, body, status=202):

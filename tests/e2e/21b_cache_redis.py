@@ -22,9 +22,7 @@ FRESH = {"Cache-Control": "max-age=60"}
 
 @pytest.fixture
 def ctl(procs):
-    up = cephalo.CtlUpstream("ctl")
-    procs.servers.append(up)
-    return up
+    return cephalo.ctl_upstream(procs)
 
 
 @pytest.fixture
@@ -46,24 +44,7 @@ def get(gw, target, dp=None, headers=None):
     return gw.get(target, dp=dp, headers=dict({"Host": HOST}, **(headers or {})))
 
 
-def xcache(r):
-    return r.headers.get("x-cache")
-
-
-def hit(r, status=200):
-    assert r.status == status and xcache(r) == "HIT", f"want a {status} HIT, got {r}"
-    age = r.headers.get("age")
-    assert age is not None and age.isdigit(), f"a HIT needs one integer Age: {r.headers}"
-    return r
-
-
-def miss(r, status=200):
-    assert r.status == status and xcache(r) == "MISS", f"want a {status} MISS, got {r}"
-    return r
-
-
-def serial(r):
-    return int(r.headers["x-serial"])
+xcache, hit, miss, serial = cephalo.xcache, cephalo.cache_hit, cephalo.cache_miss, cephalo.ctl_serial
 
 
 def wait_hit(dp, target, **kw):
@@ -77,6 +58,14 @@ def wait_hit(dp, target, **kw):
         return xcache(r) == "HIT"
     cephalo.wait_until(pred, 10, f"{target} cached, seen from {dp.name}")
     return hit(got[-1])
+
+
+def cache_x(gw, ctl):
+    """Route c caches /c/x (fresh 60 s): a miss, then the HIT that shows the entry reached redis."""
+    gw.route("c", "/c", {"cache": {}})
+    ctl.set("/x", headers=FRESH)
+    miss(get(gw, "/c/x"))
+    wait_hit(gw.dp, "/c/x")
 
 
 def wait_keys(redis, n):
@@ -107,10 +96,7 @@ def test_the_snapshot_carries_the_backend_and_the_keys_are_namespaced(shared, ct
     gw = shared
     body = gw.admin.ok("GET", f"{V1}/snapshot?body=1", expect=(200,))["body"]
     assert body["gateway"]["cache"]["backend"] == "redis", body["gateway"]
-    gw.route("c", "/c", {"cache": {}})
-    ctl.set("/x", headers=FRESH)
-    miss(get(gw, "/c/x"))
-    wait_hit(gw.dp, "/c/x")
+    cache_x(gw, ctl)
     keys = [k.decode() if isinstance(k, bytes) else k for k in redis.command("KEYS", "cephalo:cache:*")]
     assert len(keys) == 1 and keys[0].startswith("cephalo:cache:v1:{c}:"), keys
     assert 55000 < redis.command("PTTL", keys[0]) <= 60000  # PX = the freshness left
@@ -221,10 +207,7 @@ def test_purge_by_route_and_by_prefix_on_both_dataplanes(shared, ctl):
 
 def test_killed_redis_is_bypassed_then_used_again(shared, ctl, redis):
     gw = shared
-    gw.route("c", "/c", {"cache": {}})
-    ctl.set("/x", headers=FRESH)
-    miss(get(gw, "/c/x"))
-    wait_hit(gw.dp, "/c/x")
+    cache_x(gw, ctl)
     redis.kill()
     before = ctl.count("/x")
     for dp in gw.dps:
@@ -239,10 +222,7 @@ def test_killed_redis_is_bypassed_then_used_again(shared, ctl, redis):
 
 def test_stopped_redis_times_out_into_a_bypass(shared, ctl, redis):
     gw = shared
-    gw.route("c", "/c", {"cache": {}})
-    ctl.set("/x", headers=FRESH)
-    miss(get(gw, "/c/x"))
-    wait_hit(gw.dp, "/c/x")
+    cache_x(gw, ctl)
     redis.pause()
     try:
         for dp in gw.dps:

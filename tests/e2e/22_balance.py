@@ -210,6 +210,16 @@ def route(admin, name, svc, policies=None):
     return admin.apply("POST", "/api/v1/routes", body)
 
 
+def ejecting(admin, name, tgts, failures, base_ms, max_ms=None, max_percent=100):
+    """Service and route `name` (path /name) on tgts, whose outlier policy ejects a target after `failures` failures
+    in a row, for base_ms (doubling up to max_ms when given), max_percent of the targets at most."""
+    outlier = {"consecutive_failures": failures, "base_ejection_ms": base_ms, "max_ejection_percent": max_percent}
+    if max_ms is not None:
+        outlier["max_ejection_ms"] = max_ms
+    service(admin, name, tgts, policies={"outlier": outlier})
+    route(admin, name, name)
+
+
 def hits(tgts):
     return [t.count() for t in tgts]
 
@@ -347,10 +357,7 @@ def test_weight_change_keeps_keepalive_connection(cp, make_dp, targets):
 def test_breaker_opens_then_half_open_probe_closes_it(cp, dp, targets):
     bad, good = targets(2)
     bad.mode = 500
-    service(cp.admin, "brk", [bad, good], policies={
-        "outlier": {"consecutive_failures": 3, "base_ejection_ms": 1500, "max_ejection_ms": 3000,
-                    "max_ejection_percent": 100}})
-    route(cp.admin, "brk", "brk")
+    ejecting(cp.admin, "brk", [bad, good], failures=3, base_ms=1500, max_ms=3000)
     statuses = [dp.get("/brk/x").status for _ in range(12)]
     assert bad.count() == 3, (bad.count(), statuses)  # ejected after its third 500 in a row
     assert statuses.count(500) == 3
@@ -368,10 +375,7 @@ def test_breaker_opens_then_half_open_probe_closes_it(cp, dp, targets):
 def test_failed_probe_reopens(cp, dp, targets):
     bad, good = targets(2)
     bad.mode = 502
-    service(cp.admin, "brk2", [bad, good], policies={
-        "outlier": {"consecutive_failures": 2, "base_ejection_ms": 1000, "max_ejection_ms": 60000,
-                    "max_ejection_percent": 100}})
-    route(cp.admin, "brk2", "brk2")
+    ejecting(cp.admin, "brk2", [bad, good], failures=2, base_ms=1000, max_ms=60000)
     for _ in range(8):
         dp.get("/brk2/x")
     assert bad.count() == 2
@@ -388,9 +392,7 @@ def test_failed_probe_reopens(cp, dp, targets):
 def test_max_ejection_percent_keeps_one_target(cp, dp, targets):
     a, b = targets(2)
     a.mode = b.mode = 503
-    service(cp.admin, "mep", [a, b], policies={
-        "outlier": {"consecutive_failures": 2, "base_ejection_ms": 60000, "max_ejection_percent": 50}})
-    route(cp.admin, "mep", "mep")
+    ejecting(cp.admin, "mep", [a, b], failures=2, base_ms=60000, max_percent=50)
     for _ in range(20):
         r = dp.get("/mep/x")
         assert r.status == 503 and r.headers.get("x-target"), r  # the upstream's 503, never no_healthy_upstream
@@ -402,9 +404,7 @@ def test_all_targets_down_fast_503(cp, dp, targets):
     a, b = targets(2)
     a.stop()
     b.stop()
-    service(cp.admin, "down", [a, b], policies={
-        "outlier": {"consecutive_failures": 1, "base_ejection_ms": 60000, "max_ejection_percent": 100}})
-    route(cp.admin, "down", "down")
+    ejecting(cp.admin, "down", [a, b], failures=1, base_ms=60000)
     for _ in range(4):
         r = dp.get("/down/x")
         assert r.status in (502, 503), r

@@ -36,10 +36,7 @@ def wsup(procs):
 @pytest.fixture
 def gw(procs, tmpdir_str, wsup):
     """Factory: a control plane (extra flags), one data plane (TLS too when asked) and service "echo" on wsup."""
-    def make(cp_args=(), tls=False):
-        cert = cephalo.make_self_signed(tmpdir_str) if tls else None
-        return cephalo.Gateway(procs, tmpdir_str, wsup.url, cp_args=cp_args, tls=cert)
-    return make
+    return cephalo.gateway_factory(procs, tmpdir_str, wsup.url)
 
 
 def ws_route(g, name="ws", path="/ws", **policy):

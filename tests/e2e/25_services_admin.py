@@ -14,8 +14,6 @@
 """
 import json
 import os
-import socket
-import struct
 import time
 
 import pytest
@@ -178,56 +176,6 @@ def test_snapshot_carries_policies(admin, make_dp):
 # health reports
 
 
-class ScriptedDP:
-    """A data plane speaking the socket protocol from Python (proto/PROTOCOL.md sections 1, 3 and 4)."""
-
-    def __init__(self, path, dp_id):
-        self.dp_id = dp_id
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.seq = 0
-
-    def send(self, msg):
-        data = json.dumps(msg, separators=(",", ":")).encode()
-        self.sock.sendall(struct.pack(">I", len(data)) + data)
-
-    def recv(self):
-        def exact(n):
-            buf = b""
-            while len(buf) < n:
-                chunk = self.sock.recv(n - len(buf))
-                if not chunk:
-                    raise ConnectionError("the control plane closed the connection")
-                buf += chunk
-            return buf
-        (n,) = struct.unpack(">I", exact(4))
-        return json.loads(exact(n))
-
-    def hello(self):
-        self.send({"type": "hello", "dp_id": self.dp_id, "hostname": "scripted", "pid": 1, "software": "e2e/1",
-                   "applied": {"epoch": "", "version": 0, "hash": "", "source": "none"}})
-        assert self.recv()["type"] == "welcome"
-        return self
-
-    def sync(self):
-        """A ping and its pong: everything sent before has been handled by the control plane."""
-        self.seq += 1
-        self.send({"type": "ping", "seq": self.seq})
-        while True:
-            m = self.recv()
-            if m["type"] == "snapshot":
-                self.send({"type": "ack", "version": m["version"], "hash": m["hash"], "apply_ms": 1,
-                           "persisted": False})
-            elif m["type"] == "pong" and m["seq"] == self.seq:
-                return
-            elif m["type"] == "error":
-                raise AssertionError(f"the control plane sent an error: {m}")
-
-    def close(self):
-        self.sock.close()
-
-
 REPORT = [
     {"name": "orders", "health_check": True, "targets": [
         {"url": "http://10.0.0.1:8080", "weight": 2, "health": "healthy", "breaker": "closed", "active": 1,
@@ -259,8 +207,8 @@ def test_health_endpoint_without_dataplanes(admin):
 
 def test_health_reports_scripted(cp):
     admin = cp.admin
-    a = ScriptedDP(cp.socket, "dp-a").hello()
-    b = ScriptedDP(cp.socket, "dp-b").hello()
+    a = cephalo.FakeDP(cp.socket, "dp-a")  # sync(): a ping and its pong, snapshots acked on the way
+    b = cephalo.FakeDP(cp.socket, "dp-b")
     a.sync()
     b.sync()
     out = health(admin)["dataplanes"]

@@ -1052,6 +1052,20 @@ class FakeDP(FakeCP):
     def recv(self, skip=("pong",)):
         return super().recv(skip=skip)
 
+    def sync(self):
+        """A ping and its pong: everything sent before it has been handled by the control plane. A snapshot met on
+        the way is acked; an error message fails the test."""
+        self.sync_seq = getattr(self, "sync_seq", 0) + 1
+        self.send({"type": "ping", "seq": self.sync_seq})
+        while True:
+            m = self.recv(skip=())
+            if m["type"] == "snapshot":
+                self.send({"type": "ack", "version": m["version"], "hash": m["hash"], "apply_ms": 1, "persisted": False})
+            elif m["type"] == "pong" and m["seq"] == self.sync_seq:
+                return
+            elif m["type"] == "error":
+                raise AssertionError(f"the control plane sent an error: {m}")
+
     def close(self):
         try:
             self.conn.close()
@@ -1182,6 +1196,15 @@ class Gateway:
         return http_request((dp or self.dp).port, "GET", target, **kw)
 
 
+def gateway_factory(procs, tmpdir, upstream_url):
+    """For a test's fixture: make(cp_args=(), tls=False, dataplanes=1) -> Gateway on upstream_url (tls: a TLS listener
+    too, with a self-signed certificate)."""
+    def make(cp_args=(), tls=False, dataplanes=1):
+        cert = make_self_signed(tmpdir) if tls else None
+        return Gateway(procs, tmpdir, upstream_url, cp_args=cp_args, dataplanes=dataplanes, tls=cert)
+    return make
+
+
 def rate_limit(name, key="ip", rate=1, period_s=60, burst=0, **extra):
     """One item of policies.rate_limits (proto/PROTOCOL.md section 5)."""
     return dict({"name": name, "key": key, "rate": rate, "period_s": period_s, "burst": burst}, **extra)
@@ -1207,3 +1230,37 @@ def jwt_from_parts(header, claims, signature=b""):
             part = part.encode()
         return b64url(part)
     return f"{enc(header)}.{enc(claims)}.{b64url(signature)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the response cache (21_cache.py, 21b_cache_redis.py)
+
+
+def ctl_upstream(procs, name="ctl"):
+    """A CtlUpstream closed with the test's processes."""
+    up = CtlUpstream(name)
+    procs.servers.append(up)
+    return up
+
+
+def xcache(r):
+    return r.headers.get("x-cache")
+
+
+def cache_hit(r, status=200):
+    """A response answered from the cache: the status, X-Cache: HIT and one integer Age."""
+    assert r.status == status and xcache(r) == "HIT", f"want a {status} HIT, got {r}"
+    age = r.headers.get("age")
+    assert age is not None and age.isdigit(), f"a HIT needs one integer Age: {r.headers}"
+    return r
+
+
+def cache_miss(r, status=200):
+    """A response the cache looked up and did not have: the status and X-Cache: MISS."""
+    assert r.status == status and xcache(r) == "MISS", f"want a {status} MISS, got {r}"
+    return r
+
+
+def ctl_serial(r):
+    """Which upstream answer of its path this is (CtlUpstream's X-Serial, replayed by a HIT)."""
+    return int(r.headers["x-serial"])

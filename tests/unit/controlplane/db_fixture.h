@@ -1,14 +1,18 @@
 /*
  * db_fixture: the fresh, migrated control-plane database every store and identity test starts from, in its own
- * temp dir, removed afterwards. Header-only so each test executable stays one file plus what it tests.
+ * temp dir, removed afterwards, and the writes the tests make through cph_db_write with an entity's store operations
+ * (normalised and validated as the admin API writes them). Header-only so each test executable stays one file plus
+ * what it tests.
  */
 #ifndef CPH_TEST_DB_FIXTURE_H
 #define CPH_TEST_DB_FIXTURE_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <jansson.h>
 #include "controlplane/db.h"
+#include "controlplane/store.h"
 
 typedef struct st_fixture_t {
     char dir[64];
@@ -73,6 +77,62 @@ static inline int sql_refused(cph_db_t *db, const char *text)
     rc = sqlite3_exec(cph_db_handle(db), text, NULL, NULL, NULL);
     cph_db_unlock(db);
     return rc != SQLITE_OK;
+}
+
+/* Fails unless err holds code (NULL: any code) at the JSON pointer path, with a message; input names the case. */
+static inline void assert_error_at(const cph_error_t *err, const char *input, const char *code, const char *path)
+{
+    if ((code != NULL && strcmp(err->code, code) != 0) || strcmp(err->path, path) != 0)
+        fail_msg("%.120s: want %s at %s, got %s at %s (%s)", input, code != NULL ? code : "(any)", path, err->code, err->path,
+                 err->msg);
+    assert_true(strlen(err->msg) > 0);
+}
+
+/* ---------------------------------------------------------------- writes through the store operations */
+
+typedef struct st_db_write_op_t {
+    const cph_store_ops_t *ops;
+    const char *text;
+    int64_t id; /* 0: insert (gets the id), else update this id */
+} db_write_op_t;
+
+static inline int db_fixture_on_write(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
+{
+    db_write_op_t *op = p;
+    json_t *in = parse(op->text), *obj = op->ops->normalize(in, err);
+    int ret;
+
+    json_decref(in);
+    if (obj == NULL)
+        return -1;
+    change->action = op->id == 0 ? "create" : "update";
+    change->entity_type = op->ops->entity;
+    change->entity_name = NULL;
+    ret = op->id == 0 ? op->ops->insert(db, obj, &op->id, err) : op->ops->update(db, op->id, obj, err);
+    change->after = obj;
+    return ret;
+}
+
+/* Writes text with ops (insert when id is 0, else update id) in one cph_db_write; returns the id, or 0 with err
+ * filled when it is refused. */
+static inline int64_t try_written(cph_db_t *db, const cph_store_ops_t *ops, int64_t id, const char *text, cph_error_t *err)
+{
+    db_write_op_t op = {ops, text, id};
+    uint64_t version;
+
+    memset(err, 0, sizeof(*err));
+    return cph_db_write(db, "test", db_fixture_on_write, &op, &version, err) == 0 ? op.id : 0;
+}
+
+/* try_written() that must succeed; returns the id. */
+static inline int64_t written(cph_db_t *db, const cph_store_ops_t *ops, int64_t id, const char *text)
+{
+    cph_error_t err;
+    int64_t ret = try_written(db, ops, id, text, &err);
+
+    if (ret == 0)
+        fail_msg("write %s: %s at %s (%s)", text, err.code, err.path, err.msg);
+    return ret;
 }
 
 #endif

@@ -75,6 +75,22 @@ static inline int teardown(void **state)
     return 0;
 }
 
+/* The element of list whose string member `member` is value (a new reference), or NULL; takes list. For the server's
+ * per-data-plane lists (cph_dpserver_list, cph_dpserver_health). */
+static inline json_t *dp_list_find(json_t *list, const char *member, const char *value)
+{
+    json_t *row, *found = NULL;
+    size_t i;
+
+    json_array_foreach(list, i, row)
+    {
+        if (strcmp(json_string_value(json_object_get(row, member)), value) == 0)
+            found = json_incref(row);
+    }
+    json_decref(list);
+    return found;
+}
+
 /* ---------------------------------------------------------------- a small data plane */
 
 static inline void dp_connect(dp_t *dp, const char *path)

@@ -45,16 +45,7 @@ static void publish(cph_dpserver_t *s, uint64_t version, int tag, char *hash_out
 /* The list row of dp_id (a new reference), or NULL. */
 static json_t *row_of(cph_dpserver_t *s, const char *id)
 {
-    json_t *list = cph_dpserver_list(s), *row, *found = NULL;
-    size_t i;
-
-    json_array_foreach(list, i, row)
-    {
-        if (strcmp(json_string_value(json_object_get(row, "id")), id) == 0)
-            found = json_incref(row);
-    }
-    json_decref(list);
-    return found;
+    return dp_list_find(cph_dpserver_list(s), "id", id);
 }
 
 static void assert_status(cph_dpserver_t *s, const char *id, const char *status)

@@ -67,37 +67,38 @@ static void refused(const char *services, const char *path)
     json_decref(in);
 }
 
-/* A report with one service whose one target is TARGET_OK with member key replaced by value (or dropped: NULL). */
-static void target_refused(const char *key, const char *value, const char *path)
+/* The report [{"name":"s","health_check":true,"targets":[t]}] (takes t). */
+static json_t *one_target(json_t *t)
 {
-    json_t *t = load(TARGET_OK), *svc;
+    return json_pack("[{s:s, s:b, s:[o]}]", "name", "s", "health_check", 1, "targets", t);
+}
+
+/* A report whose one target is TARGET_OK with member key of the target (object NULL) or of its member object
+ * replaced by value (or dropped: NULL), refused at path. */
+static void edited_refused(const char *object, const char *key, const char *value, const char *path)
+{
+    json_t *t = load(TARGET_OK), *o = object != NULL ? json_object_get(t, object) : t, *svc;
     char *text;
 
     if (value != NULL)
-        json_object_set_new(t, key, load(value));
+        json_object_set_new(o, key, load(value));
     else
-        json_object_del(t, key);
-    svc = json_pack("[{s:s, s:b, s:[o]}]", "name", "s", "health_check", 1, "targets", t);
+        json_object_del(o, key);
+    svc = one_target(t);
     text = json_dumps(svc, JSON_COMPACT);
     refused(text, path);
     free(text);
     json_decref(svc);
 }
 
+static void target_refused(const char *key, const char *value, const char *path)
+{
+    edited_refused(NULL, key, value, path);
+}
+
 static void check_refused(const char *key, const char *value, const char *path)
 {
-    json_t *t = load(TARGET_OK), *c = json_object_get(t, "last_check"), *svc;
-    char *text;
-
-    if (value != NULL)
-        json_object_set_new(c, key, load(value));
-    else
-        json_object_del(c, key);
-    svc = json_pack("[{s:s, s:b, s:[o]}]", "name", "s", "health_check", 1, "targets", t);
-    text = json_dumps(svc, JSON_COMPACT);
-    refused(text, path);
-    free(text);
-    json_decref(svc);
+    edited_refused("last_check", key, value, path);
 }
 
 /* n services of per targets each, every target TARGET_OK. */
@@ -153,7 +154,7 @@ static void test_sanitize(void **state)
     json_object_set_new(json_object_get(in, "last_check"), "error", json_string(longerr));
     text = json_dumps(in, JSON_COMPACT);
     json_decref(in);
-    in = json_pack("[{s:s, s:b, s:[o]}]", "name", "s", "health_check", 1, "targets", load(text));
+    in = one_target(load(text));
     free(text);
     assert_non_null(out = cph_api_health_sanitize(in, &err));
     text = (char *)json_string_value(json_object_get(
@@ -233,16 +234,7 @@ static json_t *health_msg(const char *services)
 /* The entry of dp_id in cph_dpserver_health() (a new reference), or NULL. */
 static json_t *entry(cph_dpserver_t *s, const char *dp_id)
 {
-    json_t *list = cph_dpserver_health(s), *e, *found = NULL;
-    size_t i;
-
-    json_array_foreach(list, i, e)
-    {
-        if (strcmp(json_string_value(json_object_get(e, "dp_id")), dp_id) == 0)
-            found = json_incref(e);
-    }
-    json_decref(list);
-    return found;
+    return dp_list_find(cph_dpserver_health(s), "dp_id", dp_id);
 }
 
 static void test_server(void **state)

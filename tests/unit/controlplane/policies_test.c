@@ -54,40 +54,6 @@ static void norm_refused(const cph_store_ops_t *ops, const char *text, const cha
         fail_msg("%s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
 }
 
-/* A write through cph_db_write (so the body is validated like the admin API's): normalise, then insert or update. */
-typedef struct st_op_t {
-    const cph_store_ops_t *ops;
-    const char *text;
-    int64_t id; /* 0: insert (gets the id), else update */
-} op_t;
-
-static int on_write(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
-{
-    op_t *op = p;
-    json_t *obj = norm(op->ops, op->text, err);
-    int ret;
-
-    if (obj == NULL)
-        return -1;
-    change->action = op->id == 0 ? "create" : "update";
-    change->entity_type = op->ops->entity;
-    change->entity_name = NULL;
-    ret = op->id == 0 ? op->ops->insert(db, obj, &op->id, err) : op->ops->update(db, op->id, obj, err);
-    change->after = obj;
-    return ret;
-}
-
-static int64_t written(cph_db_t *db, const cph_store_ops_t *ops, int64_t id, const char *text)
-{
-    op_t op = {ops, text, id};
-    cph_error_t err;
-    uint64_t version;
-
-    if (cph_db_write(db, "test", on_write, &op, &version, &err) != 0)
-        fail_msg("write %s: %s at %s (%s)", text, err.code, err.path, err.msg);
-    return op.id;
-}
-
 /* The stored object by key as canonical JSON without its timestamps (a new string). */
 static char *stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key)
 {

@@ -70,10 +70,7 @@ static void refused(const char *policies, const char *code, const char *path)
     memset(&err, 0, sizeof(err));
     if ((out = cph_store_service_normalize(in, &err)) != NULL)
         fail_msg("accepted %s", policies);
-    if ((code != NULL && strcmp(err.code, code) != 0) || strcmp(err.path, path) != 0)
-        fail_msg("%s: want %s at %s, got %s at %s (%s)", policies, code != NULL ? code : "(any)", path, err.code, err.path,
-                 err.msg);
-    assert_true(strlen(err.msg) > 0);
+    assert_error_at(&err, policies, code, path);
     json_decref(in);
     free(text);
 }
@@ -137,39 +134,6 @@ static void test_normalize(void **state)
 
 /* ---------------------------------------------------------------- writes */
 
-typedef struct st_op_t {
-    const char *text;
-    int64_t id; /* 0: insert; else: update this id */
-} op_t;
-
-static int on_write(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
-{
-    op_t *op = p;
-    json_t *in = parse(op->text), *obj = cph_store_service_normalize(in, err);
-    int ret;
-
-    json_decref(in);
-    if (obj == NULL)
-        return -1;
-    change->action = op->id == 0 ? "create" : "update";
-    change->entity_type = "service";
-    ret = op->id == 0 ? cph_store_service_insert(db, obj, &op->id, err) : cph_store_service_update(db, op->id, obj, err);
-    change->after = obj;
-    return ret;
-}
-
-static int64_t write_service(cph_db_t *db, const char *text, int64_t id)
-{
-    op_t op = {text, id};
-    cph_error_t err;
-    uint64_t version;
-
-    memset(&err, 0, sizeof(err));
-    if (cph_db_write(db, "test", on_write, &op, &version, &err) != 0)
-        fail_msg("write %s: %s at %s (%s)", text, err.code, err.path, err.msg);
-    return op.id;
-}
-
 static json_t *get_service(cph_db_t *db, const char *key)
 {
     cph_error_t err;
@@ -203,8 +167,9 @@ static void test_store_and_snapshot(void **state)
     int64_t id;
     char *want = canonical(FULL_POLICIES);
 
-    id = write_service(fx->db, "{\"name\":\"a\",\"targets\":[{\"url\":\"http://127.0.0.1:1\"}],\"policies\":" FULL_POLICIES "}", 0);
-    write_service(fx->db, "{\"name\":\"b\",\"targets\":[]}", 0);
+    id = written(fx->db, &cph_store_service_ops, 0,
+                 "{\"name\":\"a\",\"targets\":[{\"url\":\"http://127.0.0.1:1\"}],\"policies\":" FULL_POLICIES "}");
+    written(fx->db, &cph_store_service_ops, 0, "{\"name\":\"b\",\"targets\":[]}");
     svc = get_service(fx->db, "a");
     assert_json(json_object_get(svc, "policies"), want);
     json_decref(svc);
@@ -220,11 +185,11 @@ static void test_store_and_snapshot(void **state)
     json_decref(b);
 
     /* a replace changes it; a replace without it is {} again */
-    write_service(fx->db, "{\"name\":\"a\",\"targets\":[],\"policies\":{\"limits\":{\"max_requests\":7}}}", id);
+    written(fx->db, &cph_store_service_ops, id, "{\"name\":\"a\",\"targets\":[],\"policies\":{\"limits\":{\"max_requests\":7}}}");
     svc = get_service(fx->db, "a");
     assert_json(json_object_get(svc, "policies"), "{\"limits\":{\"max_requests\":7}}");
     json_decref(svc);
-    write_service(fx->db, "{\"name\":\"a\",\"targets\":[]}", id);
+    written(fx->db, &cph_store_service_ops, id, "{\"name\":\"a\",\"targets\":[]}");
     svc = get_service(fx->db, "a");
     assert_json(json_object_get(svc, "policies"), "{}");
     json_decref(svc);

@@ -15,22 +15,15 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <cmocka.h>
-#include <hiredis/hiredis.h>
 #include "dataplane/core/cache.h"
 #include "dataplane/core/cache_redis.h"
 #include "dataplane/core/redis.h"
+#include "redis_fixture.h"
 
 #define TIMEOUT_MS 100
 #define H(n, v)                                                                                                                    \
@@ -40,9 +33,7 @@
 #define NUM(a) (sizeof(a) / sizeof((a)[0]))
 
 static struct {
-    char dir[64];
-    uint16_t port;
-    pid_t pid;
+    redis_fixture_t redis;
     cph_worker_t w;
     h2o_evloop_t *loop;
 } fx;
@@ -55,20 +46,6 @@ typedef struct st_result_t {
     char vary[64];
 } result_t;
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static h2o_iovec_t iov(const char *s)
 {
     return h2o_iovec_init(s, strlen(s));
@@ -76,68 +53,10 @@ static h2o_iovec_t iov(const char *s)
 
 /* ---------------------------------------------------------------- redis-server */
 
-static uint16_t free_port(void)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-    close(fd);
-    return ntohs(sin.sin_port);
-}
-
-static redisContext *sync_connect(void)
-{
-    struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", fx.port, tv);
-
-    if (c != NULL && c->err != 0) {
-        redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
-static void start_redis(void)
-{
-    char port[8], log[128];
-
-    snprintf(port, sizeof(port), "%u", fx.port);
-    snprintf(log, sizeof(log), "%s/redis.log", fx.dir);
-    fx.pid = fork();
-    assert_true(fx.pid >= 0);
-    if (fx.pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 1); /* a crashed test must not leave ctest waiting on the server's copy of its output */
-        dup2(null, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-               fx.dir, "--logfile", log, "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 500; i++) {
-        redisContext *c = sync_connect();
-        if (c != NULL) {
-            redisReply *r = redisCommand(c, "PING");
-            int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-            freeReplyObject(r);
-            redisFree(c);
-            if (ok)
-                return;
-        }
-        sleep_ms(10);
-    }
-    fail_msg("redis-server did not start on port %u", fx.port);
-}
-
 /* PTTL of a key in db 2 (-2: none). */
 static long long pttl(const char *key)
 {
-    redisContext *c = sync_connect();
+    redisContext *c = redis_fixture_connect(&fx.redis);
     long long v;
 
     assert_non_null(c);
@@ -244,20 +163,15 @@ static int group_setup(void **state)
     cph_redis_config_t cfg;
 
     (void)state;
-    if (system("command -v redis-server >/dev/null 2>&1") != 0)
+    if (redis_fixture_setup(&fx.redis, "cache-redis") != 0)
         return -1;
     fx.loop = h2o_evloop_create();
     fx.w.ctx.loop = fx.loop;
     fx.w.ctx.queue = h2o_multithread_create_queue(fx.loop);
     cph_redis_worker_init(&fx.w);
-    snprintf(fx.dir, sizeof(fx.dir), "/tmp/cph-cache-redis-XXXXXX");
-    if (mkdtemp(fx.dir) == NULL)
-        return -1;
-    fx.port = free_port();
-    start_redis();
     memset(&cfg, 0, sizeof(cfg));
     snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
-    cfg.port = fx.port;
+    cfg.port = fx.redis.port;
     cfg.db = 2;
     cfg.timeout_ms = TIMEOUT_MS;
     cph_redis_configure(&cfg);
@@ -268,8 +182,6 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[128];
-
     (void)state;
     cph_redis_stop();
     if (fx.loop != NULL) {
@@ -277,13 +189,7 @@ static int group_teardown(void **state)
         h2o_multithread_destroy_queue(fx.w.ctx.queue);
         h2o_evloop_destroy(fx.loop);
     }
-    if (fx.pid > 0) {
-        kill(fx.pid, SIGCONT);
-        kill(fx.pid, SIGKILL);
-        waitpid(fx.pid, NULL, 0);
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", fx.dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return redis_fixture_teardown(&fx.redis);
 }
 
 /* ---------------------------------------------------------------- format and keys */
@@ -503,7 +409,7 @@ static void test_stopped_server_is_an_error(void **state)
     int skipped = 0;
 
     store("st", e);
-    assert_int_equal(kill(fx.pid, SIGSTOP), 0);
+    assert_int_equal(kill(fx.redis.pid, SIGSTOP), 0);
     uint64_t t0 = mono_ms();
     result_t r = lookup("st", "/s/1", "", NULL, 0);
     assert_int_equal(r.result, CPH_CACHE_REDIS_ERROR);
@@ -516,7 +422,7 @@ static void test_stopped_server_is_an_error(void **state)
     while (cph_cache_redis_stores_in_flight() != 0 && mono_ms() < end)
         h2o_evloop_run(fx.loop, 10);
     assert_int_equal(cph_cache_redis_stores_in_flight(), 0);
-    assert_int_equal(kill(fx.pid, SIGCONT), 0);
+    assert_int_equal(kill(fx.redis.pid, SIGCONT), 0);
     for (int i = 0; i < 200 && !hit("st", "/s/1"); i++)
         sleep_ms(20);
     assert_true(hit("st", "/s/1"));
@@ -529,14 +435,13 @@ static void test_purge_sent_while_redis_was_down(void **state)
     cph_cache_entry_t *e = make_entry("/d/1", "x", 1, NULL);
     uint64_t now = cph_cache_wall_ms();
 
-    assert_int_equal(kill(fx.pid, SIGKILL), 0);
-    waitpid(fx.pid, NULL, 0);
-    fx.pid = 0;
+    assert_true(fx.redis.pid > 0);
+    redis_fixture_kill(&fx.redis);
     assert_int_equal(lookup("down", "/d/1", "", NULL, 0).result, CPH_CACHE_REDIS_ERROR);
     cph_cache_redis_purge("down", "/d/", now); /* nobody hears it now */
     assert_int_equal(cph_cache_redis_pending_purges(), 1);
-    start_redis();    /* empty, on the same port */
-    wait_connected(); /* its lookups write the pending purge first */
+    redis_fixture_start(&fx.redis); /* empty, on the same port */
+    wait_connected();               /* its lookups write the pending purge first */
     for (int i = 0; i < 100 && cph_cache_redis_pending_purges() != 0; i++)
         (void)lookup("sync", "/", "", NULL, 0);
     assert_int_equal(cph_cache_redis_pending_purges(), 0);

@@ -22,6 +22,7 @@
 #include "dataplane/compile/compile.h"
 #include "dataplane/core/cache.h"
 #include "dataplane/filter/filter.h"
+#include "snap_fixture.h"
 
 /* ---------------------------------------------------------------- replaced senders */
 
@@ -373,32 +374,10 @@ static void test_body_limit(void **state)
 
 /* ---------------------------------------------------------------- compile */
 
-typedef struct st_snapfx_t {
-    cph_snapshot_t snap;
-    json_t *body;
-} snapfx_t;
-
-#define SERVICES "\"services\":[{\"name\":\"s\",\"targets\":[{\"url\":\"http://127.0.0.1:9\"}]}]"
-#define ROUTE(name, path, policies) "{\"name\":\"" name "\",\"service\":\"s\",\"paths\":[\"" path "\"]" policies "}"
-
+/* The snapshot with services, routes and the cache stage compiled (snap_fixture.h). */
 static int build(snapfx_t *f, const char *json, cph_error_t *err)
 {
-    json_error_t jerr;
-
-    memset(f, 0, sizeof(*f));
-    memset(err, 0, sizeof(*err));
-    if ((f->body = json_loads(json, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        fail_msg("bad test JSON: %s", jerr.text);
-    cph_arena_init(&f->snap.arena);
-    if (cph_proxy_compile(&f->snap, f->body, err) != 0 || cph_router_compile(&f->snap, f->body, err) != 0)
-        fail_msg("compile failed: %s at %s: %s", err->code, err->path, err->msg);
-    return cph_cache_compile(&f->snap, f->body, err);
-}
-
-static void destroy(snapfx_t *f)
-{
-    cph_arena_dispose(&f->snap.arena);
-    json_decref(f->body);
+    return snapfx_build(f, json, cph_cache_compile, err);
 }
 
 static void test_compile(void **state)
@@ -426,28 +405,28 @@ static void test_compile(void **state)
     assert_int_equal(f.snap.routes[2].cache->max_ttl_s, 600);
     assert_int_equal(f.snap.routes[2].cache->max_body_bytes, 1000);
     assert_true(f.snap.routes[2].cache->share_authenticated);
-    destroy(&f);
+    snapfx_destroy(&f);
 
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"cache\":{\"max_bytes\":0}}}", &err), 0);
     assert_int_equal(f.snap.cache_max_bytes, 0);
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"cache\":{\"max_bytes\":17179869185}}}", &err), -1);
-    assert_string_equal(err.path, "/gateway/cache");
-    destroy(&f);
+    assert_string_equal(err.path, "/gateway/cache/max_bytes");
+    snapfx_destroy(&f);
     assert_int_equal(
         build(&f, "{" SERVICES ",\"routes\":[" ROUTE("a", "/a", ",\"policies\":{\"cache\":{\"max_ttl_s\":0}}") "]}", &err), -1);
-    assert_string_equal(err.path, "/routes/0/policies/cache");
-    destroy(&f);
+    assert_string_equal(err.path, "/routes/0/policies/cache/max_ttl_s");
+    snapfx_destroy(&f);
     assert_int_equal(
         build(&f, "{" SERVICES ",\"routes\":[" ROUTE("a", "/a", ",\"policies\":{\"cache\":{\"max_body_bytes\":67108865}}") "]}",
               &err),
         -1);
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(
         build(&f, "{" SERVICES ",\"routes\":[" ROUTE("a", "/a", ",\"policies\":{\"cache\":{\"share_authenticated\":1}}") "]}",
               &err),
         -1);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 #define REDIS_GW "\"redis\":{\"host\":\"127.0.0.1\"}"
@@ -460,25 +439,25 @@ static void test_compile_backend(void **state)
 
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"cache\":{\"backend\":\"memory\"}}}", &err), 0);
     assert_false(f.snap.cache_redis);
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(
         build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{" REDIS_GW ",\"cache\":{\"backend\":\"redis\",\"max_bytes\":0}}}",
               &err),
         0);
     assert_true(f.snap.cache_redis);
     assert_int_equal(f.snap.cache_max_bytes, 0); /* ignored by the redis backend */
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"cache\":{\"backend\":\"redis\"}}}", &err), -1);
     assert_string_equal(err.path, "/gateway/cache/backend");
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"redis\":null,\"cache\":{\"backend\":\"redis\"}}}", &err),
                      -1);
     assert_string_equal(err.path, "/gateway/cache/backend");
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{" REDIS_GW ",\"cache\":{\"backend\":\"disk\"}}}", &err),
                      -1);
     assert_string_equal(err.path, "/gateway/cache/backend");
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- the stage */
@@ -632,7 +611,7 @@ static void test_stage(void **state)
     assert_int_equal(cph_cache_on_req(&q.r), CPH_NEXT);
     req_done(&q);
     cph_cache_configure(cph_cache_default(), 0);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* share_authenticated: a credential may be answered only from an entry the upstream said public (or s-maxage). */
@@ -671,7 +650,7 @@ static void test_stage_shared(void **state)
     assert_memory_equal(sent.body, "pub", 3);
     req_done(&q);
     cph_cache_configure(cph_cache_default(), 0);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 int main(void)

@@ -25,6 +25,7 @@
 #include "dataplane/core/cpclient.h"
 #include "dataplane/core/stats.h"
 #include "dataplane/core/target.h"
+#include "clock_fixture.h"
 
 typedef struct st_fixture_t {
     char dir[128];
@@ -299,14 +300,6 @@ static json_t *next_health(fixture_t *f)
     }
     assert_non_null(m);
     return m;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void test_health_report_after_snapshot_and_on_change(void **state)

@@ -20,6 +20,7 @@
 #include "dataplane/compile/edge.h"
 #include "dataplane/core/server.h"
 #include "dataplane/filter/filter.h"
+#include "snap_fixture.h"
 
 /* ---- the answer, captured instead of sent */
 static int sent_status;
@@ -70,25 +71,10 @@ static void set_tls(int on)
 }
 
 /* ---- snapshots */
-typedef struct st_snapfx_t {
-    cph_snapshot_t snap;
-    json_t *body;
-} snapfx_t;
-
-#define SERVICES "\"services\":[{\"name\":\"s\",\"targets\":[{\"url\":\"http://127.0.0.1:9\"}]}]"
-
-/* Compiles services + routes, then the edge part; returns cph_edge_compile's result (err filled on -1). */
+/* Compiles services + routes, then the edge part (snap_fixture.h); returns cph_edge_compile's result (err filled on -1). */
 static int build(snapfx_t *f, const char *json, cph_error_t *err)
 {
-    json_error_t jerr;
-
-    memset(f, 0, sizeof(*f));
-    if ((f->body = json_loads(json, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        fail_msg("bad test JSON: %s", jerr.text);
-    cph_arena_init(&f->snap.arena);
-    if (cph_proxy_compile(&f->snap, f->body, err) != 0 || cph_router_compile(&f->snap, f->body, err) != 0)
-        fail_msg("compile failed: %s at %s: %s", err->code, err->path, err->msg);
-    return cph_edge_compile(&f->snap, f->body, err);
+    return snapfx_build(f, json, cph_edge_compile, err);
 }
 
 static void build_ok(snapfx_t *f, const char *json)
@@ -97,12 +83,6 @@ static void build_ok(snapfx_t *f, const char *json)
 
     if (build(f, json, &err) != 0)
         fail_msg("edge compile failed: %s at %s: %s", err.code, err.path, err.msg);
-}
-
-static void destroy(snapfx_t *f)
-{
-    cph_arena_dispose(&f->snap.arena);
-    json_decref(f->body);
 }
 
 /* ---- requests */
@@ -240,12 +220,12 @@ static void test_cidr_contains_v4_edges(void **state)
     assert_true(contains(s, "::ffff:10.9.9.9")); /* mapped IPv6 compared as IPv4 */
     assert_false(contains(s, "::ffff:11.9.9.9"));
     assert_false(contains(s, "::a00:1")); /* IPv4-compatible, not mapped: an IPv6 address */
-    destroy(&f);
+    snapfx_destroy(&f);
 
     build_ok(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"ip_allow\":[\"0.0.0.0/0\"]}}");
     assert_true(contains(&f.snap.edge->allow, "0.0.0.0") && contains(&f.snap.edge->allow, "255.255.255.255"));
     assert_false(contains(&f.snap.edge->allow, "::1")); /* /0 of IPv4 is not every IPv6 address */
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 static void test_cidr_contains_v6_edges(void **state)
@@ -264,12 +244,12 @@ static void test_cidr_contains_v6_edges(void **state)
     assert_false(contains(s, "::") || contains(s, "::2") || contains(s, "fe80::1"));
     assert_true(contains(s, "192.0.2.77") && contains(s, "::ffff:192.0.2.77"));
     assert_false(contains(s, "192.0.3.0"));
-    destroy(&f);
+    snapfx_destroy(&f);
 
     build_ok(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"ip_deny\":[\"::/0\"]}}");
     assert_true(contains(&f.snap.edge->deny, "::") && contains(&f.snap.edge->deny, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
     assert_false(contains(&f.snap.edge->deny, "10.0.0.1"));
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 static void test_cidr_compile_errors(void **state)
@@ -281,21 +261,21 @@ static void test_cidr_compile_errors(void **state)
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[],\"gateway\":{\"ip_deny\":[\"10.0.0.0/8\",\"10.0.0.1/8\"]}}", &err), -1);
     assert_string_equal(err.path, "/gateway/ip_deny");
     assert_non_null(strstr(err.msg, "item 1"));
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(build(&f,
                            "{" SERVICES ",\"routes\":[{\"name\":\"a\",\"service\":\"s\",\"paths\":[\"/\"]},"
                            "{\"name\":\"b\",\"service\":\"s\",\"paths\":[\"/b\"],\"policies\":{\"ip_allow\":[42]}}]}",
                            &err),
                      -1);
     assert_string_equal(err.path, "/routes/1/policies/ip_allow");
-    destroy(&f);
+    snapfx_destroy(&f);
     assert_int_equal(build(&f,
                            "{" SERVICES ",\"routes\":[{\"name\":\"a\",\"service\":\"s\",\"paths\":[\"/\"],\"policies\":"
                            "{\"cors\":{\"origins\":[\"*\"],\"credentials\":true}}}]}",
                            &err),
                      -1);
     assert_string_equal(err.path, "/routes/0/policies/cors");
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- IP lists in the filter */
@@ -318,7 +298,7 @@ static void test_ip_lists(void **state)
     assert_int_equal(run_from(&f, 1, "2001:db8::5", NULL), 0);
     assert_int_equal(run_from(&f, 1, "198.51.100.1", NULL), 403); /* outside a non-empty allow list */
     assert_int_equal(run_from(&f, 1, "2001:db9::5", NULL), 403);
-    destroy(&f);
+    snapfx_destroy(&f);
 
     /* an allow list at the gateway, nothing on the route: the route has no edge of its own */
     build_ok(&f, "{" SERVICES ",\"routes\":[{\"name\":\"a\",\"service\":\"s\",\"paths\":[\"/\"],\"policies\":{}}],"
@@ -326,7 +306,7 @@ static void test_ip_lists(void **state)
     assert_null(f.snap.routes[0].edge);
     assert_int_equal(run_from(&f, 0, "10.0.0.1", NULL), 0);
     assert_int_equal(run_from(&f, 0, "11.0.0.1", NULL), 403);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 static void test_ip_lists_and_forwarded_for(void **state)
@@ -339,7 +319,7 @@ static void test_ip_lists_and_forwarded_for(void **state)
     /* hops 0 (no gateway object): the client cannot choose its address */
     assert_int_equal(run_from(&f, 0, "203.0.113.1", "10.0.0.1"), 403);
     assert_int_equal(run_from(&f, 0, "10.0.0.1", "203.0.113.1"), 0);
-    destroy(&f);
+    snapfx_destroy(&f);
 
     build_ok(&f, "{" SERVICES ",\"routes\":[{\"name\":\"i\",\"service\":\"s\",\"paths\":[\"/\"],\"policies\":"
                  "{\"ip_allow\":[\"10.0.0.0/8\"]}}],\"gateway\":{\"trusted_proxy_hops\":1}}");
@@ -349,7 +329,7 @@ static void test_ip_lists_and_forwarded_for(void **state)
     assert_int_equal(run_from(&f, 0, "172.16.0.1", "10.0.0.1, 203.0.113.1"), 403); /* spoofed first element ignored */
     assert_int_equal(run_from(&f, 0, "172.16.0.1", "garbage"), 403);               /* garbage: the peer */
     assert_int_equal(run_from(&f, 0, "10.0.0.2", "garbage"), 0);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- redirect */
@@ -412,7 +392,7 @@ static void test_https_redirect(void **state)
     assert_int_equal(run(&q), 0);
     h2o_mem_clear_pool(&q.req.pool);
     cph_edge_set_tls_port(0);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- limits */
@@ -482,7 +462,7 @@ static void test_limits(void **state)
     q.req.entity = h2o_iovec_init(H2O_STRLIT("0123456789abcdefghijk"));
     assert_int_equal(run(&q), 413);
     h2o_mem_clear_pool(&q.req.pool);
-    destroy(&f);
+    snapfx_destroy(&f);
 
     /* no gateway object: the defaults */
     build_ok(&f, "{" SERVICES ",\"routes\":[{\"name\":\"a\",\"service\":\"s\",\"paths\":[\"/\"]}]}");
@@ -490,7 +470,7 @@ static void test_limits(void **state)
     assert_int_equal(f.snap.edge->limits.max_headers, CPH_EDGE_DEFAULT_MAX_HEADERS);
     assert_int_equal(f.snap.edge->limits.max_header_bytes, CPH_EDGE_DEFAULT_MAX_HEADER_BYTES);
     assert_int_equal(f.snap.edge->trusted_proxy_hops, 0);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- CORS */
@@ -552,7 +532,7 @@ static void test_cors_preflight(void **state)
     assert_string_equal(extra_header(&q, "access-control-allow-origin"), "https://app.example.com");
     assert_null(extra_header(&q, "access-control-allow-methods"));
     h2o_mem_clear_pool(&q.req.pool);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 static void test_cors_simple(void **state)
@@ -591,7 +571,7 @@ static void test_cors_simple(void **state)
     assert_null(extra_header(&q, "access-control-allow-credentials"));
     assert_null(extra_header(&q, "access-control-expose-headers"));
     h2o_mem_clear_pool(&q.req.pool);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- security headers */
@@ -638,7 +618,7 @@ static void test_security_headers(void **state)
     assert_int_equal(q.r.res_extra.size, 0);
     h2o_mem_clear_pool(&q.req.pool);
     set_tls(0);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* the answers of this stage carry the headers it added before answering (a preflight carries the security headers) */
@@ -658,7 +638,7 @@ static void test_preflight_carries_security_headers(void **state)
     assert_string_equal(res_header(&q, "x-content-type-options"), "nosniff");
     assert_string_equal(res_header(&q, "access-control-allow-origin"), "https://a.example");
     h2o_mem_clear_pool(&q.req.pool);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 /* ---------------------------------------------------------------- through the whole build (validator + every compile) */

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include "dataplane/core/health.h"
 #include "dataplane/core/target.h"
+#include "clock_fixture.h"
 
 enum { MODE_STATUS = 0, MODE_HANG, MODE_CLOSE, MODE_BIG };
 
@@ -35,14 +36,6 @@ typedef struct st_server_t {
     pthread_mutex_t mutex;
     char last_head[1024];
 } server_t;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Reads a request head (bounded wait); returns its length or -1. */
 static int read_head(int fd, char *buf, size_t cap)
@@ -194,9 +187,9 @@ static int health_of(const cph_target_t *t)
 /* Polls until the target's health is `want` (deadline ms); returns 1 when it got there. */
 static int wait_health(const cph_target_t *t, int want, uint64_t deadline_ms)
 {
-    uint64_t end = now_ms() + deadline_ms;
+    uint64_t end = mono_ms() + deadline_ms;
 
-    while (now_ms() < end) {
+    while (mono_ms() < end) {
         if (health_of(t) == want)
             return 1;
         usleep(5000);
@@ -206,9 +199,9 @@ static int wait_health(const cph_target_t *t, int want, uint64_t deadline_ms)
 
 static int wait_checked(const cph_target_t *t, uint64_t deadline_ms)
 {
-    uint64_t end = now_ms() + deadline_ms;
+    uint64_t end = mono_ms() + deadline_ms;
 
-    while (now_ms() < end && atomic_load(&t->state->last_check_ms) == 0)
+    while (mono_ms() < end && atomic_load(&t->state->last_check_ms) == 0)
         usleep(5000);
     return atomic_load(&t->state->last_check_ms) != 0;
 }
@@ -256,8 +249,8 @@ static void test_thresholds_and_request(void **state)
     /* 3 consecutive failures, no fewer, make it unhealthy */
     gen = cph_target_generation();
     s->status = 503;
-    uint64_t end = now_ms() + 5000;
-    while (now_ms() < end) {
+    uint64_t end = mono_ms() + 5000;
+    while (mono_ms() < end) {
         uint32_t before = atomic_load(&t->state->check_failures);
         int h = health_of(t);
         uint32_t after = atomic_load(&t->state->check_failures);
@@ -343,8 +336,8 @@ static void test_state_survives_reconfigure_and_removal_stops(void **state)
     free(f1);
     assert_true(wait_checked(&f2->targets[0][1], 3000));
     assert_int_equal(health_of(&f2->targets[0][1]), CPH_HEALTH_HEALTHY);
-    uint64_t end = now_ms() + 400;
-    while (now_ms() < end) {
+    uint64_t end = mono_ms() + 400;
+    while (mono_ms() < end) {
         assert_int_equal(health_of(&f2->targets[0][0]), CPH_HEALTH_UNHEALTHY);
         usleep(5000);
     }
@@ -407,13 +400,13 @@ static void test_stop_is_prompt_with_a_check_in_flight(void **state)
 
     cph_health_start();
     cph_health_configure(&f->snap);
-    uint64_t end = now_ms() + 3000;
-    while (now_ms() < end && s->requests == 0)
+    uint64_t end = mono_ms() + 3000;
+    while (mono_ms() < end && s->requests == 0)
         usleep(5000);
     assert_int_equal(s->requests, 1); /* the check hangs on the server now */
-    uint64_t t0 = now_ms();
+    uint64_t t0 = mono_ms();
     cph_health_stop();
-    assert_true(now_ms() - t0 < 500);
+    assert_true(mono_ms() - t0 < 500);
     /* a second start/stop cycle works (the configuration is gone with the stop) */
     cph_health_start();
     cph_health_stop();

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include "dataplane/compile/compile.h"
 #include "dataplane/core/websocket.h"
+#include "snap_fixture.h"
 
 /* Writes a frame header (FIN + opcode, payload length, optional mask) into out; returns its length. */
 static size_t frame_header(uint8_t *out, uint8_t opcode, uint64_t len, int masked)
@@ -150,20 +151,20 @@ static void test_scan_protocol_rules(void **state)
         int masked;
         int ok;
     } cases[] = {
-        {0x81, 0x85, 1, 1},   /* masked text from the client */
-        {0x81, 0x05, 1, 0},   /* unmasked text from the client */
-        {0x81, 0x05, -1, 1},  /* unmasked text from the server */
-        {0x81, 0x85, -1, 0},  /* masked text from the server */
-        {0x81, 0x05, 0, 1},   /* direction not checked */
-        {0x83, 0x85, 1, 0},   /* reserved data opcode 3 */
-        {0x87, 0x85, 1, 0},   /* reserved data opcode 7 */
-        {0x8b, 0x80, 1, 0},   /* reserved control opcode 0xb */
-        {0x8f, 0x80, 1, 0},   /* reserved control opcode 0xf */
-        {0x09, 0x80, 1, 0},   /* a ping without FIN (fragmented control frame) */
-        {0x89, 0xfe, 1, 0},   /* a ping announcing a 16-bit length */
-        {0x89, 0xfd, 1, 1},   /* a ping of 125 bytes */
-        {0x88, 0x82, 1, 1},   /* close */
-        {0x00, 0x85, 1, 1},   /* a continuation frame, not final */
+        {0x81, 0x85, 1, 1},  /* masked text from the client */
+        {0x81, 0x05, 1, 0},  /* unmasked text from the client */
+        {0x81, 0x05, -1, 1}, /* unmasked text from the server */
+        {0x81, 0x85, -1, 0}, /* masked text from the server */
+        {0x81, 0x05, 0, 1},  /* direction not checked */
+        {0x83, 0x85, 1, 0},  /* reserved data opcode 3 */
+        {0x87, 0x85, 1, 0},  /* reserved data opcode 7 */
+        {0x8b, 0x80, 1, 0},  /* reserved control opcode 0xb */
+        {0x8f, 0x80, 1, 0},  /* reserved control opcode 0xf */
+        {0x09, 0x80, 1, 0},  /* a ping without FIN (fragmented control frame) */
+        {0x89, 0xfe, 1, 0},  /* a ping announcing a 16-bit length */
+        {0x89, 0xfd, 1, 1},  /* a ping of 125 bytes */
+        {0x88, 0x82, 1, 1},  /* close */
+        {0x00, 0x85, 1, 1},  /* a continuation frame, not final */
     };
 
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
@@ -291,32 +292,10 @@ static void test_client_counts(void **state)
 
 /* ---------------------------------------------------------------- compile */
 
-typedef struct st_snapfx_t {
-    cph_snapshot_t snap;
-    json_t *body;
-} snapfx_t;
-
-#define SERVICES "\"services\":[{\"name\":\"s\",\"targets\":[{\"url\":\"http://127.0.0.1:9\"}]}]"
-#define ROUTE(name, path, policies) "{\"name\":\"" name "\",\"service\":\"s\",\"paths\":[\"" path "\"]" policies "}"
-
+/* The snapshot with services, routes and the websocket stage compiled (snap_fixture.h). */
 static int build(snapfx_t *f, const char *json, cph_error_t *err)
 {
-    json_error_t jerr;
-
-    memset(f, 0, sizeof(*f));
-    memset(err, 0, sizeof(*err));
-    if ((f->body = json_loads(json, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        fail_msg("bad test JSON: %s", jerr.text);
-    cph_arena_init(&f->snap.arena);
-    if (cph_proxy_compile(&f->snap, f->body, err) != 0 || cph_router_compile(&f->snap, f->body, err) != 0)
-        fail_msg("compile failed: %s at %s: %s", err->code, err->path, err->msg);
-    return cph_websocket_compile(&f->snap, f->body, err);
-}
-
-static void destroy(snapfx_t *f)
-{
-    cph_arena_dispose(&f->snap.arena);
-    json_decref(f->body);
+    return snapfx_build(f, json, cph_websocket_compile, err);
 }
 
 static void test_compile(void **state)
@@ -353,19 +332,23 @@ static void test_compile(void **state)
     assert_int_equal(c->max_frame_bytes, 125);
     assert_true(c->close_on_token_expiry);
     assert_int_equal(f.snap.ws_drain_grace_ms, 0);
-    destroy(&f);
+    snapfx_destroy(&f);
 
     assert_int_equal(build(&f, "{" SERVICES ",\"routes\":[" ROUTE("a", "/a", "") "]}", &err), 0);
     assert_int_equal(f.snap.ws_drain_grace_ms, 30000);
-    destroy(&f);
+    snapfx_destroy(&f);
 }
 
 static void test_compile_refuses_out_of_range(void **state)
 {
     (void)state;
-    static const char *const bad[] = {
-        "{\"max_frame_bytes\":124}",     "{\"idle_timeout_ms\":0}", "{\"max_per_client\":100001}",
-        "{\"close_on_token_expiry\":1}", "{\"origins\":\"*\"}",     "{\"max_lifetime_ms\":-1}",
+    static const char *const bad[][2] = {
+        {"{\"max_frame_bytes\":124}", "/max_frame_bytes"},
+        {"{\"idle_timeout_ms\":0}", "/idle_timeout_ms"},
+        {"{\"max_per_client\":100001}", "/max_per_client"},
+        {"{\"close_on_token_expiry\":1}", "/close_on_token_expiry"},
+        {"{\"origins\":\"*\"}", "/origins"},
+        {"{\"max_lifetime_ms\":-1}", "/max_lifetime_ms"},
     };
     char json[512];
     snapfx_t f;
@@ -373,10 +356,11 @@ static void test_compile_refuses_out_of_range(void **state)
 
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
         snprintf(json, sizeof(json), "{" SERVICES ",\"routes\":[" ROUTE("a", "/a", ",\"policies\":{\"websocket\":%s}") "]}",
-                 bad[i]);
+                 bad[i][0]);
         assert_int_equal(build(&f, json, &err), -1);
-        assert_string_equal(err.path, "/routes/0/policies/websocket");
-        destroy(&f);
+        snprintf(json, sizeof(json), "/routes/0/policies/websocket%s", bad[i][1]);
+        assert_string_equal(err.path, json);
+        snapfx_destroy(&f);
     }
 }
 

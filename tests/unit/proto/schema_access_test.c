@@ -13,57 +13,25 @@
 #include <string.h>
 #include <cmocka.h>
 #include "proto/proto.h"
-
-typedef struct st_case_t {
-    const char *json; /* extra top-level members (without braces), or the object under test */
-    const char *code; /* NULL: valid */
-    const char *path;
-} case_t;
+#include "schema_cases.h"
 
 #define SERVICES "\"services\":[{\"name\":\"orders\",\"targets\":[]},{\"name\":\"billing\",\"targets\":[]}],\"routes\":[]"
 #define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-static json_t *parse(const char *text)
+/* Every case as extra top-level members of a body with two services. */
+#define RUN(cases) run_body_cases(SERVICES, cases, NUM_CASES(cases))
+
+/* Validates the service on its own (pointer relative to it) and as /services/0 of a body. */
+static void check_service(json_t *svc, const char *text, const char *code, const char *path)
 {
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    json_t *body = json_pack("{s:[O], s:[]}", "services", svc, "routes");
+    cph_error_t err;
 
-    if (v == NULL)
-        fail_msg("test JSON does not parse: %s in %s", jerr.text, text);
-    return v;
+    memset(&err, 0, sizeof(err));
+    expect_under(cph_schema_validate_service(svc, &err), &err, "service", text, code, "", path);
+    check_body(body, text, code, "/services/0", path);
+    json_decref(body);
 }
-
-static void expect(int ret, const cph_error_t *err, const char *what, const case_t *c)
-{
-    if (c->code == NULL) {
-        if (ret != 0)
-            fail_msg("%s %s: expected valid, got %s at \"%s\": %s", what, c->json, err->code, err->path, err->msg);
-        return;
-    }
-    if (ret != -1)
-        fail_msg("%s %s: expected %s at %s, got valid", what, c->json, c->code, c->path);
-    if (strcmp(err->code, c->code) != 0 || strcmp(err->path, c->path) != 0)
-        fail_msg("%s %s: expected %s at \"%s\", got %s at \"%s\" (%s)", what, c->json, c->code, c->path, err->code, err->path,
-                 err->msg);
-    assert_true(strlen(err->msg) > 0);
-}
-
-/* Validates {SERVICES, <c->json>} for every case. */
-static void run_body_cases(const case_t *cases, size_t n)
-{
-    for (size_t i = 0; i != n; ++i) {
-        char *text;
-        json_t *body;
-        cph_error_t err;
-        assert_true(asprintf(&text, "{" SERVICES "%s%s}", cases[i].json[0] != '\0' ? "," : "", cases[i].json) > 0);
-        body = parse(text);
-        memset(&err, 0, sizeof(err));
-        expect(cph_snapshot_validate(body, &err), &err, "body", &cases[i]);
-        json_decref(body), free(text);
-    }
-}
-
-#define RUN(cases) run_body_cases(cases, sizeof(cases) / sizeof(cases[0]))
 
 /* ---------------------------------------------------------------- service system, route default_access */
 
@@ -89,19 +57,7 @@ static void test_service_system(void **state)
         {"{\"name\":\"a\",\"targets\":[],\"system\":\"X\",\"timeout_ms\":0}", "invalid", "/timeout_ms"},
     };
     (void)state;
-    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
-        json_t *svc = parse(cases[i].json), *body = json_pack("{s:[O], s:[]}", "services", svc, "routes");
-        cph_error_t err;
-        case_t in_body = cases[i];
-        char path[300];
-        memset(&err, 0, sizeof(err));
-        expect(cph_schema_validate_service(svc, &err), &err, "service", &cases[i]);
-        snprintf(path, sizeof(path), "/services/0%s", cases[i].path != NULL ? cases[i].path : "");
-        in_body.path = path;
-        memset(&err, 0, sizeof(err));
-        expect(cph_snapshot_validate(body, &err), &err, "body", &in_body);
-        json_decref(svc), json_decref(body);
-    }
+    RUN_CASES(cases, check_service);
 }
 
 #define R(extra) "{\"name\":\"r\",\"service\":\"orders\",\"paths\":[\"/api\"]" extra "}"
@@ -124,20 +80,7 @@ static void test_route_default_access(void **state)
         {R(",\"default_acces\":\"deny\""), "unknown_field", "/default_acces"},
     };
     (void)state;
-    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
-        json_t *route = parse(cases[i].json), *body;
-        cph_error_t err;
-        case_t in_body = cases[i];
-        char path[300];
-        memset(&err, 0, sizeof(err));
-        expect(cph_schema_validate_route(route, &err), &err, "route", &cases[i]);
-        body = json_pack("{s:[{s:s, s:[]}], s:[O]}", "services", "name", "orders", "targets", "routes", route);
-        snprintf(path, sizeof(path), "/routes/0%s", cases[i].path != NULL ? cases[i].path : "");
-        in_body.path = path;
-        memset(&err, 0, sizeof(err));
-        expect(cph_snapshot_validate(body, &err), &err, "body", &in_body);
-        json_decref(route), json_decref(body);
-    }
+    RUN_CASES(cases, check_route);
 }
 
 /* ---------------------------------------------------------------- auth */

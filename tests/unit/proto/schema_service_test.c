@@ -19,69 +19,27 @@
 #include <string.h>
 #include <cmocka.h>
 #include "proto/proto.h"
+#include "schema_cases.h"
 
-typedef struct st_case_t {
-    const char *json; /* the policies object (or any JSON value standing in for it) */
-    const char *code; /* NULL: valid */
-    const char *path; /* relative to the policies object ("" = the object itself) */
-} case_t;
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-
-    if (v == NULL)
-        fail_msg("test JSON does not parse: %s in %.200s", jerr.text, text);
-    return v;
-}
-
-static void expect(int ret, const cph_error_t *err, const char *what, const char *json, const char *code, const char *path)
-{
-    if (code == NULL) {
-        if (ret != 0)
-            fail_msg("%s %.300s: expected valid, got %s at \"%s\": %s", what, json, err->code, err->path, err->msg);
-        return;
-    }
-    if (ret != -1)
-        fail_msg("%s %.300s: expected %s at %s, got valid", what, json, code, path);
-    if (strcmp(err->code, code) != 0 || strcmp(err->path, path) != 0)
-        fail_msg("%s %.300s: expected %s at \"%s\", got %s at \"%s\" (%s)", what, json, code, path, err->code, err->path, err->msg);
-    assert_true(strlen(err->msg) > 0);
-}
-
-/* Checks policies (borrowed) the four ways; text names the case in failure messages. */
+/* Checks policies (borrowed) four ways; path is relative to the policies object ("" = the object itself). */
 static void check_policies(json_t *pol, const char *text, const char *code, const char *path)
 {
     json_t *svc = json_pack("{s:s, s:[], s:O}", "name", "orders", "targets", "policies", pol);
     json_t *body = json_pack("{s:[O], s:[]}", "services", svc, "routes");
-    char at[512];
     cph_error_t err;
 
-    snprintf(at, sizeof(at), "/policies%s", path != NULL ? path : "");
     memset(&err, 0, sizeof(err));
-    expect(cph_schema_validate_service(svc, &err), &err, "service", text, code, at);
+    expect_under(cph_schema_validate_service(svc, &err), &err, "service", text, code, "/policies", path);
     memset(&err, 0, sizeof(err));
-    expect(cph_schema_validate_service_policies(pol, "/policies", &err), &err, "policies", text, code, at);
+    expect_under(cph_schema_validate_service_policies(pol, "/policies", &err), &err, "policies", text, code, "/policies", path);
     memset(&err, 0, sizeof(err));
     expect(cph_schema_validate_service_policies(pol, NULL, &err), &err, "bare policies", text, code, path);
-    snprintf(at, sizeof(at), "/services/0/policies%s", path != NULL ? path : "");
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", text, code, at);
+    check_body(body, text, code, "/services/0/policies", path);
     json_decref(svc);
     json_decref(body);
 }
 
-static void run_cases(const case_t *cases, size_t n)
-{
-    for (size_t i = 0; i != n; ++i) {
-        json_t *pol = parse(cases[i].json);
-        check_policies(pol, cases[i].json, cases[i].code, cases[i].path);
-        json_decref(pol);
-    }
-}
-
-#define RUN(cases) run_cases(cases, sizeof(cases) / sizeof(cases[0]))
+#define RUN(cases) RUN_CASES(cases, check_policies)
 
 #define LB(members) "{\"lb\":{" members "}}"
 #define HC(members) "{\"health_check\":{\"path\":\"/h\"" members "}}"
@@ -424,16 +382,6 @@ static void test_limits(void **state)
 
 /* ---------------------------------------------------------------- place among the service's members and in a body */
 
-static void expect_body(const char *text, const char *code, const char *path)
-{
-    json_t *body = parse(text);
-    cph_error_t err;
-
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", text, code, path);
-    json_decref(body);
-}
-
 static void expect_service(const char *text, const char *code, const char *path)
 {
     json_t *svc = parse(text);
@@ -455,18 +403,18 @@ static void test_order(void **state)
     expect_service("{\"name\":\"s\",\"targets\":[],\"timeout_ms\":1,\"system\":null,\"policies\":{}}", NULL, NULL);
     expect_service("{\"name\":\"s\",\"targets\":[],\"policies\":null}", "invalid", "/policies");
     /* in a body: with its service, before the next service's name is compared and before any route */
-    expect_body("{\"services\":[{\"name\":\"s\",\"targets\":[],\"policies\":{\"lb\":1}},{\"name\":\"s\",\"targets\":[]}],"
-                "\"routes\":[1]}",
-                "invalid", "/services/0/policies/lb");
-    expect_body("{\"services\":[{\"name\":\"s\",\"targets\":[]},{\"name\":\"s\",\"targets\":[],\"policies\":{\"lb\":1}}],"
-                "\"routes\":[]}",
-                "invalid", "/services/1/policies/lb");
-    expect_body("{\"services\":[{\"name\":\"s\",\"targets\":[]},{\"name\":\"s\",\"targets\":[],\"policies\":{}}],"
-                "\"routes\":[]}",
-                "duplicate", "/services/1/name");
-    expect_body("{\"services\":[{\"name\":\"s\",\"targets\":[],\"policies\":{\"outlier\":{\"max_ejection_ms\":1}}}],"
-                "\"routes\":[],\"keys\":7}",
-                "invalid", "/keys"); /* the top level's types come first */
+    check_body_text("{\"services\":[{\"name\":\"s\",\"targets\":[],\"policies\":{\"lb\":1}},{\"name\":\"s\",\"targets\":[]}],"
+                    "\"routes\":[1]}",
+                    "invalid", "/services/0/policies/lb");
+    check_body_text("{\"services\":[{\"name\":\"s\",\"targets\":[]},{\"name\":\"s\",\"targets\":[],\"policies\":{\"lb\":1}}],"
+                    "\"routes\":[]}",
+                    "invalid", "/services/1/policies/lb");
+    check_body_text("{\"services\":[{\"name\":\"s\",\"targets\":[]},{\"name\":\"s\",\"targets\":[],\"policies\":{}}],"
+                    "\"routes\":[]}",
+                    "duplicate", "/services/1/name");
+    check_body_text("{\"services\":[{\"name\":\"s\",\"targets\":[],\"policies\":{\"outlier\":{\"max_ejection_ms\":1}}}],"
+                    "\"routes\":[],\"keys\":7}",
+                    "invalid", "/keys"); /* the top level's types come first */
     /* a prefix is prepended as given, and "" is the same as NULL */
     {
         json_t *pol = parse(LB("\"policy\":\"x\""));
@@ -531,11 +479,9 @@ static void test_protocol_example(void **state)
 {
     char *text = protocol_example();
     json_t *body = parse(text), *svc_pol, *route_pol, *gw;
-    cph_error_t err;
 
     (void)state;
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", "PROTOCOL.md example", NULL, NULL);
+    check_body(body, "PROTOCOL.md example", NULL, "", NULL);
     /* it shows every new member, and one changed value is refused at the right place */
     svc_pol = json_object_get(json_array_get(json_object_get(body, "services"), 0), "policies");
     route_pol = json_object_get(json_array_get(json_object_get(body, "routes"), 0), "policies");
@@ -547,15 +493,11 @@ static void test_protocol_example(void **state)
     assert_non_null(json_object_get(json_object_get(gw, "cache"), "backend"));
     assert_non_null(json_object_get(json_object_get(gw, "websocket"), "drain_grace_ms"));
     json_object_set_new(json_object_get(gw, "cache"), "backend", json_string("redis"));
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", "example, cache on redis", "invalid", "/gateway/cache/backend");
+    check_body(body, "example, cache on redis", "invalid", "", "/gateway/cache/backend");
     json_object_set_new(json_object_get(route_pol, "retries"), "max", json_integer(6));
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", "example, 6 retries", "invalid", "/routes/0/policies/retries/max");
+    check_body(body, "example, 6 retries", "invalid", "", "/routes/0/policies/retries/max");
     json_object_set_new(json_object_get(svc_pol, "lb"), "policy", json_string("consistent_hash"));
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", "example, consistent_hash", "invalid",
-           "/services/0/policies/lb/hash_on");
+    check_body(body, "example, consistent_hash", "invalid", "", "/services/0/policies/lb/hash_on");
     json_decref(body);
     free(text);
 }

@@ -13,56 +13,21 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 #include "proto/proto.h"
-
-typedef struct st_case_t {
-    const char *json; /* the object under test */
-    const char *code; /* NULL: valid */
-    const char *path; /* relative to the object */
-} case_t;
-
-static json_t *parse(const char *text)
-{
-    json_error_t jerr;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-
-    if (v == NULL)
-        fail_msg("test JSON does not parse: %s in %s", jerr.text, text);
-    return v;
-}
-
-static void expect(int ret, const cph_error_t *err, const char *what, const case_t *c, const char *prefix)
-{
-    char want[300];
-
-    if (c->code == NULL) {
-        if (ret != 0)
-            fail_msg("%s %s: expected valid, got %s at \"%s\": %s", what, c->json, err->code, err->path, err->msg);
-        return;
-    }
-    snprintf(want, sizeof(want), "%s%s", prefix, c->path);
-    if (ret != -1)
-        fail_msg("%s %s: expected %s at %s, got valid", what, c->json, c->code, want);
-    if (strcmp(err->code, c->code) != 0 || strcmp(err->path, want) != 0)
-        fail_msg("%s %s: expected %s at \"%s\", got %s at \"%s\" (%s)", what, c->json, c->code, want, err->code, err->path,
-                 err->msg);
-    assert_true(strlen(err->msg) > 0);
-}
+#include "schema_cases.h"
 
 /* Runs cases through the object validator and inside a body built from fmt (one %s for the object). */
-static void run_cases(const case_t *cases, size_t n, int (*fn)(const json_t *, cph_error_t *), const char *fmt, const char *prefix)
+static void run_object_cases(const case_t *cases, size_t n, int (*fn)(const json_t *, cph_error_t *), const char *fmt,
+                             const char *prefix)
 {
-    size_t i;
-
-    for (i = 0; i != n; ++i) {
+    for (size_t i = 0; i != n; ++i) {
         json_t *obj = parse(cases[i].json), *body;
         char *text;
         cph_error_t err;
         memset(&err, 0, sizeof(err));
-        expect(fn(obj, &err), &err, "object", &cases[i], "");
+        expect(fn(obj, &err), &err, "object", cases[i].json, cases[i].code, cases[i].path);
         assert_true(asprintf(&text, fmt, cases[i].json) > 0);
         body = parse(text);
-        memset(&err, 0, sizeof(err));
-        expect(cph_snapshot_validate(body, &err), &err, "body", &cases[i], prefix);
+        check_body(body, cases[i].json, cases[i].code, prefix, cases[i].path);
         json_decref(obj), json_decref(body), free(text);
     }
 }
@@ -165,8 +130,7 @@ static void test_service_rules(void **state)
     };
 
     (void)state;
-    run_cases(cases, sizeof(cases) / sizeof(cases[0]), cph_schema_validate_service, "{\"services\":[%s],\"routes\":[]}",
-              "/services/0");
+    run_object_cases(cases, NUM_CASES(cases), cph_schema_validate_service, "{\"services\":[%s],\"routes\":[]}", "/services/0");
 }
 
 /* A URL of exactly n bytes, "http://" + labels + ":1". */
@@ -285,8 +249,8 @@ static void test_route_rules(void **state)
     };
 
     (void)state;
-    run_cases(cases, sizeof(cases) / sizeof(cases[0]), cph_schema_validate_route,
-              "{\"services\":[{\"name\":\"svc\",\"targets\":[]}],\"routes\":[%s]}", "/routes/0");
+    run_object_cases(cases, NUM_CASES(cases), cph_schema_validate_route,
+                     "{\"services\":[{\"name\":\"svc\",\"targets\":[]}],\"routes\":[%s]}", "/routes/0");
 }
 
 /* A route with n copies of a string in key (paths get distinct values), to probe the array caps. */
@@ -388,13 +352,8 @@ static void test_body_rules(void **state)
     size_t i;
 
     (void)state;
-    for (i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
-        json_t *body = parse(cases[i].json);
-        cph_error_t err;
-        memset(&err, 0, sizeof(err));
-        expect(cph_snapshot_validate(body, &err), &err, "body", &cases[i], "");
-        json_decref(body);
-    }
+    for (i = 0; i != NUM_CASES(cases); ++i)
+        check_body_text(cases[i].json, cases[i].code, cases[i].path);
     assert_int_equal(cph_snapshot_validate(NULL, NULL), -1);
 }
 
@@ -474,16 +433,9 @@ static char *b64url(unsigned char first, unsigned char fill, size_t n)
 static void expect_keys(const char *keys, const char *code, const char *path)
 {
     char *text;
-    case_t c;
-    json_t *body;
-    cph_error_t err;
 
     assert_true(asprintf(&text, "{\"services\":[],\"routes\":[],\"keys\":%s}", keys) > 0);
-    c = (case_t){text, code, path};
-    body = parse(text);
-    memset(&err, 0, sizeof(err));
-    expect(cph_snapshot_validate(body, &err), &err, "body", &c, "");
-    json_decref(body);
+    check_body_text(text, code, path);
     free(text);
 }
 
