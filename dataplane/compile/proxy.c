@@ -383,6 +383,7 @@ static int compile_service(cph_snapshot_t *snap, cph_service_t *svc, const json_
         svc->targets[t].state = cph_target_state_get(svc->name, svc->targets[t].authority.base);
     }
     svc->state = cph_service_state_get(svc->name);
+    svc->weights_signature = cph_balance_weights_signature(svc);
     return compile_policies(&snap->arena, svc, json_object_get(obj, "policies"), i, err);
 }
 

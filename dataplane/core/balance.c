@@ -83,7 +83,7 @@ static uint64_t next_random(cph_balance_worker_t *bw)
     return bw->rng * 0x2545f4914f6cdd1dull;
 }
 
-static uint64_t weights_signature(const cph_service_t *svc)
+uint64_t cph_balance_weights_signature(const cph_service_t *svc)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i != svc->num_targets; ++i)
@@ -96,7 +96,7 @@ static svc_entry_t *entry_of(cph_balance_worker_t *bw, const cph_service_t *svc)
 {
     uint32_t id = svc->metric_id < CPH_STATS_MAX_SERVICES ? svc->metric_id : 0;
     svc_entry_t *e = bw->entries[id];
-    uint64_t sig = weights_signature(svc);
+    uint64_t sig = svc->weights_signature;
 
     if (e == NULL && (e = bw->entries[id] = calloc(1, sizeof(*e))) == NULL)
         cph_fatal(MODULE, "out of memory");
@@ -284,6 +284,8 @@ static ssize_t pick_hash(const cph_service_t *svc, uint64_t hash, const uint64_t
 
 static ssize_t choose(cph_balance_worker_t *bw, const cph_service_t *svc, uint64_t hash, const uint64_t *tried, uint64_t now_ns)
 {
+    if (svc->num_targets == 1) /* every policy picks the one target when it is usable */
+        return usable(svc, 0, tried, now_ns) ? 0 : -1;
     switch (svc->lb) {
     case CPH_LB_LEAST_CONN:
         return pick_least(bw, svc, tried, now_ns);

@@ -46,6 +46,8 @@ typedef struct st_cph_pick_t {
  */
 int cph_balance_pick(cph_balance_worker_t *bw, const cph_service_t *svc, uint64_t hash, const uint64_t *tried,
                      uint64_t now_ns, cph_pick_t *out);
+/** A hash of the service's target weights, in order (compile/proxy.c stores it: a change resets the round robin). */
+uint64_t cph_balance_weights_signature(const cph_service_t *svc);
 /** Hash of a consistent-hash key: SipHash-1-3 under a fixed key, so every data plane and every restart agree. */
 uint64_t cph_balance_hash(const void *key, size_t len);
 /** Ends one exchange begun by cph_balance_pick: in-flight count down, breaker and outlier state updated. */

@@ -61,6 +61,7 @@ typedef struct st_cph_service_t {
     const char *system;  /* the system code the service belongs to, or NULL (decision step 4 skipped) */
     /* policies.lb */
     cph_lb_policy_t lb;
+    uint64_t weights_signature; /* cph_balance_weights_signature: per-worker round-robin state is reset when it changes */
     cph_hash_on_t hash_on;
     h2o_iovec_t hash_header;  /* lower-case header name for CPH_HASH_ON_HEADER */
     const uint32_t *maglev;   /* consistent hash: target index per slot, or NULL */

@@ -47,6 +47,7 @@ static void fx_init(fixture_t *f, cph_lb_policy_t lb, const uint32_t *weights, s
     f->svc.max_requests = 1024;
     f->svc.max_pending = 1024;
     f->svc.state = &f->sstate;
+    f->svc.weights_signature = cph_balance_weights_signature(&f->svc); /* as compile/proxy.c does */
     f->bw = cph_balance_worker_new();
 }
 
@@ -103,12 +104,14 @@ static void test_swrr_equal_and_reset(void **state)
     /* a swap changes the weights: the worker's current weights start over */
     for (size_t i = 0; i != 3; ++i)
         f.targets[i].weight = w[i];
+    f.svc.weights_signature = cph_balance_weights_signature(&f.svc);
     assert_int_equal(pick_end(&f, NULL, 1, CPH_OUTCOME_SUCCESS), 0);
     assert_int_equal(pick_end(&f, NULL, 1, CPH_OUTCOME_SUCCESS), 0);
     assert_int_equal(pick_end(&f, NULL, 1, CPH_OUTCOME_SUCCESS), 1);
     /* and a shorter target list too */
     f.svc.num_targets = 2;
     f.targets[0].weight = f.targets[1].weight = 1;
+    f.svc.weights_signature = cph_balance_weights_signature(&f.svc);
     assert_int_equal(pick_end(&f, NULL, 1, CPH_OUTCOME_SUCCESS), 0);
     assert_int_equal(pick_end(&f, NULL, 1, CPH_OUTCOME_SUCCESS), 1);
     fx_done(&f);
@@ -132,6 +135,7 @@ static void test_least_conn(void **state)
         f.targets[i].weight = 1;
         atomic_store(&f.states[i].active, 0);
     }
+    f.svc.weights_signature = cph_balance_weights_signature(&f.svc);
     int seen[3] = {0};
     for (int k = 0; k != 9; ++k)
         seen[pick_end(&f, NULL, 1, CPH_OUTCOME_SUCCESS)]++;
