@@ -64,15 +64,15 @@ int cph_proxy_admit(cph_req_t *r, cph_proxy_attempts_t *a)
 
 /* ---------------------------------------------------------------- consistent-hash key */
 
+/* The client as rate limits see it: an IPv4 address, or an IPv6 client's /64 (its privacy addresses stay together). */
 static uint64_t hash_ip(cph_req_t *r)
 {
     struct sockaddr_storage ss;
+    char key[CPH_CLIENT_IP_KEY_MAX];
 
     if (cph_client_ip(r, &ss) != 0)
         return cph_balance_hash("", 0);
-    if (ss.ss_family == AF_INET)
-        return cph_balance_hash(&((struct sockaddr_in *)&ss)->sin_addr, 4);
-    return cph_balance_hash(&((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    return cph_balance_hash(key, cph_client_ip_key(&ss, key));
 }
 
 /* A user and an API key may share a numeric id: the kind goes into the key. */

@@ -25,11 +25,18 @@ static const char *peer_ip = "10.1.2.3";
 static socklen_t get_peername(h2o_conn_t *conn, struct sockaddr *sa)
 {
     struct sockaddr_in *sin = (void *)sa;
+    struct sockaddr_in6 *sin6 = (void *)sa;
 
     (void)conn;
+    if (strchr(peer_ip, ':') != NULL) {
+        memset(sin6, 0, sizeof(*sin6));
+        sin6->sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, peer_ip, &sin6->sin6_addr), 1);
+        return sizeof(*sin6);
+    }
     memset(sin, 0, sizeof(*sin));
     sin->sin_family = AF_INET;
-    inet_pton(AF_INET, peer_ip, &sin->sin_addr);
+    assert_int_equal(inet_pton(AF_INET, peer_ip, &sin->sin_addr), 1);
     return sizeof(*sin);
 }
 
@@ -238,6 +245,10 @@ static void test_hash_key(void **state)
     assert_int_equal(key_of(&f, "10.0.0.1"), key_of(&f, "10.0.0.1"));
     assert_int_not_equal(key_of(&f, "10.0.0.1"), key_of(&f, "10.0.0.2"));
     uint64_t ip1 = key_of(&f, "10.0.0.1");
+    /* as rate limits count clients: a mapped IPv4 address is the address, an IPv6 client is its /64 */
+    assert_int_equal(key_of(&f, "::ffff:10.0.0.1"), ip1);
+    assert_int_equal(key_of(&f, "2001:db8:0:7::1"), key_of(&f, "2001:db8:0:7:a:b:c:d"));
+    assert_int_not_equal(key_of(&f, "2001:db8:0:7::1"), key_of(&f, "2001:db8:0:8::1"));
 
     f.svc.hash_on = CPH_HASH_ON_HEADER;
     f.svc.hash_header = h2o_iovec_init(H2O_STRLIT("x-tenant"));
