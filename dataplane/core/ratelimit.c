@@ -32,6 +32,7 @@
 #define TAU_CAP (UINT64_C(1) << 62)
 #define NOW_CAP (TAU_CAP / NS_PER_MS)
 #define NUM_SHARDS 64
+_Static_assert(NUM_SHARDS <= 64, "a stack's locked shards are a 64-bit mask");
 #define SHARD_SHIFT 58 /* the hash's top 6 bits pick the shard */
 #define MIN_CAP 16
 #define KEY_INLINE 36
@@ -273,9 +274,8 @@ size_t cph_ratelimit_local_stack(cph_ratelimit_item_t *items, size_t n, uint64_t
         make_key(&items[i], &keys[i], digests[i]);
         locked |= UINT64_C(1) << (keys[i].hash >> SHARD_SHIFT);
     }
-    for (size_t s = 0; s != NUM_SHARDS; s++)
-        if (locked & (UINT64_C(1) << s))
-            pthread_mutex_lock(&shards[s].lock);
+    for (uint64_t bits = locked; bits != 0; bits &= bits - 1) /* lowest shard first */
+        pthread_mutex_lock(&shards[__builtin_ctzll(bits)].lock);
     for (size_t i = 0; i != n && refused == n; i++) {
         size_t j = i;
         while (j != 0 && !same_key(&keys[j - 1], &keys[i]))
@@ -288,9 +288,8 @@ size_t cph_ratelimit_local_stack(cph_ratelimit_item_t *items, size_t n, uint64_t
     if (refused == n && charge) /* a refused key is never new: a new key always passes */
         for (size_t i = 0; i != n; i++)
             commit(&shards[keys[i].hash >> SHARD_SHIFT], &keys[i], tats[i], now);
-    for (size_t s = NUM_SHARDS; s-- != 0;)
-        if (locked & (UINT64_C(1) << s))
-            pthread_mutex_unlock(&shards[s].lock);
+    for (uint64_t bits = locked; bits != 0; bits &= bits - 1)
+        pthread_mutex_unlock(&shards[__builtin_ctzll(bits)].lock);
     return refused;
 }
 
