@@ -61,6 +61,8 @@ struct st_cph_authz_rule_private_t {
 typedef struct st_authz_list_t {
     const cph_authz_rule_t **rules; /* most specific first */
     size_t num, templates_begin, templates_end;
+    int has_exact;                 /* an exact rule exists: worth a probe */
+    size_t prefix_min, prefix_max; /* the prefix rules' base lengths (min > max: none): probes outside are skipped */
 } authz_list_t;
 
 typedef struct st_authz_bucket_t {
@@ -372,6 +374,9 @@ static const authz_bucket_t *bucket_find(const cph_authz_t *az, uint32_t service
 /* Indexes the runs of equal exact / prefix patterns of one sorted list. */
 static void index_list(cph_authz_t *az, uint32_t service, int shadow, authz_list_t *l)
 {
+    l->has_exact = 0;
+    l->prefix_min = SIZE_MAX;
+    l->prefix_max = 0;
     for (size_t i = 0, j; i != l->num; i = j) {
         const cph_authz_rule_t *r = l->rules[i];
         for (j = i + 1; j != l->num && l->rules[j]->kind == r->kind && strcmp(l->rules[j]->pattern, r->pattern) == 0; ++j)
@@ -381,6 +386,12 @@ static void index_list(cph_authz_t *az, uint32_t service, int shadow, authz_list
                 l->templates_begin = i;
             l->templates_end = j;
             continue;
+        }
+        if (r->kind == CPH_PATTERN_EXACT) {
+            l->has_exact = 1;
+        } else {
+            l->prefix_min = r->priv->base.len < l->prefix_min ? r->priv->base.len : l->prefix_min;
+            l->prefix_max = r->priv->base.len > l->prefix_max ? r->priv->base.len : l->prefix_max;
         }
         uint64_t h = bucket_hash(service, shadow, r->kind, r->priv->base.base, r->priv->base.len);
         size_t k = h & az->bucket_mask;
@@ -516,7 +527,7 @@ static const cph_authz_rule_t *best_rule(const cph_authz_t *az, uint32_t service
 
     if (l->num == 0)
         return NULL;
-    if ((r = bucket_first(az, service, shadow, CPH_PATTERN_EXACT, path, len, method)) != NULL)
+    if (l->has_exact && (r = bucket_first(az, service, shadow, CPH_PATTERN_EXACT, path, len, method)) != NULL)
         return r;
     for (size_t i = l->templates_begin; i != l->templates_end; ++i)
         if (method_ok(l->rules[i], method) && template_match(l->rules[i]->priv, path, len))
@@ -524,9 +535,13 @@ static const cph_authz_rule_t *best_rule(const cph_authz_t *az, uint32_t service
     if (len == 0 || path[0] != '/')
         return NULL;
     /* "/a/b" probes "/a/b", "/a", ""; "/a/" probes "/a", "" (a prefix "/a/ *" has base "/a") */
-    if (path[len - 1] != '/' && (r = bucket_first(az, service, shadow, CPH_PATTERN_PREFIX, path, len, method)) != NULL)
+    if (l->prefix_min > l->prefix_max)
+        return NULL;
+    if (path[len - 1] != '/' && len <= l->prefix_max &&
+        (r = bucket_first(az, service, shadow, CPH_PATTERN_PREFIX, path, len, method)) != NULL)
         return r;
-    for (size_t k = len; k-- > 0;)
+    /* only the lengths some prefix rule has: prefix_min..prefix_max */
+    for (size_t k = len < l->prefix_max + 1 ? len : l->prefix_max + 1; k-- > l->prefix_min;)
         if (path[k] == '/' && (r = bucket_first(az, service, shadow, CPH_PATTERN_PREFIX, path, k, method)) != NULL)
             return r;
     return NULL;
