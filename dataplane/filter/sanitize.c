@@ -30,9 +30,12 @@
 
 #define MODULE "dp/filter/sanitize"
 
-/* per worker thread: the request id's seed and counter */
+/* per worker thread: the request id's seed (and its hex, written once) and counter */
 static _Thread_local uint64_t id_seed, id_counter;
+static _Thread_local char id_seed_hex[16];
 static _Thread_local int id_seeded;
+
+static void format_hex64(uint64_t v, char *out);
 
 static void seed_request_ids(void)
 {
@@ -43,6 +46,7 @@ static void seed_request_ids(void)
         id_seed = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)(uintptr_t)&id_seed << 17) ^
                   (uint64_t)pthread_self();
     }
+    format_hex64(id_seed, id_seed_hex);
     id_seeded = 1;
 }
 
@@ -58,7 +62,7 @@ void cph_sanitize_next_request_id(char *out)
 {
     if (!id_seeded)
         seed_request_ids();
-    format_hex64(id_seed, out);
+    memcpy(out, id_seed_hex, 16);
     format_hex64(++id_counter, out + 16);
 }
 
