@@ -19,6 +19,7 @@
 #include "dataplane/compile/router.h"
 #include "dataplane/core/stats.h"
 #include "dataplane/filter/filter.h"
+#include "send_fixture.h"
 
 static const char *BODY =
     "{\"services\":["
@@ -60,17 +61,6 @@ static const char *BODY =
 
 static cph_snapshot_t *snap;
 
-/* ---- filter/authz.c's answer, captured instead of sent */
-static int sent_status;
-static char sent_body[1024];
-
-void h2o_send_inline(h2o_req_t *req, const char *body, size_t len)
-{
-    sent_status = req->res.status;
-    assert_true(len < sizeof(sent_body));
-    memcpy(sent_body, body, len);
-    sent_body[len] = '\0';
-}
 
 #define IOV(s)                                                                                                                     \
     {                                                                                                                              \

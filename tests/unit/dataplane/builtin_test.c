@@ -16,17 +16,8 @@
 #include "dataplane/core/stats.h"
 #include "dataplane/core/upstream.h"
 #include "dataplane/filter/filter.h"
+#include "send_fixture.h"
 
-static int sent_status;
-static char sent_body[4096];
-
-void h2o_send_inline(h2o_req_t *req, const char *body, size_t len)
-{
-    sent_status = req->res.status;
-    assert_true(len < sizeof(sent_body));
-    memcpy(sent_body, body, len);
-    sent_body[len] = '\0';
-}
 
 void h2o_start_response(h2o_req_t *req, h2o_generator_t *generator)
 {

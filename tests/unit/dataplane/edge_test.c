@@ -20,19 +20,9 @@
 #include "dataplane/compile/edge.h"
 #include "dataplane/core/server.h"
 #include "dataplane/filter/filter.h"
+#include "send_fixture.h"
 #include "snap_fixture.h"
 
-/* ---- the answer, captured instead of sent */
-static int sent_status;
-static char sent_body[4096];
-
-void h2o_send_inline(h2o_req_t *req, const char *body, size_t len)
-{
-    sent_status = req->res.status;
-    assert_true(len < sizeof(sent_body));
-    memcpy(sent_body, body, len);
-    sent_body[len] = '\0';
-}
 
 /* ---- a fake connection: the peer and whether it is TLS */
 static struct sockaddr_storage peer_addr;

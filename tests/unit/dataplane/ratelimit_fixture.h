@@ -19,21 +19,11 @@
 #include "dataplane/compile/compile.h"
 #include "dataplane/compile/ratelimit.h"
 #include "dataplane/filter/filter.h"
+#include "send_fixture.h"
 
 /* One limit of 1 a day: its burst (0 or more) passes, the next request of the day is refused. */
 #define DAY_LIMIT(name, key, burst) "{\"name\":\"" name "\",\"key\":\"" key "\",\"rate\":1,\"period_s\":86400,\"burst\":" #burst "}"
 
-/* h2o's inline sender, replaced: the status and body of the answer the stage sent. */
-static int sent_status;
-static char sent_body[4096];
-
-void h2o_send_inline(h2o_req_t *req, const char *body, size_t len)
-{
-    sent_status = req->res.status;
-    assert_true(len < sizeof(sent_body));
-    memcpy(sent_body, body, len);
-    sent_body[len] = '\0';
-}
 
 /* The client address of the next requests (IPv4 or IPv6 text); the tests set it. */
 static char peer[64] = "10.0.0.1";

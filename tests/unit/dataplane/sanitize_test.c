@@ -18,18 +18,8 @@
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
 #include "dataplane/filter/proxy_head.h"
+#include "send_fixture.h"
 
-/* ---- the answer, captured instead of sent */
-static int sent_status;
-static char sent_body[4096];
-
-void h2o_send_inline(h2o_req_t *req, const char *body, size_t len)
-{
-    sent_status = req->res.status;
-    assert_true(len < sizeof(sent_body));
-    memcpy(sent_body, body, len);
-    sent_body[len] = '\0';
-}
 
 typedef struct st_fixture_t {
     h2o_req_t req;
