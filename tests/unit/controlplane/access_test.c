@@ -57,24 +57,6 @@ static int64_t count(cph_db_t *db, const char *text)
 }
 
 /* Normalises text with ops; the object, or NULL with err. */
-static json_t *norm(const cph_store_ops_t *ops, const char *text, cph_error_t *err)
-{
-    json_t *in = parse(text), *out = ops->normalize(in, err);
-
-    json_decref(in);
-    return out;
-}
-
-static void norm_refused(const cph_store_ops_t *ops, const char *text, const char *code, const char *path)
-{
-    cph_error_t err;
-    json_t *out = norm(ops, text, &err);
-
-    if (out != NULL)
-        fail_msg("normalize accepted %s", text);
-    if (strcmp(err.code, code) != 0 || strcmp(err.path, path) != 0)
-        fail_msg("%s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
-}
 
 /* Normalises and inserts (op 'c') or updates row id (op 'u'); returns 0/-1 with err. */
 static int store(cph_db_t *db, const cph_store_ops_t *ops, char op, int64_t *id, const char *text, cph_error_t *err)
@@ -112,32 +94,6 @@ static void store_refused(cph_db_t *db, const cph_store_ops_t *ops, char op, int
         fail_msg("%s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
 }
 
-/* The object key of ops as canonical JSON without created_at / updated_at (a new string). */
-static char *stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key)
-{
-    cph_error_t err;
-    json_t *obj;
-    char *text;
-
-    cph_db_lock(db);
-    obj = ops->get(db, key, &err);
-    cph_db_unlock(db);
-    if (obj == NULL)
-        fail_msg("get %s: %s", key, err.code);
-    json_object_del(obj, "created_at");
-    json_object_del(obj, "updated_at");
-    text = cph_json_canonical(obj);
-    json_decref(obj);
-    return text;
-}
-
-static void assert_stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key, const char *want)
-{
-    char *text = stored(db, ops, key);
-
-    assert_string_equal(text, want);
-    free(text);
-}
 
 /* ---------------------------------------------------------------- migration */
 

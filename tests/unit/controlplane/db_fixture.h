@@ -90,6 +90,56 @@ static inline void assert_error_at(const cph_error_t *err, const char *input, co
 
 /* ---------------------------------------------------------------- writes through the store operations */
 
+/* ---- normalising and reading back through a store's operations (cph_store_ops_t) */
+
+/* ops->normalize of the JSON text (a new reference, or NULL with err). */
+static inline json_t *norm(const cph_store_ops_t *ops, const char *text, cph_error_t *err)
+{
+    json_t *in = parse(text), *out = ops->normalize(in, err);
+
+    json_decref(in);
+    return out;
+}
+
+static inline void norm_refused(const cph_store_ops_t *ops, const char *text, const char *code, const char *path)
+{
+    cph_error_t err;
+    json_t *out = norm(ops, text, &err);
+
+    if (out != NULL)
+        fail_msg("normalize accepted %s", text);
+    if (strcmp(err.code, code) != 0 || strcmp(err.path, path) != 0)
+        fail_msg("%s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
+}
+
+/* The stored object by key as canonical JSON without its timestamps (a new string). */
+static inline char *stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key)
+{
+    cph_error_t err;
+    json_t *obj;
+    char *text;
+
+    cph_db_lock(db);
+    obj = ops->get(db, key, &err);
+    cph_db_unlock(db);
+    if (obj == NULL)
+        fail_msg("get %s: %s (%s)", key, err.code, err.msg);
+    json_object_del(obj, "created_at");
+    json_object_del(obj, "updated_at");
+    text = cph_json_canonical(obj);
+    json_decref(obj);
+    return text;
+}
+
+static inline void assert_stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key, const char *want)
+{
+    char *text = stored(db, ops, key);
+
+    if (strcmp(text, want) != 0)
+        fail_msg("%s:\n got %s\nwant %s", key, text, want);
+    free(text);
+}
+
 typedef struct st_db_write_op_t {
     const cph_store_ops_t *ops;
     const char *text;
@@ -99,10 +149,9 @@ typedef struct st_db_write_op_t {
 static inline int db_fixture_on_write(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
 {
     db_write_op_t *op = p;
-    json_t *in = parse(op->text), *obj = op->ops->normalize(in, err);
+    json_t *obj = norm(op->ops, op->text, err);
     int ret;
 
-    json_decref(in);
     if (obj == NULL)
         return -1;
     change->action = op->id == 0 ? "create" : "update";

@@ -35,53 +35,6 @@ static int setup(void **state)
 
 /* ---------------------------------------------------------------- helpers (all take the lock themselves) */
 
-static json_t *norm(const cph_store_ops_t *ops, const char *text, cph_error_t *err)
-{
-    json_t *in = parse(text), *out = ops->normalize(in, err);
-
-    json_decref(in);
-    return out;
-}
-
-static void norm_refused(const cph_store_ops_t *ops, const char *text, const char *code, const char *path)
-{
-    cph_error_t err;
-    json_t *out = norm(ops, text, &err);
-
-    if (out != NULL)
-        fail_msg("normalize accepted %s", text);
-    if (strcmp(err.code, code) != 0 || strcmp(err.path, path) != 0)
-        fail_msg("%s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
-}
-
-/* The stored object by key as canonical JSON without its timestamps (a new string). */
-static char *stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key)
-{
-    cph_error_t err;
-    json_t *obj;
-    char *text;
-
-    cph_db_lock(db);
-    obj = ops->get(db, key, &err);
-    cph_db_unlock(db);
-    if (obj == NULL)
-        fail_msg("get %s: %s (%s)", key, err.code, err.msg);
-    json_object_del(obj, "created_at");
-    json_object_del(obj, "updated_at");
-    text = cph_json_canonical(obj);
-    json_decref(obj);
-    return text;
-}
-
-static void assert_stored(cph_db_t *db, const cph_store_ops_t *ops, const char *key, const char *want)
-{
-    char *text = stored(db, ops, key);
-
-    if (strcmp(text, want) != 0)
-        fail_msg("%s:\n got %s\nwant %s", key, text, want);
-    free(text);
-}
-
 static json_t *build(cph_db_t *db)
 {
     cph_error_t err;

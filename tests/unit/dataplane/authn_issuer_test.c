@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include "dataplane/compile/auth.h"
 #include "dataplane/core/authn.h"
+#include "jwt_fixture.h"
 
 #define EPOCH "0123456789abcdef0123456789abcdef"
 #define NOW 1790000000
@@ -116,36 +117,12 @@ static char *issuers_text(void)
 /* Claims of issuer A's default token with patch applied (a null member removes the claim), compact. */
 static char *claims_with(const char *base, const char *patch)
 {
-    json_t *c = json_loads(base, 0, NULL), *p = json_loads(patch, 0, NULL), *v;
-    const char *k;
-    char *out;
-
-    assert_non_null(c);
-    assert_non_null(p);
-    json_object_foreach(p, k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(c, k);
-        else
-            json_object_set(c, k, v);
-    }
-    out = json_dumps(c, JSON_COMPACT);
-    json_decref(c), json_decref(p);
-    return out;
+    return jwt_fixture_patch(json_loads(base, 0, NULL), patch);
 }
 
 static char *sign(jwt_alg_t alg, const char *key, const char *kid, const char *claims)
 {
-    jwt_t *jwt = NULL;
-    char *tok;
-
-    assert_int_equal(jwt_new(&jwt), 0);
-    assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    assert_int_equal(jwt_add_header(jwt, "kid", kid), 0);
-    assert_int_equal(jwt_set_alg(jwt, alg, (const unsigned char *)key, (int)strlen(key)), 0);
-    assert_non_null(tok = jwt_encode_str(jwt));
-    jwt_free(jwt);
-    return tok;
+    return jwt_fixture_sign(alg, key, kid, claims);
 }
 
 #define A_CLAIMS                                                                                                                   \

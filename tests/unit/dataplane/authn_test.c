@@ -26,6 +26,7 @@
 #include "dataplane/compile/auth.h"
 #include "dataplane/core/authn.h"
 #include "dataplane/filter/filter.h"
+#include "jwt_fixture.h"
 
 #define EPOCH "0123456789abcdef0123456789abcdef"
 #define NOW 1790000000
@@ -135,37 +136,15 @@ static char *claims_with(const char *patch)
     json_t *c = json_pack("{s:s, s:s, s:s, s:[s,s], s:[s], s:I, s:I, s:I, s:s, s:s}", "iss", "cephalo-test", "sub", "42", "sys",
                           "shop", "roles", "reader", "writer", "groups", "staff", "iat", (json_int_t)(NOW - 10), "nbf",
                           (json_int_t)(NOW - 10), "exp", (json_int_t)(NOW + 290), "jti", JTI, "name", "alice");
-    json_t *p = json_loads(patch, 0, NULL), *v;
-    const char *k;
-    char *out;
 
-    assert_non_null(c);
-    assert_non_null(p);
-    json_object_foreach(p, k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(c, k);
-        else
-            json_object_set(c, k, v);
-    }
-    out = json_dumps(c, JSON_COMPACT);
-    json_decref(c), json_decref(p);
-    return out;
+    return jwt_fixture_patch(c, patch);
 }
 
 /* A token signed by libjwt with alg and key (PEM or HMAC secret), header kid (NULL: none), claims patched. */
 static char *sign(jwt_alg_t alg, const char *key, const char *kid, const char *patch)
 {
-    jwt_t *jwt = NULL;
-    char *claims = claims_with(patch), *tok;
+    char *claims = claims_with(patch), *tok = jwt_fixture_sign(alg, key, kid, claims);
 
-    assert_int_equal(jwt_new(&jwt), 0);
-    assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    if (kid != NULL)
-        assert_int_equal(jwt_add_header(jwt, "kid", kid), 0);
-    assert_int_equal(jwt_set_alg(jwt, alg, (const unsigned char *)key, key != NULL ? (int)strlen(key) : 0), 0);
-    assert_non_null(tok = jwt_encode_str(jwt));
-    jwt_free(jwt);
     free(claims);
     return tok;
 }

@@ -20,6 +20,7 @@
 #include "dataplane/core/control.h"
 #include "dataplane/core/ratelimit.h"
 #include "dataplane/core/status.h"
+#include "metrics_fixture.h"
 
 static cph_ratelimit_spec_t spec(uint64_t rate, uint64_t period_s, uint64_t burst)
 {
@@ -415,9 +416,7 @@ static void test_metrics(void **state)
     (void)state;
     cph_control_t c;
     cph_server_t srv;
-    cph_server_config_t cfg = {.listen = "127.0.0.1:0", .num_workers = 2};
-    cph_error_t err;
-    char dir[] = "/tmp/cph-gcra-XXXXXX", cmd[128];
+    char dir[] = "/tmp/cph-gcra-XXXXXX";
     const char *scope, *name;
     size_t scope_len;
 
@@ -432,10 +431,7 @@ static void test_metrics(void **state)
     assert_false(cph_stats_limit_name(0, &scope, &scope_len, &name));
     assert_false(cph_stats_limit_name(cph_stats_num_limits() + 1, &scope, &scope_len, &name));
 
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(cph_control_init(&c, dir, &err), 0);
-    assert_int_equal(cph_server_init(&srv, &cfg, &c.notify, &err), 0);
-    cph_control_attach(&c, &srv);
+    metrics_fixture_init(&c, &srv, dir);
     cph_counter_add(&srv.workers[0].stats->ratelimit[a][CPH_RL_OUTCOME_ALLOWED], 3);
     cph_counter_add(&srv.workers[1].stats->ratelimit[a][CPH_RL_OUTCOME_ALLOWED], 4);
     cph_counter_add(&srv.workers[1].stats->ratelimit[a][CPH_RL_OUTCOME_LIMITED], 2);
@@ -449,10 +445,7 @@ static void test_metrics(void **state)
     assert_null(strstr(text, "outcome=\"error_open\""));
     assert_null(strstr(text, "} 9\n"));
     free(text);
-    cph_server_dispose(&srv);
-    cph_control_dispose(&c);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    metrics_fixture_dispose(&c, &srv, dir);
 }
 
 int main(void)

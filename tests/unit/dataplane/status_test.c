@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include "dataplane/core/control.h"
 #include "dataplane/core/status.h"
+#include "metrics_fixture.h"
 
 static void test_ids_are_stable_by_name(void **state)
 {
@@ -38,14 +39,9 @@ static void test_metrics_sum_workers_and_escape(void **state)
     (void)state;
     cph_control_t c;
     cph_server_t srv;
-    cph_server_config_t cfg = {.listen = "127.0.0.1:0", .num_workers = 2};
-    cph_error_t err;
-    char dir[] = "/tmp/cph-status-XXXXXX", cmd[128];
+    char dir[] = "/tmp/cph-status-XXXXXX";
 
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(cph_control_init(&c, dir, &err), 0);
-    assert_int_equal(cph_server_init(&srv, &cfg, &c.notify, &err), 0);
-    cph_control_attach(&c, &srv);
+    metrics_fixture_init(&c, &srv, dir);
 
     uint32_t demo = cph_stats_route_id("demo"), odd = cph_stats_route_id("we\"ird\\name");
     uint32_t svc = cph_stats_service_id("backend");
@@ -71,10 +67,7 @@ static void test_metrics_sum_workers_and_escape(void **state)
     assert_non_null(strstr(text, "\ncephalo_dp_cp_connected 1\n"));
     free(text);
 
-    cph_server_dispose(&srv);
-    cph_control_dispose(&c);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    metrics_fixture_dispose(&c, &srv, dir);
 }
 
 static void test_endpoint_ids(void **state)
@@ -118,14 +111,9 @@ static void test_authz_metrics(void **state)
     (void)state;
     cph_control_t c;
     cph_server_t srv;
-    cph_server_config_t cfg = {.listen = "127.0.0.1:0", .num_workers = 2};
-    cph_error_t err;
-    char dir[] = "/tmp/cph-status-XXXXXX", cmd[128];
+    char dir[] = "/tmp/cph-status-XXXXXX";
 
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(cph_control_init(&c, dir, &err), 0);
-    assert_int_equal(cph_server_init(&srv, &cfg, &c.notify, &err), 0);
-    cph_control_attach(&c, &srv);
+    metrics_fixture_init(&c, &srv, dir);
 
     uint32_t e41 = cph_stats_endpoint_id(41), e42 = cph_stats_endpoint_id(42), e43 = cph_stats_endpoint_id(43);
     cph_counter_add(&srv.workers[0].stats->authz_shadow[e41][CPH_STATS_SHADOW_ALLOW], 2);
@@ -165,10 +153,7 @@ static void test_authz_metrics(void **state)
     assert_non_null(strstr(text, "# TYPE cephalo_authz_shadow_total counter\n"));
     free(text);
 
-    cph_server_dispose(&srv);
-    cph_control_dispose(&c);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    metrics_fixture_dispose(&c, &srv, dir);
 }
 
 int main(void)
