@@ -40,6 +40,7 @@
 
 #define EPOCH "0123456789abcdef0123456789abcdef"
 #define WAIT_MS 5000
+#include "tests/unit/controlplane/dp_client.h"
 
 static int setup(void **state)
 {
@@ -162,61 +163,6 @@ static void test_body(void **state)
 
 /* ---------------------------------------------------------------- a small data plane */
 
-typedef struct st_dp_t {
-    int fd;
-    cph_frame_reader_t r;
-} dp_t;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void dp_connect(dp_t *dp, const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    dp->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(dp->fd >= 0);
-    assert_int_equal(connect(dp->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    cph_frame_reader_init(&dp->r, CPH_FRAME_MAX_DEFAULT);
-}
-
-static void dp_close(dp_t *dp)
-{
-    close(dp->fd);
-    cph_frame_reader_dispose(&dp->r);
-}
-
-/* 1 and *msg on a frame, 0 when the server closed the connection, -1 on timeout. */
-static int dp_recv(dp_t *dp, json_t **msg, int timeout_ms)
-{
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    cph_error_t err;
-    char buf[65536];
-
-    for (;;) {
-        int r = cph_frame_reader_next(&dp->r, msg, &err);
-        struct pollfd pfd = {dp->fd, POLLIN, 0};
-        uint64_t now = now_ms();
-        ssize_t n;
-        assert_int_not_equal(r, -1);
-        if (r == 1)
-            return 1;
-        if (poll(&pfd, 1, now < deadline ? (int)(deadline - now) : 0) == 0)
-            return -1;
-        if ((n = recv(dp->fd, buf, sizeof(buf), 0)) < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return 0;
-        cph_frame_reader_feed(&dp->r, buf, (size_t)n);
-    }
-}
-
 /* The next frame that is not a snapshot (caller decrefs); fails on a close or a timeout. */
 static json_t *dp_next(dp_t *dp, int timeout_ms)
 {
@@ -233,16 +179,10 @@ static json_t *dp_next(dp_t *dp, int timeout_ms)
 
 static void dp_hello(dp_t *dp, const char *path, const char *id)
 {
-    char *buf;
-    size_t len;
-    cph_error_t err;
-    json_t *hello = cph_msg_hello(id, "host", 1, "test/1", NULL), *w;
+    json_t *w;
 
     dp_connect(dp, path);
-    assert_int_equal(cph_frame_encode(hello, CPH_FRAME_MAX_DEFAULT, &buf, &len, &err), 0);
-    assert_int_equal(send(dp->fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-    free(buf);
-    json_decref(hello);
+    dp_send(dp, cph_msg_hello(id, "host", 1, "test/1", NULL));
     assert_non_null(w = dp_next(dp, WAIT_MS));
     assert_string_equal(json_string_value(json_object_get(w, "type")), "welcome");
     json_decref(w);
@@ -456,22 +396,10 @@ static void test_dataplanes(void **state)
     rmdir(path);
 }
 
-/* The next frame: asserts its type and returns it (caller decrefs). */
-static json_t *expect(dp_t *dp, const char *type)
-{
-    json_t *msg = NULL;
-
-    if (dp_recv(dp, &msg, WAIT_MS) != 1)
-        fail_msg("no %s came", type);
-    if (strcmp(json_string_value(json_object_get(msg, "type")), type) != 0)
-        fail_msg("got %s, want %s", json_string_value(json_object_get(msg, "type")), type);
-    return msg;
-}
-
 /* A purge frame of route r with prefix p (NULL: null) and at. */
 static void expect_purge(dp_t *dp, const char *r, const char *p, uint64_t at)
 {
-    json_t *msg = expect(dp, "purge");
+    json_t *msg = dp_expect(dp, "purge");
     cph_error_t err;
 
     assert_int_equal(cph_msg_check(msg, &err), 0);
@@ -483,22 +411,6 @@ static void expect_purge(dp_t *dp, const char *r, const char *p, uint64_t at)
         fail_msg("got purge %s %s at %lld, want %s %s at %llu", json_string_value(json_object_get(msg, "route")),
                  json_string_value(json_object_get(msg, "prefix")), (long long)json_integer_value(json_object_get(msg, "at")), r,
                  p != NULL ? p : "null", (unsigned long long)at);
-    json_decref(msg);
-}
-
-/* Asserts nothing is queued to dp: a ping's pong is the very next frame. */
-static void expect_nothing(dp_t *dp)
-{
-    char *buf;
-    size_t len;
-    cph_error_t err;
-    json_t *ping = cph_msg_ping(9), *msg;
-
-    assert_int_equal(cph_frame_encode(ping, CPH_FRAME_MAX_DEFAULT, &buf, &len, &err), 0);
-    assert_int_equal(send(dp->fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
-    free(buf);
-    json_decref(ping);
-    msg = expect(dp, "pong");
     json_decref(msg);
 }
 
@@ -539,11 +451,11 @@ static void test_replay(void **state)
     assert_int_equal(send(c.fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
     free(buf);
     json_decref(hello);
-    json_decref(expect(&c, "welcome"));
-    json_decref(expect(&c, "snapshot"));
+    json_decref(dp_expect(&c, "welcome"));
+    json_decref(dp_expect(&c, "snapshot"));
     expect_purge(&c, "orders", "/img/", now - day + 60000);
     expect_purge(&c, "orders", NULL, now);
-    expect_nothing(&c);
+    dp_ping(&c, 9);
     dp_close(&c);
     for (int i = 0; i != 250 && cph_dpserver_num_connected(dps) != 0; ++i)
         poll(NULL, 0, 20);
@@ -566,7 +478,7 @@ static void test_replay(void **state)
             fail_msg("purge %d: got %s", i, json_string_value(json_object_get(msg, "prefix")));
         json_decref(msg);
     }
-    expect_nothing(&d);
+    dp_ping(&d, 9);
     dp_close(&d);
 
     cph_dpserver_stop(dps);
