@@ -1,7 +1,7 @@
 /*
- * dp_fixture: a snapshot server in a mkdtemp directory and small in-test data planes (dp_client.h) that talk to it over real Unix
- * sockets (connect, hello, send, receive with a deadline, ping, ack), shared by dpserver_test.c and dpshadow_test.c.
- * Header-only so each test executable stays one file plus what it tests. Every wait is a poll() with a timeout.
+ * dp_fixture: a snapshot server in a mkdtemp directory, and what its tests' data planes (dp_client.h) say to it: hello,
+ * the snapshot they expect, the ack. Shared by dpserver_test.c, dpshadow_test.c and health_report_test.c. Header-only
+ * so each test executable stays one file plus what it tests.
  */
 #ifndef CPH_TEST_DP_FIXTURE_H
 #define CPH_TEST_DP_FIXTURE_H
