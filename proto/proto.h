@@ -154,6 +154,17 @@ int cph_schema_validate_route(const json_t *route, cph_error_t *err);
  */
 int cph_schema_validate_service_policies(const json_t *policies, const char *at_prefix, cph_error_t *err);
 
+/**
+ * Whether the gateway refuses to inject a header of this name as a service credential (PROTOCOL.md section 5,
+ * "service credentials"): 1 for host, content-length, transfer-encoding, connection, keep-alive, proxy-connection, te,
+ * trailer, upgrade, expect, http2-settings, forwarded, x-forwarded-for, x-forwarded-proto, x-forwarded-host,
+ * x-request-id, any name starting with the identity prefix "x-cephalo-", and any name starting with ':'; else 0.
+ * Compared without case and with '_' read as '-' ("X_Forwarded_For" is refused: CGI-style upstreams read it as
+ * X-Forwarded-For). Says nothing about syntax: an empty or non-token name is 0 here and invalid elsewhere. name need
+ * not be NUL-terminated. The data plane also refuses names under the snapshot's own auth.header_prefix.
+ */
+int cph_credentials_header_forbidden(const char *name, size_t len);
+
 /* ---------------------------------------------------------------- endpoint path patterns */
 
 #define CPH_ENDPOINT_PATTERN_MAX 1024      /* bytes */

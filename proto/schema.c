@@ -41,10 +41,10 @@
 #define RSA_N_MAX 512           /* 4096 bits */
 #define RESERVED_PREFIX "/auth" /* the data plane's built-in routes (PROTOCOL.md section 5) */
 
-static const char *const service_members[] = {"name", "targets", "timeout_ms", "system", "policies", NULL};
+static const char *const service_members[] = {"name", "targets", "timeout_ms", "system", "policies", "credentials", NULL};
 static const char *const target_members[] = {"url", "weight", NULL};
-static const char *const route_members[] = {"name",         "service",        "paths",    "hosts", "methods",
-                                            "strip_prefix", "default_access", "policies", NULL};
+static const char *const route_members[] = {"name",           "service",  "paths", "hosts", "methods",   "strip_prefix",
+                                            "default_access", "policies", "kind",  "pdf",   "aggregate", NULL};
 static const char *const body_members[] = {"services",  "routes",   "keys",    "auth",    "groups",
                                            "endpoints", "api_keys", "revoked", "gateway", NULL};
 static const char *const access_values[] = {"public", "authenticated", "deny", NULL};
@@ -384,7 +384,9 @@ static int validate_service_at(const json_t *svc, const char *base, cph_error_t 
         cph_schema_check_string_member(svc, base, "system", 0, 1, cph_schema_valid_code,
                                        "null or a system code: 1 to 64 of a-z 0-9 _ -", err) != 0)
         return -1;
-    return cph_schema_service_check_policies(svc, base, err);
+    if (cph_schema_service_check_policies(svc, base, err) != 0)
+        return -1;
+    return cph_schema_service_check_credentials(svc, base, err);
 }
 
 int cph_schema_validate_service(const json_t *service, cph_error_t *err)
@@ -497,7 +499,9 @@ static int validate_route_at(const json_t *route, const char *base, cph_error_t 
     if (cph_schema_get_member(route, base, "strip_prefix", JSON_TRUE, 0, &strip, err) != 0 ||
         cph_schema_check_enum_member(route, base, "default_access", 0, access_values, &access, err) != 0)
         return -1;
-    return cph_schema_policy_check_route(route, base, err);
+    if (cph_schema_policy_check_route(route, base, err) != 0)
+        return -1;
+    return cph_schema_route_check_kind(route, base, err);
 }
 
 int cph_schema_validate_route(const json_t *route, cph_error_t *err)
@@ -681,7 +685,8 @@ int cph_snapshot_validate(const json_t *body, cph_error_t *err)
     if ((service_names = json_object()) == NULL || (route_names = json_object()) == NULL)
         cph_fatal(MODULE, "out of memory");
     if (check_list(services, "/services", validate_service_at, service_names, NULL, err) != 0 ||
-        check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0 || check_keys(keys, err) != 0 ||
+        check_list(routes, "/routes", validate_route_at, route_names, service_names, err) != 0 ||
+        cph_schema_aggregate_check_services(routes, service_names, err) != 0 || check_keys(keys, err) != 0 ||
         cph_schema_access_check(body, service_names, err) != 0 || cph_schema_policy_check_gateway(body, err) != 0)
         goto Exit;
     ret = 0;

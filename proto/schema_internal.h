@@ -100,4 +100,26 @@ int cph_schema_upstream_check_route(const json_t *pol, const char *base, cph_err
 /** The optional "policies" member of the service at base (proto/schema_service.c; run after its other members). */
 int cph_schema_service_check_policies(const json_t *service, const char *base, cph_error_t *err);
 
+/**
+ * The optional "credentials" member of the service at base (proto/schema_credentials.c; PROTOCOL.md section 5,
+ * "service credentials"; run after its policies).
+ */
+int cph_schema_service_check_credentials(const json_t *service, const char *base, cph_error_t *err);
+
+/**
+ * The route kind members of the route at base (proto/schema_kind.c; PROTOCOL.md section 5, "route kinds"): "kind"
+ * ("proxy" default, "pdf", "aggregate"), and the one configuration object its kind requires ("pdf" or "aggregate";
+ * the other kinds' objects are refused). Run after the route's policies.
+ */
+int cph_schema_route_check_kind(const json_t *route, const char *base, cph_error_t *err);
+/** A "pdf" route configuration object at base (proto/schema_pdf.c). */
+int cph_schema_pdf_check(const json_t *pdf, const char *base, cph_error_t *err);
+/** An "aggregate" route configuration object at base (proto/schema_aggregate.c); service names are checked later. */
+int cph_schema_aggregate_check(const json_t *aggregate, const char *base, cph_error_t *err);
+/**
+ * Every aggregate route's backends name a service of the body (services: the set of names), else "unknown_service" at
+ * /routes/N/aggregate/backends/M/service. Runs after every route was checked.
+ */
+int cph_schema_aggregate_check_services(const json_t *routes, const json_t *services, cph_error_t *err);
+
 #endif
