@@ -16,14 +16,22 @@
  * Writes: cph_db_write() runs the caller's change, bumps meta.generation, rebuilds the snapshot body from the rows,
  * validates it with the same proto/ validator the data plane runs, and stores the snapshot and an audit row - all
  * inside one BEGIN IMMEDIATE transaction. Anything failing rolls it all back: nothing is half-written.
+ *
+ * The file holds secrets (the Vault secrets the services' upstream credentials are built from, and the snapshot
+ * bodies that carry them resolved), so it is created 0600, and an existing file readable by others is narrowed to
+ * 0600 with a warning. SQLite gives its -wal and -shm files the database file's mode; existing ones are narrowed too.
  */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include "controlplane/audit.h"
 #include "controlplane/db.h"
@@ -305,6 +313,36 @@ Exit:
     return ret;
 }
 
+/* Narrows file (when it exists) to 0600 if group or others may access it; warns when it had to. */
+static void narrow_mode(const char *file)
+{
+    struct stat sb;
+
+    if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) == 0)
+        return;
+    if (chmod(file, S_IRUSR | S_IWUSR) != 0)
+        cph_log_warn(MODULE, "%s is readable by others and cannot be made 0600: %s", file, strerror(errno));
+    else
+        cph_log_warn(MODULE, "%s was readable by others: made 0600", file);
+}
+
+/* Creates the database file 0600 before SQLite opens it (SQLite would use 0644 and the umask), or narrows its mode. */
+static void make_private(const char *path)
+{
+    char side[4096];
+    int fd;
+
+    if (path[0] == '\0' || path[0] == ':' || strncmp(path, "file:", 5) == 0)
+        return; /* in memory, temporary or a URI: nothing on disk of ours to create */
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, S_IRUSR | S_IWUSR)) >= 0)
+        close(fd);
+    narrow_mode(path);
+    snprintf(side, sizeof(side), "%s-wal", path);
+    narrow_mode(side);
+    snprintf(side, sizeof(side), "%s-shm", path);
+    narrow_mode(side);
+}
+
 cph_db_t *cph_db_open(const char *path, const char *migrations_dir, cph_error_t *err)
 {
     cph_db_t *db = calloc(1, sizeof(*db));
@@ -312,6 +350,7 @@ cph_db_t *cph_db_open(const char *path, const char *migrations_dir, cph_error_t 
     if (db == NULL)
         cph_fatal(MODULE, "out of memory");
     pthread_mutex_init(&db->lock, NULL);
+    make_private(path);
     if (sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
         internal(err, "open", db->sql);
         cph_error_set(err, "internal", "", "cannot open the database");

@@ -12,7 +12,10 @@
  *
  * A service carries its "system" (a code or null) and "policies" (as stored, {} when none: the data planes fill in
  * the defaults), a route its "default_access" and "policies" (as stored, {} when none); the access sections ("auth",
- * "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c.
+ * "groups", "endpoints", "api_keys", "revoked") are built by snapbuild_access.c. A service's "consul" member is the
+ * control plane's business (where its targets come from) and is not in the body; its "credentials", when it has
+ * some, are resolved from the stored Vault secret by snapbuild_credentials.c. A service without them is written
+ * exactly as before they existed.
  *
  * "gateway" (the gateway-wide traffic settings: client IP, global IP lists and limits, redis, the login limit, the
  * cache budget and backend, the websocket drain grace) comes from the control plane's flags (settings.h), fixed for
@@ -44,6 +47,23 @@ static void strip(json_t *arr)
     {
         for (size_t k = 0; k < sizeof(READ_ONLY) / sizeof(READ_ONLY[0]); ++k)
             json_object_del(item, READ_ONLY[k]);
+    }
+}
+
+/*
+ * A proxy route's "kind" is left out of the body (the schema's default): routes written before kinds existed keep the
+ * body, and so the hash, they had.
+ */
+static void drop_proxy_kind(json_t *routes)
+{
+    size_t i;
+    json_t *route;
+
+    json_array_foreach(routes, i, route)
+    {
+        const char *kind = json_string_value(json_object_get(route, "kind"));
+        if (kind != NULL && strcmp(kind, "proxy") == 0)
+            json_object_del(route, "kind");
     }
 }
 
@@ -91,12 +111,11 @@ json_t *cph_snapbuild_gateway(const cph_gateway_settings_t *g)
     if (g->redis_host[0] != '\0')
         redis = json_pack("{s:s, s:i, s:i, s:i}", "host", g->redis_host, "port", g->redis_port, "db", g->redis_db, "timeout_ms",
                           g->redis_timeout_ms);
-    out = json_pack("{s:i, s:o, s:o, s:{s:I, s:i, s:i, s:i}, s:o, s:{s:I, s:i, s:I}}", "trusted_proxy_hops",
-                    g->trusted_proxy_hops, "ip_allow", cidr_list(g->ip_allow, g->num_ip_allow), "ip_deny",
-                    cidr_list(g->ip_deny, g->num_ip_deny), "limits", "max_body_bytes", (json_int_t)g->max_body_bytes,
-                    "max_url_bytes", g->max_url_bytes, "max_headers", g->max_headers, "max_header_bytes", g->max_header_bytes,
-                    "redis", redis, "login_rate_limit", "rate", (json_int_t)g->login_rate, "period_s", g->login_period_s, "burst",
-                    (json_int_t)g->login_burst);
+    out = json_pack("{s:i, s:o, s:o, s:{s:I, s:i, s:i, s:i}, s:o, s:{s:I, s:i, s:I}}", "trusted_proxy_hops", g->trusted_proxy_hops,
+                    "ip_allow", cidr_list(g->ip_allow, g->num_ip_allow), "ip_deny", cidr_list(g->ip_deny, g->num_ip_deny), "limits",
+                    "max_body_bytes", (json_int_t)g->max_body_bytes, "max_url_bytes", g->max_url_bytes, "max_headers",
+                    g->max_headers, "max_header_bytes", g->max_header_bytes, "redis", redis, "login_rate_limit", "rate",
+                    (json_int_t)g->login_rate, "period_s", g->login_period_s, "burst", (json_int_t)g->login_burst);
     if (out == NULL || (cache = json_pack("{s:I}", "max_bytes", (json_int_t)g->cache_max_bytes)) == NULL ||
         json_object_set_new(out, "cache", cache) != 0 ||
         (g->cache_redis && json_object_set_new(cache, "backend", json_string("redis")) != 0) ||
@@ -115,6 +134,9 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err)
         goto Exit;
     strip(services);
     strip(routes);
+    drop_proxy_kind(routes);
+    if (cph_snapbuild_credentials(db, services, err) != 0)
+        goto Exit;
     if ((body = json_pack("{s:O, s:O}", "services", services, "routes", routes)) == NULL)
         cph_fatal(MODULE, "out of memory");
     if (json_array_size(keys) != 0)

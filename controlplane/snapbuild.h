@@ -31,6 +31,24 @@ json_t *cph_snapbuild_body(cph_db_t *db, cph_error_t *err);
 int cph_snapbuild_access(cph_db_t *db, json_t *body, cph_error_t *err);
 
 /**
+ * Turns the services of a body being built (services: their API objects, ours to edit) into their snapshot form:
+ * "consul" dropped, "credentials" (admin form) replaced by its resolved form (proto/PROTOCOL.md section 5, "service
+ * credentials") - {"source": "vault:<path>@<version>", "headers": [{"name", "value"}, ...]} built from the stored
+ * secret (cph_store_secret_get), or {"source": "vault:<path>", "error": "<why>"} when Vault is not configured, the
+ * secret has not been read yet, a key is missing or a value cannot be sent in a header; the error texts never hold a
+ * value. Services without credentials are left as they are. Caller holds the lock. Returns 0, or -1 with err
+ * {internal} when the database fails.
+ */
+int cph_snapbuild_credentials(cph_db_t *db, json_t *services, cph_error_t *err);
+
+/**
+ * A new copy of the snapshot body with every services[].credentials.headers[].value replaced by "(redacted)", for
+ * every admin view of a body (GET /api/v1/snapshot?body=1, history and diffs). The source stays, so the version in
+ * force is still visible. Out of memory aborts.
+ */
+json_t *cph_snapbuild_redact(const json_t *body);
+
+/**
  * The "gateway" section of g (proto/PROTOCOL.md section 5) with every member: {"trusted_proxy_hops",
  * "ip_allow": [], "ip_deny": [], "limits": {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes"},
  * "redis": null | {"host", "port", "db", "timeout_ms"}, "login_rate_limit": {"rate", "period_s", "burst"}}. A new

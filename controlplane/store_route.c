@@ -12,6 +12,11 @@
  * policies (migrations/0006_policies.sql) is the route's traffic policy object - rate limits, CORS, security headers,
  * size limits, IP lists, the HTTPS redirect (proto/PROTOCOL.md section 5) - validated by the snapshot schema like the
  * rest of the route and stored whole as JSON; absent is {} (no policy).
+ *
+ * kind (migrations/0009_route_kinds.sql) is "proxy" (absent means that), "pdf" or "aggregate"; a pdf or aggregate
+ * route carries its configuration object under the member of the same name, stored in kind_config. The API object
+ * always says its kind; the snapshot body leaves "kind" out for a proxy route (snapbuild.c), so routes written before
+ * kinds existed keep their body and hash.
  */
 #include <string.h>
 #include "controlplane/store_route.h"
@@ -22,7 +27,7 @@
 
 #define SELECT_ROUTE                                                                                                               \
     "SELECT r.id, r.name, s.name, r.paths, r.hosts, r.methods, r.strip_prefix, r.created_at, r.updated_at, r.default_access, "     \
-    "r.policies "                                                                                                                  \
+    "r.policies, r.kind, r.kind_config "                                                                                           \
     "FROM routes r JOIN services s ON s.id = r.service_id "
 
 const cph_store_ops_t cph_store_route_ops = {
@@ -74,6 +79,18 @@ static int get_policies(json_t *copy, cph_error_t *err)
     return 0;
 }
 
+/* kind and its configuration object into out (the schema has checked them): "kind" always, "pdf"/"aggregate" when set. */
+static void set_kind(json_t *out, const json_t *copy)
+{
+    const char *kind = json_string_value(json_object_get(copy, "kind"));
+
+    if (kind == NULL)
+        kind = "proxy";
+    if (json_object_set_new(out, "kind", json_string(kind)) != 0 ||
+        (strcmp(kind, "proxy") != 0 && json_object_set(out, kind, json_object_get(copy, kind)) != 0))
+        cph_fatal(MODULE, "out of memory");
+}
+
 json_t *cph_store_route_normalize(const json_t *in, cph_error_t *err)
 {
     json_t *copy, *out = NULL, *strip;
@@ -92,6 +109,8 @@ json_t *cph_store_route_normalize(const json_t *in, cph_error_t *err)
                     json_object_get(copy, "service"), "paths", json_object_get(copy, "paths"), "hosts", or_empty(copy, "hosts"),
                     "methods", or_empty(copy, "methods"), "strip_prefix", strip != NULL && json_is_true(strip), "default_access",
                     access, "policies", json_object_get(copy, "policies"));
+    if (out != NULL)
+        set_kind(out, copy);
 Exit:
     json_decref(copy);
     return out;
@@ -110,12 +129,20 @@ static json_t *column_policies(sqlite3_stmt *st, int col)
 
 static json_t *row_to_json(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:s, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                     "name", (const char *)sqlite3_column_text(st, 1), "service", (const char *)sqlite3_column_text(st, 2), "paths",
-                     cph_store_column_json(st, 3), "hosts", cph_store_column_json(st, 4), "methods", cph_store_column_json(st, 5),
-                     "strip_prefix", sqlite3_column_int(st, 6) != 0, "default_access", (const char *)sqlite3_column_text(st, 9),
-                     "policies", column_policies(st, 10), "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
-                     (const char *)sqlite3_column_text(st, 8));
+    const char *kind = (const char *)sqlite3_column_text(st, 11);
+    json_t *out =
+        json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:s, s:o, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0), "name",
+                  (const char *)sqlite3_column_text(st, 1), "service", (const char *)sqlite3_column_text(st, 2), "paths",
+                  cph_store_column_json(st, 3), "hosts", cph_store_column_json(st, 4), "methods", cph_store_column_json(st, 5),
+                  "strip_prefix", sqlite3_column_int(st, 6) != 0, "default_access", (const char *)sqlite3_column_text(st, 9),
+                  "policies", column_policies(st, 10), "created_at", (const char *)sqlite3_column_text(st, 7), "updated_at",
+                  (const char *)sqlite3_column_text(st, 8));
+
+    if (out == NULL || json_object_set_new(out, "kind", json_string(kind != NULL ? kind : "proxy")) != 0)
+        cph_fatal(MODULE, "out of memory");
+    if (kind != NULL && strcmp(kind, "proxy") != 0 && json_object_set_new(out, kind, column_policies(st, 12)) != 0)
+        cph_fatal(MODULE, "out of memory");
+    return out;
 }
 
 json_t *cph_store_route_list(cph_db_t *db, cph_error_t *err)
@@ -128,14 +155,17 @@ json_t *cph_store_route_get(cph_db_t *db, const char *key, cph_error_t *err)
     return cph_store_get(db, SELECT_ROUTE "WHERE ", "r.id", "r.name", row_to_json, "route", key, err);
 }
 
-/* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now, ?8 default_access, ?9 policies
- * (?10 id), then steps. */
+/* Binds ?1 name, ?2 service_id, ?3 paths, ?4 hosts, ?5 methods, ?6 strip_prefix, ?7 now, ?8 default_access, ?9 policies,
+ * ?10 kind, ?11 kind_config (NULL for a proxy route) (?12 id), then steps. */
 static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *route, cph_error_t *err)
 {
+    const char *kind = json_string_value(json_object_get(route, "kind"));
     sqlite3_stmt *st = NULL;
     char now[32];
     int64_t sid = 0;
 
+    if (kind == NULL)
+        kind = "proxy";
     if (cph_store_service_id(db, json_string_value(json_object_get(route, "service")), "/service", &sid, err) != 0)
         return -1;
     if (sqlite3_prepare_v2(cph_db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
@@ -150,8 +180,13 @@ static int write_row(cph_db_t *db, const char *sql, int64_t id, const json_t *ro
     sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 8, json_string_value(json_object_get(route, "default_access")), -1, SQLITE_TRANSIENT);
     cph_store_bind_json(st, 9, json_object_get(route, "policies"));
+    sqlite3_bind_text(st, 10, kind, -1, SQLITE_TRANSIENT);
+    if (strcmp(kind, "proxy") != 0)
+        cph_store_bind_json(st, 11, json_object_get(route, kind));
+    else
+        sqlite3_bind_null(st, 11);
     if (id != 0)
-        sqlite3_bind_int64(st, 10, id);
+        sqlite3_bind_int64(st, 12, id);
     return cph_store_step_write(db, st, "route", id != 0, err);
 }
 
@@ -159,7 +194,7 @@ int cph_store_route_insert(cph_db_t *db, const json_t *route, int64_t *id, cph_e
 {
     if (write_row(db,
                   "INSERT INTO routes (name, service_id, paths, hosts, methods, strip_prefix, created_at, updated_at, "
-                  "default_access, policies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+                  "default_access, policies, kind, kind_config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
                   0, route, err) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(cph_db_handle(db));
@@ -170,7 +205,7 @@ int cph_store_route_update(cph_db_t *db, int64_t id, const json_t *route, cph_er
 {
     return write_row(db,
                      "UPDATE routes SET name = ?1, service_id = ?2, paths = ?3, hosts = ?4, methods = ?5, strip_prefix = ?6, "
-                     "updated_at = ?7, default_access = ?8, policies = ?9 WHERE id = ?10",
+                     "updated_at = ?7, default_access = ?8, policies = ?9, kind = ?10, kind_config = ?11 WHERE id = ?12",
                      id, route, err);
 }
 

@@ -240,7 +240,7 @@ def test_hostile_input_then_still_up_and_intact(admin, cp):
         ({"name": "r2", "service": "svc-a", "paths": ["/b"], "methods": ["GET", "GET"]}, DUP, "/methods/1"),
         ({"name": "r2", "service": "svc-a", "paths": ["/b"], "hosts": ["Example.COM"]}, "invalid", "/hosts/0"),
         ({"name": "r2", "service": "svc-a", "paths": ["/b"], "hosts": ["a.com:80"]}, "invalid", "/hosts/0"),
-        ({"name": "r2", "service": "svc-a", "paths": ["/b"], "kind": "proxy"}, "unknown_field", "/kind"),
+        ({"name": "r2", "service": "svc-a", "paths": ["/b"], "flavour": "proxy"}, "unknown_field", "/flavour"),
         ({"name": "r2", "service": "svc-a", "paths": ["/b", "/b"]}, DUP, "/paths/1"),
     ]
     for p in ("b", "/a/../b", "/a//b", "/a/./b", "/a/%2e%2e/b", "/a%2Fb", "/a;b", "/a\\b", "/a\u0001b", "",

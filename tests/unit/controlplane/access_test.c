@@ -94,30 +94,13 @@ static void store_refused(cph_db_t *db, const cph_store_ops_t *ops, char op, int
         fail_msg("%s: want %s at %s, got %s at %s (%s)", text, code, path, err.code, err.path, err.msg);
 }
 
-
 /* ---------------------------------------------------------------- migration */
-
-static void copy_file(const char *from, const char *to)
-{
-    char cmd[1100];
-
-    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
-    assert_int_equal(system(cmd), 0);
-}
-
-static void copy_migration(const char *dir, const char *name)
-{
-    char from[512], to[512];
-
-    snprintf(from, sizeof(from), "%s/%s", CEPHALO_MIGRATIONS_DIR, name);
-    snprintf(to, sizeof(to), "%s/%s", dir, name);
-    copy_file(from, to);
-}
 
 static void test_migration_on_existing_0003(void **state)
 {
     fixture_t *fx = *state;
     char mig[128], path[128], *text;
+    int later;
     cph_error_t err;
     cph_db_t *db;
     sqlite3_stmt *st = NULL;
@@ -126,9 +109,7 @@ static void test_migration_on_existing_0003(void **state)
     snprintf(mig, sizeof(mig), "%s/mig", fx->dir);
     snprintf(path, sizeof(path), "%s/old.db", fx->dir);
     assert_int_equal(mkdir(mig, 0700), 0);
-    copy_migration(mig, "0001_init.sql");
-    copy_migration(mig, "0002_identity.sql");
-    copy_migration(mig, "0003_signing_keys.sql");
+    assert_int_equal(db_fixture_copy_migrations(mig, 1, 3), 3);
     assert_non_null(db = cph_db_open(path, mig, &err));
     sql(db, "INSERT INTO systems (code, name, created_at, updated_at) VALUES ('shop', 'Shop', 't', 't');"
             "INSERT INTO services (name, targets, timeout_ms, created_at, updated_at) VALUES ('s', '[]', 100, 't', 't');"
@@ -137,12 +118,9 @@ static void test_migration_on_existing_0003(void **state)
     assert_int_equal(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'revocations'"), 0);
     cph_db_close(db);
 
-    copy_migration(mig, "0004_access.sql");
-    copy_migration(mig, "0005_issuers.sql"); /* and the later ones: the stores read their columns */
-    copy_migration(mig, "0006_policies.sql");
-    copy_migration(mig, "0007_service_policies.sql");
+    later = db_fixture_copy_migrations(mig, 4, 0); /* 0004 and every later one: the stores read their columns */
     assert_non_null(db = cph_db_open(path, mig, &err));
-    assert_int_equal(count(db, "SELECT count(*) FROM schema_migrations"), 7);
+    assert_int_equal(count(db, "SELECT count(*) FROM schema_migrations"), 3 + later);
     assert_int_equal(count(db, "SELECT count(*) FROM services WHERE name = 's' AND system_id IS NULL"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM routes WHERE default_access = 'authenticated'"), 1);
     assert_int_equal(count(db, "SELECT count(*) FROM endpoints WHERE shadow = 0"), 1);
@@ -151,7 +129,8 @@ static void test_migration_on_existing_0003(void **state)
     assert_stored(db, &cph_store_service_ops, "s",
                   "{\"id\":1,\"name\":\"s\",\"policies\":{},\"system\":null,\"targets\":[],\"timeout_ms\":100}");
     assert_stored(db, &cph_store_route_ops, "r",
-                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/r\"],"
+                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                  "\"paths\":[\"/r\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     /* refresh_tokens: exactly the columns store_refresh.c relies on, in order */
     cph_db_lock(db);
@@ -244,12 +223,14 @@ static void test_route_default_access(void **state)
                  "unknown_field", "/y");
     id = created(fx->db, &cph_store_route_ops, "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"]}");
     assert_stored(fx->db, &cph_store_route_ops, "r",
-                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
+                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                  "\"paths\":[\"/x\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     created(fx->db, &cph_store_route_ops, "{\"name\":\"p\",\"service\":\"s\",\"paths\":[\"/p\"],\"default_access\":\"public\"}");
-    assert_stored(fx->db, &cph_store_route_ops, "p",
-                  "{\"default_access\":\"public\",\"hosts\":[],\"id\":2,\"methods\":[],\"name\":\"p\",\"paths\":[\"/p\"],"
-                  "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
+    assert_stored(
+        fx->db, &cph_store_route_ops, "p",
+        "{\"default_access\":\"public\",\"hosts\":[],\"id\":2,\"kind\":\"proxy\",\"methods\":[],\"name\":\"p\",\"paths\":[\"/p\"],"
+        "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     assert_int_equal(store(fx->db, &cph_store_route_ops, 'u', &id,
                            "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"],\"default_access\":\"deny\"}", &err),
                      0);

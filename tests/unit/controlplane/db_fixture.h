@@ -7,6 +7,7 @@
 #ifndef CPH_TEST_DB_FIXTURE_H
 #define CPH_TEST_DB_FIXTURE_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,31 @@ static inline int db_fixture_setup(void **state, const char *tag)
     assert_non_null(fx->db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
     *state = fx;
     return 0;
+}
+
+/*
+ * Copies the migrations numbered from..to (to 0: every later one too) from the source tree into dir, so a test can
+ * build a database as an older release left it and then migrate it. Returns how many it copied.
+ */
+static inline int db_fixture_copy_migrations(const char *dir, int from, int to)
+{
+    DIR *d = opendir(CEPHALO_MIGRATIONS_DIR);
+    struct dirent *e;
+    char cmd[1100];
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        int num = atoi(e->d_name);
+        size_t len = strlen(e->d_name);
+        if (num < from || (to != 0 && num > to) || len < 9 || strcmp(e->d_name + len - 4, ".sql") != 0)
+            continue;
+        snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s/'", CEPHALO_MIGRATIONS_DIR, e->d_name, dir);
+        assert_int_equal(system(cmd), 0);
+        ++n;
+    }
+    closedir(d);
+    return n;
 }
 
 static inline int teardown(void **state)

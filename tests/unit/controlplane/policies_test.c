@@ -61,18 +61,8 @@ static void assert_json(const json_t *v, const char *want)
 
 /* ---------------------------------------------------------------- migration */
 
-static void copy_migration(const char *dir, const char *name)
-{
-    char cmd[1100];
-
-    snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s/%s'", CEPHALO_MIGRATIONS_DIR, name, dir, name);
-    assert_int_equal(system(cmd), 0);
-}
-
 static void test_migration_on_existing_0005(void **state)
 {
-    static const char *const OLD[] = {"0001_init.sql", "0002_identity.sql", "0003_signing_keys.sql", "0004_access.sql",
-                                      "0005_issuers.sql"};
     fixture_t *fx = *state;
     char mig[128], path[128];
     cph_error_t err;
@@ -81,8 +71,7 @@ static void test_migration_on_existing_0005(void **state)
     snprintf(mig, sizeof(mig), "%s/mig", fx->dir);
     snprintf(path, sizeof(path), "%s/old.db", fx->dir);
     assert_int_equal(mkdir(mig, 0700), 0);
-    for (size_t i = 0; i < sizeof(OLD) / sizeof(OLD[0]); ++i)
-        copy_migration(mig, OLD[i]);
+    assert_int_equal(db_fixture_copy_migrations(mig, 1, 5), 5);
     assert_non_null(db = cph_db_open(path, mig, &err));
     sql(db, "INSERT INTO services (name, targets, timeout_ms, created_at, updated_at) VALUES ('s', '[]', 100, 't', 't');"
             "INSERT INTO routes (name, service_id, paths, created_at, updated_at) VALUES ('r', 1, '[\"/r\"]', 't', 't');"
@@ -90,10 +79,11 @@ static void test_migration_on_existing_0005(void **state)
     assert_true(sql_refused(db, "SELECT policies FROM routes"));
     cph_db_close(db);
 
-    copy_migration(mig, "0006_policies.sql");
+    db_fixture_copy_migrations(mig, 6, 0); /* 0006 and every later one: the stores read their columns */
     assert_non_null(db = cph_db_open(path, mig, &err));
     assert_stored(db, &cph_store_route_ops, "r",
-                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/r\"],"
+                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                  "\"paths\":[\"/r\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     assert_stored(db, &cph_store_endpoint_ops, "1",
                   "{\"groups\":[],\"id\":1,\"method\":\"GET\",\"path\":\"/x\",\"public\":false,\"rate_limits\":null,\"roles\":[],"
@@ -143,17 +133,20 @@ static void test_route_policies(void **state)
     /* absent: {} */
     id = written(fx->db, &cph_store_route_ops, 0, "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"]}");
     assert_stored(fx->db, &cph_store_route_ops, "r",
-                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
+                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                  "\"paths\":[\"/x\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
     /* given: kept as sent */
     written(fx->db, &cph_store_route_ops, id, "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"],\"policies\":" POLICIES "}");
     assert_stored(fx->db, &cph_store_route_ops, "1",
-                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
+                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                  "\"paths\":[\"/x\"],"
                   "\"policies\":" POLICIES_CANON ",\"service\":\"s\",\"strip_prefix\":false}");
     /* a PUT without it: back to {} */
     written(fx->db, &cph_store_route_ops, id, "{\"name\":\"r\",\"service\":\"s\",\"paths\":[\"/x\"]}");
     assert_stored(fx->db, &cph_store_route_ops, "r",
-                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
+                  "{\"default_access\":\"authenticated\",\"hosts\":[],\"id\":1,\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                  "\"paths\":[\"/x\"],"
                   "\"policies\":{},\"service\":\"s\",\"strip_prefix\":false}");
 }
 

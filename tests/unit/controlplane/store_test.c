@@ -80,10 +80,8 @@ static void test_normalize(void **state)
     char *text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
 
     (void)state;
-    assert_string_equal(
-        text,
-        "{\"name\":\"a\",\"policies\":{},\"system\":null,\"targets\":[{\"url\":\"http://h:1\",\"weight\":1}],"
-        "\"timeout_ms\":60000}");
+    assert_string_equal(text, "{\"name\":\"a\",\"policies\":{},\"system\":null,\"targets\":[{\"url\":\"http://h:1\",\"weight\":1}],"
+                              "\"timeout_ms\":60000}");
     free(text);
     json_decref(in);
     json_decref(out);
@@ -94,15 +92,16 @@ static void test_normalize(void **state)
     in = parse("{\"name\": \"r\", \"service\": \"a\", \"paths\": [\"/x\"]}");
     out = cph_store_route_normalize(in, &err);
     text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(text, "{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r\",\"paths\":[\"/x\"],"
+    assert_string_equal(text, "{\"default_access\":\"authenticated\",\"hosts\":[],\"kind\":\"proxy\",\"methods\":[],\"name\":\"r\","
+                              "\"paths\":[\"/x\"],"
                               "\"policies\":{},\"service\":\"a\",\"strip_prefix\":false}");
     free(text);
     json_decref(in);
     json_decref(out);
-    bad = parse("{\"name\": \"r\", \"service\": \"a\", \"paths\": [\"/x\"], \"kind\": 1}");
+    bad = parse("{\"name\": \"r\", \"service\": \"a\", \"paths\": [\"/x\"], \"flavour\": 1}");
     assert_null(cph_store_route_normalize(bad, &err));
     assert_string_equal(err.code, "unknown_field");
-    assert_string_equal(err.path, "/kind");
+    assert_string_equal(err.path, "/flavour");
     json_decref(bad);
     bad = json_string("x");
     assert_null(cph_store_service_normalize(bad, &err));
