@@ -8,16 +8,16 @@
  * so a healthy issuer refreshing every five minutes never bumps the version. A failure keeps the last-known-good keys:
  * an identity provider being down must not log everybody out.
  *
- * The URL is the admin's, the server is not ours: libcurl is held to http/https, no redirects, short timeouts and a
- * 256 KiB answer, and the document is read as hostile by jwks_import.c. Logs name the issuer, never the keys; the
- * URL is not logged either (it may carry a token in its query).
+ * The URL is the admin's, the server is not ours: the transfer is held by http_client.c (http/https, no redirects,
+ * short timeouts) to a 256 KiB answer, and the document is read as hostile by jwks_import.c. Logs name the issuer,
+ * never the keys; the URL is not logged either (it may carry a token in its query).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <curl/curl.h>
+#include "controlplane/http_client.h"
 #include "controlplane/jwks_import.h"
 #include "controlplane/store_issuer.h"
 #include "controlplane/sync_jwks.h"
@@ -47,78 +47,25 @@ struct st_cph_sync_jwks_t {
 
 /* ---------------------------------------------------------------- fetch */
 
-typedef struct st_buf_t {
-    char *data;
-    size_t len;
-    int too_big;
-} buf_t;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    buf_t *b = ud;
-    size_t n = size * nmemb;
-
-    if (n > CPH_JWKS_DOC_MAX - b->len) {
-        b->too_big = 1;
-        return 0; /* aborts the transfer */
-    }
-    if ((b->data = realloc(b->data, b->len + n + 1)) == NULL)
-        cph_fatal(MODULE, "out of memory");
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
-{
-    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return ud != NULL && atomic_load((atomic_int *)ud) ? 1 : 0;
-}
-
-static void setup(CURL *c, const char *url, atomic_int *stop, buf_t *b)
-{
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)CPH_JWKS_CONNECT_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)CPH_JWKS_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CPH_JWKS_DOC_MAX);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "cephalo-controlplane");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, stop);
-}
-
 int cph_sync_jwks_fetch(const char *url, atomic_int *stop, char **body, size_t *len, char *why, size_t why_cap)
 {
-    CURL *c = curl_easy_init();
-    buf_t b = {NULL, 0, 0};
+    cph_http_opts_t o = {CPH_JWKS_CONNECT_TIMEOUT_S * 1000L, CPH_JWKS_TIMEOUT_S * 1000L, stop, NULL};
+    cph_http_buf_t b = CPH_HTTP_BUF_INIT(CPH_JWKS_DOC_MAX, 0);
     long status = 0;
     CURLcode rc;
 
     *body = NULL, *len = 0;
-    if (c == NULL) {
+    rc = cph_http_call("GET", url, NULL, &o, &status, &b);
+    if (rc == CURLE_FAILED_INIT)
         snprintf(why, why_cap, "cannot start an HTTP client");
-        return -1;
-    }
-    setup(c, url, stop, &b);
-    rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED)
+    else if (rc == CURLE_FILESIZE_EXCEEDED)
         snprintf(why, why_cap, "the JWKS document is over %d bytes", CPH_JWKS_DOC_MAX);
     else if (rc != CURLE_OK)
         snprintf(why, why_cap, "fetching the JWKS failed: %s", curl_easy_strerror(rc));
     else if (status != 200)
         snprintf(why, why_cap, "the JWKS URL answered HTTP %ld", status);
-    if (b.too_big || rc != CURLE_OK || status != 200) {
-        free(b.data);
+    if (rc != CURLE_OK || status != 200) {
+        cph_http_buf_free(&b);
         return -1;
     }
     *body = b.data != NULL ? b.data : strdup("");
@@ -301,9 +248,8 @@ cph_sync_jwks_t *cph_sync_jwks_start(cph_db_t *db, cph_error_t *err)
 
     if (s == NULL)
         cph_fatal(MODULE, "out of memory");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (cph_http_global_init(err) != 0) {
         free(s);
-        cph_error_set(err, "internal", "", "cannot initialise libcurl");
         return NULL;
     }
     s->db = db;
@@ -316,7 +262,7 @@ cph_sync_jwks_t *cph_sync_jwks_start(cph_db_t *db, cph_error_t *err)
     if (pthread_create(&s->thread, NULL, run, s) != 0) {
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->mutex);
-        curl_global_cleanup();
+        cph_http_global_cleanup();
         free(s);
         cph_error_set(err, "internal", "", "cannot start the JWKS thread");
         return NULL;
@@ -335,6 +281,6 @@ void cph_sync_jwks_stop(cph_sync_jwks_t *s)
     pthread_join(s->thread, NULL);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mutex);
-    curl_global_cleanup();
+    cph_http_global_cleanup();
     free(s);
 }
