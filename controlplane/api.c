@@ -6,10 +6,11 @@
  * idle, so a slow client costs one thread for a bounded time.
  *
  * A request is decided in two steps. When its headers are in (the first call of the access handler) everything
- * that does not need the body is checked, in this order: /health, unknown path (404), bearer token (401), method
- * (405 with Allow), Content-Type of a POST/PUT (415), a declared Content-Length over 1 MiB (413) - and answered at
- * once. Then the body is collected, counted as it arrives and dropped past 1 MiB (413 at the end, for chunked
- * uploads), parsed with duplicate keys rejected (400 bad_json), and handed to the resource.
+ * that does not need the body is checked, in this order: /health, /metrics (metrics.c's Prometheus text, behind the
+ * same bearer token), bearer token of an /api/ path (401), unknown path (404), method (405 with Allow), Content-Type
+ * of a POST/PUT (415), a declared Content-Length over 1 MiB (413) - and answered at once. Then the body is collected,
+ * counted as it arrives and dropped past 1 MiB (413 at the end, for chunked uploads), parsed with duplicate keys
+ * rejected (400 bad_json), and handed to the resource.
  *
  * Admin tokens are stored as sha256 hex only; a presented token is hashed and compared with CRYPTO_memcmp against
  * every stored hash (same length, constant time), so neither the token nor its prefix leaks through timing.
@@ -27,7 +28,9 @@
 #include "controlplane/api_authz.h"
 #include "controlplane/api_cache.h"
 #include "controlplane/api_health.h"
+#include "controlplane/api_integrations.h"
 #include "controlplane/httpd.h"
+#include "controlplane/metrics.h"
 #include "proto/log.h"
 
 #define MODULE "cp/api"
@@ -46,23 +49,25 @@ static const struct st_resource_t {
     int collection_methods;
     int item_methods;
     handler_t handle;
+    int nested; /* the key may hold one '/' (integrations/vault/paths) */
 } RESOURCES[] = {
-    {"services", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_services},
-    {"routes", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_routes},
-    {"systems", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_systems},
-    {"roles", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_roles},
-    {"groups", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_groups},
-    {"users", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_users},
-    {"endpoints", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_endpoints},
-    {"api_keys", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_api_keys},
-    {"dataplanes", CPH_API_GET, 0, cph_api_dataplanes},
-    {"snapshot", CPH_API_GET, 0, cph_api_snapshot},
-    {"signing_keys", CPH_API_GET, CPH_API_GET | CPH_API_POST, cph_api_signing_keys}, /* POST only on .../rotate */
-    {"jwks", CPH_API_GET, 0, cph_api_jwks},
-    {"issuers", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_issuers},
-    {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz}, /* POST .../explain, GET .../shadow */
-    {"cache", 0, CPH_API_POST, cph_api_cache},               /* POST .../purge */
-    {"health", 0, CPH_API_GET, cph_api_health},              /* GET .../services */
+    {"services", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_services, 0},
+    {"routes", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_routes, 0},
+    {"systems", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_systems, 0},
+    {"roles", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_roles, 0},
+    {"groups", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_groups, 0},
+    {"users", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_users, 0},
+    {"endpoints", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_endpoints, 0},
+    {"api_keys", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_api_keys, 0},
+    {"dataplanes", CPH_API_GET, 0, cph_api_dataplanes, 0},
+    {"snapshot", CPH_API_GET, 0, cph_api_snapshot, 0},
+    {"signing_keys", CPH_API_GET, CPH_API_GET | CPH_API_POST, cph_api_signing_keys, 0}, /* POST only on .../rotate */
+    {"jwks", CPH_API_GET, 0, cph_api_jwks, 0},
+    {"issuers", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_issuers, 0},
+    {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz, 0},          /* POST .../explain, GET .../shadow */
+    {"cache", 0, CPH_API_POST, cph_api_cache, 0},                        /* POST .../purge */
+    {"health", 0, CPH_API_GET, cph_api_health, 0},                       /* GET .../services */
+    {"integrations", CPH_API_GET, CPH_API_GET, cph_api_integrations, 1}, /* GET .../{vault,consul,vault/paths} */
 };
 
 /* Per-request state, from the headers to the completion callback. */
@@ -74,6 +79,8 @@ typedef struct st_ctx_t {
     char *buf;
     size_t len;
     size_t cap;
+    char *text; /* a text/plain answer (GET /metrics) instead of req->resp, text_len bytes */
+    size_t text_len;
     int too_large;
     int answered;
 } ctx_t;
@@ -130,6 +137,21 @@ void cph_api_written(cph_api_req_t *req, unsigned status, json_t *resp, uint64_t
     cph_api_reply(req, status, resp);
 }
 
+/* The GET /metrics answer: ctx->text, handed to libmicrohttpd. */
+static enum MHD_Result send_text(ctx_t *ctx)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(ctx->text_len, ctx->text, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+
+    ctx->text = NULL; /* libmicrohttpd frees it */
+    MHD_add_response_header(r, "Content-Type", CPH_METRICS_CONTENT_TYPE);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    ret = MHD_queue_response(ctx->req.conn, 200, r);
+    MHD_destroy_response(r);
+    ctx->answered = 1;
+    return ret;
+}
+
 static enum MHD_Result send_answer(ctx_t *ctx, int methods_allowed)
 {
     cph_api_req_t *req = &ctx->req;
@@ -137,6 +159,8 @@ static enum MHD_Result send_answer(ctx_t *ctx, int methods_allowed)
     enum MHD_Result ret;
     char *text, allow[64] = "";
 
+    if (ctx->text != NULL)
+        return send_text(ctx);
     if (req->resp == NULL)
         cph_api_error(req, 500, "internal", NULL, "internal error");
     if ((text = json_dumps(req->resp, JSON_COMPACT)) == NULL)
@@ -235,7 +259,9 @@ static int route(const char *url, const struct st_resource_t **res, char **key)
         *key = NULL;
         if (slash == NULL)
             return 0;
-        if (slash[1] == '\0' || strchr(slash + 1, '/') != NULL || RESOURCES[i].item_methods == 0)
+        if (slash[1] == '\0' || RESOURCES[i].item_methods == 0)
+            return -1;
+        if ((p = strchr(slash + 1, '/')) != NULL && (!RESOURCES[i].nested || p[1] == '\0' || strchr(p + 1, '/') != NULL))
             return -1;
         *key = strdup(slash + 1);
         return 0;
@@ -268,6 +294,16 @@ static int on_headers(cph_api_t *api, ctx_t *ctx, const char *url, const char *m
             cph_api_error(req, 405, "method_not_allowed", NULL, "method not allowed");
         else
             cph_api_reply(req, 200, json_pack("{s:s}", "status", "ok"));
+        return 1;
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        *allowed = CPH_API_GET;
+        if (!authenticate(api, req->conn, ctx->actor, sizeof(ctx->actor)))
+            cph_api_error(req, 401, "unauthorized", NULL, "a valid admin bearer token is required");
+        else if (bit != CPH_API_GET)
+            cph_api_error(req, 405, "method_not_allowed", NULL, "method not allowed");
+        else
+            ctx->text = cph_metrics_render(api->db, api->dps, &ctx->text_len);
         return 1;
     }
     if (strncmp(url, "/api/", 5) == 0 && !authenticate(api, req->conn, ctx->actor, sizeof(ctx->actor))) {
@@ -424,6 +460,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     json_decref(ctx->req.body);
     json_decref(ctx->req.resp);
+    free(ctx->text);
     free(ctx->key);
     free(ctx->buf);
     free(ctx);

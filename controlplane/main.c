@@ -6,10 +6,13 @@
  * starts the data-plane socket server with that snapshot, then the admin API and the auth API (login, refresh,
  * logout; --auth-listen off disables it). The auth settings (token lifetimes, issuer, audience, leeway, header
  * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit, the cache budget
- * and backend, the gateway-wide IP lists and request limits, the websocket drain grace) are fixed from flags before the database is
- * opened, because the snapshot carries them. Every committed write is published to the data planes from the write path itself
- * (cph_db_set_on_commit), in version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the
- * socket server, then close the database, and exit 0.
+ * and backend, the gateway-wide IP lists and request limits, the websocket drain grace) are fixed from flags before
+ * the database is opened, because the snapshot carries them; so are the Vault and Consul settings (integrations.h:
+ * the snapshot's credentials depend on whether Vault is configured), whose token and secret-id files are read once
+ * here. Once the snapshot is ready the Vault and Consul sync threads start (each when its address is set), then the
+ * admin API. Every committed write is published to the data planes from the write path itself (cph_db_set_on_commit),
+ * in version order. SIGTERM/SIGINT stop the auth API and the admin API first (no new writes), then the sync threads,
+ * then the socket server, then close the database, and exit 0.
  *
  * Signals are blocked before any thread starts and taken with sigwait() here, so no handler runs inside SQLite,
  * libmicrohttpd or the socket server.
@@ -17,6 +20,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +28,16 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "controlplane/api.h"
+#include "controlplane/api_integrations.h"
 #include "controlplane/authapi.h"
 #include "controlplane/db.h"
 #include "controlplane/dpserver.h"
 #include "controlplane/settings.h"
 #include "controlplane/signing.h"
 #include "controlplane/store_issuer.h"
+#include "controlplane/sync_consul.h"
 #include "controlplane/sync_jwks.h"
+#include "controlplane/sync_vault.h"
 #include "proto/log.h"
 
 #define MODULE "cp/main"
@@ -46,6 +53,7 @@ typedef struct st_config_t {
     int jwks_min_refresh_s; /* the lower bound of an issuer's refresh_s (tests lower it) */
     cph_auth_settings_t auth;
     cph_gateway_settings_t gateway;
+    cph_integration_settings_t integ; /* holds secrets: wiped before main returns */
     char socket_buf[4096];
 } config_t;
 
@@ -86,8 +94,21 @@ static void usage(FILE *out)
             "  --max-header-bytes N      CEPHALO_MAX_HEADER_BYTES (default 65536, 1024..1048576): header names+values, 431\n"
             "  --ws-drain-grace-ms N     CEPHALO_WS_DRAIN_GRACE_MS (default 30000, 0..3600000): a websocket whose route is\n"
             "                                                    gone after a config change is closed after this\n"
+            "  --vault-addr URL          CEPHALO_VAULT_ADDR      (default none = Vault off): http(s)://HOST[:PORT]\n"
+            "  --vault-token-file F      CEPHALO_VAULT_TOKEN_FILE (or the token itself in CEPHALO_VAULT_TOKEN; never a flag)\n"
+            "  --vault-role-id ID        CEPHALO_VAULT_ROLE_ID   AppRole login instead of a token, with:\n"
+            "  --vault-secret-id-file F  CEPHALO_VAULT_SECRET_ID_FILE\n"
+            "  --vault-kv-mount M        CEPHALO_VAULT_KV_MOUNT  (default secret): the KV version 2 mount\n"
+            "  --vault-poll-s N          CEPHALO_VAULT_POLL_S    (default 30, 1..3600): secret version check interval\n"
+            "  --vault-timeout-ms N      CEPHALO_VAULT_TIMEOUT_MS (default 5000, 100..60000): per Vault call\n"
+            "  --vault-signing-path P    CEPHALO_VAULT_SIGNING_PATH (default none): the JWT signing key's secret in Vault\n"
+            "  --consul-addr URL         CEPHALO_CONSUL_ADDR     (default none = Consul off): http(s)://HOST[:PORT]\n"
+            "  --consul-token-file F     CEPHALO_CONSUL_TOKEN_FILE (or the token itself in CEPHALO_CONSUL_TOKEN): ACL token\n"
+            "  --consul-wait-s N         CEPHALO_CONSUL_WAIT_S   (default 60, 1..600): blocking query wait\n"
+            "  --consul-datacenter DC    CEPHALO_CONSUL_DATACENTER (default the agent's): ?dc=\n"
             "  --help                    this text\n"
-            "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n",
+            "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n"
+            "Token and secret-id files: one line, read at start; a file group or others can access is warned about.\n",
             CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
 }
 
@@ -341,6 +362,83 @@ static int gateway_option(int ch, gateway_args_t *a)
     return 1;
 }
 
+/* ---------------------------------------------------------------- Vault and Consul settings */
+
+#define OPT_INTEG 256 /* getopt codes OPT_INTEG + i: INTEG_FLAGS[i] */
+
+/* The Vault and Consul options taking a value, with their environment variable and their slot in the args. */
+static const struct st_integ_flag_t {
+    const char *env;
+    size_t offset;
+} INTEG_FLAGS[] = {
+    {"CEPHALO_VAULT_ADDR", offsetof(cph_integration_args_t, vault_addr)},
+    {"CEPHALO_VAULT_TOKEN_FILE", offsetof(cph_integration_args_t, vault_token_file)},
+    {"CEPHALO_VAULT_ROLE_ID", offsetof(cph_integration_args_t, vault_role_id)},
+    {"CEPHALO_VAULT_SECRET_ID_FILE", offsetof(cph_integration_args_t, vault_secret_id_file)},
+    {"CEPHALO_VAULT_KV_MOUNT", offsetof(cph_integration_args_t, vault_kv_mount)},
+    {"CEPHALO_VAULT_POLL_S", offsetof(cph_integration_args_t, vault_poll_s)},
+    {"CEPHALO_VAULT_TIMEOUT_MS", offsetof(cph_integration_args_t, vault_timeout_ms)},
+    {"CEPHALO_VAULT_SIGNING_PATH", offsetof(cph_integration_args_t, vault_signing_path)},
+    {"CEPHALO_CONSUL_ADDR", offsetof(cph_integration_args_t, consul_addr)},
+    {"CEPHALO_CONSUL_TOKEN_FILE", offsetof(cph_integration_args_t, consul_token_file)},
+    {"CEPHALO_CONSUL_WAIT_S", offsetof(cph_integration_args_t, consul_wait_s)},
+    {"CEPHALO_CONSUL_DATACENTER", offsetof(cph_integration_args_t, consul_datacenter)},
+    {NULL, 0}, /* --vault-token: refused (a token in argv is visible to every local user) */
+    {NULL, 0}, /* --consul-token: refused */
+};
+#define NUM_INTEG_FLAGS (sizeof(INTEG_FLAGS) / sizeof(INTEG_FLAGS[0]))
+
+static void integ_args_from_env(cph_integration_args_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    for (size_t i = 0; i != NUM_INTEG_FLAGS; i++)
+        if (INTEG_FLAGS[i].env != NULL)
+            *(const char **)((char *)a + INTEG_FLAGS[i].offset) = env_or(INTEG_FLAGS[i].env, NULL);
+    a->vault_token = env_or("CEPHALO_VAULT_TOKEN", NULL);
+    a->consul_token = env_or("CEPHALO_CONSUL_TOKEN", NULL);
+}
+
+/* A Vault or Consul option of getopt_long: 1 taken, 0 not one, -1 refused (after a message). */
+static int integ_option(int ch, cph_integration_args_t *a)
+{
+    size_t i = (size_t)(ch - OPT_INTEG);
+
+    if (ch < OPT_INTEG || i >= NUM_INTEG_FLAGS)
+        return 0;
+    if (INTEG_FLAGS[i].env == NULL) {
+        fprintf(stderr, "cephalo-controlplane: a token is never given as a flag (every local user can read the command "
+                        "line): use --vault-token-file / CEPHALO_VAULT_TOKEN, --consul-token-file / CEPHALO_CONSUL_TOKEN\n");
+        return -1;
+    }
+    *(const char **)((char *)a + INTEG_FLAGS[i].offset) = optarg;
+    return 1;
+}
+
+/* Fills c->integ from a; prints what is wrong (never a value) and returns -1 on a bad value. */
+static int check_integ(const cph_integration_args_t *a, config_t *c)
+{
+    char msg[320];
+
+    if (cph_settings_parse_integrations(a, &c->integ, msg, sizeof(msg)) != 0) {
+        cph_settings_integrations_wipe(&c->integ);
+        fprintf(stderr, "cephalo-controlplane: %s\n", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * getopt's own message would repeat an unknown option with its value ("--vault-tokn=s3cr3t"): ours names only the
+ * part before '='.
+ */
+static void bad_option(int argc, char **argv)
+{
+    const char *arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
+
+    fprintf(stderr, "cephalo-controlplane: unknown option, or an option without its value: %.*s (see --help)\n",
+            (int)(strcspn(arg, "=") < 64 ? strcspn(arg, "=") : 64), arg);
+}
+
 /* ---------------------------------------------------------------- arguments */
 
 static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
@@ -369,6 +467,20 @@ static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
                                      {"max-url-bytes", required_argument, NULL, 'U'},
                                      {"max-headers", required_argument, NULL, 'N'},
                                      {"max-header-bytes", required_argument, NULL, 'H'},
+                                     {"vault-addr", required_argument, NULL, OPT_INTEG + 0},
+                                     {"vault-token-file", required_argument, NULL, OPT_INTEG + 1},
+                                     {"vault-role-id", required_argument, NULL, OPT_INTEG + 2},
+                                     {"vault-secret-id-file", required_argument, NULL, OPT_INTEG + 3},
+                                     {"vault-kv-mount", required_argument, NULL, OPT_INTEG + 4},
+                                     {"vault-poll-s", required_argument, NULL, OPT_INTEG + 5},
+                                     {"vault-timeout-ms", required_argument, NULL, OPT_INTEG + 6},
+                                     {"vault-signing-path", required_argument, NULL, OPT_INTEG + 7},
+                                     {"consul-addr", required_argument, NULL, OPT_INTEG + 8},
+                                     {"consul-token-file", required_argument, NULL, OPT_INTEG + 9},
+                                     {"consul-wait-s", required_argument, NULL, OPT_INTEG + 10},
+                                     {"consul-datacenter", required_argument, NULL, OPT_INTEG + 11},
+                                     {"vault-token", required_argument, NULL, OPT_INTEG + 12},
+                                     {"consul-token", required_argument, NULL, OPT_INTEG + 13},
                                      {"help", no_argument, NULL, 'h'},
                                      {NULL, 0, NULL, 0}};
 
@@ -378,10 +490,13 @@ static int parse_args(int argc, char **argv, config_t *c)
     const char *hb = env_or("CEPHALO_HEARTBEAT_MS", "1000"), *jwks_min = env_or("CEPHALO_JWKS_MIN_REFRESH_S", "30");
     auth_args_t auth;
     gateway_args_t gateway;
-    int ch;
+    cph_integration_args_t integ;
+    int ch, r;
 
     auth_args_from_env(&auth);
     gateway_args_from_env(&gateway);
+    integ_args_from_env(&integ);
+    opterr = 0; /* bad_option() says it without the value */
     c->data_dir = env_or("CEPHALO_DATA_DIR", "var/cp");
     c->admin_listen = env_or("CEPHALO_ADMIN_LISTEN", "127.0.0.1:8001");
     c->socket = env_or("CEPHALO_SOCKET", NULL);
@@ -412,6 +527,12 @@ static int parse_args(int argc, char **argv, config_t *c)
         default:
             if (auth_option(ch, &auth) || gateway_option(ch, &gateway))
                 break;
+            if ((r = integ_option(ch, &integ)) != 0) {
+                if (r < 0)
+                    return -1;
+                break;
+            }
+            bad_option(argc, argv);
             usage(stderr);
             return -1;
         }
@@ -421,7 +542,7 @@ static int parse_args(int argc, char **argv, config_t *c)
         usage(stderr);
         return -1;
     }
-    if (check_auth(&auth, c) != 0 || check_gateway(&gateway, c) != 0)
+    if (check_auth(&auth, c) != 0 || check_gateway(&gateway, c) != 0 || check_integ(&integ, c) != 0)
         return -1;
     if (c->socket == NULL) {
         snprintf(c->socket_buf, sizeof(c->socket_buf), "%s/run/cp.sock", c->data_dir);
@@ -546,34 +667,77 @@ Exit:
     return dps;
 }
 
+/* The Vault and Consul sync threads, each when its address is set. -1 after a log line (the others stopped). */
+static int start_integrations(const config_t *c, cph_db_t *db, cph_sync_vault_t **vault, cph_sync_consul_t **consul)
+{
+    cph_error_t err = {0};
+
+    if (c->integ.vault_addr[0] != '\0') {
+        cph_integration_enable(CPH_INTEGRATION_VAULT);
+        if ((*vault = cph_sync_vault_start(db, &c->integ, &err)) == NULL) {
+            cph_log_error(MODULE, "cannot start the Vault sync: %s", err.msg);
+            return -1;
+        }
+    }
+    if (c->integ.consul_addr[0] != '\0') {
+        cph_integration_enable(CPH_INTEGRATION_CONSUL);
+        if ((*consul = cph_sync_consul_start(db, &c->integ, &err)) == NULL) {
+            cph_log_error(MODULE, "cannot start the Consul sync: %s", err.msg);
+            cph_sync_vault_stop(*vault);
+            *vault = NULL;
+            return -1;
+        }
+    }
+    cph_api_integrations_set_vault(*vault);
+    return 0;
+}
+
+/* The reverse of start_integrations, once the admin and auth APIs (their users) have stopped. */
+static void stop_integrations(cph_sync_vault_t *vault, cph_sync_consul_t *consul)
+{
+    cph_api_integrations_set_vault(NULL);
+    cph_sync_consul_stop(consul);
+    cph_sync_vault_stop(vault);
+}
+
 static int run(const config_t *c, cph_db_t *db, const sigset_t *sigs)
 {
     cph_dpserver_t *dps;
-    cph_api_t *api;
+    cph_api_t *api = NULL;
     cph_authapi_t *auth = NULL;
     cph_sync_jwks_t *jwks = NULL;
-    cph_error_t err;
+    cph_sync_vault_t *vault = NULL;
+    cph_sync_consul_t *consul = NULL;
+    cph_error_t err = {0};
     int sig = 0;
 
     if ((dps = start_dpserver(c, db)) == NULL)
         return -1;
+    if (start_integrations(c, db, &vault, &consul) != 0) {
+        cph_db_set_on_commit(db, NULL, NULL);
+        cph_dpserver_stop(dps);
+        return -1;
+    }
     if ((api = cph_api_start(c->admin_listen, db, dps, &err)) == NULL ||
         (c->auth_listen != NULL && (auth = cph_authapi_start(c->auth_listen, db, NULL, &err)) == NULL) ||
         (jwks = cph_sync_jwks_start(db, &err)) == NULL) {
         cph_log_error(MODULE, "%s", err.msg);
         cph_authapi_stop(auth);
         cph_api_stop(api);
+        stop_integrations(vault, consul);
         cph_db_set_on_commit(db, NULL, NULL);
         cph_dpserver_stop(dps);
         return -1;
     }
-    cph_log_info(MODULE, "admin API on %s, auth API on %s, data planes on %s", c->admin_listen,
-                 c->auth_listen != NULL ? c->auth_listen : "(off)", c->socket);
+    cph_log_info(MODULE, "admin API on %s, auth API on %s, data planes on %s, Vault %s, Consul %s", c->admin_listen,
+                 c->auth_listen != NULL ? c->auth_listen : "(off)", c->socket, vault != NULL ? c->integ.vault_addr : "(off)",
+                 consul != NULL ? c->integ.consul_addr : "(off)");
     sigwait(sigs, &sig);
     cph_log_info(MODULE, "signal %d: shutting down", sig);
     cph_sync_jwks_stop(jwks); /* no write of its own after this */
     cph_authapi_stop(auth);
     cph_api_stop(api);
+    stop_integrations(vault, consul); /* after the APIs: a login signs with Vault's key, vault/paths asks Vault */
     cph_db_set_on_commit(db, NULL, NULL);
     cph_dpserver_stop(dps);
     return 0;
@@ -592,6 +756,7 @@ int main(int argc, char **argv)
         return r > 0 ? 0 : 2;
     cph_settings_set_auth(&c.auth); /* before the database: ensure_snapshot builds the "auth" and "gateway" sections */
     cph_settings_set_gateway(&c.gateway);
+    cph_integration_settings_set(&c.integ); /* snapbuild: without Vault, credentials resolve to an error */
     cph_store_issuer_set_min_refresh(c.jwks_min_refresh_s);
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
@@ -617,5 +782,6 @@ int main(int argc, char **argv)
         ret = 0;
 Exit:
     cph_db_close(db);
+    cph_settings_integrations_wipe(&c.integ);
     return ret;
 }

@@ -1,12 +1,14 @@
 /*
  * settings: the control plane's auth and gateway settings, set once by main() from flags before the database is
  * opened and read by snapbuild.c (the snapshot's "auth" and "gateway" sections), token.c (issuing) and authapi.c.
- * Immutable after start. The parsers of the gateway flags live here so that they can be tested.
+ * Immutable after start. The parsers of the gateway flags, and of the Vault and Consul flags (whose settings live in
+ * integrations.h), live here so that they can be tested.
  */
 #ifndef CPH_SETTINGS_H
 #define CPH_SETTINGS_H
 
 #include <stddef.h>
+#include "controlplane/integrations.h"
 
 typedef struct st_cph_auth_settings_t {
     char issuer[257];       /* JWT iss; default "cephalo" */
@@ -104,5 +106,49 @@ int cph_settings_parse_ws_drain_grace(const char *s, cph_gateway_settings_t *g);
  * one-line reason in msg.
  */
 int cph_settings_check_gateway(const cph_gateway_settings_t *g, char *msg, size_t msg_cap);
+
+/* ---------------------------------------------------------------- Vault and Consul (integrations.h) */
+
+#define CPH_SECRET_FILE_MAX 4096 /* a token or secret-id file bigger than this is refused unread */
+
+/** The integration options as given: each the flag's value, else its environment variable's, else NULL. */
+typedef struct st_cph_integration_args_t {
+    const char *vault_addr, *vault_token_file, *vault_token /* CEPHALO_VAULT_TOKEN: the environment only */;
+    const char *vault_role_id, *vault_secret_id_file, *vault_kv_mount, *vault_poll_s, *vault_timeout_ms, *vault_signing_path;
+    const char *consul_addr, *consul_token_file, *consul_token /* CEPHALO_CONSUL_TOKEN: the environment only */;
+    const char *consul_wait_s, *consul_datacenter;
+} cph_integration_args_t;
+
+/**
+ * Parses a Vault or Consul address: "http://" or "https://" (lower case), a host (a DNS name as for --redis, an IPv4
+ * literal or a bracketed IPv6 literal), an optional ":PORT" (1..65535, plain decimal) and an optional single trailing
+ * '/' - no user info, path, query or fragment, fewer than CPH_INTEGRATION_URL_MAX bytes. Copies it without the
+ * trailing '/' into out (CPH_INTEGRATION_URL_MAX bytes). Returns 0, or -1 leaving out unchanged.
+ */
+int cph_settings_parse_integration_url(const char *s, char *out);
+/** 1 when s[0..len) can be sent as a token in an HTTP header: 1 to CPH_INTEGRATION_SECRET_MAX - 1 bytes of 0x21..0x7e. */
+int cph_settings_secret_valid(const char *s, size_t len);
+/**
+ * Reads a token or secret-id file: a regular file (a FIFO, a device or a directory is refused without blocking) of
+ * at most CPH_SECRET_FILE_MAX bytes, leading and trailing whitespace (space, tab, CR, LF) trimmed, the rest valid as
+ * cph_settings_secret_valid says and shorter than cap. Copies it into out and sets *loose to 1 when the file's mode
+ * gives group or others any access (the caller warns), else 0. Returns 0, or -1 with a one-line reason in msg that
+ * holds neither the file's content nor its path. The read buffer is wiped.
+ */
+int cph_settings_read_secret_file(const char *path, char *out, size_t cap, int *loose, char *msg, size_t msg_cap);
+/**
+ * Fills s (from cph_integration_settings_defaults) from a: addresses as cph_settings_parse_integration_url, the
+ * secret files read (a loose mode is logged as a warning naming the flag), --vault-kv-mount 1-128 bytes and
+ * --vault-signing-path 1-256 bytes of Vault path segments ([A-Za-z0-9._-] joined by single '/', no '.'/'..'),
+ * --vault-role-id as a secret, --vault-poll-s 1..3600, --vault-timeout-ms 100..60000, --consul-wait-s 1..600,
+ * --consul-datacenter 1-128 bytes of [A-Za-z0-9._-]. Across options: Vault needs exactly one of a token (file or
+ * CEPHALO_VAULT_TOKEN, not both) and AppRole (--vault-role-id with --vault-secret-id-file); no Vault or Consul option
+ * without its address; not both --consul-token-file and CEPHALO_CONSUL_TOKEN. Returns 0, or -1 with a one-line
+ * message in msg naming the flag and never a value. s may be partly filled on failure: wipe it
+ * (cph_settings_integrations_wipe).
+ */
+int cph_settings_parse_integrations(const cph_integration_args_t *a, cph_integration_settings_t *s, char *msg, size_t msg_cap);
+/** Overwrites the secrets in s (tokens, role id, secret id) with zeros in a way the compiler keeps. */
+void cph_settings_integrations_wipe(cph_integration_settings_t *s);
 
 #endif
