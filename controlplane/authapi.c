@@ -40,6 +40,7 @@
 #include "proto/log.h"
 
 #define MODULE "cp/authapi"
+#define AUTH_UNAVAILABLE_RETRY_S 5 /* Retry-After of a 503 while the signing key is unavailable */
 #define USERNAME_MAX 128
 #define EMAIL_MAX 254
 #define SYSTEM_MAX 64
@@ -114,7 +115,7 @@ static enum MHD_Result send_answer(ctx_t *ctx)
     MHD_add_response_header(r, "Pragma", "no-cache");
     if (ctx->status == 405)
         MHD_add_response_header(r, "Allow", "POST");
-    if (ctx->status == 429) {
+    if (ctx->status == 429 || ctx->status == 503) {
         snprintf(num, sizeof(num), "%lld", (long long)ctx->retry_after);
         MHD_add_response_header(r, "Retry-After", num);
     }
@@ -398,7 +399,10 @@ static void answer_pair(ctx_t *ctx, int64_t user_id, int64_t system_id, const ch
     if (load_principal(ctx->a->db, user_id, system_id, &p, &err) != 0) {
         if (strcmp(err.code, "invalid_grant") == 0)
             fail(ctx, 401, ctx->route == ROUTE_LOGIN ? "invalid_credentials" : "invalid_grant", "the login is no longer valid");
-        else
+        else if (strcmp(err.code, "unavailable") == 0) { /* the signing key lives in Vault, not read since the restart */
+            ctx->retry_after = AUTH_UNAVAILABLE_RETRY_S;
+            fail(ctx, 503, "unavailable", "tokens cannot be issued right now; try again later");
+        } else
             fail(ctx, 500, "internal", "internal error");
         principal_clear(&p);
         return;

@@ -12,7 +12,14 @@
  *
  * The private PEM is read by one query only, cph_signing_active(), for token.c's signing; its result goes into a
  * cph_signing_new_t that is wiped when cleared, so it cannot reach an answer, a log or the audit.
+ *
+ * A key may also come from Vault (--vault-signing-path, sync_vault.c): its row has the public half and a `source`
+ * ("vault:<path>@<version>", migrations/0010) but no private half, which is held here in process memory only
+ * (cph_signing_hold). After a restart, until Vault has given it again, signing fails with {unavailable} while
+ * verification goes on from the stored public keys.
  */
+#include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +27,10 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/rand.h>
 #include "controlplane/signing.h"
 #include "controlplane/ident.h"
@@ -322,14 +331,20 @@ static int insert_key(cph_db_t *db, const cph_signing_new_t *k, const char *now,
     sqlite3_stmt *st = NULL;
 
     if (sqlite3_prepare_v2(cph_db_handle(db),
-                           "INSERT INTO signing_keys (kid, alg, public_pem, private_pem, state, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4, 'active', ?5)",
+                           "INSERT INTO signing_keys (kid, alg, public_pem, private_pem, source, state, created_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?6, 'active', ?5)",
                            -1, &st, NULL) != SQLITE_OK)
         return cph_store_internal(db, err, "prepare signing key insert");
     sqlite3_bind_text(st, 1, k->kid, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, k->alg, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, k->public_pem, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, k->private_pem, -1, SQLITE_STATIC); /* no copy of the private key in SQLite's heap */
+    if (k->source[0] != '\0') { /* a key from Vault: its private half is never stored */
+        sqlite3_bind_null(st, 4);
+        sqlite3_bind_text(st, 6, k->source, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_bind_text(st, 4, k->private_pem, -1, SQLITE_STATIC); /* no copy of the private key in SQLite's heap */
+        sqlite3_bind_null(st, 6);
+    }
     sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
     /* a UNIQUE failure here is the random kid colliding (about 2^-128 per pair) */
     if (cph_ident_step(db, st, "signing_key", "", "the generated kid is taken: retry", 0, err) != 0)
@@ -422,6 +437,117 @@ int cph_signing_ensure(cph_db_t *db, cph_error_t *err)
     return ret;
 }
 
+/* ---------------------------------------------------------------- keys held for Vault */
+
+static pthread_mutex_t held_mutex = PTHREAD_MUTEX_INITIALIZER;
+static char held_source[320];
+static char *held_pem;
+
+void cph_signing_hold(const char *source, const char *private_pem)
+{
+    char *copy = source != NULL && private_pem != NULL ? strdup(private_pem) : NULL;
+
+    pthread_mutex_lock(&held_mutex);
+    if (held_pem != NULL)
+        OPENSSL_cleanse(held_pem, strlen(held_pem));
+    free(held_pem);
+    held_pem = copy;
+    snprintf(held_source, sizeof(held_source), "%s", copy != NULL ? source : "");
+    pthread_mutex_unlock(&held_mutex);
+}
+
+/* k->private_pem = a copy of the held key when it is the one of k->source; 0, or -1 when not held. */
+static int held_copy(cph_signing_new_t *k)
+{
+    pthread_mutex_lock(&held_mutex);
+    if (held_pem != NULL && strcmp(held_source, k->source) == 0 && (k->private_pem = strdup(held_pem)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    pthread_mutex_unlock(&held_mutex);
+    return k->private_pem != NULL ? 0 : -1;
+}
+
+int cph_signing_active_source(cph_db_t *db, char *buf, size_t cap, cph_error_t *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT source FROM signing_keys WHERE state = 'active'", -1, &st, NULL) != SQLITE_OK)
+        return cph_store_internal(db, err, "prepare active key source");
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+        snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cph_store_internal(db, err, "active key source");
+}
+
+/* The kid of a Vault key: the secret's, when it is a name, else SHA-256 of the DER public key, 16 bytes in hex. */
+static int vault_kid(EVP_PKEY *pkey, const char *kid, cph_signing_new_t *k, cph_error_t *err)
+{
+    unsigned char *der = NULL, md[32];
+    size_t len = kid != NULL ? strlen(kid) : 0;
+    int n;
+
+    if (kid != NULL) {
+        if (len == 0 || len > 2 * CPH_SIGNING_KID_BYTES)
+            return cph_error_set(err, "invalid", "/kid", "the kid must be 1-32 characters of [A-Za-z0-9._-]");
+        for (size_t i = 0; i != len; ++i)
+            if (!isalnum((unsigned char)kid[i]) && kid[i] != '.' && kid[i] != '_' && kid[i] != '-')
+                return cph_error_set(err, "invalid", "/kid", "the kid must be 1-32 characters of [A-Za-z0-9._-]");
+        memcpy(k->kid, kid, len + 1);
+        return 0;
+    }
+    if ((n = i2d_PUBKEY(pkey, &der)) <= 0 || EVP_Digest(der, (size_t)n, md, NULL, EVP_sha256(), NULL) != 1) {
+        OPENSSL_free(der);
+        return cph_error_set(err, "internal", "", "cannot hash the public key");
+    }
+    OPENSSL_free(der);
+    for (size_t i = 0; i < CPH_SIGNING_KID_BYTES; ++i)
+        snprintf(k->kid + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* "ES256" for EC P-256, "RS256" for RSA of 2048 bits or more, else NULL. */
+static const char *alg_of(EVP_PKEY *pkey)
+{
+    char group[32] = "";
+
+    if (EVP_PKEY_is_a(pkey, "RSA"))
+        return EVP_PKEY_get_bits(pkey) >= RSA_BITS ? "RS256" : NULL;
+    if (EVP_PKEY_is_a(pkey, "EC") &&
+        EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL) == 1 &&
+        (strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0))
+        return "ES256";
+    return NULL;
+}
+
+int cph_signing_from_pem(const char *private_pem, const char *kid, const char *source, cph_signing_new_t *k, cph_error_t *err)
+{
+    BIO *in = private_pem != NULL ? BIO_new_mem_buf(private_pem, -1) : NULL;
+    EVP_PKEY *pkey = in != NULL ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
+    const char *alg = pkey != NULL ? alg_of(pkey) : NULL;
+    int ret = -1;
+
+    memset(k, 0, sizeof(*k));
+    BIO_free(in);
+    if (pkey == NULL)
+        cph_error_set(err, "invalid", "/private_key", "not a PEM private key (or one protected by a passphrase)");
+    else if (alg == NULL)
+        cph_error_set(err, "invalid", "/private_key", "the key must be EC P-256 or RSA of at least 2048 bits");
+    else if (vault_kid(pkey, kid, k, err) == 0 && write_pems(pkey, k) != 0)
+        cph_error_set(err, "internal", "", "cannot encode the key");
+    else if (k->kid[0] != '\0' && k->private_pem != NULL)
+        ret = 0;
+    if (ret == 0) {
+        snprintf(k->alg, sizeof(k->alg), "%s", alg);
+        snprintf(k->source, sizeof(k->source), "%s", source != NULL ? source : "");
+    } else {
+        cph_signing_new_clear(k);
+    }
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return ret;
+}
+
 /* ---------------------------------------------------------------- keys for token.c */
 
 /* A text column as a new string (NULL for SQL NULL). */
@@ -438,16 +564,23 @@ int cph_signing_active(cph_db_t *db, cph_signing_new_t *k, cph_error_t *err)
     int rc;
 
     memset(k, 0, sizeof(*k));
-    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT kid, alg, public_pem, private_pem FROM signing_keys WHERE state = 'active'",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(cph_db_handle(db),
+                           "SELECT kid, alg, public_pem, private_pem, source FROM signing_keys WHERE state = 'active'", -1, &st,
+                           NULL) != SQLITE_OK)
         return cph_store_internal(db, err, "prepare active key read");
     if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         snprintf(k->kid, sizeof(k->kid), "%s", (const char *)sqlite3_column_text(st, 0));
         snprintf(k->alg, sizeof(k->alg), "%s", (const char *)sqlite3_column_text(st, 1));
         k->public_pem = column_dup(st, 2);
         k->private_pem = column_dup(st, 3);
+        if (sqlite3_column_type(st, 4) == SQLITE_TEXT)
+            snprintf(k->source, sizeof(k->source), "%s", (const char *)sqlite3_column_text(st, 4));
     }
     sqlite3_finalize(st); /* SQLite's copy of the private PEM goes with the statement */
+    if (rc == SQLITE_ROW && k->private_pem == NULL && k->source[0] != '\0' && held_copy(k) != 0) {
+        cph_signing_new_clear(k);
+        return cph_error_set(err, "unavailable", "", "the signing key is in Vault, which has not given it since the start");
+    }
     if (rc != SQLITE_ROW || k->public_pem == NULL || k->private_pem == NULL) {
         cph_signing_new_clear(k);
         if (rc == SQLITE_ROW || rc == SQLITE_DONE) {

@@ -29,6 +29,7 @@ typedef struct st_cph_signing_new_t {
     char kid[2 * CPH_SIGNING_KID_BYTES + 1]; /* lower-case hex */
     char *public_pem;                        /* "-----BEGIN PUBLIC KEY-----..." */
     char *private_pem;                       /* "-----BEGIN PRIVATE KEY-----..." (PKCS#8) */
+    char source[320]; /* "" = the control plane's own; "vault:<path>@<version>" = held in memory, never stored */
 } cph_signing_new_t;
 
 /**
@@ -73,10 +74,27 @@ int cph_signing_ensure(cph_db_t *db, cph_error_t *err);
 
 /**
  * The active key with its private half, for token.c: kid, alg, public_pem and private_pem into *k (release with
- * cph_signing_new_clear, which wipes the private PEM). Lock held. err {internal} when none is active or the read
- * fails. Returns 0 or -1 (k holds nothing).
+ * cph_signing_new_clear, which wipes the private PEM). A key from Vault takes its private half from the one held
+ * (cph_signing_hold): err {unavailable} while Vault has not given it since the start. Lock held. err {internal} when
+ * none is active or the read fails. Returns 0 or -1 (k holds nothing).
  */
 int cph_signing_active(cph_db_t *db, cph_signing_new_t *k, cph_error_t *err);
+/**
+ * A key read from Vault (sync_vault.c): private_pem is a PEM private key (PKCS#8, or the traditional EC/RSA forms),
+ * EC P-256 -> ES256 or RSA of at least 2048 bits -> RS256; kid is the secret's "kid" ([A-Za-z0-9._-]{1,32}) or NULL
+ * for the first 16 bytes of the SHA-256 of the public key in hex; source ("vault:<path>@<version>") is copied into
+ * k->source, so cph_signing_rotate stores the row without its private half. err {invalid} (never quoting the key).
+ * Returns 0 (release k with cph_signing_new_clear) or -1.
+ */
+int cph_signing_from_pem(const char *private_pem, const char *kid, const char *source, cph_signing_new_t *k, cph_error_t *err);
+/**
+ * Holds a copy of the private PEM of the key stored with source (process memory only, wiped when replaced), for
+ * cph_signing_active; NULL source forgets it. Thread-safe.
+ */
+void cph_signing_hold(const char *source, const char *private_pem);
+/** The active key's source into buf ("" for the control plane's own key or none). Lock held. Returns 0 or -1 {internal}. */
+int cph_signing_active_source(cph_db_t *db, char *buf, size_t cap, cph_error_t *err);
+
 /**
  * A key that may still verify tokens - active, or retiring and not past retire_after as of now - by kid: its alg
  * into alg and a new (malloc'd) public PEM into *public_pem. Lock held. err {not_found} (no such usable key) or
