@@ -3,7 +3,8 @@
  * hot path (host to connect to, port, the Host header value) plus its stable ids: the pool id of its authority
  * (core/upstream.c, survives swaps, so keep-alive connections do too) and the service's metric id. Each service's
  * `policies` (balancing policy and hash key, the Maglev table for consistent hashing, outlier detection, limits,
- * active health check) are compiled here too, with the contract's defaults for whatever is absent.
+ * active health check) are compiled here too, with the contract's defaults for whatever is absent, and so are its
+ * `credentials`, the upstream headers resolved by the control plane (compile/credentials.c).
  *
  * The body was validated (proto/schema.c): URLs are "http://HOST:PORT" or ".../" with HOST an IPv4 address, a
  * bracketed IPv6 address or a DNS name. The parsing here is still defensive and refuses what it cannot read, so a
@@ -15,6 +16,7 @@
 #include "proto/log.h"
 #include "dataplane/compile/compile.h"
 #include "dataplane/core/balance.h"
+#include "dataplane/core/credentials.h"
 #include "dataplane/core/stats.h"
 #include "dataplane/core/target.h"
 #include "dataplane/core/upstream.h"
@@ -395,7 +397,8 @@ int cph_proxy_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err
     snap->services = cph_arena_alloc(&snap->arena, sizeof(*snap->services) * (n + 1));
     snap->num_services = n;
     for (size_t i = 0; i != n; ++i)
-        if (compile_service(snap, &snap->services[i], json_array_get(services, i), i, err) != 0)
+        if (compile_service(snap, &snap->services[i], json_array_get(services, i), i, err) != 0 ||
+            cph_credentials_compile(snap, &snap->services[i], body, i, err) != 0)
             return -1;
     return 0;
 }

@@ -10,6 +10,7 @@
  * request just writes to it.
  *
  * An exchange is one or more attempts (filter/proxy_balance.c does the balancer's bookkeeping and the retry rules):
+ * credentials (503 credentials_unavailable when the control plane could not resolve the service's, core/credentials.h),
  * admission (503 upstream_overloaded), pick (503 no_healthy_upstream when nothing can be picked), then per attempt
  * connect (route connect_ms; 503 upstream_overloaded when the service's pending connects are full), write (idle_ms),
  * wait for the head (first_byte_ms from the request written) and read the body (idle_ms between reads). total_ms,
@@ -33,7 +34,9 @@
  * body passing max_body_bytes) drops it. A route without the policy pays one pointer test per response.
  *
  * Per worker (struct st_cph_proxy_worker_t): pools indexed by the target's stable pool id (they outlive snapshot
- * swaps) and one h2o_timeout_t per distinct timeout. All of it is touched only on the worker's thread.
+ * swaps) and one h2o_timeout_t per distinct timeout. All of it is touched only on the worker's thread. The pools are
+ * shared with the buffered sub-requests of filter/fetch.c (aggregate backends, PDF source pages) through
+ * cph_proxy_pool_take / cph_proxy_pool_give, so they reuse the same keep-alive connections.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -41,8 +44,10 @@
 #include <sys/socket.h>
 #include "proto/log.h"
 #include "dataplane/compile/router.h"
+#include "dataplane/core/credentials.h"
 #include "dataplane/core/h1resp.h"
 #include "dataplane/core/respond.h"
+#include "dataplane/filter/fetch.h"
 #include "dataplane/filter/filter.h"
 #include "dataplane/filter/proxy_balance.h"
 #include "dataplane/filter/proxy_head.h"
@@ -214,6 +219,47 @@ static pool_t *get_pool(struct st_cph_proxy_worker_t *pw, const cph_target_t *t)
         pw->pools[t->pool_id] = pool;
     }
     return pw->pools[t->pool_id];
+}
+
+/* What filter/fetch.c shares of the pools (declared in filter/fetch.h): a connection leaves a pool as a bare socket and
+ * comes back as one, so the proxy's own exchange keeps its upconn_t and pays nothing for the sharing. */
+h2o_socket_t *cph_proxy_pool_take(cph_worker_t *w, const cph_target_t *t)
+{
+    pool_t *pool = get_pool(w->proxy, t);
+    upconn_t *c;
+    h2o_socket_t *sock;
+
+    if (h2o_linklist_is_empty(&pool->idle))
+        return NULL;
+    c = H2O_STRUCT_FROM_MEMBER(upconn_t, link, pool->idle.prev); /* the most recently used */
+    h2o_linklist_unlink(&c->link);
+    pool->num_idle--;
+    h2o_timeout_unlink(&c->idle_timer);
+    sock = c->sock;
+    h2o_socket_read_stop(sock);
+    sock->data = NULL;
+    free(c);
+    return sock;
+}
+
+void cph_proxy_pool_give(cph_worker_t *w, const cph_target_t *t, h2o_socket_t *sock)
+{
+    upconn_t *c = h2o_mem_alloc(sizeof(*c));
+
+    memset(c, 0, sizeof(*c));
+    c->sock = sock;
+    c->pool = get_pool(w->proxy, t);
+    c->idle_timer.cb = on_idle_timeout;
+    sock->data = c;
+    return_to_pool(w->proxy, c);
+}
+
+const struct sockaddr *cph_proxy_pool_addr(cph_worker_t *w, const cph_target_t *t, socklen_t *len)
+{
+    pool_t *pool = get_pool(w->proxy, t);
+
+    *len = pool->addrlen;
+    return pool->addrlen != 0 ? (const struct sockaddr *)&pool->addr : NULL;
 }
 
 static timeout_ctx_t *get_timeout_ctx(struct st_cph_proxy_worker_t *pw, uint64_t ms)
@@ -729,6 +775,10 @@ int cph_proxy_on_req(cph_req_t *r)
     const cph_service_t *svc = r->route->service;
     upstream_t *u;
 
+    if (svc->credentials != NULL && svc->credentials->error != NULL) { /* never reach the upstream without them */
+        cph_respond_error_r(r, 503, CPH_CREDENTIALS_UNAVAILABLE_CODE, CPH_CREDENTIALS_UNAVAILABLE_MSG);
+        return CPH_DONE;
+    }
     if (svc->num_targets == 0) {
         cph_proxy_count_error(r, CPH_UPSTREAM_ERR_NO_TARGET);
         cph_respond_error_r(r, 503, "no_upstream", "The service has no upstream target");

@@ -12,6 +12,10 @@
  * <prefix>request-id plus, for an authenticated request, who it is: user or key id, system, effective roles and
  * groups. Those values come from a verified token or the snapshot, but a JWT claim is still any JSON string: one that
  * could not be read back unambiguously (a control byte, a space; in a list a comma) is left out, never escaped.
+ *
+ * Service credentials (core/credentials.h): the service's injected headers are one block pre-built at compile time,
+ * copied once after the client's headers; every client header of an injected name is dropped first, so the client
+ * can neither override nor duplicate them (Cookie included: the client's cookies are then not forwarded at all).
  */
 #include <assert.h>
 #include <netdb.h>
@@ -23,6 +27,7 @@
 #include "dataplane/compile/auth.h"
 #include "dataplane/compile/authz.h"
 #include "dataplane/compile/router.h"
+#include "dataplane/core/credentials.h"
 #include "dataplane/core/h1resp.h"
 #include "dataplane/filter/proxy_head.h"
 
@@ -61,14 +66,16 @@ static int has_crlf(h2o_iovec_t v)
 }
 
 /* Headers the upstream must not receive from the client: hop-by-hop, those listed in Connection, the ones we write
- * ourselves, and an API key credential. */
-static int drop_request_header(const cph_req_t *r, const h2o_header_t *h, h2o_iovec_t connection, h2o_iovec_t prefix)
+ * ourselves (the service's credentials among them: creds may be NULL), and an API key credential. */
+static int drop_request_header(const cph_req_t *r, const h2o_header_t *h, h2o_iovec_t connection, h2o_iovec_t prefix,
+                               const cph_credentials_t *creds)
 {
     const char *n = h->name->base;
     size_t len = h->name->len;
 
     if (drop_request_name(n, len) || CPH_LC_EQ(n, len, "x-api-key") ||
-        (r->strip_credential && CPH_LC_EQ(n, len, "authorization")) || cph_proxy_has_prefix(n, len, prefix))
+        (r->strip_credential && CPH_LC_EQ(n, len, "authorization")) || cph_proxy_has_prefix(n, len, prefix) ||
+        (creds != NULL && cph_credentials_injects(creds, n, len)))
         return 1;
     if (connection.len != 0 && h2o_contains_token(connection.base, connection.len, h->name->base, h->name->len, ','))
         return 1;
@@ -246,46 +253,51 @@ static char *identity_write(char *p, const identity_t *ident)
 #define APPEND(s, n) (memcpy(p, (s), (n)), p += (n))
 #define APPEND_LIT(s) APPEND(s, sizeof(s) - 1)
 
-/* The request head: method, upstream path, the client's end-to-end headers, Host, X-Forwarded-* and identity. */
-h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
+/* The request head: method, upstream path, the end-to-end headers, Host, the service's credentials, X-Forwarded-* and
+ * identity. The client's request gives everything else (peer, scheme, authority, pool). */
+static h2o_iovec_t build_head(cph_req_t *r, const cph_target_t *target, h2o_iovec_t method, h2o_iovec_t entity,
+                              const h2o_headers_t *headers)
 {
     h2o_req_t *req = r->req;
-    h2o_iovec_t conn = {NULL, 0}, xff = {NULL, 0}, cookie = {NULL, 0};
+    const cph_credentials_t *creds = r->route != NULL ? r->route->service->credentials : NULL;
+    h2o_iovec_t conn = {NULL, 0}, xff = {NULL, 0}, cookie = {NULL, 0}, injected = {NULL, 0};
     int seen = 0; /* bits: connection, x-forwarded-for, cookie */
 
-    for (size_t i = 0; i != req->headers.size; ++i) {
-        const h2o_iovec_t *n = req->headers.entries[i].name;
+    for (size_t i = 0; i != headers->size; ++i) {
+        const h2o_iovec_t *n = headers->entries[i].name;
         seen |= CPH_LC_EQ(n->base, n->len, "connection") | CPH_LC_EQ(n->base, n->len, "x-forwarded-for") << 1 |
                 CPH_LC_EQ(n->base, n->len, "cookie") << 2;
     }
     if (seen & 1)
-        conn = join_headers(&req->pool, &req->headers, "connection", ",");
+        conn = join_headers(&req->pool, headers, "connection", ",");
     if (seen & 2)
-        xff = join_headers(&req->pool, &req->headers, "x-forwarded-for", ", ");
-    if (seen & 4)
-        cookie = join_headers(&req->pool, &req->headers, "cookie", "; ");
+        xff = join_headers(&req->pool, headers, "x-forwarded-for", ", ");
+    if ((seen & 4) && !(creds != NULL && creds->has_cookie))
+        cookie = join_headers(&req->pool, headers, "cookie", "; ");
+    if (creds != NULL)
+        injected = creds->block;
     char peerbuf[NI_MAXHOST], lenbuf[32];
     h2o_iovec_t peer = peer_address(req, peerbuf), scheme = req->input.scheme->name;
-    int has_body = req->entity.base != NULL || cph_method_from(req->input.method.base, req->input.method.len) &
-                                                   (CPH_METHOD_POST | CPH_METHOD_PUT | CPH_METHOD_PATCH);
-    size_t lenlen = has_body ? (size_t)snprintf(lenbuf, sizeof(lenbuf), "%zu", req->entity.len) : 0;
+    int has_body =
+        entity.base != NULL || cph_method_from(method.base, method.len) & (CPH_METHOD_POST | CPH_METHOD_PUT | CPH_METHOD_PATCH);
+    size_t lenlen = has_body ? (size_t)snprintf(lenbuf, sizeof(lenbuf), "%zu", entity.len) : 0;
     h2o_iovec_t prefix = cph_proxy_header_prefix(r->snap);
     identity_t ident;
-    size_t cap = req->input.method.len + r->upstream_path.len + target->authority.len + xff.len + peer.len + scheme.len +
-                 req->input.authority.len + lenlen + identity_prepare(r, prefix, &ident) + 256;
+    size_t cap = method.len + r->upstream_path.len + target->authority.len + xff.len + peer.len + scheme.len +
+                 req->input.authority.len + lenlen + injected.len + identity_prepare(r, prefix, &ident) + 256;
 
-    for (size_t i = 0; i != req->headers.size; ++i)
-        cap += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    for (size_t i = 0; i != headers->size; ++i)
+        cap += headers->entries[i].name->len + headers->entries[i].value.len + 4;
     char *buf = h2o_mem_alloc_pool(&req->pool, cap), *p = buf;
-    APPEND(req->input.method.base, req->input.method.len);
+    APPEND(method.base, method.len);
     APPEND_LIT(" ");
     APPEND(r->upstream_path.base, r->upstream_path.len);
     APPEND_LIT(" HTTP/1.1\r\nhost: ");
     APPEND(target->authority.base, target->authority.len);
     APPEND_LIT("\r\nconnection: keep-alive\r\n");
-    for (size_t i = 0; i != req->headers.size; ++i) {
-        const h2o_header_t *h = &req->headers.entries[i];
-        if (drop_request_header(r, h, conn, prefix))
+    for (size_t i = 0; i != headers->size; ++i) {
+        const h2o_header_t *h = &headers->entries[i];
+        if (drop_request_header(r, h, conn, prefix, creds))
             continue;
         APPEND(h->name->base, h->name->len);
         APPEND_LIT(": ");
@@ -297,6 +309,8 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
         APPEND(cookie.base, cookie.len);
         APPEND_LIT("\r\n");
     }
+    if (injected.len != 0)
+        APPEND(injected.base, injected.len);
     if (has_body) {
         APPEND_LIT("content-length: ");
         APPEND(lenbuf, lenlen);
@@ -319,9 +333,21 @@ h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
     return h2o_iovec_init(buf, (size_t)(p - buf));
 }
 
+h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target)
+{
+    h2o_req_t *req = r->req;
+
+    return build_head(r, target, req->input.method, req->entity, &req->headers);
+}
+
+h2o_iovec_t cph_proxy_build_head_for(cph_req_t *r, const cph_target_t *target, h2o_iovec_t method, h2o_iovec_t body,
+                                     const h2o_headers_t *headers)
+{
+    return build_head(r, target, method, body, headers);
+}
+
 #undef APPEND
 #undef APPEND_LIT
-
 
 /* Whether the Connection value lists the header name: both are the upstream's spelling, so compared without case
  * (h2o_contains_token wants a lower-case needle). */

@@ -42,12 +42,23 @@ int cph_proxy_has_prefix(const char *name, size_t len, h2o_iovec_t prefix);
 /**
  * The HTTP/1.1 request head for the upstream (allocated from r->req->pool): method, r->upstream_path, Host =
  * target->authority, the client's end-to-end headers (never X-API-Key, nor Authorization when r->strip_credential, nor
- * a name with the identity prefix), Content-Length when the request has a body, X-Forwarded-*, then the identity
+ * a name with the identity prefix, nor a name the route's service injects), the service's credential headers
+ * (r->route->service->credentials, when r->route is set: written once, whatever the client sent, Authorization even
+ * when r->strip_credential), Content-Length when the request has a body, X-Forwarded-*, then the identity
  * headers: <prefix>request-id always; for a principal <prefix>user-id or <prefix>api-key-id, <prefix>system,
  * <prefix>roles (its effective roles, comma-separated) and <prefix>groups when non-empty. A principal value that
  * could not be sent safely (a control byte; in a list also a comma or an empty name) is left out.
  */
 h2o_iovec_t cph_proxy_build_head(cph_req_t *r, const cph_target_t *target);
+
+/**
+ * cph_proxy_build_head for a sub-request of r (an aggregate backend, a PDF source page): the same head, with method,
+ * body (base NULL: none) and the end-to-end headers to forward given by the caller instead of read from r->req, which
+ * is left untouched. Everything else (r->upstream_path, r->route's service credentials, the client's address, scheme
+ * and authority for X-Forwarded-*, the identity headers) comes from r as for cph_proxy_build_head.
+ */
+h2o_iovec_t cph_proxy_build_head_for(cph_req_t *r, const cph_target_t *target, h2o_iovec_t method, h2o_iovec_t body,
+                                     const h2o_headers_t *headers);
 
 /**
  * Whether a response header must not reach the client: hop-by-hop, framing and Date (h2o writes its own), Server

@@ -10,9 +10,10 @@
  * Checks, in order: Sec-WebSocket-Key (the base64 of 16 bytes) and Sec-WebSocket-Version present, else 400;
  * version other than 13: 426 with Sec-WebSocket-Version: 13 (RFC 6455 4.4); Origin not listed: 403
  * origin_not_allowed (absent Origin passes: only browsers send it, and they always do); draining: 503 shutting_down;
- * the route's per-client cap: 429 too_many_websockets; service admission: 503 upstream_overloaded; no target: 503
- * no_healthy_upstream. Then the upstream gets the request head the proxy would send (proxy_head.c) with
- * "connection: upgrade" and "upgrade: websocket", within the route's connect and first-byte timeouts (504
+ * the service's credentials not resolved by the control plane: 503 credentials_unavailable; the route's per-client
+ * cap: 429 too_many_websockets; service admission: 503 upstream_overloaded; no target: 503 no_healthy_upstream. Then
+ * the upstream gets the request head the proxy would send (proxy_head.c, the service's credential headers included)
+ * with "connection: upgrade" and "upgrade: websocket", within the route's connect and first-byte timeouts (504
  * upstream_timeout, 502 upstream_connect_failed). Its answer:
  *   - 101 with Upgrade: websocket and the right Sec-WebSocket-Accept: the client gets 101 with the upstream's headers
  *     (hop-by-hop ones dropped) and core/websocket.c takes both sockets over;
@@ -27,6 +28,7 @@
 #include "proto/log.h"
 #include "dataplane/compile/router.h"
 #include "dataplane/core/clientip.h"
+#include "dataplane/core/credentials.h"
 #include "dataplane/core/h1resp.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/core/websocket.h"
@@ -396,7 +398,7 @@ static int check_handshake(cph_req_t *r, const h2o_header_t **key)
     return 0;
 }
 
-/* Origin, drain, per-client cap, admission, target: 0 with hs holding what it took, or answered. */
+/* Origin, drain, credentials, per-client cap, admission, target: 0 with hs holding what it took, or answered. */
 static int admit(cph_req_t *r, handshake_t *hs)
 {
     const cph_ws_policy_t *p = r->route->websocket;
@@ -407,6 +409,10 @@ static int admit(cph_req_t *r, handshake_t *hs)
     }
     if (cph_websocket_draining(r->worker)) {
         cph_respond_error_r(r, 503, "shutting_down", "The gateway is shutting down");
+        return -1;
+    }
+    if (r->route->service->credentials != NULL && r->route->service->credentials->error != NULL) {
+        cph_respond_error_r(r, 503, CPH_CREDENTIALS_UNAVAILABLE_CODE, CPH_CREDENTIALS_UNAVAILABLE_MSG);
         return -1;
     }
     if (p->max_per_client != 0) {
