@@ -44,4 +44,9 @@ int cph_websocket_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t 
 /** auth.api -> snap->auth_api_route: a route + service (own arena copies) forwarding /auth/{login,refresh,logout}. */
 int cph_builtin_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
 
+/** routes of kind "pdf" -> route->kind, route->pdf (compile/pdf.c). Runs after cph_router_compile. */
+int cph_pdf_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+/** routes of kind "aggregate" -> route->kind, route->aggregate (compile/aggregate.c). Runs after cph_router_compile. */
+int cph_aggregate_compile(cph_snapshot_t *snap, const json_t *body, cph_error_t *err);
+
 #endif

@@ -21,6 +21,8 @@ static const cph_stage_fn stages[] = {
     cph_authn_on_req,
     cph_authz_on_req,
     cph_ratelimit_on_req,
+    cph_pdf_on_req,
+    cph_aggregate_on_req,
     cph_websocket_on_req,
     cph_cache_on_req,
     cph_proxy_on_req,

@@ -50,7 +50,8 @@ cph_snapshot_t *cph_snapshot_build(const json_t *body, const char *epoch, uint64
         cph_auth_compile(snap, body, err) != 0 || cph_authz_compile(snap, body, err) != 0 ||
         cph_builtin_compile(snap, body, err) != 0 || cph_edge_compile(snap, body, err) != 0 ||
         cph_ratelimit_compile(snap, body, err) != 0 || cph_cache_compile(snap, body, err) != 0 ||
-        cph_upstream_compile(snap, body, err) != 0 || cph_websocket_compile(snap, body, err) != 0) {
+        cph_upstream_compile(snap, body, err) != 0 || cph_websocket_compile(snap, body, err) != 0 ||
+        cph_pdf_compile(snap, body, err) != 0 || cph_aggregate_compile(snap, body, err) != 0) {
         snapshot_free(snap);
         return NULL;
     }

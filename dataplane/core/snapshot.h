@@ -74,6 +74,7 @@ typedef struct st_cph_service_t {
     uint32_t max_requests, max_pending;
     const cph_health_check_t *health_check; /* NULL = no active checks */
     struct st_cph_service_state_t *state;   /* in-flight and retry counters per service name, survives swaps */
+    const struct st_cph_credentials_t *credentials; /* headers injected upstream (core/credentials.h); NULL = none */
 } cph_service_t;
 
 /* ---- compiled routes (compile/router.c) ---- */
@@ -84,6 +85,13 @@ typedef enum en_cph_default_access_t {
     CPH_ACCESS_PUBLIC,            /* allow */
     CPH_ACCESS_DENY               /* 403 for everyone */
 } cph_default_access_t;
+
+/** What a route does once a request passed its policies (route "kind", PROTOCOL.md section 5). */
+typedef enum en_cph_route_kind_t {
+    CPH_ROUTE_PROXY = 0, /* forward to the service (filter/proxy.c, filter/websocket.c) */
+    CPH_ROUTE_PDF,       /* render HTML / Markdown to PDF (filter/pdf.c) */
+    CPH_ROUTE_AGGREGATE  /* fan out to several services and merge (filter/aggregate.c) */
+} cph_route_kind_t;
 
 typedef struct st_cph_route_t {
     const char *name;
@@ -108,6 +116,9 @@ typedef struct st_cph_route_t {
     size_t num_retry_statuses;
     uint32_t retry_budget_percent, retry_min_concurrent;
     const struct st_cph_ws_policy_t *websocket; /* policies.websocket (core/websocket.h); NULL = not tunnelled */
+    cph_route_kind_t kind;
+    const struct st_cph_pdf_route_t *pdf;             /* kind PDF: compile/pdf.c; else NULL */
+    const struct st_cph_aggregate_route_t *aggregate; /* kind AGGREGATE: compile/aggregate.c; else NULL */
 } cph_route_t;
 
 /** Route matcher; opaque, built by cph_router_compile (compile/router.c). */

@@ -6,14 +6,17 @@
  * into its slot before the count is published with a release store, and readers load the count with acquire, so
  * every id below the count has its name. Lookup by name is an open-addressing hash table touched only by the writer.
  * Endpoint rules are keyed by their control-plane id written in decimal, and rate limits by "scope\nname", so the
- * same table serves them.
+ * same table serves them. The PDF render metrics (core/pdf.h) are written here as Prometheus text, for the status
+ * listener to append.
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "proto/log.h"
 #include "dataplane/core/stats.h"
+#include "dataplane/core/text.h"
 
 #define MODULE "dp/core/stats"
 
@@ -204,8 +207,8 @@ const char *cph_stats_rl_outcome_name(cph_rl_outcome_t outcome)
 
 const char *cph_stats_cache_outcome_name(cph_cache_outcome_t outcome)
 {
-    static const char *const names[CPH_CACHE_OUTCOMES] = {"hit", "miss", "bypass", "stored", "not_storable", "revalidated_304",
-                                                            "error"};
+    static const char *const names[CPH_CACHE_OUTCOMES] = {"hit",  "miss", "bypass", "stored", "not_storable", "revalidated_304",
+                                                          "error"};
 
     return outcome >= 0 && outcome < CPH_CACHE_OUTCOMES ? names[outcome] : "other";
 }
@@ -221,4 +224,97 @@ cph_authn_reason_t cph_stats_authn_reason(const char *reason)
 const char *cph_stats_authn_reason_name(cph_authn_reason_t reason)
 {
     return reason >= 0 && reason < CPH_AUTHN_REASONS ? authn_reasons[reason] : "other";
+}
+
+/* ---------------------------------------------------------------- PDF renders (core/pdf.h, filter/pdf.c) */
+
+void cph_stats_pdf_observe(cph_worker_stats_t *stats, uint64_t render_us)
+{
+    static const double bounds[] = {CPH_STATS_PDF_BUCKET_BOUNDS};
+    size_t b = 0;
+
+    while (b != sizeof(bounds) / sizeof(bounds[0]) && (double)render_us > bounds[b] * 1e6)
+        b++;
+    cph_counter_add(&stats->pdf_seconds[b], 1);
+    cph_counter_add(&stats->pdf_seconds_sum_us, render_us);
+}
+
+const char *cph_stats_pdf_reason_name(cph_pdf_result_t reason)
+{
+    static const char *const names[CPH_PDF_FAIL_REASONS] = {"timeout", "too_large", "exit", "spawn", "busy"};
+
+    return reason >= 0 && reason < CPH_PDF_FAIL_REASONS ? names[reason] : "other";
+}
+
+static uint64_t sum_counter(cph_worker_stats_t *const *workers, size_t n, size_t offset)
+{
+    uint64_t sum = 0;
+
+    for (size_t w = 0; w != n; w++)
+        if (workers[w] != NULL)
+            sum += cph_counter_read((cph_counter_t *)((char *)workers[w] + offset));
+    return sum;
+}
+
+/* A route name as a label value: backslash, double quote and newline escaped (names are [A-Za-z0-9._-] anyway). */
+static void add_route_label(cph_text_t *t, const char *name)
+{
+    for (; *name != '\0'; name++) {
+        if (*name == '\\' || *name == '"')
+            cph_text_printf(t, "\\%c", *name);
+        else if (*name == '\n')
+            cph_text_printf(t, "\\n");
+        else
+            cph_text_printf(t, "%c", *name);
+    }
+}
+
+static void pdf_histogram(cph_text_t *t, cph_worker_stats_t *const *workers, size_t n)
+{
+    static const double bounds[] = {CPH_STATS_PDF_BUCKET_BOUNDS};
+    uint64_t cumulative = 0;
+
+    cph_text_printf(t, "# HELP cephalo_dp_pdf_render_seconds Time from a render's start to its child's exit.\n"
+                       "# TYPE cephalo_dp_pdf_render_seconds histogram\n");
+    for (size_t b = 0; b != CPH_STATS_PDF_BUCKETS; b++) {
+        cumulative += sum_counter(workers, n, offsetof(cph_worker_stats_t, pdf_seconds) + b * sizeof(cph_counter_t));
+        if (b < sizeof(bounds) / sizeof(bounds[0]))
+            cph_text_printf(t, "cephalo_dp_pdf_render_seconds_bucket{le=\"%g\"} %llu\n", bounds[b], (unsigned long long)cumulative);
+        else
+            cph_text_printf(t, "cephalo_dp_pdf_render_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+    }
+    cph_text_printf(t, "cephalo_dp_pdf_render_seconds_sum %.6f\n",
+                    (double)sum_counter(workers, n, offsetof(cph_worker_stats_t, pdf_seconds_sum_us)) / 1e6);
+    cph_text_printf(t, "cephalo_dp_pdf_render_seconds_count %llu\n", (unsigned long long)cumulative);
+}
+
+char *cph_stats_pdf_exposition(cph_worker_stats_t *const *workers, size_t n, uint64_t queue_depth)
+{
+    cph_text_t t;
+    uint32_t num = cph_stats_num_routes();
+
+    cph_text_init(&t, 1024);
+    cph_text_printf(&t, "# HELP cephalo_dp_pdf_renders_total PDFs rendered and answered, by route.\n"
+                        "# TYPE cephalo_dp_pdf_renders_total counter\n");
+    for (uint32_t id = 1; id <= num && id < CPH_STATS_MAX_ROUTES; id++) {
+        const char *name = cph_stats_route_name(id);
+        uint64_t sum = sum_counter(workers, n, offsetof(cph_worker_stats_t, pdf_renders) + id * sizeof(cph_counter_t));
+        if (sum == 0 || name == NULL)
+            continue;
+        cph_text_printf(&t, "cephalo_dp_pdf_renders_total{route=\"");
+        add_route_label(&t, name);
+        cph_text_printf(&t, "\"} %llu\n", (unsigned long long)sum);
+    }
+    cph_text_printf(&t, "# HELP cephalo_dp_pdf_failures_total PDF renders that failed or were refused, by reason.\n"
+                        "# TYPE cephalo_dp_pdf_failures_total counter\n");
+    for (int r = 0; r < CPH_PDF_FAIL_REASONS; r++) {
+        size_t at = offsetof(cph_worker_stats_t, pdf_failures) + (size_t)r * sizeof(cph_counter_t);
+        cph_text_printf(&t, "cephalo_dp_pdf_failures_total{reason=\"%s\"} %llu\n", cph_stats_pdf_reason_name((cph_pdf_result_t)r),
+                        (unsigned long long)sum_counter(workers, n, at));
+    }
+    cph_text_printf(&t, "# HELP cephalo_dp_pdf_queue_depth PDF renders waiting for a free render slot.\n");
+    cph_text_printf(&t, "# TYPE cephalo_dp_pdf_queue_depth gauge\ncephalo_dp_pdf_queue_depth %llu\n",
+                    (unsigned long long)queue_depth);
+    pdf_histogram(&t, workers, n);
+    return t.buf;
 }

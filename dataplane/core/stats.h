@@ -80,6 +80,22 @@ typedef enum en_cph_cache_outcome_t {
     CPH_CACHE_OUTCOMES
 } cph_cache_outcome_t;
 
+/* how a PDF render ended (core/pdf.h); the first CPH_PDF_FAIL_REASONS are cephalo_dp_pdf_failures_total{reason} */
+typedef enum en_cph_pdf_result_t {
+    CPH_PDF_FAIL_TIMEOUT = 0, /* killed at the route's timeout_ms: 504 */
+    CPH_PDF_FAIL_TOO_LARGE,   /* killed at max_output_bytes (or a source page past max_input_bytes): 502 */
+    CPH_PDF_FAIL_EXIT,        /* the child failed (exit status, signal, no valid PDF): 502 */
+    CPH_PDF_FAIL_SPAWN,       /* no child could be started: 502 */
+    CPH_PDF_FAIL_BUSY,        /* every slot taken and the queue full: 503 */
+    CPH_PDF_FAIL_REASONS,
+    CPH_PDF_OK = CPH_PDF_FAIL_REASONS,
+    CPH_PDF_CANCELLED /* the client went away: the child was killed, nothing is counted */
+} cph_pdf_result_t;
+
+/* upper bounds (seconds) of cephalo_dp_pdf_render_seconds' buckets; the last bucket is +Inf */
+#define CPH_STATS_PDF_BUCKET_BOUNDS 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+#define CPH_STATS_PDF_BUCKETS 10
+
 typedef struct st_cph_worker_stats_t {
     cph_counter_t responses[CPH_STATS_MAX_ROUTES][CPH_STATS_STATUS_CLASSES];
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
@@ -90,6 +106,10 @@ typedef struct st_cph_worker_stats_t {
     cph_counter_t authn_failures[CPH_AUTHN_REASONS];
     cph_counter_t ratelimit[CPH_STATS_MAX_LIMITS][CPH_RL_OUTCOMES]; /* by limit stat id (cph_stats_limit_id), outcome */
     cph_counter_t cache[CPH_STATS_MAX_ROUTES][CPH_CACHE_OUTCOMES];  /* by route metric id, cph_cache_outcome_t */
+    cph_counter_t pdf_renders[CPH_STATS_MAX_ROUTES];                /* PDFs answered, by route metric id */
+    cph_counter_t pdf_failures[CPH_PDF_FAIL_REASONS];               /* by cph_pdf_result_t */
+    cph_counter_t pdf_seconds[CPH_STATS_PDF_BUCKETS];               /* render times, not cumulative (summed on scrape) */
+    cph_counter_t pdf_seconds_sum_us;
 } cph_worker_stats_t;
 
 static inline void cph_counter_add(cph_counter_t *c, uint64_t n)
@@ -151,5 +171,16 @@ const char *cph_stats_cache_outcome_name(cph_cache_outcome_t outcome);
 cph_authn_reason_t cph_stats_authn_reason(const char *reason);
 /** The code of a reason index (the exposition's label value). */
 const char *cph_stats_authn_reason_name(cph_authn_reason_t reason);
+
+/** Counts one render that took render_us microseconds (the histogram; the worker thread only). */
+void cph_stats_pdf_observe(cph_worker_stats_t *stats, uint64_t render_us);
+/** "timeout", "too_large", "exit", "spawn", "busy" ("other" past those). */
+const char *cph_stats_pdf_reason_name(cph_pdf_result_t reason);
+/**
+ * The PDF metrics of n workers as Prometheus text (malloc'd, NUL-terminated; the caller frees it):
+ * cephalo_dp_pdf_renders_total{route}, cephalo_dp_pdf_failures_total{reason}, cephalo_dp_pdf_queue_depth (the value
+ * given) and the cephalo_dp_pdf_render_seconds histogram. Any thread (relaxed loads).
+ */
+char *cph_stats_pdf_exposition(cph_worker_stats_t *const *workers, size_t n, uint64_t queue_depth);
 
 #endif

@@ -7,7 +7,6 @@
  * apply/nack counters live on this same thread; the per-worker counters are summed with relaxed loads (each has one
  * writer, its worker), so a scrape never stops a worker.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +16,10 @@
 #include "dataplane/core/balance.h"
 #include "dataplane/core/cache.h"
 #include "dataplane/core/health.h"
+#include "dataplane/core/pdf.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
+#include "dataplane/core/text.h"
 #include "dataplane/core/websocket.h"
 
 #define MODULE "dp/core/status"
@@ -46,32 +47,6 @@ typedef struct st_cph_status_handler_t {
 
 /* ---------------------------------------------------------------- exposition */
 
-typedef struct st_cph_text_t {
-    char *buf;
-    size_t len;
-    size_t cap;
-} cph_text_t;
-
-__attribute__((format(printf, 2, 3))) static void text_printf(cph_text_t *t, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            cph_fatal(MODULE, "vsnprintf failed");
-        if ((size_t)n < t->cap - t->len)
-            break;
-        t->cap = (t->cap + (size_t)n + 1) * 2;
-        if ((t->buf = realloc(t->buf, t->cap)) == NULL)
-            cph_fatal(MODULE, "out of memory");
-    }
-    t->len += (size_t)n;
-}
-
 /* A label value as the text format wants it: backslash, double quote and newline escaped. */
 static const char *escape_label(const char *s, char *out, size_t cap)
 {
@@ -91,7 +66,7 @@ static const char *escape_label(const char *s, char *out, size_t cap)
 
 static void header(cph_text_t *t, const char *name, const char *type, const char *help)
 {
-    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    cph_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void render_requests(cph_text_t *t, cph_server_t *s)
@@ -108,16 +83,15 @@ static void render_requests(cph_text_t *t, cph_server_t *s)
             for (unsigned w = 0; w < s->num_workers; w++)
                 sum += cph_counter_read(&s->workers[w].stats->responses[id][cls]);
             if (sum != 0 && name != NULL)
-                text_printf(t, "cephalo_dp_requests_total{route=\"%s\",status_class=\"%s\"} %llu\n",
-                            escape_label(name, esc, sizeof(esc)), classes[cls], (unsigned long long)sum);
+                cph_text_printf(t, "cephalo_dp_requests_total{route=\"%s\",status_class=\"%s\"} %llu\n",
+                                escape_label(name, esc, sizeof(esc)), classes[cls], (unsigned long long)sum);
         }
     }
 }
 
 static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
 {
-    static const char *kinds[CPH_UPSTREAM_ERR_KINDS] = {"connect", "timeout", "protocol", "no_target", "no_healthy",
-                                                        "overloaded"};
+    static const char *kinds[CPH_UPSTREAM_ERR_KINDS] = {"connect", "timeout", "protocol", "no_target", "no_healthy", "overloaded"};
     uint32_t n = cph_stats_num_services();
     char esc[512];
 
@@ -129,8 +103,8 @@ static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
             for (unsigned w = 0; w < s->num_workers; w++)
                 sum += cph_counter_read(&s->workers[w].stats->upstream_errors[id][k]);
             if (sum != 0 && name != NULL)
-                text_printf(t, "cephalo_dp_upstream_errors_total{service=\"%s\",kind=\"%s\"} %llu\n",
-                            escape_label(name, esc, sizeof(esc)), kinds[k], (unsigned long long)sum);
+                cph_text_printf(t, "cephalo_dp_upstream_errors_total{service=\"%s\",kind=\"%s\"} %llu\n",
+                                escape_label(name, esc, sizeof(esc)), kinds[k], (unsigned long long)sum);
         }
     }
 }
@@ -148,16 +122,16 @@ static void render_upstream_resilience(cph_text_t *t, cph_server_t *s)
         for (unsigned w = 0; w < s->num_workers; w++)
             sum += cph_counter_read(&s->workers[w].stats->upstream_retries[id]);
         if (sum != 0 && name != NULL)
-            text_printf(t, "cephalo_dp_upstream_retries_total{service=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
-                        (unsigned long long)sum);
+            cph_text_printf(t, "cephalo_dp_upstream_retries_total{service=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
+                            (unsigned long long)sum);
     }
     header(t, "cephalo_dp_upstream_ejections_total", "counter", "Targets ejected by the breaker, by service.");
     for (uint32_t id = 1; id <= n && id < CPH_STATS_MAX_SERVICES; id++) {
         const char *name = cph_stats_service_name(id);
         uint64_t sum = cph_balance_ejections(id);
         if (sum != 0 && name != NULL)
-            text_printf(t, "cephalo_dp_upstream_ejections_total{service=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
-                        (unsigned long long)sum);
+            cph_text_printf(t, "cephalo_dp_upstream_ejections_total{service=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
+                            (unsigned long long)sum);
     }
 }
 
@@ -169,16 +143,33 @@ static void render_websockets(cph_text_t *t, cph_server_t *s)
     for (unsigned w = 0; w < s->num_workers; w++)
         open += cph_websocket_count(&s->workers[w]);
     header(t, "cephalo_dp_websocket_tunnels", "gauge", "Websocket tunnels open.");
-    text_printf(t, "cephalo_dp_websocket_tunnels %llu\n", (unsigned long long)open);
+    cph_text_printf(t, "cephalo_dp_websocket_tunnels %llu\n", (unsigned long long)open);
     header(t, "cephalo_dp_websocket_closed_total", "counter", "Websocket tunnels ended, by reason.");
     for (int reason = 0; reason < CPH_WS_CLOSED_REASONS; reason++) {
         uint64_t sum = 0;
         for (unsigned w = 0; w < s->num_workers; w++)
             sum += cph_websocket_closed(&s->workers[w], (cph_ws_closed_reason_t)reason);
         if (sum != 0)
-            text_printf(t, "cephalo_dp_websocket_closed_total{reason=\"%s\"} %llu\n",
-                        cph_websocket_closed_reason_name((cph_ws_closed_reason_t)reason), (unsigned long long)sum);
+            cph_text_printf(t, "cephalo_dp_websocket_closed_total{reason=\"%s\"} %llu\n",
+                            cph_websocket_closed_reason_name((cph_ws_closed_reason_t)reason), (unsigned long long)sum);
     }
+}
+
+/* The PDF renders, failures, queue depth and render time histogram (core/pdf.c, core/stats.c). */
+static void render_pdf(cph_text_t *t, cph_server_t *s)
+{
+    cph_worker_stats_t **stats = malloc(sizeof(*stats) * (s->num_workers + 1));
+    char *text;
+
+    if (stats == NULL)
+        cph_fatal(MODULE, "out of memory");
+    for (unsigned w = 0; w < s->num_workers; w++)
+        stats[w] = s->workers[w].stats;
+    if ((text = cph_stats_pdf_exposition(stats, s->num_workers, cph_pdf_queue_depth())) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    cph_text_printf(t, "%s", text);
+    free(text);
+    free(stats);
 }
 
 static void add_shadow_sample(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t deny)
@@ -186,11 +177,11 @@ static void add_shadow_sample(void *ud, int64_t endpoint_id, uint64_t allow, uin
     cph_text_t *t = ud;
 
     if (allow != 0)
-        text_printf(t, "cephalo_authz_shadow_total{endpoint=\"%lld\",outcome=\"would_allow\"} %llu\n", (long long)endpoint_id,
-                    (unsigned long long)allow);
+        cph_text_printf(t, "cephalo_authz_shadow_total{endpoint=\"%lld\",outcome=\"would_allow\"} %llu\n", (long long)endpoint_id,
+                        (unsigned long long)allow);
     if (deny != 0)
-        text_printf(t, "cephalo_authz_shadow_total{endpoint=\"%lld\",outcome=\"would_deny\"} %llu\n", (long long)endpoint_id,
-                    (unsigned long long)deny);
+        cph_text_printf(t, "cephalo_authz_shadow_total{endpoint=\"%lld\",outcome=\"would_deny\"} %llu\n", (long long)endpoint_id,
+                        (unsigned long long)deny);
 }
 
 /* Decisions by outcome (always the three samples), shadow outcomes per rule id and authn failures by reason. */
@@ -208,7 +199,7 @@ static void render_auth(cph_text_t *t, cph_server_t *s)
         uint64_t sum = 0;
         for (unsigned w = 0; w < s->num_workers; w++)
             sum += cph_counter_read(&stats[w]->authz_decisions[o]);
-        text_printf(t, "cephalo_authz_decisions_total{outcome=\"%s\"} %llu\n", outcomes[o], (unsigned long long)sum);
+        cph_text_printf(t, "cephalo_authz_decisions_total{outcome=\"%s\"} %llu\n", outcomes[o], (unsigned long long)sum);
     }
     header(t, "cephalo_authz_shadow_total", "counter", "Would-be decisions of shadow endpoint rules, by rule id.");
     cph_stats_shadow_foreach(stats, s->num_workers, add_shadow_sample, t);
@@ -218,8 +209,8 @@ static void render_auth(cph_text_t *t, cph_server_t *s)
         for (unsigned w = 0; w < s->num_workers; w++)
             sum += cph_counter_read(&stats[w]->authn_failures[r]);
         if (sum != 0)
-            text_printf(t, "cephalo_authn_failures_total{reason=\"%s\"} %llu\n", cph_stats_authn_reason_name((cph_authn_reason_t)r),
-                        (unsigned long long)sum);
+            cph_text_printf(t, "cephalo_authn_failures_total{reason=\"%s\"} %llu\n",
+                            cph_stats_authn_reason_name((cph_authn_reason_t)r), (unsigned long long)sum);
     }
     free(stats);
 }
@@ -242,9 +233,9 @@ static void render_ratelimit(cph_text_t *t, cph_server_t *s)
             for (unsigned w = 0; w < s->num_workers; w++)
                 sum += cph_counter_read(&s->workers[w].stats->ratelimit[id][o]);
             if (sum != 0)
-                text_printf(t, "cephalo_ratelimit_total{route=\"%s\",limit=\"%s\",outcome=\"%s\"} %llu\n",
-                            escape_label(scope, esc_scope, sizeof(esc_scope)), escape_label(name, esc_name, sizeof(esc_name)),
-                            cph_stats_rl_outcome_name((cph_rl_outcome_t)o), (unsigned long long)sum);
+                cph_text_printf(t, "cephalo_ratelimit_total{route=\"%s\",limit=\"%s\",outcome=\"%s\"} %llu\n",
+                                escape_label(scope, esc_scope, sizeof(esc_scope)), escape_label(name, esc_name, sizeof(esc_name)),
+                                cph_stats_rl_outcome_name((cph_rl_outcome_t)o), (unsigned long long)sum);
         }
     }
 }
@@ -264,25 +255,23 @@ static void render_cache(cph_text_t *t, cph_server_t *s)
             for (unsigned w = 0; w < s->num_workers; w++)
                 sum += cph_counter_read(&s->workers[w].stats->cache[id][o]);
             if (sum != 0)
-                text_printf(t, "cephalo_cache_total{route=\"%s\",outcome=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
-                            cph_stats_cache_outcome_name((cph_cache_outcome_t)o), (unsigned long long)sum);
+                cph_text_printf(t, "cephalo_cache_total{route=\"%s\",outcome=\"%s\"} %llu\n", escape_label(name, esc, sizeof(esc)),
+                                cph_stats_cache_outcome_name((cph_cache_outcome_t)o), (unsigned long long)sum);
         }
     }
     cph_cache_usage(cph_cache_default(), &bytes, &entries);
     header(t, "cephalo_cache_bytes", "gauge", "Bytes held by the response cache (keys, headers and bodies).");
-    text_printf(t, "cephalo_cache_bytes %llu\n", (unsigned long long)bytes);
+    cph_text_printf(t, "cephalo_cache_bytes %llu\n", (unsigned long long)bytes);
     header(t, "cephalo_cache_entries", "gauge", "Responses held by the response cache.");
-    text_printf(t, "cephalo_cache_entries %llu\n", (unsigned long long)entries);
+    cph_text_printf(t, "cephalo_cache_entries %llu\n", (unsigned long long)entries);
 }
 
 char *cph_status_metrics(cph_control_t *c)
 {
-    cph_text_t t = {malloc(4096), 0, 4096};
+    cph_text_t t;
     uint64_t accepted = 0;
 
-    if (t.buf == NULL)
-        cph_fatal(MODULE, "out of memory");
-    t.buf[0] = '\0';
+    cph_text_init(&t, 4096);
     if (c->server != NULL) {
         render_requests(&t, c->server);
         render_upstream_errors(&t, c->server);
@@ -291,21 +280,22 @@ char *cph_status_metrics(cph_control_t *c)
         render_ratelimit(&t, c->server);
         render_cache(&t, c->server);
         render_websockets(&t, c->server);
+        render_pdf(&t, c->server);
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }
     header(&t, "cephalo_dp_connections_accepted_total", "counter", "Client connections accepted.");
-    text_printf(&t, "cephalo_dp_connections_accepted_total %llu\n", (unsigned long long)accepted);
+    cph_text_printf(&t, "cephalo_dp_connections_accepted_total %llu\n", (unsigned long long)accepted);
     header(&t, "cephalo_dp_snapshot_version", "gauge", "Version of the snapshot in force (0 = none).");
-    text_printf(&t, "cephalo_dp_snapshot_version %llu\n", (unsigned long long)c->applied.version);
+    cph_text_printf(&t, "cephalo_dp_snapshot_version %llu\n", (unsigned long long)c->applied.version);
     header(&t, "cephalo_dp_snapshot_applies_total", "counter", "Snapshots applied and acked.");
-    text_printf(&t, "cephalo_dp_snapshot_applies_total %llu\n", (unsigned long long)c->applies);
+    cph_text_printf(&t, "cephalo_dp_snapshot_applies_total %llu\n", (unsigned long long)c->applies);
     header(&t, "cephalo_dp_snapshot_nacks_total", "counter", "Snapshots refused (nack).");
-    text_printf(&t, "cephalo_dp_snapshot_nacks_total %llu\n", (unsigned long long)c->nacks);
+    cph_text_printf(&t, "cephalo_dp_snapshot_nacks_total %llu\n", (unsigned long long)c->nacks);
     header(&t, "cephalo_dp_config_loaded", "gauge", "1 when a snapshot is in force.");
-    text_printf(&t, "cephalo_dp_config_loaded %d\n", c->current != NULL);
+    cph_text_printf(&t, "cephalo_dp_config_loaded %d\n", c->current != NULL);
     header(&t, "cephalo_dp_cp_connected", "gauge", "1 while the control plane session is up.");
-    text_printf(&t, "cephalo_dp_cp_connected %d\n", c->cp_connected);
+    cph_text_printf(&t, "cephalo_dp_cp_connected %d\n", c->cp_connected);
     return t.buf;
 }
 

@@ -41,6 +41,10 @@ int cph_ratelimit_on_req(cph_req_t *r);
  * service (core/websocket.h); any other request passes on (the proxy drops Upgrade headers).
  */
 int cph_websocket_on_req(cph_req_t *r);
+/** A route of kind pdf: renders the request (or the upstream's answer) to PDF off the loop (filter/pdf.c); else CPH_NEXT. */
+int cph_pdf_on_req(cph_req_t *r);
+/** A route of kind aggregate: fans out to its backends and merges their JSON (filter/aggregate.c); else CPH_NEXT. */
+int cph_aggregate_on_req(cph_req_t *r);
 /**
  * The response cache (docs/dataplane.md "Response cache"): for GET/HEAD of a route with policies.cache, answers a
  * fresh stored response (X-Cache: HIT, Age; 304 on a matching If-None-Match) or marks the miss (X-Cache: MISS) and

@@ -7,8 +7,8 @@
  * and a retry's budget slot is held while the retried attempt is in flight, so "retries in flight" is what the budget
  * limits (Envoy's retry budget).
  *
- * Retries (docs/dataplane.md "Timeouts and retries"): only idempotent methods, only before the response started (the proxy calls this before
- * h2o_start_response and never after), only to a target not tried yet (a bitmap: inline up to 64 targets, from the
+ * Retries (docs/dataplane.md "Timeouts and retries"): only idempotent methods, only before the response started (the proxy calls
+ * this before h2o_start_response and never after), only to a target not tried yet (a bitmap: inline up to 64 targets, from the
  * request's pool beyond, and only once a retry happens, so a request that never retries pays nothing), at most
  * route->retry_max times, and never after a first-byte timeout: the upstream may be working on it.
  *
@@ -163,11 +163,11 @@ static int status_listed(const cph_route_t *route, int status)
 
 int cph_proxy_retryable(const cph_req_t *r, const cph_proxy_attempts_t *a, cph_outcome_t outcome, int status)
 {
-    const h2o_req_t *req = r->req;
+    h2o_iovec_t method = a->method.base != NULL ? a->method : r->req->input.method;
 
     if (a->retries >= r->route->retry_max || !a->picked)
         return 0;
-    if ((cph_method_from(req->input.method.base, req->input.method.len) & IDEMPOTENT) == 0)
+    if ((cph_method_from(method.base, method.len) & IDEMPOTENT) == 0)
         return 0;
     switch (outcome) {
     case CPH_OUTCOME_CONNECT_FAILURE:

@@ -22,6 +22,7 @@ typedef struct st_cph_proxy_attempts_t {
     uint8_t picked;      /* pick awaits its cph_balance_end */
     uint8_t connecting;  /* holds one of the service's max_pending (cph_balance_connect_begin) */
     uint8_t budget;      /* the current attempt is a retry holding one slot of the budget */
+    h2o_iovec_t method;  /* the exchange's method when it is not the client's (filter/fetch.c); {NULL, 0}: the client's */
 } cph_proxy_attempts_t;
 
 /** Monotonic time for the balancer (CLOCK_MONOTONIC_COARSE, ns): the vDSO, no system call. */
@@ -53,9 +54,9 @@ int cph_proxy_pick(cph_req_t *r, cph_proxy_attempts_t *a, uint64_t now_ns);
 
 /**
  * Whether the failed attempt may be retried, budget aside: an idempotent method (GET HEAD OPTIONS
- * PUT DELETE TRACE), fewer than route->retry_max retries so far, and the outcome a connect failure, a reset before
- * the head, a timeout while connecting (a->connecting still set: never a first-byte timeout), or a 5XX whose status
- * is listed in route->retry_statuses. The caller guarantees no response byte went to the client.
+ * PUT DELETE TRACE; a->method, else the client's), fewer than route->retry_max retries so far, and the outcome a connect failure, a
+ * reset before the head, a timeout while connecting (a->connecting still set: never a first-byte timeout), or a 5XX whose status is
+ * listed in route->retry_statuses. The caller guarantees no response byte went to the client.
  */
 int cph_proxy_retryable(const cph_req_t *r, const cph_proxy_attempts_t *a, cph_outcome_t outcome, int status);
 

@@ -13,7 +13,30 @@
 #include <cmocka.h>
 #include "dataplane/core/control.h"
 #include "dataplane/core/status.h"
+#include "dataplane/core/text.h"
 #include "metrics_fixture.h"
+
+/* The exposition's text builder (core/text.c): starts empty, grows past its capacity, stays NUL-terminated. */
+static void test_text_builder_grows(void **state)
+{
+    cph_text_t t;
+    char expect[8192];
+    size_t n = 0;
+
+    (void)state;
+    cph_text_init(&t, 1);
+    assert_string_equal(t.buf, "");
+    for (int i = 0; i != 500; ++i) {
+        cph_text_printf(&t, "line %d %s\n", i, i % 2 ? "odd" : "even");
+        n += (size_t)snprintf(expect + n, sizeof(expect) - n, "line %d %s\n", i, i % 2 ? "odd" : "even");
+    }
+    assert_int_equal(t.len, n);
+    assert_true(t.cap > t.len);
+    assert_string_equal(t.buf, expect);
+    cph_text_printf(&t, "%s", "");
+    assert_int_equal(t.len, n);
+    free(t.buf);
+}
 
 static void test_ids_are_stable_by_name(void **state)
 {
@@ -159,6 +182,7 @@ static void test_authz_metrics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_builder_grows),
         cmocka_unit_test(test_ids_are_stable_by_name),
         cmocka_unit_test(test_metrics_sum_workers_and_escape),
         cmocka_unit_test(test_endpoint_ids),
