@@ -796,8 +796,95 @@ def run_ws_idle(args, sc, procs, outdir):
         stack.close()
 
 
+# ------------------------------------------------------------------------------------------------ mode pdf
+
+PDF_DOC = ("<html><body><h1>Invoice 2026-%d</h1>" + "".join("<p>Line %d: lorem ipsum dolor sit amet</p>" % i
+                                                            for i in range(30)) + "</body></html>")
+
+
+def renderers(pid):
+    """wkhtmltopdf children of the data plane right now."""
+    n = 0
+    for p in proc_tree(pid):
+        try:
+            with open("/proc/%d/comm" % p) as f:
+                n += f.read().startswith("wkhtmlto")
+        except OSError:
+            pass
+    return n
+
+
+def pdf_load(port, path, clients, seconds, pid):
+    """clients threads POSTing a one-page HTML document back to back for seconds; returns the statuses, the
+    latencies of the 200s and the peak number of renderer children seen (sampled every 20 ms)."""
+    import threading
+    statuses, latencies, peak, stop = {}, [], [0], time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client(i):
+        conn = http.client.HTTPConnection(HOST, port, timeout=120)
+        k = 0
+        while time.monotonic() < stop:
+            t0 = time.monotonic()
+            try:
+                conn.request("POST", path, body=(PDF_DOC % (i * 100000 + k)).encode(),
+                             headers={"Content-Type": "text/html"})
+                resp = conn.getresponse()
+                body = resp.read()
+                status = resp.status if resp.status != 200 or body.startswith(b"%PDF-") else -1
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=120)
+                status = 0
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    latencies.append(time.monotonic() - t0)
+            if status == 503:
+                time.sleep(0.05)  # a client honouring Retry-After would wait longer: this keeps the pressure on
+            k += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        peak[0] = max(peak[0], renderers(pid))
+        time.sleep(0.02)
+    return statuses, sorted(latencies), peak[0]
+
+
+def run_pdf(args, sc, procs, outdir):
+    """Cephalo alone: a route of kind pdf (render mode), sc.connections clients posting a one-page HTML document back
+    to back for max(--duration, 10) s; renders per second, latency of the answered ones, the 503s of the bounded
+    queue, and the peak number of wkhtmltopdf children (never above --pdf-workers: the number of CPUs by default)."""
+    stack = Stack(args, sc, procs, outdir)
+    sc_dir = os.path.join(outdir, sc.name)
+    os.makedirs(sc_dir)
+    try:
+        print("== %s: %s (temp dir %s)" % (sc.name, sc.about, stack.dir), flush=True)
+        make_cert(stack.dir)
+        stack.start_cephalo(sc.routes())
+        seconds = max(args.duration, 10)
+        pdf_load(stack.port["cph"], sc.path, 1, 2, stack.pids["cephalo"])  # warm-up: fonts, page cache
+        statuses, lat, peak = pdf_load(stack.port["cph"], sc.path, sc.connections, seconds, stack.pids["cephalo"])
+        ok = statuses.get(200, 0)
+        res = {"clients": sc.connections, "seconds": seconds, "statuses": {str(k): v for k, v in statuses.items()},
+               "renders_per_s": round(ok / seconds, 2), "peak_renderers": peak, "cpus": os.cpu_count(),
+               "p50_s": round(lat[len(lat) // 2], 3) if lat else None,
+               "p99_s": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3) if lat else None}
+        line = ("%-10s cephalo: %.2f PDFs/s with %d clients over %d s (p50 %s s, p99 %s s), statuses %s, at most %d "
+                "renderers at once on %d CPUs" % (sc.name, res["renders_per_s"], sc.connections, seconds, res["p50_s"],
+                                                  res["p99_s"], res["statuses"], peak, res["cpus"]))
+        print("  " + line, flush=True)
+        return {}, {"pdf": res, "lines": [line]}
+    finally:
+        procs.stop_all()
+        stack.keep_logs(sc_dir)
+        stack.close()
+
+
 # how each Scenario.mode is measured: (args, scenario, procs, outdir) -> (throughput results, info)
-MODES = {"throughput": run_scenario, "ws-idle": run_ws_idle}
+MODES = {"throughput": run_scenario, "ws-idle": run_ws_idle, "pdf": run_pdf}
 
 
 CALLGRIND_TARGETS = ["cephalo", "nginx", "haproxy"]

@@ -11,7 +11,8 @@ own (no persistence, on a free loopback port, on the non-proxy CPUs) and pass `-
 A scenario whose feature does not exist yet carries `pending` (why): it is listed in the output and never run, so
 nothing is faked. `mode` picks how a scenario is measured: "throughput" (the default: wrk and h2load against every
 proxy, the table above) or one of bench.py's other MODES ("ws-idle": `connections` idle websockets through the data
-plane to a websocket echo origin, the data plane's RSS per connection; --ws-connections overrides the count).
+plane to a websocket echo origin, the data plane's RSS per connection; --ws-connections overrides the count; "pdf":
+`connections` clients posting HTML to a route of kind pdf, PDFs per second and the renderers' peak concurrency).
 """
 
 from dataclasses import dataclass, field
@@ -86,5 +87,15 @@ SCENARIOS = [
         identity=True,
         redis=True,
         baseline="bare",
+    ),
+    Scenario(
+        "pdf",
+        "a route of kind pdf: 24 clients posting a one-page HTML document back to back, more than the render slots "
+        "(--pdf-workers, default the CPUs) plus the queue (16) hold; PDFs/s (goal >= 3 on 2 cores), latency, the "
+        "overflow's 503s and the peak number of wkhtmltopdf children (never above --pdf-workers)",
+        mode="pdf",
+        connections=24,
+        path="/bench",
+        route_extra={"default_access": "public", "kind": "pdf", "pdf": {"timeout_ms": 60000}},
     ),
 ]

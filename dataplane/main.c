@@ -19,6 +19,7 @@
 #include "dataplane/core/control.h"
 #include "dataplane/core/cpclient.h"
 #include "dataplane/core/health.h"
+#include "dataplane/core/pdf.h"
 #include "dataplane/core/redis.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
@@ -37,6 +38,8 @@ typedef struct st_cph_dp_options_t {
     const char *dp_id;
     const char *drain_timeout_ms;
     const char *max_routes;
+    const char *pdf_workers;
+    const char *pdf_queue;
 } cph_dp_options_t;
 
 enum {
@@ -51,6 +54,8 @@ enum {
     OPT_DP_ID,
     OPT_DRAIN_TIMEOUT,
     OPT_MAX_ROUTES,
+    OPT_PDF_WORKERS,
+    OPT_PDF_QUEUE,
     OPT_HELP
 };
 
@@ -66,6 +71,8 @@ static const struct option long_options[] = {
     {"dp-id", required_argument, NULL, OPT_DP_ID},
     {"drain-timeout-ms", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"max-routes", required_argument, NULL, OPT_MAX_ROUTES},
+    {"pdf-workers", required_argument, NULL, OPT_PDF_WORKERS},
+    {"pdf-queue", required_argument, NULL, OPT_PDF_QUEUE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -87,6 +94,10 @@ static void usage(FILE *fp)
           "                            default 10000)\n"
           "  --max-routes N            refuse (nack) a snapshot with more routes (CEPHALO_MAX_ROUTES, default 0:\n"
           "                            only the schema's cap of 16384)\n"
+          "  --pdf-workers N           concurrent PDF renders, all worker threads together (CEPHALO_PDF_WORKERS,\n"
+          "                            1-64, default: number of cores)\n"
+          "  --pdf-queue N             PDF renders waiting for a slot before 503 (CEPHALO_PDF_QUEUE, 0-1024,\n"
+          "                            default 16)\n"
           "  --help                    this text\n"
           "Flags win over the environment. CEPHALO_LOG_LEVEL=debug|info|warn|error sets the log level.\n",
           fp);
@@ -129,6 +140,8 @@ static int parse_options(int argc, char **argv, cph_dp_options_t *o)
     o->dp_id = env_or("CEPHALO_DP_ID", NULL);
     o->drain_timeout_ms = env_or("CEPHALO_DRAIN_TIMEOUT_MS", "10000");
     o->max_routes = env_or("CEPHALO_MAX_ROUTES", "0");
+    o->pdf_workers = env_or("CEPHALO_PDF_WORKERS", NULL);
+    o->pdf_queue = env_or("CEPHALO_PDF_QUEUE", "16");
     while ((ch = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (ch) {
         case OPT_CP_SOCKET:
@@ -163,6 +176,12 @@ static int parse_options(int argc, char **argv, cph_dp_options_t *o)
             break;
         case OPT_MAX_ROUTES:
             o->max_routes = optarg;
+            break;
+        case OPT_PDF_WORKERS:
+            o->pdf_workers = optarg;
+            break;
+        case OPT_PDF_QUEUE:
+            o->pdf_queue = optarg;
             break;
         case 'h':
         case OPT_HELP:
@@ -205,6 +224,21 @@ static void default_dp_id(const char *state_dir, char *out, size_t cap)
     snprintf(out, cap, "%.100s-%02x%02x%02x%02x%02x%02x", host, md[0], md[1], md[2], md[3], md[4], md[5]);
 }
 
+/* --pdf-workers (default: the online CPUs, at most 64) and --pdf-queue configure the render pool (core/pdf.h). */
+static int resolve_pdf(const cph_dp_options_t *o, long ncpu)
+{
+    unsigned long long pdf_workers, pdf_queue;
+
+    if (o->pdf_workers == NULL)
+        pdf_workers = ncpu < 1 ? 1 : ncpu > CPH_PDF_WORKERS_MAX ? CPH_PDF_WORKERS_MAX : (unsigned long long)ncpu;
+    else if (parse_uint(o->pdf_workers, "--pdf-workers", 1, CPH_PDF_WORKERS_MAX, &pdf_workers) != 0)
+        return -1;
+    if (parse_uint(o->pdf_queue, "--pdf-queue", 0, CPH_PDF_QUEUE_MAX, &pdf_queue) != 0)
+        return -1;
+    cph_pdf_pool_configure((unsigned)pdf_workers, (unsigned)pdf_queue);
+    return 0;
+}
+
 /* Numbers and combinations the flag parser cannot check. Returns 0, or -1 after a message on stderr. */
 static int resolve_options(const cph_dp_options_t *o, unsigned long long *workers, unsigned long long *drain_ms,
                            unsigned long long *max_routes)
@@ -218,6 +252,8 @@ static int resolve_options(const cph_dp_options_t *o, unsigned long long *worker
     if (parse_uint(o->drain_timeout_ms, "--drain-timeout-ms", 0, 86400000, drain_ms) != 0)
         return -1;
     if (parse_uint(o->max_routes, "--max-routes", 0, 16384, max_routes) != 0)
+        return -1;
+    if (resolve_pdf(o, ncpu) != 0)
         return -1;
     if (o->listen_tls != NULL && (o->tls_cert == NULL || o->tls_key == NULL)) {
         fprintf(stderr, "cephalo-dataplane: --listen-tls needs --tls-cert and --tls-key\n");
