@@ -11,6 +11,7 @@ PACKAGES=(
     libhiredis-dev redis-server
     python3-pytest python3-h2 python3-cryptography python3-jwt python3-websockets nginx-light curl openssl ca-certificates
     wrk nghttp2-client
+    wkhtmltopdf libmd4c-dev libmd4c-html0-dev poppler-utils docker-compose
 )
 
 missing=()
