@@ -25,6 +25,7 @@
 #include "db_fixture.h"
 #include "controlplane/signing.h"
 #include "controlplane/vault.h"
+#include "http_fixture.h"
 
 #define ENV(data)                                                                                                                  \
     "{\"request_id\":\"6f0ab8a5-54c3-b3b8-4b5e-7b2d3c1e9a11\",\"lease_id\":\"\",\"renewable\":false,"                              \
@@ -306,61 +307,7 @@ static void test_wipe_values(void **state)
 
 /* ---------------------------------------------------------------- real transfers */
 
-typedef struct st_server_t {
-    int fd;
-    int port;
-    const char *answer; /* the raw HTTP answer; NULL = hang until closed */
-    size_t answer_len;
-    char request[4096];
-    pthread_t thread;
-} server_t;
-
-static void *serve(void *arg)
-{
-    server_t *s = arg;
-    int c = accept(s->fd, NULL, NULL);
-    size_t len = 0;
-    ssize_t n;
-
-    if (c < 0)
-        return NULL;
-    while (len < sizeof(s->request) - 1 && (n = read(c, s->request + len, sizeof(s->request) - 1 - len)) > 0) {
-        len += (size_t)n;
-        s->request[len] = '\0';
-        if (strstr(s->request, "\r\n\r\n") != NULL &&
-            (strstr(s->request, "Content-Length") == NULL || strstr(strstr(s->request, "\r\n\r\n") + 4, "}") != NULL))
-            break;
-    }
-    if (s->answer != NULL) {
-        for (size_t off = 0; off < s->answer_len && (n = write(c, s->answer + off, s->answer_len - off)) > 0;)
-            off += (size_t)n;
-    } else {
-        sleep(3); /* longer than the client's timeout */
-    }
-    close(c);
-    return NULL;
-}
-
-static void server_start(server_t *s, const char *answer, size_t len)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-
-    memset(s->request, 0, sizeof(s->request));
-    s->answer = answer, s->answer_len = len;
-    assert_true((s->fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(s->fd, 4), 0);
-    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
-}
-
-static void server_stop(server_t *s)
-{
-    pthread_join(s->thread, NULL);
-    close(s->fd);
-}
+#define HANG_MS 3000 /* a server that never answers holds the connection longer than the client's timeout */
 
 static char *http_answer(int status, const char *body)
 {
@@ -391,7 +338,7 @@ static void test_transfer_read_and_list(void **state)
     cph_vault_t v;
 
     (void)state;
-    server_start(&s, ans, strlen(ans));
+    server_start(&s, ans, strlen(ans), HANG_MS);
     client(&v, s.port, 2000);
     assert_int_equal(cph_vault_kv_read(&v, "services/orders", &version, &data, &e), 0);
     server_stop(&s);
@@ -403,7 +350,7 @@ static void test_transfer_read_and_list(void **state)
     assert_null(strstr(strstr(s.request, "TOKEN-1234") + 1, "TOKEN-1234")); /* once: in the header only */
     assert_null(strstr(s.request, "/v1/secret/data/services/orders?"));
 
-    server_start(&s, list, strlen(list));
+    server_start(&s, list, strlen(list), HANG_MS);
     client(&v, s.port, 2000);
     assert_non_null(keys = cph_vault_kv_list(&v, "services/", &e));
     server_stop(&s);
@@ -427,7 +374,7 @@ static void test_transfer_login(void **state)
     cph_vault_t v;
 
     (void)state;
-    server_start(&s, ans, strlen(ans));
+    server_start(&s, ans, strlen(ans), HANG_MS);
     client(&v, s.port, 2000);
     assert_int_equal(cph_vault_approle_login(&v, "role-1", "secret-1", &info, &e), 0);
     server_stop(&s);
@@ -451,13 +398,13 @@ static void test_transfer_failures(void **state)
     int port;
 
     (void)state;
-    server_start(&s, sealed, strlen(sealed));
+    server_start(&s, sealed, strlen(sealed), HANG_MS);
     client(&v, s.port, 2000);
     assert_int_equal(cph_vault_kv_version(&v, "a", &version, &e), -1);
     server_stop(&s);
     assert_int_equal(e.kind, CPH_REASON_SEALED);
 
-    server_start(&s, denied, strlen(denied));
+    server_start(&s, denied, strlen(denied), HANG_MS);
     client(&v, s.port, 2000);
     assert_int_equal(cph_vault_kv_version(&v, "a", &version, &e), -1);
     server_stop(&s);
@@ -466,13 +413,13 @@ static void test_transfer_failures(void **state)
 
     size_t len = (size_t)sprintf(big, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", CPH_VAULT_BODY_MAX + 10);
     memset(big + len, ' ', CPH_VAULT_BODY_MAX + 10);
-    server_start(&s, big, len + CPH_VAULT_BODY_MAX + 10);
+    server_start(&s, big, len + CPH_VAULT_BODY_MAX + 10, HANG_MS);
     client(&v, s.port, 2000);
     assert_int_equal(cph_vault_kv_version(&v, "a", &version, &e), -1);
     server_stop(&s);
     assert_int_equal(e.kind, CPH_REASON_BAD_RESPONSE);
 
-    server_start(&s, NULL, 0); /* hangs */
+    server_start(&s, NULL, 0, HANG_MS); /* hangs */
     client(&v, s.port, 500);
     assert_int_equal(cph_vault_kv_version(&v, "a", &version, &e), -1);
     assert_int_equal(e.kind, CPH_REASON_TIMEOUT);

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include "peer_fixture.h"
 #include "dataplane/compile/compile.h"
 #include "dataplane/core/credentials.h"
 #include "dataplane/filter/filter.h"
@@ -227,19 +228,6 @@ static void test_compile_refuses_what_the_schema_should_have(void **state)
 }
 
 /* ---------------------------------------------------------------- request head */
-
-static socklen_t get_peername(h2o_conn_t *conn, struct sockaddr *sa)
-{
-    struct sockaddr_in *sin = (void *)sa;
-
-    (void)conn;
-    memset(sin, 0, sizeof(*sin));
-    sin->sin_family = AF_INET;
-    inet_pton(AF_INET, "10.1.2.3", &sin->sin_addr);
-    return sizeof(*sin);
-}
-
-static const h2o_conn_callbacks_t callbacks = {.get_peername = get_peername};
 
 typedef struct st_fixture_t {
     h2o_conn_t conn;

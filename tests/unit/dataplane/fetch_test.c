@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <cmocka.h>
+#include "peer_fixture.h"
 #include "dataplane/core/websocket.h"
 #include "dataplane/filter/fetch.h"
 #include "dataplane/filter/filter.h"
@@ -131,19 +132,6 @@ static void upstream_stop(upstream_t *u)
 }
 
 /* ---------------------------------------------------------------- gateway side */
-
-static socklen_t get_peername(h2o_conn_t *conn, struct sockaddr *sa)
-{
-    struct sockaddr_in *sin = (void *)sa;
-
-    (void)conn;
-    memset(sin, 0, sizeof(*sin));
-    sin->sin_family = AF_INET;
-    inet_pton(AF_INET, "10.1.2.3", &sin->sin_addr);
-    return sizeof(*sin);
-}
-
-static const h2o_conn_callbacks_t callbacks = {.get_peername = get_peername};
 
 typedef struct st_fixture_t {
     cph_worker_t w;

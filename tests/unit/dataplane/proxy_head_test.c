@@ -15,20 +15,9 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include "peer_fixture.h"
 #include "dataplane/filter/proxy_head.h"
 
-static socklen_t get_peername(h2o_conn_t *conn, struct sockaddr *sa)
-{
-    struct sockaddr_in *sin = (void *)sa;
-
-    (void)conn;
-    memset(sin, 0, sizeof(*sin));
-    sin->sin_family = AF_INET;
-    inet_pton(AF_INET, "10.1.2.3", &sin->sin_addr);
-    return sizeof(*sin);
-}
-
-static const h2o_conn_callbacks_t callbacks = {.get_peername = get_peername};
 static cph_snapshot_t *snap, *snap_gw; /* defaults; groups and the header prefix "x-gw-" */
 
 static cph_snapshot_t *build_snapshot(const char *text)
@@ -306,8 +295,10 @@ static void test_response_headers_named_by_connection_are_dropped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_anonymous_request_gets_request_id_only), cmocka_unit_test(test_api_key_principal),
-        cmocka_unit_test(test_user_principal_with_odd_values),         cmocka_unit_test(test_many_long_roles_fit),
+        cmocka_unit_test(test_anonymous_request_gets_request_id_only),
+        cmocka_unit_test(test_api_key_principal),
+        cmocka_unit_test(test_user_principal_with_odd_values),
+        cmocka_unit_test(test_many_long_roles_fit),
         cmocka_unit_test(test_effective_roles_and_snapshot_prefix),
         cmocka_unit_test(test_response_headers_named_by_connection_are_dropped),
     };
