@@ -361,6 +361,8 @@ class Stack:
             "--listen-tls", "%s:%d" % (HOST, p["cph_tls"]), "--tls-cert", d + "/cert.pem", "--tls-key",
             d + "/key.pem", "--status-listen", "%s:%d" % (HOST, p["cph_status"]), "--state-dir", d + "/dp",
             "--workers", str(workers or self.args.workers)]
+        if self.sc.access_log:
+            argv += ["--access-log", d + "/access.log"]
         self.dp = self.procs.start("dataplane", argv, d + "/dp.log")
         self.pids["cephalo"] = self.dp.pid
         admin = Admin(p["cp_admin"])

@@ -33,6 +33,7 @@ class Scenario:
     pending: Optional[str] = None
     mode: str = "throughput"  # how bench.py measures it (its MODES)
     connections: int = 0  # ws-idle: how many websockets to hold open
+    access_log: bool = False  # the data plane writes its access log to a file in the run's dir (--access-log PATH)
 
 
 def numbered(n: int) -> Callable[[], List[str]]:
@@ -73,18 +74,20 @@ SCENARIOS = [
     ),
     Scenario(
         "policy-stack",
-        "JWT verify + authz + a local rate limit per user that never refuses + metrics (always on); the access log "
-        "of the full stack is still pending: there is no access log yet",
+        "JWT verify + authz + a local rate limit per user that never refuses + metrics (always on) + the access log "
+        "to a file (every request, sample 1)",
         route_extra=never_limited("local"),
         identity=True,
+        access_log=True,
         baseline="bare",
     ),
     Scenario(
         "redis-limit",
         "as policy-stack, the rate limit in redis (a local redis-server, one EVALSHA per request through the data "
-        "plane's redis I/O thread; redis-server's own CPU is not in the cephalo column); access log pending as there",
+        "plane's redis I/O thread; redis-server's own CPU is not in the cephalo column); access log to a file as there",
         route_extra=never_limited("redis"),
         identity=True,
+        access_log=True,
         redis=True,
         baseline="bare",
     ),

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <openssl/sha.h>
 #include "proto/log.h"
+#include "dataplane/core/accesslog.h"
 #include "dataplane/core/control.h"
 #include "dataplane/core/cpclient.h"
 #include "dataplane/core/health.h"
@@ -40,6 +41,8 @@ typedef struct st_cph_dp_options_t {
     const char *max_routes;
     const char *pdf_workers;
     const char *pdf_queue;
+    const char *access_log;
+    const char *access_log_sample;
 } cph_dp_options_t;
 
 enum {
@@ -56,6 +59,8 @@ enum {
     OPT_MAX_ROUTES,
     OPT_PDF_WORKERS,
     OPT_PDF_QUEUE,
+    OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_SAMPLE,
     OPT_HELP
 };
 
@@ -73,6 +78,8 @@ static const struct option long_options[] = {
     {"max-routes", required_argument, NULL, OPT_MAX_ROUTES},
     {"pdf-workers", required_argument, NULL, OPT_PDF_WORKERS},
     {"pdf-queue", required_argument, NULL, OPT_PDF_QUEUE},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"access-log-sample", required_argument, NULL, OPT_ACCESS_LOG_SAMPLE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -98,6 +105,9 @@ static void usage(FILE *fp)
           "                            1-64, default: number of cores)\n"
           "  --pdf-queue N             PDF renders waiting for a slot before 503 (CEPHALO_PDF_QUEUE, 0-1024,\n"
           "                            default 16)\n"
+          "  --access-log stdout|PATH|off  one JSON line per request (CEPHALO_ACCESS_LOG, default off)\n"
+          "  --access-log-sample R     log a request with probability R, 0 < R <= 1; 5xx and 429 always\n"
+          "                            (CEPHALO_ACCESS_LOG_SAMPLE, default 1)\n"
           "  --help                    this text\n"
           "Flags win over the environment. CEPHALO_LOG_LEVEL=debug|info|warn|error sets the log level.\n",
           fp);
@@ -142,6 +152,8 @@ static int parse_options(int argc, char **argv, cph_dp_options_t *o)
     o->max_routes = env_or("CEPHALO_MAX_ROUTES", "0");
     o->pdf_workers = env_or("CEPHALO_PDF_WORKERS", NULL);
     o->pdf_queue = env_or("CEPHALO_PDF_QUEUE", "16");
+    o->access_log = env_or("CEPHALO_ACCESS_LOG", "off");
+    o->access_log_sample = env_or("CEPHALO_ACCESS_LOG_SAMPLE", "1");
     while ((ch = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (ch) {
         case OPT_CP_SOCKET:
@@ -182,6 +194,12 @@ static int parse_options(int argc, char **argv, cph_dp_options_t *o)
             break;
         case OPT_PDF_QUEUE:
             o->pdf_queue = optarg;
+            break;
+        case OPT_ACCESS_LOG:
+            o->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_SAMPLE:
+            o->access_log_sample = optarg;
             break;
         case 'h':
         case OPT_HELP:
@@ -262,6 +280,23 @@ static int resolve_options(const cph_dp_options_t *o, unsigned long long *worker
     return 0;
 }
 
+static int open_access_log(const cph_dp_options_t *o)
+{
+    char *end;
+    cph_error_t err;
+    double sample = strtod(o->access_log_sample, &end);
+
+    if (end == o->access_log_sample || *end != '\0' || !(sample > 0 && sample <= 1)) {
+        fprintf(stderr, "cephalo-dataplane: --access-log-sample must be a number in (0, 1]\n");
+        return -1;
+    }
+    if (cph_accesslog_open(o->access_log, sample, &err) != 0) {
+        cph_log_error(MODULE, "access log: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cph_dp_options_t o;
@@ -304,6 +339,8 @@ int main(int argc, char **argv)
         cph_log_error(MODULE, "status listener: %s", err.msg);
         return 1;
     }
+    if (open_access_log(&o) != 0)
+        return 2;
     cph_health_start(); /* checks the booted snapshot's targets at once (cph_control_boot configured it) */
     cph_server_start(&server, initial);
     cph_control_attach(&control, &server);
@@ -321,6 +358,7 @@ int main(int argc, char **argv)
     cph_health_stop();
     cph_redis_stop(); /* after the workers are gone: nothing is submitted any more */
     cph_status_stop(status);
+    cph_accesslog_close(); /* the workers are stopped: every recorded line is written */
     cph_server_dispose(&server);
     cph_control_dispose(&control);
     cph_log_info(MODULE, "exit: drained");

@@ -3,10 +3,14 @@
  * snapshot to it and runs the stages of shared/DESIGN.md section 3 in order.
  *
  * The cph_req_t is a shared object of req->pool, so its dispose runs when h2o clears the pool, after the response
- * went out and was logged: that is where the snapshot reference is dropped and the route x status-class counter is
- * bumped (one writer per counter: this worker). Adding a stage is adding one entry to `stages`.
+ * went out and was logged: that is where the request's metrics (core/observe.c) and access-log line (core/accesslog.c)
+ * are recorded, the snapshot reference is dropped and the route x status-class counter is bumped (one writer per
+ * counter: this worker). Adding a stage is adding one entry to `stages`.
  */
+#include <time.h>
 #include "proto/log.h"
+#include "dataplane/core/accesslog.h"
+#include "dataplane/core/observe.h"
 #include "dataplane/core/pipeline.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
@@ -39,6 +43,15 @@ static void on_dispose(void *p)
         route = 0;
     if (r->worker->stats != NULL)
         cph_counter_add(&r->worker->stats->responses[route][cls], 1);
+    if (r->worker->stats != NULL || cph_accesslog_enabled) { /* one clock read, shared; before the snapshot goes */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        if (r->worker->stats != NULL)
+            cph_observe_request_done(r, now_ns);
+        if (cph_accesslog_enabled)
+            cph_accesslog_record(r, now_ns);
+    }
     if (r->snap != NULL)
         cph_snapshot_release(r->snap);
 }

@@ -34,6 +34,11 @@ typedef struct st_cph_req_t {
     h2o_headers_t res_extra;   /* headers the stages add to the response (CORS, security, RateLimit-*): lower-case names,
                                   they replace an upstream header of the same name (cph_pipeline_response_headers) */
     size_t next_stage;         /* index of the stage cph_pipeline_resume() runs */
+    /* observability (docs/dataplane.md "Observability") */
+    h2o_iovec_t traceparent;           /* the W3C traceparent sent upstream; empty until trace context propagation lands */
+    h2o_iovec_t tracestate;            /* the tracestate forwarded with it; empty likewise */
+    const struct st_cph_target_t *target; /* the upstream target of the last attempt (filter/proxy.c, filter/fetch.c) */
+    uint64_t upstream_ns;              /* time spent in upstream exchanges (connect to last response byte), all attempts */
 } cph_req_t;
 
 typedef int (*cph_stage_fn)(cph_req_t *r);

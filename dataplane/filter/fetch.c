@@ -21,6 +21,7 @@
  * closed. Timers are entries of the worker's shared timeout lists (cph_ws_timeout, core/websocket.h), never a list of
  * the request's own, which could be disposed with the request from inside its own callback.
  */
+#include <time.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,10 +59,19 @@ struct st_cph_fetch_t {
     int fresh_retried; /* already retried once on a fresh connection to the same target */
     int is_head;       /* the method is HEAD: no body whatever the head says */
     int done;
+    uint64_t attempt_ns; /* CLOCK_MONOTONIC when the current exchange began (0: none): added to r->upstream_ns */
 };
 
 static void start_attempt(cph_fetch_t *f);
 static void connect_new(cph_fetch_t *f);
+
+/* CLOCK_MONOTONIC in ns (vDSO, no syscall): the upstream time of the access log and metrics. */
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---------------------------------------------------------------- timers and endings */
 
@@ -80,6 +90,10 @@ static void arm(cph_fetch_t *f, uint64_t ms)
 /* Detaches the fetch from its connection, resolution and phase timer; a clean connection goes back to the pool. */
 static void release_conn(cph_fetch_t *f, int keep)
 {
+    if (f->attempt_ns != 0) {
+        f->r->upstream_ns += monotonic_ns() - f->attempt_ns;
+        f->attempt_ns = 0;
+    }
     disarm(&f->timer);
     if (f->getaddr != NULL) {
         h2o_hostinfo_getaddr_cancel(f->getaddr);
@@ -393,6 +407,8 @@ static void on_getaddr(h2o_hostinfo_getaddr_req_t *req, const char *errstr, stru
 /* A new connection within the service's max_pending; the connect timer covers resolution and connect. */
 static void connect_new(cph_fetch_t *f)
 {
+    if (f->attempt_ns == 0) /* a fresh connection after a stale pooled one: a new exchange */
+        f->attempt_ns = monotonic_ns();
     const struct sockaddr *addr;
     socklen_t addrlen;
     char port[8];
@@ -421,6 +437,8 @@ static void connect_new(cph_fetch_t *f)
 static void start_attempt(cph_fetch_t *f)
 {
     f->target = f->at.pick.target;
+    f->r->target = f->target;
+    f->attempt_ns = monotonic_ns();
     f->bufs[0] = cph_proxy_build_head_for(f->r, f->target, f->req.method, f->req.body, f->req.headers);
     f->resp = (cph_h1resp_t){0};
     if (f->body->size != 0) /* never for the shared empty prototype */

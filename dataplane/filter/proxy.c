@@ -38,6 +38,7 @@
  * shared with the buffered sub-requests of filter/fetch.c (aggregate backends, PDF source pages) through
  * cph_proxy_pool_take / cph_proxy_pool_give, so they reuse the same keep-alive connections.
  */
+#include <time.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,10 +120,19 @@ typedef struct st_upstream_t {
     h2o_buffer_t *body; /* decoded payload not yet handed to h2o */
     h2o_doublebuffer_t sending;
     cph_cache_capture_t *capture; /* copying the response into the cache (filter/cache.c), or NULL */
+    uint64_t attempt_ns;          /* CLOCK_MONOTONIC when the current exchange began (0: none): r->upstream_ns */
 } upstream_t;
 
 static void start_attempt(upstream_t *u);
 static void connect_new(upstream_t *u);
+
+/* CLOCK_MONOTONIC in ns (vDSO, no syscall): the upstream time of the access log and metrics. */
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---------------------------------------------------------------- connections and pools */
 
@@ -285,6 +295,10 @@ static timeout_ctx_t *get_timeout_ctx(struct st_cph_proxy_worker_t *pw, uint64_t
 /* Detaches the exchange from its connection and phase timer; the connection is closed unless keep is set. */
 static void release_conn(upstream_t *u, int keep)
 {
+    if (u->attempt_ns != 0) {
+        u->r->upstream_ns += monotonic_ns() - u->attempt_ns;
+        u->attempt_ns = 0;
+    }
     if (h2o_timeout_is_linked(&u->timer))
         h2o_timeout_unlink(&u->timer);
     if (u->getaddr != NULL) {
@@ -689,6 +703,8 @@ static void on_getaddr(h2o_hostinfo_getaddr_req_t *req, const char *errstr, stru
 /* A new connection, within the service's max_pending; the connect timer covers resolution and connect. */
 static void connect_new(upstream_t *u)
 {
+    if (u->attempt_ns == 0) /* a fresh connection after a stale pooled one: a new exchange */
+        u->attempt_ns = monotonic_ns();
     if (cph_balance_connect_begin(u->r->route->service) != 0) {
         end_exchange(u, CPH_OUTCOME_ABANDONED); /* no judgement: the target was never tried */
         cph_proxy_respond_overloaded(u->r);
@@ -713,6 +729,8 @@ static void connect_new(upstream_t *u)
 static void start_attempt(upstream_t *u)
 {
     u->target = u->at.pick.target;
+    u->r->target = u->target;
+    u->attempt_ns = monotonic_ns();
     u->pool = get_pool(u->pw, u->target);
     u->bufs[0] = cph_proxy_build_head(u->r, u->target);
     u->fresh_retried = 0;
