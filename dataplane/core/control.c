@@ -21,6 +21,7 @@
 #include "dataplane/core/cache.h"
 #include "dataplane/core/control.h"
 #include "dataplane/core/health.h"
+#include "dataplane/core/observe.h"
 #include "dataplane/core/persist.h"
 #include "dataplane/core/redis.h"
 #include "dataplane/compile/ratelimit.h"
@@ -33,6 +34,17 @@ uint64_t cph_control_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The swap in flight's receipt time and build time (one swap at a time), for cph_observe_snapshot_applied. */
+static uint64_t swap_started_ns, swap_build_ns;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void set_applied(cph_control_t *c, const char *epoch, uint64_t version, const char *hash, const char *source)
@@ -91,8 +103,10 @@ static int boot_from(cph_control_t *c, const char *name)
             cph_log_warn(MODULE, "skipping %s: %s: %s (at '%s')", path, err.code, err.msg, err.path);
         return strcmp(err.code, "not_found") == 0 ? 0 : -1;
     }
+    uint64_t build_start_ns = now_ns();
     snap = check_limits(c, p.body, &err) == 0 ? cph_snapshot_build(p.body, p.epoch, p.version, p.hash, "disk", &err) : NULL;
     if (snap != NULL) {
+        cph_observe_snapshot_applied(now_ns() - build_start_ns, now_ns() - build_start_ns); /* no swap at boot */
         configure_redis(snap);
         configure_cache(snap);
         cph_health_configure(snap); /* taken up when the health thread starts */
@@ -168,6 +182,7 @@ static void finish_swap(cph_control_t *c)
     cph_health_configure(snap);
     persisted = persist(c, body);
     c->applies++;
+    cph_observe_snapshot_applied(swap_build_ns, now_ns() - swap_started_ns);
     cph_log_info(MODULE, "applied version %llu (%s) on %u workers", (unsigned long long)snap->version, snap->hash,
                  c->server->num_workers);
     c->swap.snap = NULL;
@@ -206,7 +221,7 @@ void cph_control_apply(cph_control_t *c, const json_t *msg, cph_control_reply_cb
     char computed[CPH_HASH_SIZE];
     cph_error_t err;
     memset(&err, 0, sizeof(err));
-    uint64_t started = cph_control_now_ms();
+    uint64_t started = cph_control_now_ms(), started_ns = now_ns();
 
     if (c->swap.snap != NULL || c->draining) {
         if (c->queued.msg != NULL)
@@ -231,11 +246,14 @@ void cph_control_apply(cph_control_t *c, const json_t *msg, cph_control_reply_cb
         apply_same(c, epoch, version, hash, body, started, cb, cbdata, tag);
         return;
     }
+    uint64_t build_start_ns = now_ns();
     cph_snapshot_t *snap = check_limits(c, body, &err) == 0 ? cph_snapshot_build(body, epoch, version, hash, "cp", &err) : NULL;
     if (snap == NULL) {
         nack(c, version, hash, &err, cb, cbdata, tag);
         return;
     }
+    swap_build_ns = now_ns() - build_start_ns;
+    swap_started_ns = started_ns;
     c->swap.snap = snap;
     c->swap.body = json_incref(body);
     c->swap.remaining = c->server->num_workers;

@@ -49,6 +49,7 @@ typedef struct st_cph_conn_track_t {
     h2o_socket_t *sock; /* NULL once closed */
     size_t inflight;
     int is_h2;
+    cph_conn_protocol_t proto; /* its slot of stats->connections_open (metrics) */
 } cph_conn_track_t;
 
 typedef struct st_cph_swap_msg_t {
@@ -196,6 +197,7 @@ static void on_conn_close(void *data)
     h2o_linklist_unlink(&t->link);
     t->sock = NULL;
     w->num_conns--;
+    cph_counter_add(&w->stats->connections_open[t->proto], (uint64_t)-1); /* a gauge: modulo 2^64 */
     track_maybe_free(t);
     maybe_report_drained(w);
 }
@@ -297,6 +299,12 @@ static int on_req_track(h2o_handler_t *self, h2o_req_t *req)
         rt->conn->inflight++;
         if (req->version >= 0x200)
             rt->conn->is_h2 = 1;
+        cph_conn_protocol_t proto = req->version >= 0x200 ? CPH_CONN_HTTP2 : CPH_CONN_HTTP1;
+        if (rt->conn->proto != proto) { /* its first request, or an h2c upgrade: move it in the gauges */
+            cph_counter_add(&w->stats->connections_open[rt->conn->proto], (uint64_t)-1);
+            cph_counter_add(&w->stats->connections_open[proto], 1);
+            rt->conn->proto = proto;
+        }
         keep_polled_begin(rt, req, sock);
     }
     return -1;
@@ -320,6 +328,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_linklist_insert(&w->conns, &t->link);
         w->num_conns++;
         cph_counter_add(&w->stats->connections_accepted, 1);
+        cph_counter_add(&w->stats->connections_open[CPH_CONN_PENDING], 1); /* t->proto: calloc'd PENDING */
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = t;
         h2o_accept(&l->accept_ctx, sock);

@@ -53,7 +53,7 @@ typedef enum en_cph_authn_reason_t {
     CPH_AUTHN_REASON_REVOKED,
     CPH_AUTHN_REASON_UNKNOWN_KEY,
     CPH_AUTHN_REASON_BAD_SECRET,
-    CPH_AUTHN_REASON_UNKNOWN_ISSUER, /* a token of an issuer the snapshot does not know */
+    CPH_AUTHN_REASON_UNKNOWN_ISSUER,  /* a token of an issuer the snapshot does not know */
     CPH_AUTHN_REASON_INVALID_REQUEST, /* two different credentials, or an unusable Authorization header */
     CPH_AUTHN_REASON_OTHER,
     CPH_AUTHN_REASONS
@@ -96,7 +96,38 @@ typedef enum en_cph_pdf_result_t {
 #define CPH_STATS_PDF_BUCKET_BOUNDS 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 #define CPH_STATS_PDF_BUCKETS 10
 
+/* request methods counted apart (cephalo_dp_requests_total{method}); anything else is "other" (core/observe.c) */
+typedef enum en_cph_method_class_t {
+    CPH_METHOD_CLASS_GET = 0,
+    CPH_METHOD_CLASS_HEAD,
+    CPH_METHOD_CLASS_POST,
+    CPH_METHOD_CLASS_PUT,
+    CPH_METHOD_CLASS_PATCH,
+    CPH_METHOD_CLASS_DELETE,
+    CPH_METHOD_CLASS_OPTIONS,
+    CPH_METHOD_CLASS_OTHER,
+    CPH_METHOD_CLASSES
+} cph_method_class_t;
+
+/* upper bounds (seconds) of the request and upstream duration histograms' buckets; the last bucket is +Inf */
+#define CPH_STATS_LATENCY_BUCKET_BOUNDS 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
+#define CPH_STATS_LATENCY_BUCKETS 15
+/* one histogram: per-bucket counts (not cumulative: summed on scrape) and the sum of the observations in microseconds */
+typedef struct st_cph_latency_hist_t {
+    cph_counter_t buckets[CPH_STATS_LATENCY_BUCKETS];
+    cph_counter_t sum_us;
+} cph_latency_hist_t;
+
+/* client connections open on a worker, by what they speak (core/server.c): no request yet, HTTP/1.x, HTTP/2 */
+typedef enum en_cph_conn_protocol_t {
+    CPH_CONN_PENDING = 0,
+    CPH_CONN_HTTP1,
+    CPH_CONN_HTTP2,
+    CPH_CONN_PROTOCOLS
+} cph_conn_protocol_t;
+
 typedef struct st_cph_worker_stats_t {
+    /* route x status class, bumped by core/pipeline.c; no longer rendered: `requests` (by method too) replaces it */
     cph_counter_t responses[CPH_STATS_MAX_ROUTES][CPH_STATS_STATUS_CLASSES];
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
     cph_counter_t upstream_retries[CPH_STATS_MAX_SERVICES]; /* retries to another target (filter/proxy_balance.c) */
@@ -110,6 +141,14 @@ typedef struct st_cph_worker_stats_t {
     cph_counter_t pdf_failures[CPH_PDF_FAIL_REASONS];               /* by cph_pdf_result_t */
     cph_counter_t pdf_seconds[CPH_STATS_PDF_BUCKETS];               /* render times, not cumulative (summed on scrape) */
     cph_counter_t pdf_seconds_sum_us;
+    /* core/observe.c, at each request's dispose */
+    cph_counter_t requests[CPH_STATS_MAX_ROUTES][CPH_METHOD_CLASSES][CPH_STATS_STATUS_CLASSES]; /* route, method, class */
+    cph_latency_hist_t request_seconds[CPH_STATS_MAX_ROUTES];                                   /* by route metric id */
+    cph_latency_hist_t upstream_seconds[CPH_STATS_MAX_SERVICES]; /* by service metric id, requests that reached one */
+    cph_counter_t request_bytes[CPH_STATS_MAX_ROUTES];           /* request bodies */
+    cph_counter_t response_bytes[CPH_STATS_MAX_ROUTES];          /* response bodies sent (req->bytes_sent) */
+    /* gauges of this worker (core/server.c): incremented and decremented by the worker (modulo 2^64), summed on scrape */
+    cph_counter_t connections_open[CPH_CONN_PROTOCOLS];
 } cph_worker_stats_t;
 
 static inline void cph_counter_add(cph_counter_t *c, uint64_t n)

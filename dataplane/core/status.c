@@ -13,9 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "proto/log.h"
+#include "dataplane/core/accesslog.h"
 #include "dataplane/core/balance.h"
 #include "dataplane/core/cache.h"
 #include "dataplane/core/health.h"
+#include "dataplane/core/observe.h"
 #include "dataplane/core/pdf.h"
 #include "dataplane/core/server.h"
 #include "dataplane/core/status.h"
@@ -69,24 +71,17 @@ static void header(cph_text_t *t, const char *name, const char *type, const char
     cph_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void render_requests(cph_text_t *t, cph_server_t *s)
+/* The per-request families (core/observe.c) summed over the workers. */
+static void render_observed(cph_text_t *t, cph_server_t *s)
 {
-    static const char *classes[CPH_STATS_STATUS_CLASSES] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    uint32_t n = cph_stats_num_routes();
-    char esc[512];
+    cph_worker_stats_t **stats = malloc(sizeof(*stats) * (s->num_workers + 1));
 
-    header(t, "cephalo_dp_requests_total", "counter", "Responses by route (\"\" = no route matched) and status class.");
-    for (uint32_t id = 0; id <= n && id < CPH_STATS_MAX_ROUTES; id++) {
-        const char *name = id == 0 ? "" : cph_stats_route_name(id);
-        for (int cls = 0; cls < CPH_STATS_STATUS_CLASSES; cls++) {
-            uint64_t sum = 0;
-            for (unsigned w = 0; w < s->num_workers; w++)
-                sum += cph_counter_read(&s->workers[w].stats->responses[id][cls]);
-            if (sum != 0 && name != NULL)
-                cph_text_printf(t, "cephalo_dp_requests_total{route=\"%s\",status_class=\"%s\"} %llu\n",
-                                escape_label(name, esc, sizeof(esc)), classes[cls], (unsigned long long)sum);
-        }
-    }
+    if (stats == NULL)
+        cph_fatal(MODULE, "out of memory");
+    for (unsigned w = 0; w < s->num_workers; w++)
+        stats[w] = s->workers[w].stats;
+    cph_observe_render(t, stats, s->num_workers);
+    free(stats);
 }
 
 static void render_upstream_errors(cph_text_t *t, cph_server_t *s)
@@ -273,7 +268,7 @@ char *cph_status_metrics(cph_control_t *c)
 
     cph_text_init(&t, 4096);
     if (c->server != NULL) {
-        render_requests(&t, c->server);
+        render_observed(&t, c->server);
         render_upstream_errors(&t, c->server);
         render_upstream_resilience(&t, c->server);
         render_auth(&t, c->server);
@@ -284,10 +279,14 @@ char *cph_status_metrics(cph_control_t *c)
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }
+    header(&t, "cephalo_dp_access_log_dropped_total", "counter", "Access-log lines dropped because a worker's ring was full.");
+    cph_text_printf(&t, "cephalo_dp_access_log_dropped_total %llu\n", (unsigned long long)cph_accesslog_dropped());
     header(&t, "cephalo_dp_connections_accepted_total", "counter", "Client connections accepted.");
     cph_text_printf(&t, "cephalo_dp_connections_accepted_total %llu\n", (unsigned long long)accepted);
     header(&t, "cephalo_dp_snapshot_version", "gauge", "Version of the snapshot in force (0 = none).");
     cph_text_printf(&t, "cephalo_dp_snapshot_version %llu\n", (unsigned long long)c->applied.version);
+    cph_observe_render_snapshot(&t);
+    cph_observe_render_targets(&t, c->current);
     header(&t, "cephalo_dp_snapshot_applies_total", "counter", "Snapshots applied and acked.");
     cph_text_printf(&t, "cephalo_dp_snapshot_applies_total %llu\n", (unsigned long long)c->applies);
     header(&t, "cephalo_dp_snapshot_nacks_total", "counter", "Snapshots refused (nack).");

@@ -68,20 +68,25 @@ static void test_metrics_sum_workers_and_escape(void **state)
 
     uint32_t demo = cph_stats_route_id("demo"), odd = cph_stats_route_id("we\"ird\\name");
     uint32_t svc = cph_stats_service_id("backend");
-    cph_counter_add(&srv.workers[0].stats->responses[demo][2], 3);
-    cph_counter_add(&srv.workers[1].stats->responses[demo][2], 4);
-    cph_counter_add(&srv.workers[1].stats->responses[odd][5], 1);
-    cph_counter_add(&srv.workers[0].stats->responses[0][4], 2);
+    cph_counter_add(&srv.workers[0].stats->requests[demo][CPH_METHOD_CLASS_GET][2], 3);
+    cph_counter_add(&srv.workers[1].stats->requests[demo][CPH_METHOD_CLASS_GET][2], 4);
+    cph_counter_add(&srv.workers[1].stats->requests[odd][CPH_METHOD_CLASS_POST][5], 1);
+    cph_counter_add(&srv.workers[0].stats->requests[0][CPH_METHOD_CLASS_OTHER][4], 2);
+    cph_counter_add(&srv.workers[0].stats->connections_open[CPH_CONN_HTTP1], 3);
     cph_counter_add(&srv.workers[0].stats->upstream_errors[svc][CPH_UPSTREAM_ERR_CONNECT], 5);
     c.applies = 2;
     c.nacks = 1;
     c.cp_connected = 1;
 
     char *text = cph_status_metrics(&c);
-    assert_non_null(strstr(text, "cephalo_dp_requests_total{route=\"demo\",status_class=\"2xx\"} 7\n"));
-    assert_null(strstr(text, "route=\"demo\",status_class=\"5xx\""));
-    assert_non_null(strstr(text, "cephalo_dp_requests_total{route=\"we\\\"ird\\\\name\",status_class=\"5xx\"} 1\n"));
-    assert_non_null(strstr(text, "cephalo_dp_requests_total{route=\"\",status_class=\"4xx\"} 2\n"));
+    assert_non_null(strstr(text, "cephalo_dp_requests_total{route=\"demo\",method=\"GET\",status_class=\"2xx\"} 7\n"));
+    assert_null(strstr(text, "route=\"demo\",method=\"GET\",status_class=\"5xx\""));
+    assert_non_null(
+        strstr(text, "cephalo_dp_requests_total{route=\"we\\\"ird\\\\name\",method=\"POST\",status_class=\"5xx\"} 1\n"));
+    assert_non_null(strstr(text, "cephalo_dp_requests_total{route=\"\",method=\"other\",status_class=\"4xx\"} 2\n"));
+    assert_non_null(strstr(text, "\ncephalo_dp_connections_active{protocol=\"http1\"} 3\n"));
+    assert_non_null(strstr(text, "\ncephalo_dp_snapshot_apply_seconds "));
+    assert_non_null(strstr(text, "# TYPE cephalo_dp_upstream_target_ejected gauge\n"));
     assert_non_null(strstr(text, "cephalo_dp_upstream_errors_total{service=\"backend\",kind=\"connect\"} 5\n"));
     assert_non_null(strstr(text, "\ncephalo_dp_snapshot_version 0\n"));
     assert_non_null(strstr(text, "\ncephalo_dp_snapshot_applies_total 2\n"));
