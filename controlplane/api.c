@@ -12,6 +12,8 @@
  * counted as it arrives and dropped past 1 MiB (413 at the end, for chunked uploads), parsed with duplicate keys
  * rejected (400 bad_json), and handed to the resource.
  *
+ * Every answer is counted by method and status class (metrics.c, cephalo_cp_admin_requests_total) as it is queued.
+ *
  * Admin tokens are stored as sha256 hex only; a presented token is hashed and compared with CRYPTO_memcmp against
  * every stored hash (same length, constant time), so neither the token nor its prefix leaks through timing.
  */
@@ -66,7 +68,7 @@ static const struct st_resource_t {
     {"issuers", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_issuers, 0},
     {"authz", 0, CPH_API_GET | CPH_API_POST, cph_api_authz, 0},          /* POST .../explain, GET .../shadow */
     {"cache", 0, CPH_API_POST, cph_api_cache, 0},                        /* POST .../purge */
-    {"health", 0, CPH_API_GET, cph_api_health, 0},                       /* GET .../services */
+    {"health", CPH_API_GET, CPH_API_GET, cph_api_health, 0},             /* GET the summary, GET .../services */
     {"integrations", CPH_API_GET, CPH_API_GET, cph_api_integrations, 1}, /* GET .../{vault,consul,vault/paths} */
 };
 
@@ -79,7 +81,8 @@ typedef struct st_ctx_t {
     char *buf;
     size_t len;
     size_t cap;
-    char *text; /* a text/plain answer (GET /metrics) instead of req->resp, text_len bytes */
+    const char *method; /* as sent (libmicrohttpd's, valid for the request), for the admin-requests counter */
+    char *text;         /* a text/plain answer (GET /metrics) instead of req->resp, text_len bytes */
     size_t text_len;
     int too_large;
     int answered;
@@ -148,6 +151,7 @@ static enum MHD_Result send_text(ctx_t *ctx)
     MHD_add_response_header(r, "Cache-Control", "no-store");
     ret = MHD_queue_response(ctx->req.conn, 200, r);
     MHD_destroy_response(r);
+    cph_metrics_count_admin(ctx->method, 200);
     ctx->answered = 1;
     return ret;
 }
@@ -179,6 +183,7 @@ static enum MHD_Result send_answer(ctx_t *ctx, int methods_allowed)
     }
     ret = MHD_queue_response(req->conn, req->status, r);
     MHD_destroy_response(r);
+    cph_metrics_count_admin(ctx->method, req->status);
     ctx->answered = 1;
     return ret;
 }
@@ -432,6 +437,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cph_fatal(MODULE, "out of memory");
         *con_cls = ctx;
         ctx->req.conn = conn;
+        ctx->method = method;
         ctx->req.db = api->db;
         ctx->req.dps = api->dps;
         if (on_headers(api, ctx, url, method, &allowed))

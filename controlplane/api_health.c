@@ -1,5 +1,12 @@
 /*
- * api_health: what the data planes say about their upstream targets, and GET /api/v1/health/services.
+ * api_health: the control plane's health summary (GET /api/v1/health), what the data planes say about their upstream
+ * targets, and GET /api/v1/health/services.
+ *
+ * The summary is for an operator or a dashboard probe that holds the admin token: the data planes (connected or
+ * remembered, the version each runs and how far behind the latest it is, when it was last heard from) and the
+ * integrations (state and reason, never a secret: integrations.c's reasons are our own texts). It is "degraded" when a
+ * connected data plane refused the latest snapshot or an integration's last pass failed; it is always answered 200 (the
+ * unauthenticated liveness probe is GET /health). Every source is copied under its own lock and then assembled here.
  *
  * Every data plane checks its targets itself (active health checks, passive outlier detection: dataplane/core/health.c
  * and balance.c) and sends the control plane a report over the socket - `{"type": "health", "services": [...]}`, on
@@ -13,6 +20,7 @@
  */
 #include <string.h>
 #include "controlplane/api_health.h"
+#include "controlplane/integrations.h"
 #include "proto/log.h"
 
 #define MODULE "cp/api/health"
@@ -260,12 +268,89 @@ static void filter_service(json_t *list, const char *name)
     }
 }
 
+/* The integrations' part of the summary; a degraded one adds a problem. */
+static json_t *summary_integrations(json_t *problems)
+{
+    json_t *all = cph_integrations_json(), *out = json_object(), *one, *v;
+    const char *name;
+    char line[512];
+
+    if (all == NULL || out == NULL)
+        cph_fatal(MODULE, "out of memory");
+    json_object_foreach(all, name, one)
+    {
+        v = json_pack("{s:O, s:O, s:O, s:O}", "state", json_object_get(one, "state"), "reason", json_object_get(one, "reason"),
+                      "since", json_object_get(one, "since"), "last_success", json_object_get(one, "last_success"));
+        if (v == NULL)
+            cph_fatal(MODULE, "out of memory");
+        if (strcmp(json_string_value(json_object_get(one, "state")), "degraded") == 0) {
+            snprintf(line, sizeof(line), "integration %s is degraded: %s", name,
+                     json_is_string(json_object_get(one, "reason")) ? json_string_value(json_object_get(one, "reason")) : "");
+            json_array_append_new(problems, json_string(line));
+        }
+        json_object_set_new(out, name, v);
+    }
+    json_decref(all);
+    return out;
+}
+
+/* The data planes' part of the summary; a connected data plane that nacked adds a problem. */
+static json_t *summary_dataplanes(cph_dpserver_t *dps, json_t *problems)
+{
+    json_t *sum = dps != NULL ? cph_dpserver_summary(dps)
+                              : json_pack("{s:i, s:i, s:[]}", "latest_version", 0, "connected", 0, "dataplanes"),
+           *dp;
+    json_int_t max_lag = 0, lag;
+    char line[300];
+    size_t i;
+
+    if (sum == NULL)
+        cph_fatal(MODULE, "out of memory");
+    json_array_foreach(json_object_get(sum, "dataplanes"), i, dp)
+    {
+        if (!json_is_true(json_object_get(dp, "connected")))
+            continue;
+        if ((lag = json_integer_value(json_object_get(dp, "lag"))) > max_lag)
+            max_lag = lag;
+        if (strcmp(json_string_value(json_object_get(dp, "status")), "nacked") == 0) {
+            snprintf(line, sizeof(line), "data plane %s refused version %lld", json_string_value(json_object_get(dp, "id")),
+                     (long long)json_integer_value(json_object_get(sum, "latest_version")));
+            json_array_append_new(problems, json_string(line));
+        }
+    }
+    json_object_set_new(sum, "max_lag", json_integer(max_lag));
+    json_object_set(sum, "items", json_object_get(sum, "dataplanes"));
+    json_object_del(sum, "dataplanes");
+    return sum;
+}
+
+json_t *cph_api_health_summary(cph_db_t *db, cph_dpserver_t *dps)
+{
+    json_t *problems = json_array(), *snap = db != NULL ? cph_db_current_snapshot(db, 0) : NULL, *dataplanes, *integrations, *out;
+    json_int_t version = snap != NULL ? json_integer_value(json_object_get(snap, "version")) : 0;
+
+    if (problems == NULL)
+        cph_fatal(MODULE, "out of memory");
+    json_decref(snap);
+    dataplanes = summary_dataplanes(dps, problems);
+    integrations = summary_integrations(problems);
+    out = json_pack("{s:s, s:o, s:I, s:o, s:o}", "status", json_array_size(problems) == 0 ? "ok" : "degraded", "problems", problems,
+                    "version", version, "dataplanes", dataplanes, "integrations", integrations);
+    if (out == NULL)
+        cph_fatal(MODULE, "out of memory");
+    return out;
+}
+
 void cph_api_health(cph_api_req_t *req)
 {
     const char *service;
     json_t *list;
 
-    if (req->key == NULL || strcmp(req->key, "services") != 0) {
+    if (req->key == NULL) {
+        cph_api_reply(req, 200, cph_api_health_summary(req->db, req->dps));
+        return;
+    }
+    if (strcmp(req->key, "services") != 0) {
         cph_api_error(req, 404, "not_found", NULL, "no such resource");
         return;
     }

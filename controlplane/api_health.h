@@ -1,6 +1,7 @@
 /*
- * api_health: the upstream health the data planes report - GET /api/v1/health/services (docs/admin-api.md "Upstream
- * health"), and the checker of the `health` socket message those reports arrive in (proto/PROTOCOL.md section 3).
+ * api_health: GET /api/v1/health (the control plane's summary: data planes and integrations), the upstream health
+ * the data planes report - GET /api/v1/health/services (docs/admin-api.md "Upstream health") - and the checker of the
+ * `health` socket message those reports arrive in (proto/PROTOCOL.md section 3).
  */
 #ifndef CPH_API_HEALTH_H
 #define CPH_API_HEALTH_H
@@ -30,9 +31,19 @@
 json_t *cph_api_health_sanitize(const json_t *services, cph_error_t *err);
 
 /**
- * The "health" resource: GET .../health/services answers 200 {"dataplanes": [{"dp_id", "received_at" (RFC 3339, null
- * before the first report), "services": [...]}]}, one entry per connected data plane sorted by dp_id, each with its
- * last report (cph_dpserver_health()); ?service=<name> keeps only that service in every entry. Any other key is 404.
+ * The summary GET /api/v1/health answers (a new object): {"status": "ok" | "degraded", "problems": [strings naming
+ * what makes it degraded: a connected data plane whose status is "nacked", an integration whose state is "degraded"],
+ * "version" (the current snapshot's version, 0 before the first), "dataplanes": {"connected", "latest_version",
+ * "max_lag" (the largest lag of a connected one, 0 when none), "items": cph_dpserver_summary()'s entries}, "integrations":
+ * {"vault" | "consul": {"state", "reason", "since", "last_success"}}}. db and dps may be NULL (version 0, no data planes).
+ */
+json_t *cph_api_health_summary(cph_db_t *db, cph_dpserver_t *dps);
+
+/**
+ * The "health" resource: GET .../health answers 200 with cph_api_health_summary(). GET .../health/services answers 200
+ * {"dataplanes": [{"dp_id", "received_at" (RFC 3339, null before the first report), "services": [...]}]}, one entry per connected
+ * data plane sorted by dp_id, each with its last report (cph_dpserver_health()); ?service=<name> keeps only that service in every
+ * entry. Any other key is 404.
  */
 void cph_api_health(cph_api_req_t *req);
 

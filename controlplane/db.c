@@ -6,8 +6,10 @@
  * its statements. Why not a connection per thread: SQLite allows one writer at a time anyway, every admin write must
  * also publish its version to the data planes strictly in version order (the publish happens under the same lock,
  * right after COMMIT), and the admin API's reads are a handful of indexed rows; a mutex gives that ordering for free,
- * with no SQLITE_BUSY retries and no cross-connection visibility questions. WAL still lets an outside reader (the
- * sqlite3 shell, a backup) read while we write.
+ * with no cross-connection visibility questions. WAL still lets an outside reader (the sqlite3 shell, a backup) read
+ * while we write - and an outside writer (a backup, a migration tool, a second control plane by mistake) can make a
+ * statement of ours meet SQLITE_BUSY. Our busy handler then waits like sqlite3_busy_timeout(5000) would (the same
+ * backoff) and counts every retry, so GET /metrics shows contention (cephalo_cp_sqlite_busy_retries_total).
  *
  * Migrations: migrations/NNNN_name.sql, numbered from 0001 without gaps, each applied once inside its own
  * transaction and recorded in schema_migrations with the sha256 of the file. A changed or missing applied file, or a
@@ -15,7 +17,9 @@
  *
  * Writes: cph_db_write() runs the caller's change, bumps meta.generation, rebuilds the snapshot body from the rows,
  * validates it with the same proto/ validator the data plane runs, and stores the snapshot and an audit row - all
- * inside one BEGIN IMMEDIATE transaction. Anything failing rolls it all back: nothing is half-written.
+ * inside one BEGIN IMMEDIATE transaction. Anything failing rolls it all back: nothing is half-written. The time from
+ * building the body to its serialised text, and that text's size, are kept per committed version for GET /metrics
+ * (relaxed atomics: the writer holds the lock, the scrape reads without it).
  *
  * The file holds secrets (the Vault secrets the services' upstream credentials are built from, and the snapshot
  * bodies that carry them resolved), so it is created 0600, and an existing file readable by others is narrowed to
@@ -26,6 +30,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +47,17 @@
 #define MODULE "cp/db"
 #define MIGRATIONS_MAX 1000
 #define MIGRATION_FILE_MAX (4 * 1024 * 1024)
+#define BUSY_BUDGET_MS 5000
 
 struct st_cph_db_t {
     sqlite3 *sql;
     pthread_mutex_t lock;
     cph_db_on_commit_cb on_commit;
     void *on_commit_ud;
+    /* counters for GET /metrics: written under lock (or by SQLite's busy callback), read by a scrape without it */
+    atomic_uint_fast64_t busy_retries, busy_failures;
+    atomic_uint_fast64_t build_buckets[CPH_DB_BUILD_BUCKETS + 1];
+    atomic_uint_fast64_t build_ns_sum, build_ns_last, snapshot_bytes;
 };
 
 typedef struct st_migration_t {
@@ -99,6 +109,73 @@ void cph_db_set_on_commit(cph_db_t *db, cph_db_on_commit_cb cb, void *ud)
 {
     db->on_commit = cb;
     db->on_commit_ud = ud;
+}
+
+/* ---------------------------------------------------------------- busy handler and stats */
+
+/*
+ * SQLite's own sqlite3_busy_timeout() schedule (sqliteDefaultBusyCallback): the n-th wait in ms, and the time waited
+ * before it. Past the table every wait is the last delay. Gives up once the next wait would pass BUSY_BUDGET_MS.
+ */
+static int on_busy(void *ud, int count)
+{
+    static const int DELAYS[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    static const int TOTALS[] = {0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228};
+    const int n = (int)(sizeof(DELAYS) / sizeof(DELAYS[0]));
+    cph_db_t *db = ud;
+    int delay, prior;
+
+    if (count < n) {
+        delay = DELAYS[count];
+        prior = TOTALS[count];
+    } else {
+        delay = DELAYS[n - 1];
+        prior = TOTALS[n - 1] + delay * (count - (n - 1));
+    }
+    if (prior + delay > BUSY_BUDGET_MS) {
+        delay = BUSY_BUDGET_MS - prior;
+        if (delay <= 0) {
+            atomic_fetch_add_explicit(&db->busy_failures, 1, memory_order_relaxed);
+            return 0;
+        }
+    }
+    atomic_fetch_add_explicit(&db->busy_retries, 1, memory_order_relaxed);
+    sqlite3_sleep(delay);
+    return 1;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One committed version: its build time goes into the histogram, its size is the last size. */
+static void record_build(cph_db_t *db, uint64_t build_ns, uint64_t bytes)
+{
+    static const double BOUNDS[CPH_DB_BUILD_BUCKETS] = CPH_DB_BUILD_BOUNDS_S;
+    size_t i = 0;
+
+    while (i != CPH_DB_BUILD_BUCKETS && (double)build_ns / 1e9 > BOUNDS[i])
+        ++i;
+    atomic_fetch_add_explicit(&db->build_buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&db->build_ns_sum, build_ns, memory_order_relaxed);
+    atomic_store_explicit(&db->build_ns_last, build_ns, memory_order_relaxed);
+    atomic_store_explicit(&db->snapshot_bytes, bytes, memory_order_relaxed);
+}
+
+void cph_db_stats(cph_db_t *db, cph_db_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->busy_retries = atomic_load_explicit(&db->busy_retries, memory_order_relaxed);
+    out->busy_failures = atomic_load_explicit(&db->busy_failures, memory_order_relaxed);
+    for (size_t i = 0; i != CPH_DB_BUILD_BUCKETS + 1; ++i)
+        out->build_buckets[i] = atomic_load_explicit(&db->build_buckets[i], memory_order_relaxed);
+    out->build_ns_sum = atomic_load_explicit(&db->build_ns_sum, memory_order_relaxed);
+    out->build_ns_last = atomic_load_explicit(&db->build_ns_last, memory_order_relaxed);
+    out->snapshot_bytes = atomic_load_explicit(&db->snapshot_bytes, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------- migrations */
@@ -356,7 +433,7 @@ cph_db_t *cph_db_open(const char *path, const char *migrations_dir, cph_error_t 
         cph_error_set(err, "internal", "", "cannot open the database");
         goto Error;
     }
-    sqlite3_busy_timeout(db->sql, 5000);
+    sqlite3_busy_handler(db->sql, on_busy, db);
     if (cph_db_exec(db, "PRAGMA journal_mode = WAL", err) != 0 || cph_db_exec(db, "PRAGMA foreign_keys = ON", err) != 0 ||
         cph_db_exec(db, "PRAGMA synchronous = NORMAL", err) != 0)
         goto Error;
@@ -522,8 +599,9 @@ static void translate_path(const json_t *body, const cph_db_change_t *change, cp
         memmove(err->path, err->path + plen, strlen(err->path + plen) + 1);
 }
 
-static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, const json_t *body, const char *author,
-                          cph_error_t *err)
+/* Inserts the snapshots row; *bytes is the size of the stored body text, and *done_ns when it was serialised. */
+static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, const json_t *body, const char *author, uint64_t *bytes,
+                          uint64_t *done_ns, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;
     char *text = cph_json_canonical(body);
@@ -532,6 +610,8 @@ static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, cons
 
     if (text == NULL)
         return cph_error_set(err, "internal", "", "cannot serialise the snapshot");
+    *done_ns = mono_ns();
+    *bytes = strlen(text);
     cph_db_now(now, sizeof(now));
     if (sqlite3_prepare_v2(db->sql, "INSERT INTO snapshots (version, hash, body, author, created_at) VALUES (?,?,?,?,?)", -1, &st,
                            NULL) != SQLITE_OK) {
@@ -548,10 +628,14 @@ static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, cons
     return ok ? 0 : internal(err, "insert snapshot", db->sql);
 }
 
-/* Everything after the caller's change, inside the transaction. On success *bodyp holds the new body. */
+/*
+ * Everything after the caller's change, inside the transaction. On success *bodyp holds the new body, and build[0] the
+ * ns from building it to its serialised text, build[1] that text's size.
+ */
 static int finish_write(cph_db_t *db, const char *actor, cph_db_change_t *change, uint64_t *version, char hash[CPH_HASH_SIZE],
-                        json_t **bodyp, cph_error_t *err)
+                        json_t **bodyp, uint64_t build[2], cph_error_t *err)
 {
+    uint64_t start_ns, done_ns = 0;
     json_t *body;
 
     if (bump_generation(db, version, err) != 0)
@@ -559,6 +643,7 @@ static int finish_write(cph_db_t *db, const char *actor, cph_db_change_t *change
     /* entries no token can match any more leave with this version (snapbuild itself reads rows only, never the clock) */
     if (cph_store_revocation_prune(db, (int64_t)time(NULL), err) != 0)
         return -1;
+    start_ns = mono_ns();
     if ((body = cph_snapbuild_body(db, err)) == NULL)
         return -1;
     if (cph_snapshot_validate(body, err) != 0) {
@@ -566,7 +651,7 @@ static int finish_write(cph_db_t *db, const char *actor, cph_db_change_t *change
         json_decref(body);
         return -1;
     }
-    if (cph_snapshot_hash(body, hash) != 0 || store_snapshot(db, *version, hash, body, actor, err) != 0 ||
+    if (cph_snapshot_hash(body, hash) != 0 || store_snapshot(db, *version, hash, body, actor, &build[1], &done_ns, err) != 0 ||
         cph_audit_record(db, actor, change, *version, err) != 0) {
         if (err->code[0] == '\0')
             cph_error_set(err, "internal", "", "cannot hash the snapshot");
@@ -574,6 +659,7 @@ static int finish_write(cph_db_t *db, const char *actor, cph_db_change_t *change
         return -1;
     }
     *bodyp = body;
+    build[0] = done_ns - start_ns;
     return 0;
 }
 
@@ -581,6 +667,7 @@ int cph_db_write(cph_db_t *db, const char *actor, cph_db_write_cb cb, void *ctx,
 {
     cph_db_change_t change = {NULL};
     char hash[CPH_HASH_SIZE];
+    uint64_t build[2] = {0, 0};
     json_t *body = NULL;
     int ret = -1;
 
@@ -588,12 +675,13 @@ int cph_db_write(cph_db_t *db, const char *actor, cph_db_write_cb cb, void *ctx,
     cph_db_lock(db);
     if (cph_db_exec(db, "BEGIN IMMEDIATE", err) != 0)
         goto Exit;
-    if (cb(db, ctx, &change, err) != 0 || finish_write(db, actor, &change, version, hash, &body, err) != 0 ||
+    if (cb(db, ctx, &change, err) != 0 || finish_write(db, actor, &change, version, hash, &body, build, err) != 0 ||
         cph_db_exec(db, "COMMIT", err) != 0) {
         if (sqlite3_get_autocommit(db->sql) == 0)
             sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
         goto Exit;
     }
+    record_build(db, build[0], build[1]);
     if (db->on_commit != NULL)
         db->on_commit(db->on_commit_ud, *version, hash, body);
     ret = 0;

@@ -34,8 +34,8 @@ typedef struct st_cph_db_change_t {
 typedef int (*cph_db_write_cb)(cph_db_t *db, void *ctx, cph_db_change_t *change, cph_error_t *err);
 
 /**
- * Opens (creating) the database at path (WAL, busy_timeout 5000, foreign_keys ON) and applies the NNNN_*.sql files
- * of migrations_dir that are not applied yet, in order, each in its own transaction. Refuses (NULL, err filled) a
+ * Opens (creating) the database at path (WAL, a counting busy handler waiting up to 5000 ms, foreign_keys ON) and applies the
+ * NNNN_*.sql files of migrations_dir that are not applied yet, in order, each in its own transaction. Refuses (NULL, err filled) a
  * numbering gap, an applied migration whose file is missing or whose checksum changed, or a failing migration (which
  * is rolled back whole).
  */
@@ -72,6 +72,30 @@ json_t *cph_db_current_snapshot(cph_db_t *db, int with_body);
  * "rebuild" version when the rows build a different body (after an upgrade, or once a retiring key's time is up).
  */
 int cph_db_ensure_snapshot(cph_db_t *db, cph_error_t *err);
+
+/* The snapshot build-time histogram's upper bounds in seconds (the +Inf bucket comes after them). */
+#define CPH_DB_BUILD_BUCKETS 12
+#define CPH_DB_BUILD_BOUNDS_S                                                                                                      \
+    {                                                                                                                              \
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0                                                     \
+    }
+
+/** What the database counted since it was opened (GET /metrics): a copy, read with relaxed atomic loads. */
+typedef struct st_cph_db_stats_t {
+    uint64_t busy_retries;  /* times the busy handler waited and retried a statement SQLITE_BUSY stopped */
+    uint64_t busy_failures; /* statements that gave up SQLITE_BUSY after the 5 s budget */
+    uint64_t build_buckets[CPH_DB_BUILD_BUCKETS + 1]; /* committed versions per build-time bucket (NOT cumulative), +Inf last */
+    uint64_t build_ns_sum;                            /* their build times summed, in ns */
+    uint64_t build_ns_last;                           /* the last committed version's build time, 0 before the first */
+    uint64_t snapshot_bytes;                          /* the last committed snapshot body's size (canonical JSON), 0 before */
+} cph_db_stats_t;
+
+/**
+ * Fills out with the counters: busy retries (db.c installs a busy handler that waits like sqlite3_busy_timeout(5000) and
+ * counts each retry), and per committed version the time cph_db_write() spent building, validating, hashing and
+ * serialising its snapshot body, and the body's size. Thread-safe, takes no lock (the writers use relaxed atomics).
+ */
+void cph_db_stats(cph_db_t *db, cph_db_stats_t *out);
 
 /** Current time as RFC 3339 UTC with milliseconds into buf (at least 32 bytes). */
 void cph_db_now(char *buf, size_t cap);

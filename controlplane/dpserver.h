@@ -34,6 +34,15 @@ json_t *cph_dpserver_list(cph_dpserver_t *s);
 /** Number of connected data planes (for metrics). */
 size_t cph_dpserver_num_connected(cph_dpserver_t *s);
 /**
+ * The data planes at a glance (GET /api/v1/health, GET /metrics): a new object {"latest_version" (the version published
+ * last, 0 before the first), "connected" (count), "dataplanes": [{"id", "connected" (bool), "status" (as in
+ * cph_dpserver_list), "version" (what it runs: applied.version), "lag" (versions behind latest_version: latest minus its
+ * version when it runs a version of this database's epoch, else latest_version; never below 0), "last_seen" (RFC 3339
+ * or null)}]} with one entry per row (connected ones and the remembered disconnected ones) sorted by id. Thread-safe:
+ * copies under s->lock, nothing shared with the server.
+ */
+json_t *cph_dpserver_summary(cph_dpserver_t *s);
+/**
  * Sends a purge message (cph_msg_purge(route, prefix) plus "at": at_ms, the control plane's wall clock in ms since the
  * epoch when the purge was asked for; PROTOCOL.md section 3) to every connected data plane: the server thread queues
  * the one encoded frame to each session that has said hello, and this call waits (at most CPH_DPSERVER_PURGE_WAIT_MS)

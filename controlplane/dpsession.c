@@ -23,6 +23,10 @@
  * limited to one every HEALTH_LOG_MS (plus how many were dropped silently meanwhile); the session goes on.
  *
  * After hello's welcome and snapshot, the purges dpserver.c keeps are replayed to the session.
+ *
+ * cph_dpserver_summary() gives GET /api/v1/health and GET /metrics each row's lag: how many versions it is behind the
+ * latest published one (a data plane running another epoch's snapshot, or none, counts as having none of ours). It is
+ * computed from what the data plane reported (hello, ack, nack), copied under the lock and formatted by the caller.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -650,6 +654,42 @@ json_t *cph_dpserver_health(cph_dpserver_t *s)
     }
     pthread_mutex_unlock(&s->lock);
     return arr;
+}
+
+/* Versions row is behind latest (lock held): a data plane that runs another epoch's snapshot, or none, has none of ours. */
+static uint64_t row_lag(const cph_dpserver_t *s, const cph_dprow_t *row)
+{
+    if (strcmp(row->applied.epoch, s->epoch) != 0)
+        return s->latest_version;
+    return row->applied.version < s->latest_version ? s->latest_version - row->applied.version : 0;
+}
+
+json_t *cph_dpserver_summary(cph_dpserver_t *s)
+{
+    json_t *arr = json_array(), *v, *out;
+    size_t i, connected = 0;
+    uint64_t latest;
+
+    if (arr == NULL)
+        cph_fatal(MODULE, "out of memory");
+    pthread_mutex_lock(&s->lock);
+    if (s->num_rows > 1)
+        qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
+    for (i = 0; i != s->num_rows; ++i) {
+        const cph_dprow_t *row = s->rows[i];
+        connected += row->session != NULL;
+        v = json_pack("{s:s, s:b, s:s, s:I, s:I, s:o}", "id", row->id, "connected", row->session != NULL, "status",
+                      status_names[row->status], "version", (json_int_t)row->applied.version, "lag", (json_int_t)row_lag(s, row),
+                      "last_seen", rfc3339(row->last_seen_wall_ms));
+        if (v == NULL || json_array_append_new(arr, v) != 0)
+            cph_fatal(MODULE, "out of memory");
+    }
+    latest = s->latest_version;
+    pthread_mutex_unlock(&s->lock);
+    if ((out = json_pack("{s:I, s:I, s:o}", "latest_version", (json_int_t)latest, "connected", (json_int_t)connected, "dataplanes",
+                         arr)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    return out;
 }
 
 size_t cph_dpserver_num_connected(cph_dpserver_t *s)

@@ -42,12 +42,13 @@ def strict_metrics(text):
             pending = name
         elif line.startswith("# TYPE "):
             name, typ = line[7:].split(" ")
-            assert name == pending and typ in ("counter", "gauge"), line
+            assert name == pending and typ in ("counter", "gauge", "histogram"), line
             families[name], current, pending = typ, name, None
         else:
             assert not line.startswith("#"), f"unknown comment {line!r}"
             m = SAMPLE.fullmatch(line)
-            assert m and m.group(1) == current and pending is None, f"sample outside its family: {line!r}"
+            own = {current} if families.get(current) != "histogram" else {current + s for s in ("_bucket", "_sum", "_count")}
+            assert m and m.group(1) in own and pending is None, f"sample outside its family: {line!r}"
             labels, rest = {}, m.group(2)
             if rest is not None:
                 pos = 0

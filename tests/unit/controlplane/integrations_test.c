@@ -311,7 +311,8 @@ static void test_metrics_render(void **state)
     cph_integrations_reset();
     t = cph_metrics_render(fx->db, NULL, &len);
     assert_int_equal(strlen(t), len);
-    assert_int_equal(strict_parse(t), 2);
+    /* the whole body also has a histogram and decimal values, which strict_parse does not read: metrics_test.c and
+     * tests/e2e/35_cp_metrics.py parse it strictly; here only the integrations' part */
     assert_non_null(strstr(t, "\ncephalo_cp_snapshot_version 0\n")); /* a fresh database has no snapshot yet */
     assert_non_null(strstr(t, "\ncephalo_cp_dataplanes_connected 0\n"));
     free(t);
