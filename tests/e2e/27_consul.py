@@ -29,7 +29,7 @@ import standins
 
 V1 = "/api/v1"
 WAIT_S = 2  # --consul-wait-s: short, so idle wake-ups and timeouts happen within a test
-TOKEN = "consul-acl-e2e-7c1d2e3f4a5b"
+TOKEN = cephalo.remember_secret("consul-acl-e2e-7c1d2e3f4a5b")  # 99_secret_leak.py: never in any log of the run
 ROUTE_S = 5.0  # a change in Consul reaches the data plane within this: blocking queries, not the wait_s poll (bench/propagation.py measures it)
 
 

@@ -30,6 +30,21 @@ STARTUP_S = 20.0  # sanitized binaries start slower
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
 ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
 
+# the secret-leak check (99_secret_leak.py): every secret a test uses, and every log file the run's processes wrote
+SECRETS = set()
+RUN_LOGS = []  # (stdout path, stderr path, is a cephalo daemon)
+SECRET_MIN_LEN = 8  # shorter values would match by chance
+
+
+def remember_secret(value):
+    """Registers a secret (token, key, password) that must never appear in any log of the run; returns value."""
+    if isinstance(value, str) and len(value) >= SECRET_MIN_LEN:
+        SECRETS.add(value)
+    return value
+
+
+remember_secret(ADMIN_TOKEN)
+
 
 def wait_until(pred, timeout, what, interval=0.02, proc=None):
     """Poll pred() until it returns a truthy value (returned) or the deadline passes (AssertionError)."""
@@ -75,6 +90,7 @@ class Proc:
                                       env=full_env, start_new_session=True)
         self.signalled = None
         self.daemon = os.path.basename(argv[0]).startswith("cephalo-")
+        RUN_LOGS.append((self.stdout_path, self.stderr_path, self.daemon))
 
     @property
     def pid(self):
@@ -534,7 +550,11 @@ class DataPlane:
         """A login that must succeed: returns the parsed answer (access_token, refresh_token, ...)."""
         r = self.login(password, username, email, system)
         assert r.status == 200, f"login {username or email} -> {r}"
-        return r.json()
+        out = r.json()
+        for k in ("access_token", "refresh_token"):
+            if isinstance(out.get(k), str):
+                remember_secret(out[k])  # 99_secret_leak.py: never in any log of the run
+        return out
 
     def metrics(self):
         r = http_get(self.status_port, "/metrics")
@@ -1165,7 +1185,7 @@ class Shop:
         if expires_at is not None:
             body["expires_at"] = expires_at
         k = self.admin.apply("POST", "/api/v1/api_keys", body)["api_key"]
-        return k, k.pop("key")
+        return k, remember_secret(k.pop("key"))
 
 
 class Gateway:
@@ -1264,3 +1284,7 @@ def cache_miss(r, status=200):
 def ctl_serial(r):
     """Which upstream answer of its path this is (CtlUpstream's X-Serial, replayed by a HIT)."""
     return int(r.headers["x-serial"])
+
+
+for _pw in Shop.PASSWORDS.values():
+    remember_secret(_pw)
