@@ -35,8 +35,8 @@ typedef struct st_cph_req_t {
                                   they replace an upstream header of the same name (cph_pipeline_response_headers) */
     size_t next_stage;         /* index of the stage cph_pipeline_resume() runs */
     /* observability (docs/dataplane.md "Observability") */
-    h2o_iovec_t traceparent;           /* the W3C traceparent sent upstream; empty until trace context propagation lands */
-    h2o_iovec_t tracestate;            /* the tracestate forwarded with it; empty likewise */
+    h2o_iovec_t traceparent;           /* the W3C traceparent sent upstream: the trace, the gateway's span (filter/sanitize.c) */
+    h2o_iovec_t tracestate;            /* the client's tracestate forwarded with it, or empty */
     const struct st_cph_target_t *target; /* the upstream target of the last attempt (filter/proxy.c, filter/fetch.c) */
     uint64_t upstream_ns;              /* time spent in upstream exchanges (connect to last response byte), all attempts */
 } cph_req_t;

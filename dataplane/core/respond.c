@@ -5,8 +5,9 @@
  * with a quote cannot produce broken JSON. Every such answer is uncacheable and closes nothing by itself: h2o keeps
  * the client connection alive when the request body was consumed.
  *
- * The _r variants take the pipeline's request and add its id (filter/sanitize.c) to the body and as x-request-id, so
- * a client reporting an error hands over the key to the gateway's and the upstream's logs.
+ * The _r variants take the pipeline's request: its id (filter/sanitize.c) goes into the body and, with the other
+ * response headers of the stages (X-Request-Id among them), into the headers, so a client reporting an error hands
+ * over the key to the gateway's and the upstream's logs.
  */
 #include <string.h>
 #include "dataplane/core/respond.h"
@@ -99,8 +100,6 @@ static void send_json(h2o_req_t *req, int status, const char *code, const char *
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT(SERVER_NAME));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    if (request_id.len != 0)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, request_id.base, request_id.len);
     h2o_send_inline(req, body.base, body.len);
 }
 

@@ -100,9 +100,6 @@ static void send_body(agg_t *agg, int status, h2o_iovec_t body, const char *part
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     if (partial_len != 0)
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-cephalo-partial"), 0, NULL, partial, partial_len);
-    if (status != 200 && r->request_id.len != 0)
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, r->request_id.base,
-                              r->request_id.len);
     cph_pipeline_response_headers(r);
     h2o_send_inline(req, body.base, body.len);
 }

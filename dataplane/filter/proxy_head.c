@@ -284,7 +284,8 @@ static h2o_iovec_t build_head(cph_req_t *r, const cph_target_t *target, h2o_iove
     h2o_iovec_t prefix = cph_proxy_header_prefix(r->snap);
     identity_t ident;
     size_t cap = method.len + r->upstream_path.len + target->authority.len + xff.len + peer.len + scheme.len +
-                 req->input.authority.len + lenlen + injected.len + identity_prepare(r, prefix, &ident) + 256;
+                 req->input.authority.len + lenlen + injected.len + identity_prepare(r, prefix, &ident) + r->request_id.len +
+                 r->traceparent.len + r->tracestate.len + 320;
 
     for (size_t i = 0; i != headers->size; ++i)
         cap += headers->entries[i].name->len + headers->entries[i].value.len + 4;
@@ -326,7 +327,19 @@ static h2o_iovec_t build_head(cph_req_t *r, const cph_target_t *target, h2o_iove
     APPEND(scheme.base, scheme.len);
     APPEND_LIT("\r\nx-forwarded-host: ");
     APPEND(req->input.authority.base, req->input.authority.len);
+    APPEND_LIT("\r\nx-request-id: ");
+    APPEND(r->request_id.base, r->request_id.len);
     APPEND_LIT("\r\n");
+    if (r->traceparent.len != 0) {
+        APPEND_LIT("traceparent: ");
+        APPEND(r->traceparent.base, r->traceparent.len);
+        APPEND_LIT("\r\n");
+    }
+    if (r->tracestate.len != 0) {
+        APPEND_LIT("tracestate: ");
+        APPEND(r->tracestate.base, r->tracestate.len);
+        APPEND_LIT("\r\n");
+    }
     p = identity_write(p, &ident);
     APPEND_LIT("\r\n");
     assert((size_t)(p - buf) <= cap);

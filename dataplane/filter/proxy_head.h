@@ -86,11 +86,21 @@ void cph_proxy_add_response_headers(cph_req_t *r, const struct phr_header *heade
  */
 void cph_sanitize_next_request_id(char *out);
 
+/** The correlation headers a client sent, which cph_sanitize_headers takes out of the request. */
+typedef struct st_cph_trace_in_t {
+    h2o_mem_pool_t *pool;    /* set by the caller: where repeated tracestate headers are joined */
+    h2o_iovec_t request_id;  /* the last x-request-id (empty: none) */
+    h2o_iovec_t traceparent; /* the traceparent (empty: none, or sent more than once - which is invalid) */
+    h2o_iovec_t tracestate;  /* every tracestate joined with ',' in order (empty: none) */
+    unsigned num_traceparent;
+} cph_trace_in_t;
+
 /**
  * One pass over a request's headers: 431 when there are more than CPH_SANITIZE_MAX_HEADERS, a value is longer than
  * CPH_SANITIZE_MAX_VALUE or names and values add up to more than CPH_SANITIZE_MAX_TOTAL bytes; 400 when a name has
- * '_'; else removes (in place, order kept) every header with the prefix (cph_proxy_has_prefix) and returns 0.
+ * '_'; else removes (in place, order kept) every header with the prefix (cph_proxy_has_prefix), and x-request-id,
+ * traceparent and tracestate into *in (the gateway writes its own upstream), and returns 0.
  */
-int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix);
+int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix, cph_trace_in_t *in);
 
 #endif

@@ -2,9 +2,13 @@
  * filter/sanitize: the first stage. Everything later stages and the upstream rely on about the request's shape is
  * settled here, in one pass over the headers and one over the path:
  *
- * - the request id: 32 lower-case hex characters, a per-worker random 64-bit seed (OpenSSL, drawn at the worker's
- *   first request) followed by a per-worker counter; unique without a random draw per request, which profiling puts
- *   at several percent of a proxied request. It goes upstream as <prefix>request-id and into every error answer;
+ * - the request id: the client's X-Request-Id when gateway.request_id.trust_incoming is set and the value is
+ *   acceptable (cph_trace_request_id_valid), else 32 lower-case hex characters, a per-worker random 64-bit seed
+ *   (OpenSSL, drawn at the worker's first request) followed by a per-worker counter; unique without a random draw
+ *   per request, which profiling puts at several percent of a proxied request. It goes upstream as x-request-id and
+ *   <prefix>request-id, back to the client as X-Request-Id on every answer, and into every error body;
+ * - the trace context (core/trace.h): a valid traceparent keeps its trace id and flags with a new span id, and its
+ *   tracestate; else a new trace starts. The client's headers are removed; the proxy writes the gateway's;
  * - header caps: more than CPH_SANITIZE_MAX_HEADERS headers, a value over CPH_SANITIZE_MAX_VALUE bytes or over
  *   CPH_SANITIZE_MAX_TOTAL bytes of names and values in all is 431 headers_too_large (h2o 2.2.5 caps an HTTP/1 head,
  *   not what HPACK decodes to);
@@ -25,6 +29,8 @@
 #include <openssl/rand.h>
 #include "proto/proto.h"
 #include "dataplane/core/respond.h"
+#include "dataplane/core/trace.h"
+#include "dataplane/compile/edge.h"
 #include "dataplane/filter/filter.h"
 #include "dataplane/filter/proxy_head.h"
 
@@ -66,7 +72,25 @@ void cph_sanitize_next_request_id(char *out)
     format_hex64(++id_counter, out + 16);
 }
 
-int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix)
+/* Takes h out of the request into in when it is one of the correlation headers; returns 1 when it was. */
+static int take_trace_header(const h2o_header_t *h, cph_trace_in_t *in)
+{
+    const h2o_iovec_t *n = h->name;
+
+    if (h2o_memis(n->base, n->len, H2O_STRLIT("x-request-id"))) {
+        in->request_id = h->value;
+    } else if (h2o_memis(n->base, n->len, H2O_STRLIT("traceparent"))) {
+        in->traceparent = ++in->num_traceparent == 1 ? h->value : h2o_iovec_init(NULL, 0);
+    } else if (h2o_memis(n->base, n->len, H2O_STRLIT("tracestate"))) {
+        in->tracestate = in->tracestate.len == 0 ? h->value
+                                                 : h2o_concat(in->pool, in->tracestate, h2o_iovec_init(H2O_STRLIT(",")), h->value);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix, cph_trace_in_t *in)
 {
     size_t total = 0, kept = 0;
 
@@ -77,8 +101,12 @@ int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix)
         if (h->value.len > CPH_SANITIZE_MAX_VALUE || (total += h->name->len + h->value.len) > CPH_SANITIZE_MAX_TOTAL)
             return 431;
         /* h2o's tokens are the well-known names: none has '_', none is ours */
-        if (!h2o_iovec_is_token(h->name) && memchr(h->name->base, '_', h->name->len) != NULL)
-            return 400;
+        if (!h2o_iovec_is_token(h->name)) {
+            if (memchr(h->name->base, '_', h->name->len) != NULL)
+                return 400;
+            if (h->name->len >= 10 && h->name->len <= 12 && take_trace_header(h, in))
+                continue;
+        }
         if (cph_proxy_has_prefix(h->name->base, h->name->len, prefix))
             continue;
         if (kept != i)
@@ -113,14 +141,40 @@ static int check_path(cph_req_t *r)
     return 0;
 }
 
+/* The request id (trusted from the client, or ours) and the trace context to send upstream, from what in holds. */
+static void set_correlation(cph_req_t *r, const cph_trace_in_t *in)
+{
+    h2o_req_t *req = r->req;
+    char trace_id[CPH_TRACE_ID_HEX], flags[2], *parent;
+    int trust = r->snap->edge != NULL && r->snap->edge->trust_request_id;
+
+    if (trust && cph_trace_request_id_valid(in->request_id.base, in->request_id.len)) {
+        r->request_id = in->request_id;
+    } else {
+        char *id = h2o_mem_alloc_pool(&req->pool, CPH_REQUEST_ID_LEN);
+        cph_sanitize_next_request_id(id);
+        r->request_id = h2o_iovec_init(id, CPH_REQUEST_ID_LEN);
+    }
+    cph_pipeline_add_response_header(r, H2O_STRLIT("x-request-id"), r->request_id.base, r->request_id.len);
+    parent = h2o_mem_alloc_pool(&req->pool, CPH_TRACEPARENT_LEN);
+    if (in->traceparent.len != 0 && cph_trace_parse(in->traceparent.base, in->traceparent.len, trace_id, flags) == 0) {
+        cph_trace_write_parent(parent, trace_id, flags);
+        if (cph_trace_state_valid(in->tracestate.base, in->tracestate.len))
+            r->tracestate = in->tracestate;
+    } else {
+        cph_trace_write_parent(parent, NULL, NULL); /* a new trace; a tracestate without a valid parent means nothing */
+    }
+    r->traceparent = h2o_iovec_init(parent, CPH_TRACEPARENT_LEN);
+}
+
 int cph_sanitize_on_req(cph_req_t *r)
 {
     h2o_req_t *req = r->req;
-    char *id = h2o_mem_alloc_pool(&req->pool, CPH_REQUEST_ID_LEN);
+    cph_trace_in_t in = {.pool = &req->pool};
+    int status = cph_sanitize_headers(&req->headers, cph_proxy_header_prefix(r->snap), &in);
 
-    cph_sanitize_next_request_id(id);
-    r->request_id = h2o_iovec_init(id, CPH_REQUEST_ID_LEN);
-    switch (cph_sanitize_headers(&req->headers, cph_proxy_header_prefix(r->snap))) {
+    set_correlation(r, &in);
+    switch (status) {
     case 0:
         break;
     case 431:

@@ -197,7 +197,7 @@ static void test_endpoint_rate_limits(void **state)
     "{\"cache\":{\"max_bytes\":67108864},"                                                                                         \
     "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,\"max_headers\":100,"       \
     "\"max_url_bytes\":8192},\"login_rate_limit\":{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,"                       \
-    "\"trusted_proxy_hops\":0}"
+    "\"request_id\":{\"trust_incoming\":false},\"trusted_proxy_hops\":0}"
 
 static void test_snapbuild(void **state)
 {
@@ -233,13 +233,15 @@ static void test_snapbuild(void **state)
     assert_int_equal(cph_settings_parse_cache_max_bytes("0", &g), 0); /* caching off */
     g.redis_timeout_ms = 250;
     g.trusted_proxy_hops = 2;
+    g.trust_request_id = 1;
     cph_settings_set_gateway(&g);
     body = build(fx->db);
     assert_json(json_object_get(body, "gateway"),
                 "{\"cache\":{\"max_bytes\":0},"
                 "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,"
                 "\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":{\"burst\":0,\"period_s\":1,\"rate\":100},"
-                "\"redis\":{\"db\":3,\"host\":\"::1\",\"port\":6380,\"timeout_ms\":250},\"trusted_proxy_hops\":2}");
+                "\"redis\":{\"db\":3,\"host\":\"::1\",\"port\":6380,\"timeout_ms\":250},"
+                "\"request_id\":{\"trust_incoming\":true},\"trusted_proxy_hops\":2}");
     json_decref(body);
     /* and a write with these settings passes the data planes' validator */
     written(fx->db, &cph_store_route_ops, 0, "{\"name\":\"c\",\"service\":\"s\",\"paths\":[\"/c\"]}");

@@ -160,7 +160,7 @@ static void test_snapbuild_deterministic(void **state)
               "\"gateway\":{\"cache\":{\"max_bytes\":67108864},"
               "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,"
               "\"max_header_bytes\":65536,\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":"
-              "{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,\"trusted_proxy_hops\":0},\"groups\":[],"
+              "{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,\"request_id\":{\"trust_incoming\":false},\"trusted_proxy_hops\":0},\"groups\":[],"
               "\"revoked\":{\"tokens\":[],\"users\":[]},"
               "\"routes\":[{\"default_access\":\"authenticated\",\"hosts\":[],\"methods\":[],\"name\":\"r1\","
               "\"paths\":[\"/r1\"],\"policies\":{},\"service\":\"c\",\"strip_prefix\":false},{\"default_access\":\"authenticated\","

@@ -136,12 +136,29 @@ static void test_anonymous_request_gets_request_id_only(void **state)
     assert_has(head, "\r\naccept: */*\r\n");
     assert_has(head, "\r\nauthorization: Bearer abc.def.ghi\r\n"); /* a bearer JWT is forwarded */
     assert_has(head, "\r\nx-forwarded-for: 10.1.2.3\r\n");
+    assert_has(head, "\r\nx-request-id: 00112233445566778899aabbccddeeff\r\n");
     assert_has(head, "\r\nx-cephalo-request-id: 00112233445566778899aabbccddeeff\r\n\r\n");
+    assert_lacks(head, "traceparent"); /* none set on r: none written */
     assert_lacks(head, "forged");
     assert_lacks(head, "user-id");
     assert_lacks(head, "roles");
     assert_lacks(head, "x-api-key");
     assert_lacks(head, "secret");
+    h2o_mem_clear_pool(&f.req.pool);
+}
+
+static void test_trace_context_goes_upstream(void **state)
+{
+    (void)state;
+    fixture_t f;
+
+    fx_init(&f, "GET");
+    f.r.traceparent = h2o_iovec_init(H2O_STRLIT("00-4bf92f3577b34da6a3ce929d0e0e4736-1111222233334444-01"));
+    f.r.tracestate = h2o_iovec_init(H2O_STRLIT("congo=t61rcWkgMzE"));
+    const char *head = build(&f);
+    assert_well_formed(head);
+    assert_has(head, "\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-1111222233334444-01\r\n");
+    assert_has(head, "\r\ntracestate: congo=t61rcWkgMzE\r\n");
     h2o_mem_clear_pool(&f.req.pool);
 }
 
@@ -296,6 +313,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_anonymous_request_gets_request_id_only),
+        cmocka_unit_test(test_trace_context_goes_upstream),
         cmocka_unit_test(test_api_key_principal),
         cmocka_unit_test(test_user_principal_with_odd_values),
         cmocka_unit_test(test_many_long_roles_fit),

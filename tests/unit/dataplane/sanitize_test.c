@@ -3,7 +3,8 @@
  * answer) and core/respond.c's error bodies: request ids are 32 hex characters, unique per thread and across threads;
  * a header name with '_' is 400; spoofed identity headers in any case or spelling are removed while the others keep
  * their order; the header caps answer 431 exactly above their limits; every error carries the request id in its body
- * and as x-request-id; 401 carries both WWW-Authenticate challenges.
+ * and as x-request-id; 401 carries both WWW-Authenticate challenges; the client's x-request-id is adopted only when
+ * trusted and valid; traceparent / tracestate are taken out and propagated with a new span, or a new trace starts.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,8 @@
 #include <pthread.h>
 #include <cmocka.h>
 #include "dataplane/compile/auth.h"
+#include "dataplane/compile/edge.h"
+#include "dataplane/core/trace.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
 #include "dataplane/filter/proxy_head.h"
@@ -168,12 +171,13 @@ static void test_total_cap_is_exact(void **state)
 
     memset(v, 'v', CPH_SANITIZE_MAX_VALUE);
     h2o_mem_init_pool(&pool);
+    cph_trace_in_t in = {.pool = &pool};
     /* 4 x ("x-a" + 16381) = 64 KiB exactly */
     for (int i = 0; i != 4; ++i)
         h2o_add_header_by_str(&pool, &headers, H2O_STRLIT("x-a"), 0, NULL, v, CPH_SANITIZE_MAX_VALUE - 3);
-    assert_int_equal(cph_sanitize_headers(&headers, prefix), 0);
+    assert_int_equal(cph_sanitize_headers(&headers, prefix, &in), 0);
     h2o_add_header_by_str(&pool, &headers, H2O_STRLIT("x"), 0, NULL, "", 0);
-    assert_int_equal(cph_sanitize_headers(&headers, prefix), 431);
+    assert_int_equal(cph_sanitize_headers(&headers, prefix, &in), 431);
     h2o_mem_clear_pool(&pool);
     free(v);
 }
@@ -221,6 +225,107 @@ static void test_request_ids_are_unique_per_thread_and_across(void **state)
     cph_sanitize_next_request_id(mine[1]);
     assert_memory_not_equal(mine[0], mine[1], CPH_REQUEST_ID_LEN);
     assert_hex_id(h2o_iovec_init(mine[1], CPH_REQUEST_ID_LEN));
+}
+
+static const char *extra_header(fixture_t *f, const char *name)
+{
+    for (size_t i = 0; i != f->r.res_extra.size; ++i)
+        if (h2o_memis(f->r.res_extra.entries[i].name->base, f->r.res_extra.entries[i].name->len, name, strlen(name)))
+            return h2o_strdup(&f->req.pool, f->r.res_extra.entries[i].value.base, f->r.res_extra.entries[i].value.len).base;
+    return NULL;
+}
+
+#define PARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+static void test_trace_context_is_propagated_with_a_new_span(void **state)
+{
+    (void)state;
+    fixture_t f;
+
+    fx_init(&f, "/a");
+    fx_add(&f, "traceparent", PARENT);
+    fx_add(&f, "tracestate", "congo=t61rcWkgMzE");
+    fx_add(&f, "accept", "*/*");
+    fx_add(&f, "tracestate", "rojo=00f067aa0ba902b7");
+    fx_add(&f, "x-request-id", "client-chosen-1");
+    assert_int_equal(cph_sanitize_on_req(&f.r), CPH_NEXT);
+    assert_int_equal(f.req.headers.size, 1); /* only accept is left: the proxy writes the gateway's own */
+    assert_int_equal(f.r.traceparent.len, CPH_TRACEPARENT_LEN);
+    assert_memory_equal(f.r.traceparent.base, PARENT, 36);                       /* version and trace id kept */
+    assert_memory_not_equal(f.r.traceparent.base + 36, PARENT + 36, 16);         /* the gateway's span */
+    assert_memory_equal(f.r.traceparent.base + 52, "-01", 3);                    /* the flags kept */
+    assert_true(h2o_memis(f.r.tracestate.base, f.r.tracestate.len, H2O_STRLIT("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")));
+    assert_hex_id(f.r.request_id); /* not trusted by default: ours */
+    assert_string_equal(extra_header(&f, "x-request-id"), h2o_strdup(&f.req.pool, f.r.request_id.base, f.r.request_id.len).base);
+    h2o_mem_clear_pool(&f.req.pool);
+}
+
+static void test_bad_traceparent_starts_a_new_trace(void **state)
+{
+    static const char *const bad[] = {
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", /* upper case */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* version ff */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01", /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", /* zero parent */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", /* version 00 with more */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", "",
+    };
+    (void)state;
+
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]) + 1; ++i) {
+        fixture_t f;
+        fx_init(&f, "/a");
+        if (i < sizeof(bad) / sizeof(bad[0])) {
+            fx_add(&f, "traceparent", bad[i]);
+        } else { /* a repeated traceparent is invalid even when each copy parses */
+            fx_add(&f, "traceparent", PARENT);
+            fx_add(&f, "traceparent", PARENT);
+        }
+        fx_add(&f, "tracestate", "congo=t61rcWkgMzE");
+        assert_int_equal(cph_sanitize_on_req(&f.r), CPH_NEXT);
+        assert_int_equal(f.req.headers.size, 0);
+        assert_int_equal(f.r.traceparent.len, CPH_TRACEPARENT_LEN);
+        char tid[CPH_TRACE_ID_HEX], flags[2];
+        assert_int_equal(cph_trace_parse(f.r.traceparent.base, f.r.traceparent.len, tid, flags), 0);
+        assert_memory_not_equal(tid, PARENT + 3, CPH_TRACE_ID_HEX);
+        assert_memory_equal(flags, "00", 2);
+        assert_int_equal(f.r.tracestate.len, 0); /* a tracestate without a valid parent is not forwarded */
+        h2o_mem_clear_pool(&f.req.pool);
+    }
+}
+
+static void test_incoming_request_id_only_when_trusted_and_valid(void **state)
+{
+    (void)state;
+    cph_edge_t edge = {.trust_request_id = 1};
+    char long_id[CPH_REQUEST_ID_MAX + 2];
+    const struct {
+        const char *value;
+        int adopted;
+    } cases[] = {{"0b7a2c4e-9d1f-4c55-8f0e-2f6c1b7d9a10", 1}, {"req:abc+/=_.@-1", 1}, {"has space", 0}, {"a\"b", 0},
+                 {"x\x7f", 0}, {"", 0}, {long_id, 0}};
+
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        fixture_t f;
+        fx_init(&f, "/a");
+        f.snap.edge = &edge;
+        fx_add(&f, "x-request-id", cases[i].value);
+        assert_int_equal(cph_sanitize_on_req(&f.r), CPH_NEXT);
+        if (cases[i].adopted)
+            assert_true(h2o_memis(f.r.request_id.base, f.r.request_id.len, cases[i].value, strlen(cases[i].value)));
+        else
+            assert_hex_id(f.r.request_id);
+        h2o_mem_clear_pool(&f.req.pool);
+    }
+    /* the same valid id without trust is replaced */
+    fixture_t f;
+    fx_init(&f, "/a");
+    fx_add(&f, "x-request-id", "0b7a2c4e-9d1f-4c55-8f0e-2f6c1b7d9a10");
+    assert_int_equal(cph_sanitize_on_req(&f.r), CPH_NEXT);
+    assert_hex_id(f.r.request_id);
+    h2o_mem_clear_pool(&f.req.pool);
 }
 
 static void test_snapshot_prefix_is_used(void **state)
@@ -313,6 +418,9 @@ int main(void)
         cmocka_unit_test(test_total_cap_is_exact),
         cmocka_unit_test(test_bad_path_carries_request_id),
         cmocka_unit_test(test_request_ids_are_unique_per_thread_and_across),
+        cmocka_unit_test(test_trace_context_is_propagated_with_a_new_span),
+        cmocka_unit_test(test_bad_traceparent_starts_a_new_trace),
+        cmocka_unit_test(test_incoming_request_id_only_when_trusted_and_valid),
         cmocka_unit_test(test_snapshot_prefix_is_used),
         cmocka_unit_test(test_prefix_match_reads_underscore_as_dash),
         cmocka_unit_test(test_error_body_escapes_and_adds_request_id),

@@ -320,12 +320,37 @@ static void test_gateway_websocket(void **state)
     RUN_BODIES(cases);
 }
 
+/* ---------------------------------------------------------------- gateway.request_id */
+
+#define RID "/gateway/request_id"
+
+static void test_gateway_request_id(void **state)
+{
+    static const case_t cases[] = {
+        {GW("\"request_id\":{}"), NULL, NULL},
+        {GW("\"request_id\":{\"trust_incoming\":true}"), NULL, NULL},
+        {GW("\"request_id\":{\"trust_incoming\":false}"), NULL, NULL},
+        {GW("\"request_id\":null"), "invalid", RID},
+        {GW("\"request_id\":true"), "invalid", RID},
+        {GW("\"request_id\":[]"), "invalid", RID},
+        {GW("\"request_id\":{\"trust_incoming\":1}"), "invalid", RID "/trust_incoming"},
+        {GW("\"request_id\":{\"trust_incoming\":\"true\"}"), "invalid", RID "/trust_incoming"},
+        {GW("\"request_id\":{\"trust_incoming\":null}"), "invalid", RID "/trust_incoming"},
+        {GW("\"request_id\":{\"trust\":true}"), "unknown_field", RID "/trust"},
+        {GW("\"request_id\":{\"trust_incoming\":true,\"header\":\"x-trace\"}"), "unknown_field", RID "/header"},
+    };
+
+    (void)state;
+    RUN_BODIES(cases);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timeouts),       cmocka_unit_test(test_retries),
         cmocka_unit_test(test_websocket),      cmocka_unit_test(test_websocket_origins_cap),
         cmocka_unit_test(test_policies_order), cmocka_unit_test(test_gateway_websocket),
+        cmocka_unit_test(test_gateway_request_id),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
