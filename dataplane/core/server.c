@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include "proto/log.h"
 #include "dataplane/core/balance.h"
+#include "dataplane/core/h2guard.h"
+#include "dataplane/core/respond.h"
 #include "dataplane/core/pipeline.h"
 #include "dataplane/core/redis.h"
 #include "dataplane/core/server.h"
@@ -50,6 +52,7 @@ typedef struct st_cph_conn_track_t {
     size_t inflight;
     int is_h2;
     cph_conn_protocol_t proto; /* its slot of stats->connections_open (metrics) */
+    cph_h2guard_t h2;          /* HTTP/2: the stream-reset budget (core/h2guard.h), attached at its first request */
 } cph_conn_track_t;
 
 typedef struct st_cph_swap_msg_t {
@@ -211,6 +214,7 @@ static void shutdown_if_idle_h1(cph_conn_track_t *t)
 typedef struct st_cph_req_track_t {
     cph_conn_track_t *conn;
     cph_worker_t *worker;
+    h2o_req_t *req;
     h2o_buffer_t *parked_input; /* see keep_polled_begin; NULL when not parked */
 } cph_req_track_t;
 
@@ -268,6 +272,48 @@ static void keep_polled_end(cph_req_track_t *rt)
     rt->parked_input = NULL;
 }
 
+/* ---------------------------------------------------------------- HTTP/2 stream-reset budget (core/h2guard.h) */
+
+/* h2o's parser state of every guarded connection: finds the connection's guard through its socket. */
+static ssize_t guarded_expect(h2o_conn_t *conn, const uint8_t *src, size_t len, const char **err_desc)
+{
+    cph_conn_track_t *t = conn->callbacks->get_socket(conn)->on_close.data; /* set at accept, kept until the close */
+    cph_h2guard_t *g = &t->h2;
+    uint32_t resets = g->resets;
+    int tripped = g->tripped;
+    ssize_t ret = cph_h2guard_expect(g, conn, guarded_expect, src, len, err_desc);
+
+    if (g->resets != resets)
+        cph_counter_add(&t->worker->stats->http2_resets_received, 1);
+    if (g->tripped && !tripped) {
+        cph_counter_add(&t->worker->stats->http2_connections_calmed, 1);
+        cph_log_warn(MODULE, "HTTP/2 connection closed with ENHANCE_YOUR_CALM: %u of %u streams reset by the client, %u "
+                             "ended without a response",
+                     g->resets, g->streams, g->abandoned);
+    }
+    return ret;
+}
+
+/*
+ * An HTTP/2 request: guards its connection, and answers it at once when its own RST_STREAM is already read - no
+ * stage (authentication, rate limits, the upstream) runs for a stream the client has given up. Returns 1 then.
+ */
+static int h2_stream_guarded(cph_req_track_t *rt, h2o_req_t *req, h2o_socket_t *sock)
+{
+    static int warned;
+    cph_h2guard_t *g = &rt->conn->h2;
+
+    if (g->inner == NULL && cph_h2guard_attach(g, req->conn, sock, guarded_expect) != 0 && !warned) {
+        warned = 1; /* once per process: the layout check failed, so this h2o is not the one h2guard.c was built for */
+        cph_log_error(MODULE, "HTTP/2 stream-reset guard unavailable: unexpected h2o connection layout");
+    }
+    if (g->inner == NULL || !cph_h2guard_reset_queued(g, req))
+        return 0;
+    cph_counter_add(&rt->worker->stats->http2_resets_before_dispatch, 1);
+    cph_respond_error(req, 400, "stream_reset", "The client reset the stream");
+    return 1;
+}
+
 static void on_req_dispose(void *p)
 {
     cph_req_track_t *rt = p;
@@ -276,6 +322,8 @@ static void on_req_dispose(void *p)
         keep_polled_end(rt);
     rt->worker->inflight--;
     if (rt->conn != NULL) {
+        if (rt->conn->h2.inner != NULL && rt->req->version >= 0x200)
+            cph_h2guard_stream_end(&rt->conn->h2, rt->req->res.status != 0);
         rt->conn->inflight--;
         if (rt->worker->draining)
             shutdown_if_idle_h1(rt->conn);
@@ -292,6 +340,7 @@ static int on_req_track(h2o_handler_t *self, h2o_req_t *req)
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
 
     rt->worker = w;
+    rt->req = req;
     rt->conn = sock != NULL && sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
     rt->parked_input = NULL;
     w->inflight++;
@@ -305,6 +354,8 @@ static int on_req_track(h2o_handler_t *self, h2o_req_t *req)
             cph_counter_add(&w->stats->connections_open[proto], 1);
             rt->conn->proto = proto;
         }
+        if (req->version >= 0x200 && h2_stream_guarded(rt, req, sock))
+            return 0;
         keep_polled_begin(rt, req, sock);
     }
     return -1;

@@ -261,6 +261,26 @@ static void render_cache(cph_text_t *t, cph_server_t *s)
     cph_text_printf(t, "cephalo_cache_entries %llu\n", (unsigned long long)entries);
 }
 
+/* The HTTP/2 stream-reset guard's counters (core/h2guard.h), summed over the workers. */
+static void render_http2_guard(cph_text_t *t, cph_server_t *s)
+{
+    uint64_t received = 0, before = 0, calmed = 0;
+
+    for (unsigned w = 0; w < s->num_workers; w++) {
+        received += cph_counter_read(&s->workers[w].stats->http2_resets_received);
+        before += cph_counter_read(&s->workers[w].stats->http2_resets_before_dispatch);
+        calmed += cph_counter_read(&s->workers[w].stats->http2_connections_calmed);
+    }
+    header(t, "cephalo_dp_http2_resets_total", "counter", "RST_STREAM frames received from HTTP/2 clients.");
+    cph_text_printf(t, "cephalo_dp_http2_resets_total %llu\n", (unsigned long long)received);
+    header(t, "cephalo_dp_http2_streams_reset_before_dispatch_total", "counter",
+           "HTTP/2 streams answered without any work because their reset had already arrived.");
+    cph_text_printf(t, "cephalo_dp_http2_streams_reset_before_dispatch_total %llu\n", (unsigned long long)before);
+    header(t, "cephalo_dp_http2_connections_closed_total", "counter",
+           "HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM over the stream-reset budget.");
+    cph_text_printf(t, "cephalo_dp_http2_connections_closed_total{reason=\"stream_resets\"} %llu\n", (unsigned long long)calmed);
+}
+
 char *cph_status_metrics(cph_control_t *c)
 {
     cph_text_t t;
@@ -276,6 +296,7 @@ char *cph_status_metrics(cph_control_t *c)
         render_cache(&t, c->server);
         render_websockets(&t, c->server);
         render_pdf(&t, c->server);
+        render_http2_guard(&t, c->server);
         for (unsigned w = 0; w < c->server->num_workers; w++)
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
     }
