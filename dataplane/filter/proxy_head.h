@@ -12,6 +12,7 @@
 #define CPH_SANITIZE_MAX_HEADERS 100       /* request headers; more is 431 */
 #define CPH_SANITIZE_MAX_VALUE (16 * 1024) /* bytes of one header value */
 #define CPH_SANITIZE_MAX_TOTAL (64 * 1024) /* bytes of all names and values */
+#define CPH_SANITIZE_MALFORMED 1           /* cph_sanitize_headers: a header h2o let through malformed */
 
 /** Case-insensitive equality of s[0..len) with a lower-case literal (length first: cheap on a mismatch). */
 static inline int cph_lc_eq(const char *s, size_t len, const char *lit, size_t litlen)
@@ -98,7 +99,8 @@ typedef struct st_cph_trace_in_t {
 /**
  * One pass over a request's headers: 431 when there are more than CPH_SANITIZE_MAX_HEADERS, a value is longer than
  * CPH_SANITIZE_MAX_VALUE or names and values add up to more than CPH_SANITIZE_MAX_TOTAL bytes; 400 when a name has
- * '_'; else removes (in place, order kept) every header with the prefix (cph_proxy_has_prefix), and x-request-id,
+ * '_'; CPH_SANITIZE_MALFORMED for an empty name (h2o 2.2.5 turns an obs-fold continuation line into one; a CR, LF
+ * or NUL in a value h2o refuses itself, in HTTP/1 and HPACK alike); else removes (in place, order kept) every header with the prefix (cph_proxy_has_prefix), and x-request-id,
  * traceparent and tracestate into *in (the gateway writes its own upstream), and returns 0.
  */
 int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix, cph_trace_in_t *in);

@@ -101,6 +101,8 @@ int cph_sanitize_headers(h2o_headers_t *headers, h2o_iovec_t prefix, cph_trace_i
         if (h->value.len > CPH_SANITIZE_MAX_VALUE || (total += h->name->len + h->value.len) > CPH_SANITIZE_MAX_TOTAL)
             return 431;
         /* h2o's tokens are the well-known names: none has '_', none is ours */
+        if (h->name->len == 0)
+            return CPH_SANITIZE_MALFORMED;
         if (!h2o_iovec_is_token(h->name)) {
             if (memchr(h->name->base, '_', h->name->len) != NULL)
                 return 400;
@@ -179,6 +181,12 @@ int cph_sanitize_on_req(cph_req_t *r)
         break;
     case 431:
         cph_respond_error_r(r, 431, "headers_too_large", "The request headers are too large");
+        return CPH_DONE;
+    case CPH_SANITIZE_MALFORMED:
+        /* an obs-fold line, or a control byte h2o passed: the framing of what follows on the connection is not to be
+         * trusted either, so the connection is closed after the answer */
+        req->http1_is_persistent = 0;
+        cph_respond_error_r(r, 400, "bad_header", "A request header is malformed");
         return CPH_DONE;
     default:
         cph_respond_error_r(r, 400, "bad_header", "A request header name contains '_'");

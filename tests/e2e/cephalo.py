@@ -702,6 +702,82 @@ http {{
 """
 
 
+class RawUpstream:
+    """A raw HTTP/1.1 upstream in a thread: answers every request 200 {"ok":true} and keeps, per request, the head as
+    a list of (name lower-cased, value) in `heads` and the body in `bodies` - exactly as they arrived, so duplicated
+    or malformed headers show (the stdlib echo upstream folds them)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self.bodies = []
+        self.request_lines = []
+        self.lock = threading.Lock()
+        self.closing = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def accept(self):
+        while not self.closing:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        chunk = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                # a line without ':' (never well-formed) is kept whole as a name with the value None
+                headers = [tuple(x.strip() for x in line.split(":", 1)) if ":" in line else (line, None)
+                           for line in lines[1:]]
+                length = int(dict((k.lower(), v) for k, v in headers).get("content-length") or "0")
+                while len(buf) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                with self.lock:
+                    self.request_lines.append(lines[0])
+                    self.heads.append([(k.lower(), v) for k, v in headers])
+                    self.bodies.append(buf[:length])
+                buf = buf[length:]
+                body = b'{"ok":true}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-Id: from-upstream\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def last(self):
+        with self.lock:
+            return self.heads[-1]
+
+    @property
+    def count(self):
+        with self.lock:
+            return len(self.heads)
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
 class PyUpstream:
     """The stdlib echo upstream (tests/upstream/demo_upstream.py) in a thread of the test process.
 

@@ -328,6 +328,22 @@ static void test_incoming_request_id_only_when_trusted_and_valid(void **state)
     h2o_mem_clear_pool(&f.req.pool);
 }
 
+static void test_empty_name_from_obs_fold_is_400_and_closes(void **state)
+{
+    (void)state;
+    fixture_t f;
+
+    fx_init(&f, "/a");
+    f.req.http1_is_persistent = 1;
+    fx_add(&f, "x-a", "one");
+    h2o_add_header_by_str(&f.req.pool, &f.req.headers, NULL, 0, 0, NULL, H2O_STRLIT("two")); /* what h2o makes of " two" */
+    assert_int_equal(cph_sanitize_on_req(&f.r), CPH_DONE);
+    assert_int_equal(sent_status, 400);
+    assert_non_null(strstr(sent_body, "\"bad_header\""));
+    assert_int_equal(f.req.http1_is_persistent, 0);
+    h2o_mem_clear_pool(&f.req.pool);
+}
+
 static void test_snapshot_prefix_is_used(void **state)
 {
     (void)state;
@@ -421,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_trace_context_is_propagated_with_a_new_span),
         cmocka_unit_test(test_bad_traceparent_starts_a_new_trace),
         cmocka_unit_test(test_incoming_request_id_only_when_trusted_and_valid),
+        cmocka_unit_test(test_empty_name_from_obs_fold_is_400_and_closes),
         cmocka_unit_test(test_snapshot_prefix_is_used),
         cmocka_unit_test(test_prefix_match_reads_underscore_as_dash),
         cmocka_unit_test(test_error_body_escapes_and_adds_request_id),
