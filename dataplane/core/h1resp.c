@@ -3,10 +3,10 @@
  * so that hostile responses can be unit-tested byte by byte.
  *
  * picohttpparser splits the head; we decide the body framing: no body for HEAD, 1xx, 204 and 304; chunked when
- * Transfer-Encoding says so (and then Content-Length is ignored and the connection not reused, as the RFC asks of a
- * message carrying both); Content-Length when present and consistent; otherwise the body runs until the upstream
- * closes. Anything ambiguous (two different lengths, a coding we do not implement) is an error: a proxy that guesses
- * is a request-smuggling vector.
+ * Transfer-Encoding says so; Content-Length when present and consistent; otherwise the body runs until the upstream
+ * closes. Anything ambiguous (Content-Length with Transfer-Encoding, two different lengths, a coding we do not
+ * implement, an obs-fold line) is an error, as in nginx since 1.21.1: a proxy that guesses is a request-smuggling
+ * vector, and the connection is never reused after an error.
  */
 #include <string.h>
 #include <strings.h>
@@ -106,15 +106,12 @@ int cph_h1resp_parse_head(cph_h1resp_t *r, const char *buf, size_t len, int is_h
     r->keepalive = r->minor_version >= 1;
     memset(&r->chunked, 0, sizeof(r->chunked));
     r->chunked.consume_trailer = 1;
-    if (scan_headers(r, headers, *num_headers, &chunked) != 0)
+    if (scan_headers(r, headers, *num_headers, &chunked) != 0 || (chunked && r->content_length != SIZE_MAX))
         return -1;
     if (is_head || r->status < 200 || r->status == 204 || r->status == 304) {
         r->framing = CPH_H1RESP_NO_BODY;
     } else if (chunked) {
         r->framing = CPH_H1RESP_CHUNKED;
-        if (r->content_length != SIZE_MAX)
-            r->keepalive = 0;
-        r->content_length = SIZE_MAX;
     } else if (r->content_length != SIZE_MAX) {
         r->framing = CPH_H1RESP_LENGTH;
         r->remaining = r->content_length;

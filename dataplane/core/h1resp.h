@@ -54,8 +54,8 @@ typedef struct st_cph_h1resp_t {
  * has room for *num_headers entries; on success *num_headers is the number parsed.
  * Returns the head length (> 0) and fills r and headers (pointers into buf), -2 when more bytes are needed, or -1
  * on a head longer than CPH_H1RESP_MAX_HEAD (complete or not) or a malformed one: bad status line or header, a
- * status outside 100..599, conflicting or invalid Content-Length, a Transfer-Encoding other than chunked, too many
- * headers. A 1xx head (other than 101, which is -1: we never upgrade) parses normally; the caller skips it.
+ * status outside 100..599, conflicting or invalid Content-Length, a Transfer-Encoding other than chunked, both
+ * Content-Length and Transfer-Encoding, too many headers. A 1xx head (other than 101, which is -1: we never upgrade) parses normally; the caller skips it.
  */
 int cph_h1resp_parse_head(cph_h1resp_t *r, const char *buf, size_t len, int is_head, struct phr_header *headers,
                           size_t *num_headers);
