@@ -94,6 +94,10 @@ static void usage(FILE *out)
             "  --max-header-bytes N      CEPHALO_MAX_HEADER_BYTES (default 65536, 1024..1048576): header names+values, 431\n"
             "  --ws-drain-grace-ms N     CEPHALO_WS_DRAIN_GRACE_MS (default 30000, 0..3600000): a websocket whose route is\n"
             "                                                    gone after a config change is closed after this\n"
+            "  --trust-request-id        CEPHALO_TRUST_REQUEST_ID (0|1, default 0): keep a client's valid X-Request-Id\n"
+            "                                                    (only when a proxy in front sets it)\n"
+            "  --max-connections-per-ip N CEPHALO_MAX_CONNECTIONS_PER_IP (default 0 = no cap, 0..1000000): open client\n"
+            "                                                    connections per TCP peer address, per data plane\n"
             "  --vault-addr URL          CEPHALO_VAULT_ADDR      (default none = Vault off): http(s)://HOST[:PORT]\n"
             "  --vault-token-file F      CEPHALO_VAULT_TOKEN_FILE (or the token itself in CEPHALO_VAULT_TOKEN; never a flag)\n"
             "  --vault-role-id ID        CEPHALO_VAULT_ROLE_ID   AppRole login instead of a token, with:\n"
@@ -238,9 +242,13 @@ static int auth_option(int ch, auth_args_t *a)
 
 /* ---------------------------------------------------------------- gateway settings */
 
+#define OPT_TRUST_REQUEST_ID 512 /* getopt codes of the gateway flags without a one-letter code */
+#define OPT_MAX_CONNS_PER_IP 513
+
 /* The gateway options as given (flag, else environment, else default), checked by check_gateway(). */
 typedef struct st_gateway_args_t {
     const char *redis, *redis_timeout, *proxy_hops, *login_rate, *cache_max_bytes, *cache_backend, *ws_drain_grace;
+    const char *trust_request_id, *max_conns_per_ip;
     const char *limits[4];                            /* in the order of LIMIT_MEMBERS */
     const char *cidrs[2][CPH_SETTINGS_MAX_CIDRS + 1]; /* --ip-allow, --ip-deny as given */
     size_t num_cidrs[2];                              /* one more than the cap: refused by check_cidrs */
@@ -261,6 +269,8 @@ static void gateway_args_from_env(gateway_args_t *a)
     a->cache_max_bytes = env_or("CEPHALO_CACHE_MAX_BYTES", "67108864");
     a->cache_backend = env_or("CEPHALO_CACHE_BACKEND", "memory");
     a->ws_drain_grace = env_or("CEPHALO_WS_DRAIN_GRACE_MS", "30000");
+    a->trust_request_id = env_or("CEPHALO_TRUST_REQUEST_ID", "0");
+    a->max_conns_per_ip = env_or("CEPHALO_MAX_CONNECTIONS_PER_IP", "0");
     a->limits[0] = env_or("CEPHALO_MAX_BODY_BYTES", "10485760");
     a->limits[1] = env_or("CEPHALO_MAX_URL_BYTES", "8192");
     a->limits[2] = env_or("CEPHALO_MAX_HEADERS", "100");
@@ -299,7 +309,7 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
     cph_gateway_settings_t *g = &c->gateway;
     const char *bad = NULL;
     char msg[256];
-    long timeout = 0, hops = 0;
+    long timeout = 0, hops = 0, trust = 0;
 
     cph_settings_gateway_defaults(g);
     if (a->redis != NULL && cph_settings_parse_redis(a->redis, g) != 0)
@@ -316,6 +326,10 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
         bad = "--cache-backend (memory or redis)";
     else if (cph_settings_parse_ws_drain_grace(a->ws_drain_grace, g) != 0)
         bad = "--ws-drain-grace-ms (0..3600000)";
+    else if (cph_settings_parse_long(a->trust_request_id, 0, 1, &trust) != 0)
+        bad = "CEPHALO_TRUST_REQUEST_ID (0 or 1)";
+    else if (cph_settings_parse_long(a->max_conns_per_ip, 0, CPH_MAX_CONNECTIONS_PER_IP, &g->max_connections_per_ip) != 0)
+        bad = "--max-connections-per-ip (0..1000000)";
     for (size_t i = 0; bad == NULL && i != 4; i++)
         if (cph_settings_parse_limit(LIMIT_MEMBERS[i], a->limits[i], g) != 0)
             bad = LIMIT_FLAGS[i];
@@ -331,6 +345,7 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
     }
     g->redis_timeout_ms = (int)timeout;
     g->trusted_proxy_hops = (int)hops;
+    g->trust_request_id = (int)trust;
     return 0;
 }
 
@@ -348,8 +363,13 @@ static int gateway_option(int ch, gateway_args_t *a)
                         : ch == 'U' ? &a->limits[1]
                         : ch == 'N' ? &a->limits[2]
                         : ch == 'H' ? &a->limits[3]
+                        : ch == OPT_MAX_CONNS_PER_IP ? &a->max_conns_per_ip
                                     : NULL;
 
+    if (ch == OPT_TRUST_REQUEST_ID) {
+        a->trust_request_id = "1";
+        return 1;
+    }
     if (ch == 'a' || ch == 'x') { /* repeatable */
         int deny = ch == 'x';
         if (a->num_cidrs[deny] <= CPH_SETTINGS_MAX_CIDRS)
@@ -467,6 +487,8 @@ static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
                                      {"max-url-bytes", required_argument, NULL, 'U'},
                                      {"max-headers", required_argument, NULL, 'N'},
                                      {"max-header-bytes", required_argument, NULL, 'H'},
+                                     {"trust-request-id", no_argument, NULL, OPT_TRUST_REQUEST_ID},
+                                     {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNS_PER_IP},
                                      {"vault-addr", required_argument, NULL, OPT_INTEG + 0},
                                      {"vault-token-file", required_argument, NULL, OPT_INTEG + 1},
                                      {"vault-role-id", required_argument, NULL, OPT_INTEG + 2},

@@ -49,6 +49,7 @@ typedef struct st_cph_gateway_settings_t {
     int cache_redis;           /* gateway.cache.backend: 0 "memory" (default), 1 "redis" (needs redis_host) */
     int ws_drain_grace_ms;     /* gateway.websocket.drain_grace_ms: 0..3600000, default 30000 */
     int trust_request_id;      /* gateway.request_id.trust_incoming: keep a valid client X-Request-Id (default 0) */
+    long max_connections_per_ip; /* gateway.connections.max_per_ip: 0..CPH_MAX_CONNECTIONS_PER_IP, default 0 (no cap) */
     size_t num_ip_allow, num_ip_deny;
     char ip_allow[CPH_SETTINGS_MAX_CIDRS][CPH_SETTINGS_CIDR_MAX]; /* gateway.ip_allow, in flag order */
     char ip_deny[CPH_SETTINGS_MAX_CIDRS][CPH_SETTINGS_CIDR_MAX];  /* gateway.ip_deny */

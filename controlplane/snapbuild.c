@@ -119,6 +119,7 @@ json_t *cph_snapbuild_gateway(const cph_gateway_settings_t *g)
     if (out == NULL || (cache = json_pack("{s:I}", "max_bytes", (json_int_t)g->cache_max_bytes)) == NULL ||
         json_object_set_new(out, "cache", cache) != 0 ||
         json_object_set_new(out, "request_id", json_pack("{s:b}", "trust_incoming", g->trust_request_id)) != 0 ||
+        json_object_set_new(out, "connections", json_pack("{s:I}", "max_per_ip", (json_int_t)g->max_connections_per_ip)) != 0 ||
         (g->cache_redis && json_object_set_new(cache, "backend", json_string("redis")) != 0) ||
         (g->ws_drain_grace_ms != CPH_WS_DRAIN_GRACE_MS_DEFAULT &&
          json_object_set_new(out, "websocket", json_pack("{s:i}", "drain_grace_ms", g->ws_drain_grace_ms)) != 0))

@@ -71,6 +71,7 @@ int cph_frame_reader_next(cph_frame_reader_t *r, json_t **msg, cph_error_t *err)
 /* ---------------------------------------------------------------- messages */
 
 #define CPH_SCHEMA_VERSION 1
+#define CPH_MAX_CONNECTIONS_PER_IP 1000000 /* gateway.connections.max_per_ip: the schema's cap (0 = no cap) */
 
 typedef enum en_cph_msg_type_t {
     CPH_MSG_UNKNOWN = 0, /* ignored by receivers, for forward compatibility */

@@ -51,13 +51,15 @@ static const char *const cors_members[] = {"origins", "methods", "headers", "exp
 static const char *const security_members[] = {"hsts_max_age_s", "hsts_subdomains", "content_type_options",
                                                "frame_options",  "referrer_policy", NULL};
 static const char *const limits_members[] = {"max_body_bytes", "max_url_bytes", "max_headers", "max_header_bytes", NULL};
-static const char *const gateway_members[] = {"trusted_proxy_hops", "ip_allow", "ip_deny",   "limits",     "redis",
-                                              "login_rate_limit",   "cache",    "websocket", "request_id", NULL};
+static const char *const gateway_members[] = {"trusted_proxy_hops", "ip_allow",   "ip_deny",     "limits",
+                                              "redis",              "login_rate_limit", "cache",  "websocket",
+                                              "request_id",         "connections", NULL};
 static const char *const cache_members[] = {"ttl_s", "max_ttl_s", "max_body_bytes", "share_authenticated", NULL};
 static const char *const gateway_cache_members[] = {"max_bytes", "backend", NULL};
 static const char *const cache_backend_values[] = {"memory", "redis", NULL};
 static const char *const gateway_websocket_members[] = {"drain_grace_ms", NULL};
 static const char *const gateway_request_id_members[] = {"trust_incoming", NULL};
+static const char *const gateway_connections_members[] = {"max_per_ip", NULL};
 static const char *const redis_members[] = {"host", "port", "db", "timeout_ms", NULL};
 static const char *const login_members[] = {"rate", "period_s", "burst", NULL};
 static const char *const key_values[] = {"ip", "principal", "api_key", "system", "route", NULL};
@@ -466,6 +468,21 @@ static int check_gateway_request_id(const json_t *gw, cph_error_t *err)
     return cph_schema_get_member(rid, at, "trust_incoming", JSON_TRUE, 0, &trust, err);
 }
 
+/* gateway.connections: {"max_per_ip": 0..1000000} (optional, 0 or absent = no cap). */
+static int check_gateway_connections(const json_t *gw, cph_error_t *err)
+{
+    const json_t *c;
+    const char *at = "/gateway/connections";
+
+    if (cph_schema_get_member(gw, "/gateway", "connections", JSON_OBJECT, 0, &c, err) != 0)
+        return -1;
+    if (c == NULL)
+        return 0;
+    if (cph_schema_check_members(c, at, gateway_connections_members, err) != 0)
+        return -1;
+    return cph_schema_check_int_member(c, at, "max_per_ip", 0, 0, CPH_MAX_CONNECTIONS_PER_IP, err);
+}
+
 /* ---------------------------------------------------------------- route policies */
 
 int cph_schema_policy_check_route(const json_t *route, const char *base, cph_error_t *err)
@@ -542,7 +559,8 @@ int cph_schema_policy_check_gateway(const json_t *body, cph_error_t *err)
         cph_schema_check_int_member(gw, at, "trusted_proxy_hops", 0, 0, TRUSTED_PROXY_HOPS_MAX, err) != 0 ||
         check_cidr_list(gw, at, "ip_allow", err) != 0 || check_cidr_list(gw, at, "ip_deny", err) != 0 ||
         check_limits(gw, at, err) != 0 || check_redis(gw, err) != 0 || check_login_rate_limit(gw, err) != 0 ||
-        check_gateway_cache(gw, err) != 0 || check_gateway_request_id(gw, err) != 0)
+        check_gateway_cache(gw, err) != 0 || check_gateway_request_id(gw, err) != 0 ||
+        check_gateway_connections(gw, err) != 0)
         return -1;
     return check_gateway_websocket(gw, err);
 }

@@ -421,6 +421,7 @@ static int compile_gateway(cph_snapshot_t *snap, const json_t *gw, cph_error_t *
         g->trusted_proxy_hops = (unsigned)json_integer_value(hops);
     }
     g->trust_request_id = json_is_true(json_object_get(json_object_get(gw, "request_id"), "trust_incoming"));
+    g->max_connections_per_ip = (uint32_t)json_integer_value(json_object_get(json_object_get(gw, "connections"), "max_per_ip"));
     if (compile_cidrs(&snap->arena, json_object_get(gw, "ip_allow"), &g->allow, "/gateway/ip_allow", err) != 0 ||
         compile_cidrs(&snap->arena, json_object_get(gw, "ip_deny"), &g->deny, "/gateway/ip_deny", err) != 0)
         return -1;

@@ -76,6 +76,7 @@ typedef struct st_cph_edge_route_t {
 typedef struct st_cph_edge_t {
     unsigned trusted_proxy_hops;
     int trust_request_id; /* gateway.request_id.trust_incoming: a valid client X-Request-Id is kept (filter/sanitize.c) */
+    uint32_t max_connections_per_ip; /* gateway.connections.max_per_ip, 0 = no cap (core/connlimit.h, core/server.c) */
     cph_cidr_set_t allow, deny;
     cph_edge_limits_t limits;
     uint64_t max_body_any; /* the largest body limit of the gateway and every route: the h2o-level cap to set */

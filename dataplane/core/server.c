@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "proto/log.h"
 #include "dataplane/core/balance.h"
+#include "dataplane/core/connlimit.h"
 #include "dataplane/core/h2guard.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/core/pipeline.h"
@@ -53,6 +54,8 @@ typedef struct st_cph_conn_track_t {
     int is_h2;
     cph_conn_protocol_t proto; /* its slot of stats->connections_open (metrics) */
     cph_h2guard_t h2;          /* HTTP/2: the stream-reset budget (core/h2guard.h), attached at its first request */
+    int ip_counted;            /* counted in the server's per-address table under ip_key */
+    cph_connlimit_key_t ip_key;
 } cph_conn_track_t;
 
 typedef struct st_cph_swap_msg_t {
@@ -199,6 +202,8 @@ static void on_conn_close(void *data)
 
     h2o_linklist_unlink(&t->link);
     t->sock = NULL;
+    if (t->ip_counted)
+        cph_connlimit_release(w->server->connlimit, &t->ip_key);
     w->num_conns--;
     cph_counter_add(&w->stats->connections_open[t->proto], (uint64_t)-1); /* a gauge: modulo 2^64 */
     track_maybe_free(t);
@@ -361,6 +366,21 @@ static int on_req_track(h2o_handler_t *self, h2o_req_t *req)
     return -1;
 }
 
+/* gateway.connections.max_per_ip: 1 when sock's peer already has that many open (it is refused: closed at once). */
+static int over_ip_cap(cph_worker_t *w, h2o_socket_t *sock, cph_connlimit_key_t *key, int *counted)
+{
+    uint32_t max = w->snap != NULL && w->snap->edge != NULL ? w->snap->edge->max_connections_per_ip : 0;
+    struct sockaddr_storage ss;
+
+    *counted = 0;
+    if (max == 0 || h2o_socket_getpeername(sock, (struct sockaddr *)&ss) == 0)
+        return 0;
+    if (cph_connlimit_acquire(w->server->connlimit, (struct sockaddr *)&ss, max, key, counted) == 0)
+        return 0;
+    cph_counter_add(&w->stats->connections_refused_per_ip, 1);
+    return 1;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     cph_listener_t *l = listener->data;
@@ -371,9 +391,17 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     /* a bounded batch per wake-up keeps one busy listener from starving the loop */
     for (int i = 0; i < 64 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++) {
+        cph_connlimit_key_t key;
+        int counted = 0;
+        if (over_ip_cap(w, sock, &key, &counted)) {
+            h2o_socket_close(sock);
+            continue;
+        }
         cph_conn_track_t *t = calloc(1, sizeof(*t));
         if (t == NULL)
             cph_fatal(MODULE, "out of memory");
+        t->ip_counted = counted;
+        t->ip_key = key;
         t->worker = w;
         t->sock = sock;
         h2o_linklist_insert(&w->conns, &t->link);
@@ -549,6 +577,7 @@ int cph_server_init(cph_server_t *s, const cph_server_config_t *config, h2o_mult
     s->num_workers = config->num_workers != 0 ? config->num_workers : 1;
     pthread_mutex_init(&s->mutex, NULL);
     pthread_cond_init(&s->cond, NULL);
+    s->connlimit = cph_connlimit_new();
     if ((s->fds = malloc(sizeof(*s->fds) * 2 * s->num_workers)) == NULL)
         cph_fatal(MODULE, "out of memory");
     for (unsigned i = 0; i < 2 * s->num_workers; i++)
@@ -658,4 +687,5 @@ void cph_server_dispose(cph_server_t *s)
         SSL_CTX_free(s->ssl_ctx);
     pthread_mutex_destroy(&s->mutex);
     pthread_cond_destroy(&s->cond);
+    cph_connlimit_free(s->connlimit);
 }

@@ -47,6 +47,7 @@ typedef struct st_cph_server_t {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     unsigned num_started;
+    struct st_cph_connlimit_t *connlimit; /* open connections per peer address, shared by the workers */
 } cph_server_t;
 
 /**

@@ -132,6 +132,7 @@ typedef struct st_cph_worker_stats_t {
     cph_counter_t upstream_errors[CPH_STATS_MAX_SERVICES][CPH_UPSTREAM_ERR_KINDS];
     cph_counter_t upstream_retries[CPH_STATS_MAX_SERVICES]; /* retries to another target (filter/proxy_balance.c) */
     cph_counter_t connections_accepted;
+    cph_counter_t connections_refused_per_ip; /* closed at accept: the peer was at gateway.connections.max_per_ip */
     cph_counter_t http2_resets_received;         /* RST_STREAM frames from clients (core/h2guard.h) */
     cph_counter_t http2_resets_before_dispatch;  /* streams answered at once: their reset was already read */
     cph_counter_t http2_connections_calmed;      /* connections closed over the stream-reset budget */

@@ -284,7 +284,7 @@ static void render_http2_guard(cph_text_t *t, cph_server_t *s)
 char *cph_status_metrics(cph_control_t *c)
 {
     cph_text_t t;
-    uint64_t accepted = 0;
+    uint64_t accepted = 0, refused = 0;
 
     cph_text_init(&t, 4096);
     if (c->server != NULL) {
@@ -297,13 +297,17 @@ char *cph_status_metrics(cph_control_t *c)
         render_websockets(&t, c->server);
         render_pdf(&t, c->server);
         render_http2_guard(&t, c->server);
-        for (unsigned w = 0; w < c->server->num_workers; w++)
+        for (unsigned w = 0; w < c->server->num_workers; w++) {
             accepted += cph_counter_read(&c->server->workers[w].stats->connections_accepted);
+            refused += cph_counter_read(&c->server->workers[w].stats->connections_refused_per_ip);
+        }
     }
     header(&t, "cephalo_dp_access_log_dropped_total", "counter", "Access-log lines dropped because a worker's ring was full.");
     cph_text_printf(&t, "cephalo_dp_access_log_dropped_total %llu\n", (unsigned long long)cph_accesslog_dropped());
     header(&t, "cephalo_dp_connections_accepted_total", "counter", "Client connections accepted.");
     cph_text_printf(&t, "cephalo_dp_connections_accepted_total %llu\n", (unsigned long long)accepted);
+    header(&t, "cephalo_dp_connections_refused_total", "counter", "Client connections closed at accept, by reason.");
+    cph_text_printf(&t, "cephalo_dp_connections_refused_total{reason=\"per_ip_limit\"} %llu\n", (unsigned long long)refused);
     header(&t, "cephalo_dp_snapshot_version", "gauge", "Version of the snapshot in force (0 = none).");
     cph_text_printf(&t, "cephalo_dp_snapshot_version %llu\n", (unsigned long long)c->applied.version);
     cph_observe_render_snapshot(&t);

@@ -194,7 +194,7 @@ static void test_endpoint_rate_limits(void **state)
 /* ---------------------------------------------------------------- snapbuild */
 
 #define GATEWAY_DEFAULT                                                                                                            \
-    "{\"cache\":{\"max_bytes\":67108864},"                                                                                         \
+    "{\"cache\":{\"max_bytes\":67108864},\"connections\":{\"max_per_ip\":0},"                                                                                         \
     "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,\"max_headers\":100,"       \
     "\"max_url_bytes\":8192},\"login_rate_limit\":{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,"                       \
     "\"request_id\":{\"trust_incoming\":false},\"trusted_proxy_hops\":0}"
@@ -234,10 +234,11 @@ static void test_snapbuild(void **state)
     g.redis_timeout_ms = 250;
     g.trusted_proxy_hops = 2;
     g.trust_request_id = 1;
+    g.max_connections_per_ip = 64;
     cph_settings_set_gateway(&g);
     body = build(fx->db);
     assert_json(json_object_get(body, "gateway"),
-                "{\"cache\":{\"max_bytes\":0},"
+                "{\"cache\":{\"max_bytes\":0},\"connections\":{\"max_per_ip\":64},"
                 "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,\"max_header_bytes\":65536,"
                 "\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":{\"burst\":0,\"period_s\":1,\"rate\":100},"
                 "\"redis\":{\"db\":3,\"host\":\"::1\",\"port\":6380,\"timeout_ms\":250},"

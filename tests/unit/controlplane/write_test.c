@@ -157,7 +157,7 @@ static void test_snapbuild_deterministic(void **state)
     assert_string_equal(
         text, "{\"api_keys\":[],\"auth\":{\"api\":null,\"audience\":null,\"header_prefix\":\"x-cephalo-\","
               "\"issuer\":\"cephalo\",\"leeway_s\":30,\"max_token_bytes\":8192},\"endpoints\":[],"
-              "\"gateway\":{\"cache\":{\"max_bytes\":67108864},"
+              "\"gateway\":{\"cache\":{\"max_bytes\":67108864},\"connections\":{\"max_per_ip\":0},"
               "\"ip_allow\":[],\"ip_deny\":[],\"limits\":{\"max_body_bytes\":10485760,"
               "\"max_header_bytes\":65536,\"max_headers\":100,\"max_url_bytes\":8192},\"login_rate_limit\":"
               "{\"burst\":5,\"period_s\":60,\"rate\":10},\"redis\":null,\"request_id\":{\"trust_incoming\":false},\"trusted_proxy_hops\":0},\"groups\":[],"

@@ -344,6 +344,30 @@ static void test_gateway_request_id(void **state)
     RUN_BODIES(cases);
 }
 
+/* ---------------------------------------------------------------- gateway.connections */
+
+#define CONN "/gateway/connections"
+
+static void test_gateway_connections(void **state)
+{
+    static const case_t cases[] = {
+        {GW("\"connections\":{}"), NULL, NULL},
+        {GW("\"connections\":{\"max_per_ip\":0}"), NULL, NULL},
+        {GW("\"connections\":{\"max_per_ip\":1000000}"), NULL, NULL},
+        {GW("\"connections\":null"), "invalid", CONN},
+        {GW("\"connections\":5"), "invalid", CONN},
+        {GW("\"connections\":{\"max_per_ip\":-1}"), "invalid", CONN "/max_per_ip"},
+        {GW("\"connections\":{\"max_per_ip\":1000001}"), "invalid", CONN "/max_per_ip"},
+        {GW("\"connections\":{\"max_per_ip\":1.5}"), "invalid", CONN "/max_per_ip"},
+        {GW("\"connections\":{\"max_per_ip\":\"10\"}"), "invalid", CONN "/max_per_ip"},
+        {GW("\"connections\":{\"max_per_ip\":9223372036854775807}"), "invalid", CONN "/max_per_ip"},
+        {GW("\"connections\":{\"per_ip\":1}"), "unknown_field", CONN "/per_ip"},
+    };
+
+    (void)state;
+    RUN_BODIES(cases);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_websocket),      cmocka_unit_test(test_websocket_origins_cap),
         cmocka_unit_test(test_policies_order), cmocka_unit_test(test_gateway_websocket),
         cmocka_unit_test(test_gateway_request_id),
+        cmocka_unit_test(test_gateway_connections),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

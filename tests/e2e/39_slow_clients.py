@@ -1,0 +1,137 @@
+"""39: slow and greedy clients (docs/dataplane.md "Slow clients").
+
+- A per-address connection cap (cephalo-controlplane --max-connections-per-ip, snapshot
+  gateway.connections.max_per_ip): past it a new connection from that TCP peer is closed at accept, other addresses
+  are not affected, and a closed connection frees its slot.
+- Slowloris: request headers dribbled a byte at a time are cut when the header timeout (10 s) passes, whatever the
+  pace; the request never reaches the upstream.
+- A slow request body is cut the same way.
+"""
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+import cephalo
+
+CAP = 4
+HEADER_TIMEOUT_S = 10
+
+
+@pytest.fixture
+def capped(procs, tmpdir_str, pyup):
+    cp = cephalo.ControlPlane(procs, tmpdir_str, extra_args=["--max-connections-per-ip", str(CAP)]).start()
+    dp = cephalo.DataPlane(procs, tmpdir_str, cp.socket, workers=2).start()
+    dp.wait_connected(cp.admin)
+    cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
+    cp.admin.apply("POST", "/api/v1/routes?wait=applied", {"name": "echo", "service": "echo", "paths": ["/echo"],
+                                                           "default_access": "public"})
+    return cp, dp
+
+
+def refused(sock):
+    """True when the gateway closed sock without answering (it was over the cap)."""
+    sock.settimeout(5)
+    try:
+        sock.sendall(b"GET /echo/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        return sock.recv(65536) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def test_per_ip_connection_cap(capped):
+    cp, dp = capped
+    snap = cp.admin.get("/api/v1/snapshot?body=1").json()
+    assert snap["body"]["gateway"]["connections"] == {"max_per_ip": CAP}
+    held = [socket.create_connection(("127.0.0.1", dp.port), timeout=5) for _ in range(CAP)]
+    try:
+        # every held connection is accepted and served (keep-alive)
+        for s in held:
+            s.sendall(b"GET /echo/held HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.1 200"), "a connection under the cap was not served"
+        extra = socket.create_connection(("127.0.0.1", dp.port), timeout=5)
+        assert refused(extra), "a connection over the cap was served"
+        extra.close()
+        # another address has its own budget (the loopback net is 127/8)
+        other = socket.create_connection(("127.0.0.1", dp.port), timeout=5, source_address=("127.0.0.2", 0))
+        assert not refused(other)
+        other.close()
+        # closing one frees its slot (the close reaches the data plane asynchronously)
+        held.pop().close()
+
+        def one_more():
+            s = socket.create_connection(("127.0.0.1", dp.port), timeout=5)
+            ok = not refused(s)
+            s.close()
+            return ok
+        cephalo.wait_until(one_more, 5.0, "a slot freed by a close")
+    finally:
+        for s in held:
+            s.close()
+    m = dp.metrics()
+    assert m[("cephalo_dp_connections_refused_total", frozenset({("reason", "per_ip_limit")}))] >= 1
+
+
+def test_bad_cap_stops_the_control_plane(tmpdir_str):
+    for value in ["-1", "1000001", "ten", ""]:
+        p = subprocess.run([os.path.join(cephalo.BIN_DIR, "cephalo-controlplane"), "--data-dir",
+                            os.path.join(tmpdir_str, "bad"), "--max-connections-per-ip", value],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and "--max-connections-per-ip" in p.stderr, (value, p.stderr)
+
+
+def dribble(port, data, interval):
+    """Sends data a byte every interval on a new connection; see dribble_on."""
+    return dribble_on(socket.create_connection(("127.0.0.1", port), timeout=5), data, interval)
+
+
+def test_slowloris_headers_are_cut(cp, dp, pyup):
+    cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
+    cp.admin.apply("POST", "/api/v1/routes?wait=applied", {"name": "echo", "service": "echo", "paths": ["/echo"],
+                                                           "default_access": "public"})
+    head = b"GET /echo/slow HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(200)) + b"\r\n"
+    took, sent, answer = dribble(dp.port, head, 0.25)
+    assert sent < len(head), "the whole head went through a byte at a time"
+    assert took < HEADER_TIMEOUT_S + 8, took
+    assert b"200" not in answer.split(b"\r\n", 1)[0], answer[:200]
+    assert "/slow" not in pyup.paths
+    assert dp.get("/echo/after").status == 200
+
+
+def test_slow_body_is_cut(cp, dp, pyup):
+    cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
+    cp.admin.apply("POST", "/api/v1/routes?wait=applied", {"name": "echo", "service": "echo", "paths": ["/echo"],
+                                                           "default_access": "public"})
+    s = socket.create_connection(("127.0.0.1", dp.port), timeout=5)
+    s.sendall(b"POST /echo/slowbody HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+    took, sent, answer = dribble_on(s, b"b" * 1000, 0.25)
+    assert sent < 1000, "the whole body went through a byte at a time"
+    assert took < HEADER_TIMEOUT_S + 8, took
+    assert "/slowbody" not in pyup.paths
+    assert dp.get("/echo/after").status == 200
+
+
+def dribble_on(s, data, interval):
+    """Sends data on s a byte every interval until the gateway answers or closes (or 3 header timeouts pass);
+    returns (seconds it took, bytes sent, what the gateway answered)."""
+    t0 = time.monotonic()
+    sent, answer = 0, b""
+    try:
+        for b in data:
+            s.sendall(bytes([b]))
+            sent += 1
+            s.settimeout(interval)
+            try:
+                chunk = s.recv(65536)
+                answer += chunk
+                break
+            except socket.timeout:
+                pass
+            if time.monotonic() - t0 > 3 * HEADER_TIMEOUT_S:
+                break
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    return time.monotonic() - t0, sent, answer
