@@ -48,7 +48,8 @@ def snapshot_body(admin, cp, **members):
                         "limits": {"max_body_bytes": 10485760, "max_url_bytes": 8192, "max_headers": 100,
                                    "max_header_bytes": 65536},
                         "redis": None, "login_rate_limit": {"rate": 10, "period_s": 60, "burst": 5},
-                        "cache": {"max_bytes": 67108864}}}
+                        "cache": {"max_bytes": 67108864}, "request_id": {"trust_incoming": False},
+                        "connections": {"max_per_ip": 0}}}
     body.update(members)
     return body
 

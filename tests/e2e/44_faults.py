@@ -143,64 +143,10 @@ def test_fifty_concurrent_admin_writers_then_sigkill(procs, tmpdir_str, cp):
     assert {f"svc-{i}" for i in range(50)} <= names, sorted(names)
 
 
-class Flapper:
-    """An upstream on a fixed port that goes down (listener and every connection closed at once) and up again."""
-
-    def __init__(self, port):
-        self.port, self.lock, self.conns, self.sock, self.served = port, threading.Lock(), [], None, 0
-
-    def up(self):
-        import socket
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
-        self.sock = s
-        threading.Thread(target=self.accept, args=(s,), daemon=True).start()
-
-    def down(self):
-        import socket
-        with self.lock:
-            conns, self.conns = self.conns, []
-        self.sock.close()
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
-
-    def accept(self, s):
-        while True:
-            try:
-                c, _ = s.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(c)
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                buf = buf.split(b"\r\n\r\n", 1)[1]
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                with self.lock:
-                    self.served += 1
-        except OSError:
-            return
-
-
 def test_flapping_upstream_costs_no_request(cp, dp, pyup):
     """One of two targets goes down and up every 150 ms, its connections cut: the retry (default 1, to another target)
     and the breaker keep every client request whole."""
-    flap = Flapper(cephalo.free_port())
+    flap = cephalo.Flapper(cephalo.free_port())
     flap.up()
     cp.admin.apply("POST", "/api/v1/services", {"name": "demo", "targets": [{"url": pyup.url},
                                                                             {"url": f"http://127.0.0.1:{flap.port}"}]})

@@ -778,6 +778,62 @@ class RawUpstream:
         self.sock.close()
 
 
+class Flapper:
+    """An upstream on a fixed port that goes down (listener and every connection closed at once) and up again."""
+
+    def __init__(self, port):
+        self.port, self.lock, self.conns, self.sock, self.served = port, threading.Lock(), [], None, 0
+
+    def up(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self.sock = s
+        threading.Thread(target=self.accept, args=(s,), daemon=True).start()
+
+    def down(self):
+        with self.lock:
+            conns, self.conns = self.conns, []
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it: only then is the port free
+        except OSError:
+            pass
+        self.sock.close()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+    def accept(self, s):
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                with self.lock:
+                    self.served += 1
+        except OSError:
+            return
+
+
 class PyUpstream:
     """The stdlib echo upstream (tests/upstream/demo_upstream.py) in a thread of the test process.
 
