@@ -1,21 +1,26 @@
 /*
- * api: the admin API server - libmicrohttpd, routing, limits, admin authentication and the JSON error format.
+ * api: the admin API server - libmicrohttpd, routing, limits, admin authentication, CSRF, the permission check and
+ * the JSON error format; every other path of the admin listener is the admin web page (ui.c).
  *
  * libmicrohttpd runs a thread per connection (MHD_USE_THREAD_PER_CONNECTION): a write with ?wait=applied blocks up
  * to 5 s waiting for the data planes, and must not hold up other admins. Connections are capped and time out when
  * idle, so a slow client costs one thread for a bounded time.
  *
  * A request is decided in two steps. When its headers are in (the first call of the access handler) everything
- * that does not need the body is checked, in this order: /health, /metrics (metrics.c's Prometheus text, behind the
- * same bearer token), bearer token of an /api/ path (401), unknown path (404), method (405 with Allow), Content-Type
- * of a POST/PUT (415), a declared Content-Length over 1 MiB (413) - and answered at once. Then the body is collected,
- * counted as it arrives and dropped past 1 MiB (413 at the end, for chunked uploads), parsed with duplicate keys
- * rejected (400 bad_json), and handed to the resource.
+ * that does not need the body is checked, in this order: a path outside /api/, /health and /metrics goes to the page
+ * (cph_ui_answer); /health; /metrics (metrics.c's Prometheus text, behind the same authentication); the caller of an
+ * /api/ path (401) - an admin token (Authorization: Bearer) or else the session cookie, except for POST
+ * /api/v1/admin/login - and for a session's POST/PUT/DELETE the CSRF header and the Origin (403 csrf); unknown path
+ * (404), method (405 with Allow), Content-Type of a POST/PUT (415), a declared Content-Length over 1 MiB (413) - and
+ * answered at once. Then the body is collected, counted as it arrives and dropped past 1 MiB (413 at the end, for
+ * chunked uploads), parsed with duplicate keys rejected (400 bad_json), checked against the principal's role
+ * (rbac.c: 403 forbidden) and handed to the resource.
  *
- * Every answer is counted by method and status class (metrics.c, cephalo_cp_admin_requests_total) as it is queued.
+ * Every answer is counted by method and status class (metrics.c, cephalo_cp_admin_requests_total) as it is queued,
+ * and carries nosniff, X-Frame-Options DENY and Referrer-Policy no-referrer.
  *
- * Admin tokens are stored as sha256 hex only; a presented token is hashed and compared with CRYPTO_memcmp against
- * every stored hash (same length, constant time), so neither the token nor its prefix leaks through timing.
+ * Admin tokens and session cookies are resolved by admin_auth.c (sha256 only is stored; tokens compared in
+ * constant time against every stored hash).
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -24,8 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <time.h>
 #include "controlplane/api.h"
 #include "controlplane/api_authz.h"
 #include "controlplane/api_cache.h"
@@ -33,10 +37,12 @@
 #include "controlplane/api_integrations.h"
 #include "controlplane/httpd.h"
 #include "controlplane/metrics.h"
+#include "controlplane/rbac.h"
+#include "controlplane/ui.h"
 #include "proto/log.h"
 
 #define MODULE "cp/api"
-#define TOKEN_MAX 4096
+#define LOGIN_URL "/api/v1/admin/login"
 
 struct st_cph_api_t {
     struct MHD_Daemon *mhd;
@@ -70,14 +76,31 @@ static const struct st_resource_t {
     {"cache", 0, CPH_API_POST, cph_api_cache, 0},                        /* POST .../purge */
     {"health", CPH_API_GET, CPH_API_GET, cph_api_health, 0},             /* GET the summary, GET .../services */
     {"integrations", CPH_API_GET, CPH_API_GET, cph_api_integrations, 1}, /* GET .../{vault,consul,vault/paths} */
+    {"admin", 0, CPH_API_GET | CPH_API_POST, cph_api_admin, 0},          /* POST .../login, .../logout; GET .../me */
+    {"admin_accounts", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_PUT | CPH_API_DELETE, cph_api_admin_accounts, 0},
+    {"admin_tokens", CPH_API_GET | CPH_API_POST, CPH_API_GET | CPH_API_DELETE, cph_api_admin_tokens, 0},
+    {"audit", CPH_API_GET, CPH_API_GET, cph_api_audit, 0},
+    {"snapshots", CPH_API_GET, CPH_API_GET | CPH_API_POST, cph_api_snapshots, 1}, /* {v}, {v}/diff?to=, POST {v}/rollback */
+    {"openapi.json", CPH_API_GET, 0, cph_api_openapi, 0},
 };
+
+const cph_api_resource_info_t *cph_api_resources(size_t *n)
+{
+    static cph_api_resource_info_t info[sizeof(RESOURCES) / sizeof(RESOURCES[0])];
+
+    *n = sizeof(RESOURCES) / sizeof(RESOURCES[0]);
+    for (size_t i = 0; i < *n; ++i)
+        info[i] = (cph_api_resource_info_t){RESOURCES[i].name, RESOURCES[i].collection_methods, RESOURCES[i].item_methods,
+                                            RESOURCES[i].nested};
+    return info;
+}
 
 /* Per-request state, from the headers to the completion callback. */
 typedef struct st_ctx_t {
     cph_api_req_t req;
     const struct st_resource_t *resource;
     char *key;
-    char actor[80];
+    cph_admin_principal_t principal;
     char *buf;
     size_t len;
     size_t cap;
@@ -114,6 +137,8 @@ void cph_api_fail(cph_api_req_t *req, const cph_error_t *err)
         status = 404;
     else if (strcmp(err->code, "conflict") == 0)
         status = 409;
+    else if (strcmp(err->code, "forbidden") == 0)
+        status = 403;
     else if (strcmp(err->code, "internal") == 0 || err->code[0] == '\0')
         status = 500;
     if (status == 500)
@@ -140,6 +165,25 @@ void cph_api_written(cph_api_req_t *req, unsigned status, json_t *resp, uint64_t
     cph_api_reply(req, status, resp);
 }
 
+void cph_api_add_header(cph_api_req_t *req, const char *name, const char *value)
+{
+    if (req->num_headers >= CPH_API_EXTRA_HEADERS)
+        cph_fatal(MODULE, "too many extra headers");
+    snprintf(req->headers[req->num_headers].name, sizeof(req->headers[0].name), "%s", name);
+    snprintf(req->headers[req->num_headers].value, sizeof(req->headers[0].value), "%s", value);
+    req->num_headers++;
+}
+
+static void add_common_headers(ctx_t *ctx, struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    for (size_t i = 0; i < ctx->req.num_headers; ++i)
+        MHD_add_response_header(r, ctx->req.headers[i].name, ctx->req.headers[i].value);
+}
+
 /* The GET /metrics answer: ctx->text, handed to libmicrohttpd. */
 static enum MHD_Result send_text(ctx_t *ctx)
 {
@@ -148,7 +192,7 @@ static enum MHD_Result send_text(ctx_t *ctx)
 
     ctx->text = NULL; /* libmicrohttpd frees it */
     MHD_add_response_header(r, "Content-Type", CPH_METRICS_CONTENT_TYPE);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    add_common_headers(ctx, r);
     ret = MHD_queue_response(ctx->req.conn, 200, r);
     MHD_destroy_response(r);
     cph_metrics_count_admin(ctx->method, 200);
@@ -171,7 +215,7 @@ static enum MHD_Result send_answer(ctx_t *ctx, int methods_allowed)
         cph_fatal(MODULE, "out of memory");
     r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
+    add_common_headers(ctx, r);
     if (req->status == 401)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     if (req->status == 405) {
@@ -190,45 +234,56 @@ static enum MHD_Result send_answer(ctx_t *ctx, int methods_allowed)
 
 /* ---------------------------------------------------------------- authentication */
 
-static void sha256_hex(const char *s, size_t len, char out[65])
+/*
+ * Who is asking: an admin token (Authorization: Bearer; any other Authorization is refused, never a fallback to the
+ * cookie), else the session cookie. A session's POST/PUT/DELETE must echo its CSRF token and, when the browser sent an
+ * Origin, come from this host. Returns 1 with ctx->principal filled, or 0 with the answer (401, 403) in ctx->req.
+ */
+static int authenticate(cph_api_t *api, ctx_t *ctx, int bit)
 {
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-
-    EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL);
-    for (int i = 0; i < 32; ++i)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* Returns 1 and fills actor when the Authorization header carries a stored admin token. */
-static int authenticate(cph_api_t *api, struct MHD_Connection *conn, char *actor, size_t cap)
-{
+    struct MHD_Connection *conn = ctx->req.conn;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    sqlite3_stmt *st = NULL;
-    char want[65];
+    const char *cookie = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, CPH_ADMIN_SESSION_COOKIE);
+    int64_t now = (int64_t)time(NULL);
+    cph_admin_principal_t *p = &ctx->principal;
     int ok = 0;
 
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return 0;
-    h += 7;
-    while (*h == ' ')
-        ++h;
-    if (*h == '\0' || strlen(h) > TOKEN_MAX)
-        return 0;
-    sha256_hex(h, strlen(h), want);
-    cph_db_lock(api->db);
-    if (sqlite3_prepare_v2(cph_db_handle(api->db), "SELECT name, sha256 FROM admin_tokens", -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *stored = (const char *)sqlite3_column_text(st, 1);
-            if (stored != NULL && strlen(stored) == 64 && CRYPTO_memcmp(stored, want, 64) == 0 && !ok) {
-                snprintf(actor, cap, "token:%s", (const char *)sqlite3_column_text(st, 0));
-                ok = 1;
-            }
+    if (h != NULL) {
+        if (strncasecmp(h, "Bearer ", 7) == 0) {
+            for (h += 7; *h == ' ';)
+                ++h;
+            ok = cph_admin_auth_token(api->db, h, now, p);
         }
+    } else if (cookie != NULL) {
+        ok = cph_admin_auth_session(api->db, cookie, now, p);
     }
-    sqlite3_finalize(st);
-    cph_db_unlock(api->db);
-    return ok;
+    if (!ok) {
+        cph_api_error(&ctx->req, 401, "unauthorized", NULL, "a valid admin bearer token or session is required");
+        return 0;
+    }
+    if (p->via_session && (bit == CPH_API_POST || bit == CPH_API_PUT || bit == CPH_API_DELETE) &&
+        (!cph_admin_csrf_ok(p, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CPH_ADMIN_CSRF_HEADER)) ||
+         !cph_admin_origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+                              MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))) {
+        cph_api_error(&ctx->req, 403, "csrf", NULL, "a session's write needs the X-CSRF-Token header and a same-origin request");
+        return 0;
+    }
+    ctx->req.principal = p;
+    ctx->req.actor = p->actor;
+    return 1;
+}
+
+/* POST /api/v1/admin/login needs no caller, but a browser's login must come from this host (login CSRF). */
+static int login_origin(ctx_t *ctx)
+{
+    struct MHD_Connection *conn = ctx->req.conn;
+
+    ctx->req.actor = "anonymous";
+    if (cph_admin_origin_ok(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+        return 1;
+    cph_api_error(&ctx->req, 403, "csrf", NULL, "a login must be a same-origin request");
+    return 0;
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -303,24 +358,21 @@ static int on_headers(cph_api_t *api, ctx_t *ctx, const char *url, const char *m
     }
     if (strcmp(url, "/metrics") == 0) {
         *allowed = CPH_API_GET;
-        if (!authenticate(api, req->conn, ctx->actor, sizeof(ctx->actor)))
-            cph_api_error(req, 401, "unauthorized", NULL, "a valid admin bearer token is required");
-        else if (bit != CPH_API_GET)
+        if (!authenticate(api, ctx, bit))
+            return 1;
+        if (bit != CPH_API_GET)
             cph_api_error(req, 405, "method_not_allowed", NULL, "method not allowed");
         else
             ctx->text = cph_metrics_render(api->db, api->dps, &ctx->text_len);
         return 1;
     }
-    if (strncmp(url, "/api/", 5) == 0 && !authenticate(api, req->conn, ctx->actor, sizeof(ctx->actor))) {
-        cph_api_error(req, 401, "unauthorized", NULL, "a valid admin bearer token is required");
+    if (strcmp(url, LOGIN_URL) == 0 && bit == CPH_API_POST ? !login_origin(ctx) : !authenticate(api, ctx, bit))
         return 1;
-    }
     if (route(url, &ctx->resource, &ctx->key) != 0) {
         cph_api_error(req, 404, "not_found", NULL, "no such resource");
         return 1;
     }
     req->key = ctx->key;
-    req->actor = ctx->actor;
     *allowed = ctx->key != NULL ? ctx->resource->item_methods : ctx->resource->collection_methods;
     if ((bit & *allowed) == 0) {
         cph_api_error(req, 405, "method_not_allowed", NULL, "method not allowed");
@@ -421,6 +473,13 @@ static void on_complete(ctx_t *ctx)
             return;
         }
     }
+    if (req->principal != NULL) {
+        cph_error_t err = {0};
+        if (cph_rbac_check(req->db, req->principal, ctx->resource->name, req->key, req->method, req->body, &err) != 0) {
+            cph_api_fail(req, &err);
+            return;
+        }
+    }
     ctx->resource->handle(req);
 }
 
@@ -440,6 +499,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ctx->method = method;
         ctx->req.db = api->db;
         ctx->req.dps = api->dps;
+        if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/health") != 0 && strcmp(url, "/metrics") != 0) {
+            ctx->answered = 1; /* the page: static files, answered at once; a body is drained */
+            return cph_ui_answer(conn, url, method);
+        }
         if (on_headers(api, ctx, url, method, &allowed))
             return send_answer(ctx, allowed);
         return MHD_YES;

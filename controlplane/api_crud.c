@@ -13,10 +13,14 @@
  * it is never stored), and a PUT that merges the body over the stored object (top-level members; absent members keep
  * their values), so that {"revoked": true} revokes a key. A merging PUT normalises inside the write, as it needs the
  * stored object.
+ *
+ * api.c checks the caller's permission (rbac.c) before the handler runs; a non-owner's write checks it again inside
+ * the write transaction, so an object an owner moved out of the caller's scope in between is never written.
  */
 #include <stdio.h>
 #include <string.h>
 #include "controlplane/api.h"
+#include "controlplane/rbac.h"
 #include "controlplane/store_api_key.h"
 #include "controlplane/store_endpoint.h"
 #include "controlplane/store_group.h"
@@ -35,6 +39,8 @@ typedef struct st_crud_opts_t {
 typedef struct st_write_t {
     const cph_store_ops_t *ops;
     const crud_opts_t *opts;
+    const cph_api_req_t *req; /* for the permission re-check: principal, method; resource is the route's name */
+    const char *resource;
     const char *key;
     const json_t *in;     /* the request body (PUT) */
     json_t *obj;          /* normalised object (before the write; a merging PUT: inside it) */
@@ -58,12 +64,22 @@ static int finish(cph_db_t *db, write_t *w, const char *action, int64_t id, cph_
     return 0;
 }
 
+/* The permission check again, under the write lock: what api.c checked may have changed since (an owner's write). */
+static int recheck(cph_db_t *db, const write_t *w, cph_error_t *err)
+{
+    const cph_admin_principal_t *p = w->req->principal;
+
+    if (p == NULL || p->role == CPH_ADMIN_OWNER)
+        return 0;
+    return cph_rbac_check_locked(db, p, w->resource, w->key, w->req->method, w->in, err);
+}
+
 static int on_create(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t *err)
 {
     write_t *w = p;
     int64_t id;
 
-    if (w->ops->insert(db, w->obj, &id, err) != 0)
+    if (recheck(db, w, err) != 0 || w->ops->insert(db, w->obj, &id, err) != 0)
         return -1;
     return finish(db, w, "create", id, change, err);
 }
@@ -73,7 +89,7 @@ static int on_replace(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_
     write_t *w = p;
     int64_t id;
 
-    if ((change->before = w->ops->get(db, w->key, err)) == NULL)
+    if (recheck(db, w, err) != 0 || (change->before = w->ops->get(db, w->key, err)) == NULL)
         return -1;
     id = json_integer_value(json_object_get(change->before, "id"));
     if (w->opts->merge_put) {
@@ -95,7 +111,7 @@ static int on_delete(cph_db_t *db, void *p, cph_db_change_t *change, cph_error_t
 {
     write_t *w = p;
 
-    if ((change->before = w->ops->get(db, w->key, err)) == NULL)
+    if (recheck(db, w, err) != 0 || (change->before = w->ops->get(db, w->key, err)) == NULL)
         return -1;
     change->action = "delete";
     change->entity_type = w->ops->entity;
@@ -133,9 +149,9 @@ static void do_read(cph_api_req_t *req, const cph_store_ops_t *ops)
 }
 
 /* Serves a collection (key NULL: GET list, POST create) or an item (GET, PUT replace, DELETE) of one entity. */
-static void crud(cph_api_req_t *req, const cph_store_ops_t *ops, const crud_opts_t *opts)
+static void crud(cph_api_req_t *req, const char *resource, const cph_store_ops_t *ops, const crud_opts_t *opts)
 {
-    write_t w = {.ops = ops, .opts = opts, .key = req->key, .in = req->body};
+    write_t w = {.ops = ops, .opts = opts, .req = req, .resource = resource, .key = req->key, .in = req->body};
     cph_error_t err;
 
     switch (req->method) {
@@ -165,47 +181,47 @@ static const crud_opts_t PLAIN = {NULL, 0};
 
 void cph_api_services(cph_api_req_t *req)
 {
-    crud(req, &cph_store_service_ops, &PLAIN);
+    crud(req, "services", &cph_store_service_ops, &PLAIN);
 }
 
 void cph_api_routes(cph_api_req_t *req)
 {
-    crud(req, &cph_store_route_ops, &PLAIN);
+    crud(req, "routes", &cph_store_route_ops, &PLAIN);
 }
 
 void cph_api_systems(cph_api_req_t *req)
 {
-    crud(req, &cph_store_system_ops, &PLAIN);
+    crud(req, "systems", &cph_store_system_ops, &PLAIN);
 }
 
 void cph_api_roles(cph_api_req_t *req)
 {
-    crud(req, &cph_store_role_ops, &PLAIN);
+    crud(req, "roles", &cph_store_role_ops, &PLAIN);
 }
 
 void cph_api_groups(cph_api_req_t *req)
 {
-    crud(req, &cph_store_group_ops, &PLAIN);
+    crud(req, "groups", &cph_store_group_ops, &PLAIN);
 }
 
 void cph_api_users(cph_api_req_t *req)
 {
-    crud(req, &cph_store_user_ops, &PLAIN);
+    crud(req, "users", &cph_store_user_ops, &PLAIN);
 }
 
 void cph_api_endpoints(cph_api_req_t *req)
 {
-    crud(req, &cph_store_endpoint_ops, &PLAIN);
+    crud(req, "endpoints", &cph_store_endpoint_ops, &PLAIN);
 }
 
 void cph_api_issuers(cph_api_req_t *req)
 {
-    crud(req, &cph_store_issuer_ops, &PLAIN);
+    crud(req, "issuers", &cph_store_issuer_ops, &PLAIN);
 }
 
 void cph_api_api_keys(cph_api_req_t *req)
 {
     static const crud_opts_t API_KEY = {"key", 1};
 
-    crud(req, &cph_store_api_key_ops, &API_KEY);
+    crud(req, "api_keys", &cph_store_api_key_ops, &API_KEY);
 }

@@ -16,10 +16,11 @@
  * gap, refuses to start: the schema would no longer be what the code expects.
  *
  * Writes: cph_db_write() runs the caller's change, bumps meta.generation, rebuilds the snapshot body from the rows,
- * validates it with the same proto/ validator the data plane runs, and stores the snapshot and an audit row - all
- * inside one BEGIN IMMEDIATE transaction. Anything failing rolls it all back: nothing is half-written. The time from
- * building the body to its serialised text, and that text's size, are kept per committed version for GET /metrics
- * (relaxed atomics: the writer holds the lock, the scrape reads without it).
+ * validates it with the same proto/ validator the data plane runs, and stores the snapshot (with the configuration
+ * rows it was built from, history.c, for a rollback) and an audit row - all inside one BEGIN IMMEDIATE transaction.
+ * Anything failing rolls it all back: nothing is half-written. The time from building the body to its serialised
+ * text, and that text's size, are kept per committed version for GET /metrics (relaxed atomics: the writer holds the
+ * lock, the scrape reads without it).
  *
  * The file holds secrets (the Vault secrets the services' upstream credentials are built from, and the snapshot
  * bodies that carry them resolved), so it is created 0600, and an existing file readable by others is narrowed to
@@ -40,6 +41,7 @@
 #include <openssl/evp.h>
 #include "controlplane/audit.h"
 #include "controlplane/db.h"
+#include "controlplane/history.h"
 #include "controlplane/snapbuild.h"
 #include "controlplane/store_revocation.h"
 #include "proto/log.h"
@@ -599,12 +601,15 @@ static void translate_path(const json_t *body, const cph_db_change_t *change, cp
         memmove(err->path, err->path + plen, strlen(err->path + plen) + 1);
 }
 
-/* Inserts the snapshots row; *bytes is the size of the stored body text, and *done_ns when it was serialised. */
+/*
+ * Inserts the snapshots row with the configuration rows it was built from (history.c: what a rollback restores); *bytes
+ * is the size of the stored body text, and *done_ns when it was serialised.
+ */
 static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, const json_t *body, const char *author, uint64_t *bytes,
                           uint64_t *done_ns, cph_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    char *text = cph_json_canonical(body);
+    char *text = cph_json_canonical(body), *state;
     char now[32];
     int ok;
 
@@ -612,10 +617,15 @@ static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, cons
         return cph_error_set(err, "internal", "", "cannot serialise the snapshot");
     *done_ns = mono_ns();
     *bytes = strlen(text);
-    cph_db_now(now, sizeof(now));
-    if (sqlite3_prepare_v2(db->sql, "INSERT INTO snapshots (version, hash, body, author, created_at) VALUES (?,?,?,?,?)", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if ((state = cph_history_export(db, err)) == NULL) {
         free(text);
+        return -1;
+    }
+    cph_db_now(now, sizeof(now));
+    if (sqlite3_prepare_v2(db->sql, "INSERT INTO snapshots (version, hash, body, author, created_at, state) VALUES (?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        free(text);
+        free(state);
         return internal(err, "prepare", db->sql);
     }
     sqlite3_bind_int64(st, 1, (sqlite3_int64)version);
@@ -623,6 +633,7 @@ static int store_snapshot(cph_db_t *db, uint64_t version, const char *hash, cons
     sqlite3_bind_text(st, 3, text, -1, free);
     sqlite3_bind_text(st, 4, author, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, state, -1, free);
     ok = sqlite3_step(st) == SQLITE_DONE;
     sqlite3_finalize(st);
     return ok ? 0 : internal(err, "insert snapshot", db->sql);

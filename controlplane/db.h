@@ -55,7 +55,8 @@ sqlite3 *cph_db_handle(cph_db_t *db);
  * The write path: lock, BEGIN IMMEDIATE, cb, bump meta.generation, prune the revocations no token can match any more
  * (cph_store_revocation_prune with the current time), build the snapshot body (snapbuild), validate it
  * with cph_snapshot_validate (a failing path under the changed object is made relative to it), insert the snapshots
- * row and the audit row, COMMIT, call the commit hook, unlock. Any failure rolls everything back. Returns 0 with
+ * row (with the configuration rows' state, history.h, so a rollback can restore them) and the audit row, COMMIT, call
+ * the commit hook, unlock. Any failure rolls everything back. Returns 0 with
  * *version set, or -1 with err filled.
  */
 int cph_db_write(cph_db_t *db, const char *actor, cph_db_write_cb cb, void *ctx, uint64_t *version, cph_error_t *err);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <openssl/crypto.h>
 #include "proto/log.h"
 #include "controlplane/httpd.h"
 
@@ -59,6 +60,30 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6
     return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
 }
 
+/*
+ * Percent-decoding of the URL and the query arguments, as libmicrohttpd's own except that "%00" stays as written: a
+ * decoded NUL would end the C string every handler reads, so "/app.js%00.html" would be served as "/app.js". Kept
+ * literal, it is a '%' no path or name accepts. Returns the decoded length (decoding in place only shortens).
+ */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *out = s;
+
+    (void)cls, (void)conn;
+    for (const char *in = s; *in != '\0'; ++in) {
+        int hi, lo;
+        if (*in == '%' && (hi = OPENSSL_hexchar2int((unsigned char)in[1])) >= 0 &&
+            (lo = OPENSSL_hexchar2int((unsigned char)in[2])) >= 0 && (hi | lo) != 0) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
 struct MHD_Daemon *cph_httpd_start(const char *listen, const char *what, MHD_AccessHandlerCallback on_request, void *cls,
                                    MHD_RequestCompletedCallback on_completed, unsigned max_conns, unsigned timeout_s,
                                    cph_error_t *err)
@@ -72,10 +97,10 @@ struct MHD_Daemon *cph_httpd_start(const char *listen, const char *what, MHD_Acc
         cph_error_set(err, "invalid", "", "bad %s listen address (want HOST:PORT)", what);
         return NULL;
     }
-    mhd =
-        MHD_start_daemon(flags | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, cls, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-                         NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conns,
-                         MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    mhd = MHD_start_daemon(flags | (v6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL, on_request, cls, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                           NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, max_conns,
+                           MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                           MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (mhd == NULL)
         cph_error_set(err, "listen", "", "cannot listen on %s", listen);
     return mhd;

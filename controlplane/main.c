@@ -2,7 +2,8 @@
  * cephalo-controlplane: the only writer of the gateway's configuration.
  *
  * Opens (and migrates) the SQLite database in --data-dir, makes sure an admin token exists (CEPHALO_ADMIN_TOKEN, or
- * one generated at the first start and printed once), makes sure the current config version has a snapshot,
+ * one generated at the first start and printed once) and an owner account (CEPHALO_ADMIN_PASSWORD, or a password
+ * generated when there is no account at all, printed once), makes sure the current config version has a snapshot,
  * starts the data-plane socket server with that snapshot, then the admin API and the auth API (login, refresh,
  * logout; --auth-listen off disables it). The auth settings (token lifetimes, issuer, audience, leeway, header
  * prefix, the auth API's URL) and the gateway settings (redis, trusted proxy hops, the login limit, the cache budget
@@ -25,14 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <openssl/crypto.h>
 #include "controlplane/api.h"
 #include "controlplane/api_integrations.h"
 #include "controlplane/authapi.h"
 #include "controlplane/db.h"
 #include "controlplane/dpserver.h"
 #include "controlplane/settings.h"
+#include "controlplane/ui.h"
 #include "controlplane/signing.h"
 #include "controlplane/store_issuer.h"
 #include "controlplane/sync_consul.h"
@@ -48,7 +49,9 @@ typedef struct st_config_t {
     const char *admin_listen;
     const char *socket;
     const char *migrations;
-    const char *auth_listen; /* NULL = off */
+    const char *auth_listen;   /* NULL = off */
+    const char *cookie_secure; /* "on" | "off" | NULL: on unless the admin listener is loopback */
+    const char *ui_dir;        /* the admin page's directory, "off" = none */
     uint64_t heartbeat_ms;
     int jwks_min_refresh_s; /* the lower bound of an issuer's refresh_s (tests lower it) */
     cph_auth_settings_t auth;
@@ -66,6 +69,8 @@ static void usage(FILE *out)
             "  --socket PATH             CEPHALO_SOCKET          (default <data-dir>/run/cp.sock): data-plane socket\n"
             "  --heartbeat-ms N          CEPHALO_HEARTBEAT_MS    (default 1000): sent to data planes in welcome\n"
             "  --migrations DIR          CEPHALO_MIGRATIONS_DIR  (default %s)\n"
+            "  --admin-cookie-secure on|off CEPHALO_ADMIN_COOKIE_SECURE (default on unless --admin-listen is loopback)\n"
+            "  --ui-dir DIR              CEPHALO_UI_DIR          (default %s; \"off\"): the admin web page\n"
             "  --auth-listen HOST:PORT   CEPHALO_AUTH_LISTEN     (default 127.0.0.1:8002; \"off\"): login/refresh/logout API\n"
             "  --access-ttl-s N          CEPHALO_ACCESS_TTL_S    (default 300, 1..%d): access token lifetime\n"
             "  --refresh-ttl-s N         CEPHALO_REFRESH_TTL_S   (default 1209600, 60..31536000): refresh token lifetime\n"
@@ -112,8 +117,10 @@ static void usage(FILE *out)
             "  --consul-datacenter DC    CEPHALO_CONSUL_DATACENTER (default the agent's): ?dc=\n"
             "  --help                    this text\n"
             "Admin token: CEPHALO_ADMIN_TOKEN (>= 16 chars), else generated at the first start and printed once.\n"
+            "Admin account: CEPHALO_ADMIN_USER (default admin) with CEPHALO_ADMIN_PASSWORD (12..1024 bytes) is made an\n"
+            "owner; without a password, a database with no account gets one generated and printed once.\n"
             "Token and secret-id files: one line, read at start; a file group or others can access is warned about.\n",
-            CEPHALO_MIGRATIONS_DIR, CPH_ACCESS_TOKEN_MAX_S);
+            CEPHALO_MIGRATIONS_DIR, CEPHALO_UI_DIR, CPH_ACCESS_TOKEN_MAX_S);
 }
 
 static const char *env_or(const char *name, const char *def)
@@ -352,19 +359,19 @@ static int check_gateway(const gateway_args_t *a, config_t *c)
 /* A gateway option of getopt_long; 0 when ch is not one. */
 static int gateway_option(int ch, gateway_args_t *a)
 {
-    const char **slot = ch == 'R'   ? &a->redis
-                        : ch == 'T' ? &a->redis_timeout
-                        : ch == 'P' ? &a->proxy_hops
-                        : ch == 'L' ? &a->login_rate
-                        : ch == 'K' ? &a->cache_max_bytes
-                        : ch == 'c' ? &a->cache_backend
-                        : ch == 'W' ? &a->ws_drain_grace
-                        : ch == 'y' ? &a->limits[0]
-                        : ch == 'U' ? &a->limits[1]
-                        : ch == 'N' ? &a->limits[2]
-                        : ch == 'H' ? &a->limits[3]
+    const char **slot = ch == 'R'                    ? &a->redis
+                        : ch == 'T'                  ? &a->redis_timeout
+                        : ch == 'P'                  ? &a->proxy_hops
+                        : ch == 'L'                  ? &a->login_rate
+                        : ch == 'K'                  ? &a->cache_max_bytes
+                        : ch == 'c'                  ? &a->cache_backend
+                        : ch == 'W'                  ? &a->ws_drain_grace
+                        : ch == 'y'                  ? &a->limits[0]
+                        : ch == 'U'                  ? &a->limits[1]
+                        : ch == 'N'                  ? &a->limits[2]
+                        : ch == 'H'                  ? &a->limits[3]
                         : ch == OPT_MAX_CONNS_PER_IP ? &a->max_conns_per_ip
-                                    : NULL;
+                                                     : NULL;
 
     if (ch == OPT_TRUST_REQUEST_ID) {
         a->trust_request_id = "1";
@@ -503,6 +510,8 @@ static const struct option OPTS[] = {{"data-dir", required_argument, NULL, 'd'},
                                      {"consul-datacenter", required_argument, NULL, OPT_INTEG + 11},
                                      {"vault-token", required_argument, NULL, OPT_INTEG + 12},
                                      {"consul-token", required_argument, NULL, OPT_INTEG + 13},
+                                     {"admin-cookie-secure", required_argument, NULL, 'O'},
+                                     {"ui-dir", required_argument, NULL, 'I'},
                                      {"help", no_argument, NULL, 'h'},
                                      {NULL, 0, NULL, 0}};
 
@@ -523,6 +532,8 @@ static int parse_args(int argc, char **argv, config_t *c)
     c->admin_listen = env_or("CEPHALO_ADMIN_LISTEN", "127.0.0.1:8001");
     c->socket = env_or("CEPHALO_SOCKET", NULL);
     c->migrations = env_or("CEPHALO_MIGRATIONS_DIR", CEPHALO_MIGRATIONS_DIR);
+    c->cookie_secure = env_or("CEPHALO_ADMIN_COOKIE_SECURE", NULL);
+    c->ui_dir = env_or("CEPHALO_UI_DIR", CEPHALO_UI_DIR);
     while ((ch = getopt_long(argc, argv, "", OPTS, NULL)) != -1) {
         switch (ch) {
         case 'd':
@@ -542,6 +553,12 @@ static int parse_args(int argc, char **argv, config_t *c)
             break;
         case 'J':
             jwks_min = optarg;
+            break;
+        case 'O':
+            c->cookie_secure = optarg;
+            break;
+        case 'I':
+            c->ui_dir = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -566,6 +583,10 @@ static int parse_args(int argc, char **argv, config_t *c)
     }
     if (check_auth(&auth, c) != 0 || check_gateway(&gateway, c) != 0 || check_integ(&integ, c) != 0)
         return -1;
+    if (c->cookie_secure != NULL && strcmp(c->cookie_secure, "on") != 0 && strcmp(c->cookie_secure, "off") != 0) {
+        fprintf(stderr, "cephalo-controlplane: bad value for --admin-cookie-secure\n");
+        return -1;
+    }
     if (c->socket == NULL) {
         snprintf(c->socket_buf, sizeof(c->socket_buf), "%s/run/cp.sock", c->data_dir);
         c->socket = c->socket_buf;
@@ -590,75 +611,55 @@ static int make_dirs(const char *path)
     return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void hex(const unsigned char *in, size_t len, char *out)
-{
-    for (size_t i = 0; i < len; ++i)
-        snprintf(out + 2 * i, 3, "%02x", in[i]);
-}
-
-static int store_token_hash(cph_db_t *db, const char *token, int replace)
-{
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    char sha[65], now[32];
-    sqlite3_stmt *st = NULL;
-    int ok;
-
-    EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL);
-    hex(md, 32, sha);
-    cph_db_now(now, sizeof(now));
-    if (sqlite3_prepare_v2(cph_db_handle(db),
-                           replace ? "INSERT INTO admin_tokens (name, sha256, created_at) VALUES ('admin', ?1, ?2) "
-                                     "ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256 WHERE sha256 <> excluded.sha256"
-                                   : "INSERT INTO admin_tokens (name, sha256, created_at) VALUES ('admin', ?1, ?2)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(st, 1, sha, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
-    ok = sqlite3_step(st) == SQLITE_DONE;
-    sqlite3_finalize(st);
-    return ok ? 0 : -1;
-}
-
-static int has_admin_token(cph_db_t *db)
-{
-    sqlite3_stmt *st = NULL;
-    int has = 0;
-
-    if (sqlite3_prepare_v2(cph_db_handle(db), "SELECT 1 FROM admin_tokens WHERE name = 'admin'", -1, &st, NULL) == SQLITE_OK)
-        has = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
-    return has;
-}
-
 /* CEPHALO_ADMIN_TOKEN replaces the stored admin token; without it one is generated once and printed once. */
 static int bootstrap_token(cph_db_t *db)
 {
     const char *env = getenv("CEPHALO_ADMIN_TOKEN");
-    unsigned char raw[32];
-    char token[65];
-    int ret = -1;
+    char generated[65];
+    cph_error_t err = {0};
 
     if (env != NULL && strlen(env) < TOKEN_MIN) {
         cph_log_error(MODULE, "CEPHALO_ADMIN_TOKEN must be at least %d characters", TOKEN_MIN);
         return -1;
     }
-    cph_db_lock(db);
-    if (env != NULL) {
-        ret = store_token_hash(db, env, 1);
-    } else if (has_admin_token(db)) {
-        ret = 0;
-    } else if (RAND_bytes(raw, sizeof(raw)) == 1) {
-        hex(raw, sizeof(raw), token);
-        if ((ret = store_token_hash(db, token, 0)) == 0) {
-            printf("admin token: %s\n", token);
-            fflush(stdout);
-        }
-    }
-    cph_db_unlock(db);
-    if (ret != 0)
+    if (cph_admin_bootstrap_token(db, env, generated, &err) != 0) {
         cph_log_error(MODULE, "cannot store the admin token");
-    return ret;
+        return -1;
+    }
+    if (generated[0] != '\0') {
+        printf("admin token: %s\n", generated);
+        fflush(stdout);
+    }
+    OPENSSL_cleanse(generated, sizeof(generated));
+    return 0;
+}
+
+/* The owner account: CEPHALO_ADMIN_PASSWORD for CEPHALO_ADMIN_USER, or a generated password printed once. */
+static int bootstrap_account(cph_db_t *db)
+{
+    char generated[65];
+    cph_error_t err = {0};
+
+    if (cph_admin_bootstrap(db, env_or("CEPHALO_ADMIN_USER", "admin"), env_or("CEPHALO_ADMIN_PASSWORD", NULL), generated, &err) !=
+        0) {
+        cph_log_error(MODULE, "cannot bootstrap the admin account: %s", err.msg);
+        return -1;
+    }
+    if (generated[0] != '\0') {
+        printf("admin password: %s\n", generated);
+        fflush(stdout);
+    }
+    OPENSSL_cleanse(generated, sizeof(generated));
+    return 0;
+}
+
+/* The session cookie is Secure unless told otherwise or the admin listener is loopback (plain HTTP on this host). */
+static void set_cookie_secure(const config_t *c)
+{
+    const char *l = c->admin_listen;
+    int loopback = strncmp(l, "127.", 4) == 0 || strncmp(l, "localhost:", 10) == 0 || strncmp(l, "[::1]:", 6) == 0;
+
+    cph_admin_set_cookie_secure(c->cookie_secure != NULL ? strcmp(c->cookie_secure, "on") == 0 : !loopback);
 }
 
 static void on_commit(void *ud, uint64_t version, const char *hash, json_t *body)
@@ -795,7 +796,10 @@ int main(int argc, char **argv)
         return 1;
     }
     /* the first key's write is a fresh database's version 1 (its snapshot is the empty one the bootstrap would write) */
-    if (bootstrap_token(db) != 0 || cph_signing_ensure(db, &err) != 0 || cph_db_ensure_snapshot(db, &err) != 0) {
+    set_cookie_secure(&c);
+    cph_ui_set_dir(strcmp(c.ui_dir, "off") == 0 ? NULL : c.ui_dir);
+    if (bootstrap_token(db) != 0 || bootstrap_account(db) != 0 || cph_signing_ensure(db, &err) != 0 ||
+        cph_db_ensure_snapshot(db, &err) != 0) {
         if (err.msg[0] != '\0')
             cph_log_error(MODULE, "cannot initialise the database: %s", err.msg);
         goto Exit;

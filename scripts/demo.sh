@@ -8,7 +8,8 @@
 #   bash scripts/demo.sh stop    stop them
 #
 # State lives in var/ (var/cp: control plane data, var/dp: data plane state, var/log: logs, var/run: pid files,
-# var/admin.token: the admin token and var/demo.password: the demo user's password, each generated once, mode 0600).
+# var/admin.token: the admin token, var/admin.password: the password of the admin page's owner account "admin" and
+# var/demo.password: the demo user's password, each generated once, mode 0600).
 # Re-running restarts everything cleanly; the demo objects are created or replaced, so the command is idempotent.
 set -euo pipefail
 
@@ -150,9 +151,14 @@ if [[ ! -s $VAR/demo.password ]]; then
 fi
 chmod 0600 "$VAR/demo.password"
 DEMO_PASSWORD=$(cat "$VAR/demo.password")
+if [[ ! -s $VAR/admin.password ]]; then
+    (umask 077 && openssl rand -hex 16 >"$VAR/admin.password")
+fi
+chmod 0600 "$VAR/admin.password"
+ADMIN_PASSWORD=$(cat "$VAR/admin.password")
 
 start upstream "$PY" tests/upstream/demo_upstream.py --listen "$UPSTREAM"
-CEPHALO_ADMIN_TOKEN=$TOKEN start controlplane build/bin/cephalo-controlplane --data-dir var/cp --admin-listen "$ADMIN" \
+CEPHALO_ADMIN_TOKEN=$TOKEN CEPHALO_ADMIN_PASSWORD=$ADMIN_PASSWORD start controlplane build/bin/cephalo-controlplane --data-dir var/cp --admin-listen "$ADMIN" \
     --auth-listen "$AUTH" --migrations "$ROOT/migrations"
 wait_http "http://$ADMIN/health" controlplane
 wait_http "http://$UPSTREAM/health" upstream
@@ -201,6 +207,7 @@ cat <<EOF
 Cephalo is running (logs in var/log/, pids in var/run/).
   admin API:    http://$ADMIN/api/v1   (health: http://$ADMIN/health)
   admin token:  $TOKEN   (also in var/admin.token)
+  admin page:   http://$ADMIN/   (user "admin", password $ADMIN_PASSWORD - also in var/admin.password)
   try it:       $CURL_LINE
   log in:       curl -s -X POST http://$LISTEN/auth/login -H 'Content-Type: application/json' \\
                   -d '{"username":"demo","password":"'"\$(cat var/demo.password)"'","system":"demo"}'
