@@ -48,22 +48,28 @@ static uint64_t next64(void)
     return result;
 }
 
+/* "00" "01" ... "ff": two hex characters per byte, so an id costs one table load per byte. */
+static const char HEX_PAIRS[513] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                                   "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+                                   "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+                                   "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+                                   "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+                                   "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                                   "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                                   "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 void cph_trace_random_hex(char *out, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    int nonzero = 0;
-
     if (!rng_seeded)
         seed();
     for (size_t i = 0; i < n; i += 16) {
         uint64_t v = next64();
-        for (size_t j = 0; j < 16 && i + j < n; ++j, v >>= 4) {
-            out[i + j] = hex[v & 15];
-            nonzero |= (v & 15) != 0;
+        if (i == 0 && v == 0)
+            v = 1; /* an all-zero id is invalid (2^-64) */
+        for (size_t j = 0; j < 16 && i + j < n; j += 2, v >>= 8) {
+            memcpy(out + i + j, HEX_PAIRS + 2 * (v & 0xff), i + j + 1 < n ? 2 : 1);
         }
     }
-    if (!nonzero && n != 0)
-        out[n - 1] = '1'; /* an all-zero id is invalid (2^-64 and rarer) */
 }
 
 static int is_lhex(char c)

@@ -148,11 +148,12 @@ static void set_correlation(cph_req_t *r, const cph_trace_in_t *in)
 {
     h2o_req_t *req = r->req;
     char trace_id[CPH_TRACE_ID_HEX], flags[2], *parent;
-    int trust = r->snap->edge != NULL && r->snap->edge->trust_request_id;
+    int trust = r->snap->edge != NULL && r->snap->edge->trust_request_id, ours = 0;
 
     if (trust && cph_trace_request_id_valid(in->request_id.base, in->request_id.len)) {
         r->request_id = in->request_id;
     } else {
+        ours = 1;
         char *id = h2o_mem_alloc_pool(&req->pool, CPH_REQUEST_ID_LEN);
         cph_sanitize_next_request_id(id);
         r->request_id = h2o_iovec_init(id, CPH_REQUEST_ID_LEN);
@@ -164,7 +165,9 @@ static void set_correlation(cph_req_t *r, const cph_trace_in_t *in)
         if (cph_trace_state_valid(in->tracestate.base, in->tracestate.len))
             r->tracestate = in->tracestate;
     } else {
-        cph_trace_write_parent(parent, NULL, NULL); /* a new trace; a tracestate without a valid parent means nothing */
+        /* a new trace, named by the request id when it is ours (32 hex: the logs and the client's X-Request-Id then
+         * name the trace too); a tracestate without a valid parent means nothing */
+        cph_trace_write_parent(parent, ours ? r->request_id.base : NULL, NULL);
     }
     r->traceparent = h2o_iovec_init(parent, CPH_TRACEPARENT_LEN);
 }

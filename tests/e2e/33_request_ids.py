@@ -61,12 +61,14 @@ def test_ids_and_trace_context(procs, tmpdir_str, cp, make_dp, raw_up):
     assert "client-chosen-1" not in json.dumps(head)
     joined_trace = m.group(1)
 
-    # no trace context: a new trace per request, not sampled
+    # no trace context: a new trace per request, not sampled, named by the request id
     seen = set()
     for _ in range(3):
-        assert dp.get("/raw/b").status == 200
+        r = dp.get("/raw/b")
+        assert r.status == 200
         m = PARENT.match(values(raw_up.last(), "traceparent")[0])
         assert m and m.group(3) == "00", raw_up.last()
+        assert m.group(1) == r.headers["x-request-id"], (m.group(1), r.headers)
         seen.add(m.group(1))
     assert len(seen) == 3
 

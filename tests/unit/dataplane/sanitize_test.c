@@ -288,6 +288,7 @@ static void test_bad_traceparent_starts_a_new_trace(void **state)
         char tid[CPH_TRACE_ID_HEX], flags[2];
         assert_int_equal(cph_trace_parse(f.r.traceparent.base, f.r.traceparent.len, tid, flags), 0);
         assert_memory_not_equal(tid, PARENT + 3, CPH_TRACE_ID_HEX);
+        assert_memory_equal(tid, f.r.request_id.base, CPH_TRACE_ID_HEX); /* a new trace is named by our request id */
         assert_memory_equal(flags, "00", 2);
         assert_int_equal(f.r.tracestate.len, 0); /* a tracestate without a valid parent is not forwarded */
         h2o_mem_clear_pool(&f.req.pool);
