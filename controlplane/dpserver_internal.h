@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "controlplane/dpserver.h"
+#include "controlplane/dptraffic.h"
 #include "proto/proto.h"
 
 #define CPH_DPSERVER_QUEUE_MAX 256        /* frames queued to one session before it is dropped as stuck */
@@ -93,6 +94,7 @@ struct st_cph_dprow_t {
     cph_dpshadow_t *shadow; /* the connected session's last ping "shadow", sorted by id; NULL when none */
     size_t num_shadow;
     json_t *health;             /* the connected session's last health report (sanitized services), NULL when none */
+    cph_dptraffic_t traffic;    /* the connected session's request counters and rates (its pings' "traffic") */
     uint64_t health_at_wall_ms; /* when it arrived */
 };
 

@@ -421,6 +421,7 @@ static void on_hello(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg
     sess->hello_done = 1;
     clear_shadow(row); /* counts of a previous session (or process) are not this one's */
     clear_health(row);
+    memset(&row->traffic, 0, sizeof(row->traffic));
     copy_utf8(row->hostname, CPH_DPSERVER_HOSTNAME_MAX, json_string_value(json_object_get(msg, "hostname")));
     copy_utf8(row->software, CPH_DPSERVER_HOSTNAME_MAX, json_string_value(json_object_get(msg, "software")));
     row->pid = (long)json_integer_value(json_object_get(msg, "pid"));
@@ -513,6 +514,8 @@ static void dispatch(cph_dpserver_t *s, cph_dpsession_t *sess, const json_t *msg
         break;
     case CPH_MSG_PING:
         on_ping_shadow(sess->row, json_object_get(msg, "shadow"));
+        if (cph_dptraffic_on_ping(&sess->row->traffic, json_object_get(msg, "traffic"), cph_dpserver_now_ms()) != 0)
+            cph_log_debug(MODULE, "data plane %s sent a ping whose \"traffic\" is malformed; ignored", sess->row->id);
         cph_dpsession_send_msg(sess, cph_msg_pong((uint64_t)json_integer_value(json_object_get(msg, "seq"))));
         break;
     case CPH_MSG_ERROR:
@@ -560,6 +563,7 @@ void cph_dpsession_on_close(cph_dpserver_t *s, cph_dpsession_t *sess)
         row->session = NULL;
         clear_shadow(row);
         clear_health(row);
+        memset(&row->traffic, 0, sizeof(row->traffic)); /* no rates for a data plane we do not hear from */
         row->status = CPH_DPSTATUS_DISCONNECTED;
         row->last_seen_wall_ms = cph_dpserver_wall_ms();
         row->gone_seq = ++s->num_disconnects;
@@ -602,10 +606,10 @@ static json_t *row_json(const cph_dprow_t *row)
     const cph_applied_t *a = &row->applied;
     json_t *applied = json_pack("{s:s, s:I, s:s, s:s, s:o}", "epoch", a->epoch, "version", (json_int_t)a->version, "hash", a->hash,
                                 "source", a->source[0] != '\0' ? a->source : "none", "at", rfc3339(row->applied_at_wall_ms));
-    json_t *v = json_pack("{s:s, s:s, s:s, s:I, s:b, s:o, s:s, s:o, s:o}", "id", row->id, "hostname", row->hostname, "software",
-                          row->software, "pid", (json_int_t)row->pid, "connected", row->session != NULL, "last_seen",
+    json_t *v = json_pack("{s:s, s:s, s:s, s:I, s:b, s:o, s:s, s:o, s:o, s:o}", "id", row->id, "hostname", row->hostname,
+                          "software", row->software, "pid", (json_int_t)row->pid, "connected", row->session != NULL, "last_seen",
                           rfc3339(row->last_seen_wall_ms), "status", status_names[row->status], "applied", applied, "last_error",
-                          private_copy(row->last_error));
+                          private_copy(row->last_error), "traffic", cph_dptraffic_json(&row->traffic));
 
     if (v == NULL)
         cph_fatal(MODULE, "out of memory");

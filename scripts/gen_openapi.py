@@ -411,6 +411,14 @@ S["Dataplane"] = obj({
         "epoch": {"type": "string"}, "version": {"type": "integer", "format": "int64"}, "hash": {"type": "string"},
         "source": {"type": "string"}, "at": dict(TIME, nullable=True)}),
     "last_error": {"allOf": [REF("DataplaneError")], "nullable": True},
+    "traffic": dict(obj({
+        "requests_total": {"type": "integer", "format": "int64", "minimum": 0},
+        "4xx_total": {"type": "integer", "format": "int64", "minimum": 0},
+        "5xx_total": {"type": "integer", "format": "int64", "minimum": 0},
+        "requests_per_s": {"type": "number", "minimum": 0},
+        "4xx_per_s": {"type": "number", "minimum": 0},
+        "5xx_per_s": {"type": "number", "minimum": 0},
+    }, desc="from the data plane's pings: answered since it started, and rates over about the last 10 s"), nullable=True),
 }, ["id", "status", "connected"])
 S["SnapshotInfo"] = obj({
     "epoch": {"type": "string"},

@@ -1,6 +1,6 @@
-// Dashboard: the configuration version, the data planes (status, applied version, last error), the Vault and Consul
-// integrations, upstream health and shadow-rule counts. Refreshes every 10 s while shown. Request and error rates
-// are not collected by the control plane (each data plane serves its own /metrics); the screen says so.
+// Dashboard: the configuration version, request and error rates, the data planes (status, applied version, last
+// error, their rates), the Vault and Consul integrations, upstream health. Refreshes every 10 s while shown. The
+// rates come from the data planes' pings (GET /api/v1/dataplanes "traffic": over about the last 10 s).
 import { h, table, showError, badge, fmtTime, loading } from '../lib/ui.js';
 
 const DP_KIND = { synced: 'ok', applying: 'warn', nacked: 'bad', disconnected: 'muted' };
@@ -17,6 +17,8 @@ function dpError(e) {
     if (typeof e === 'object') return [h('code', {}, e.code || 'error'), e.path ? [' at ', h('code', {}, e.path)] : null, ' ', e.message || ''];
     return String(e);
 }
+
+const rate = (x) => (typeof x === 'number' ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : '-');
 
 function settle(p) {
     return p.then((v) => ({ ok: true, v }), (e) => ({ ok: false, e }));
@@ -49,8 +51,12 @@ export const screen = {
             const planes = dp.ok ? dp.v.data || [] : [];
             const connected = planes.filter((d) => d.connected);
             const behind = connected.filter((d) => !d.applied || d.applied.version !== version || d.status !== 'synced');
+            const sum = (k) => connected.reduce((a, d) => a + (d.traffic ? d.traffic[k] || 0 : 0), 0);
+            const rps = sum('requests_per_s'), e5 = sum('5xx_per_s');
             stats.replaceChildren(
                 stat('Configuration version', version, snap.ok ? 'hash ' + String(snap.v.hash || '').replace(/^sha256:/, '').slice(0, 12) : ''),
+                stat('Requests / s', rate(rps), 'all connected data planes, last ~10 s'),
+                stat('5xx / s', rate(e5), rps > 0 ? (100 * e5 / rps).toFixed(2) + ' % of requests' : 'no traffic'),
                 stat('Data planes connected', connected.length, connected.length
                     ? (behind.length ? behind.length + ' not on version ' + version : 'all on version ' + version) : 'none connected'),
                 stat('Services', sv.ok ? (sv.v.data || []).length : '?', ''),
@@ -64,14 +70,17 @@ export const screen = {
                     { label: 'Applied version', class: 'num', render: (d) => (d.applied && d.applied.version !== undefined ? String(d.applied.version) : '-') },
                     { label: 'Applied at', render: (d) => (d.applied ? fmtTime(d.applied.at) : '') },
                     { label: 'Last seen', render: (d) => fmtTime(d.last_seen) },
+                    { label: 'Requests / s', class: 'num', render: (d) => (d.traffic ? rate(d.traffic.requests_per_s) : '-') },
+                    { label: '4xx / s', class: 'num', render: (d) => (d.traffic ? rate(d.traffic['4xx_per_s']) : '-') },
+                    { label: '5xx / s', class: 'num', render: (d) => (d.traffic ? rate(d.traffic['5xx_per_s']) : '-') },
+                    { label: 'Requests (total)', class: 'num', render: (d) => (d.traffic ? String(d.traffic.requests_total) : '-') },
                     { label: 'Last error', render: (d) => dpError(d.last_error) },
                 ],
                 rows: planes,
                 empty: 'No data plane has connected yet.',
-            }), h('p', { class: 'help' }, 'Request and error rates: the control plane does not collect the data planes\' metrics. ' +
-                'Each data plane serves its own Prometheus metrics on its status listener (--status-listen, GET /metrics: ' +
-                'cephalo_dp_requests_total by route, method and status class, and the latency histograms); scrape them with Prometheus, e.g. ' +
-                'error ratio = sum(rate(cephalo_dp_requests_total{status_class="5xx"}[5m])) / sum(rate(cephalo_dp_requests_total[5m])).'));
+            }), h('p', { class: 'help' }, 'Rates are reported by each data plane every second and averaged over about 10 s. ' +
+                'Per route, method and latency: each data plane\'s Prometheus metrics on its status listener (GET /metrics, ' +
+                'cephalo_dp_requests_total and the latency histograms; a Grafana dashboard is in deploy/grafana).'));
 
             const ints = ig.ok && ig.v && typeof ig.v === 'object' ? Object.entries(ig.v) : [];
             integ.replaceChildren(h('h2', {}, 'Integrations'), table({

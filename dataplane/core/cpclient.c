@@ -9,7 +9,8 @@
  * Each connection has a generation number; a snapshot is applied with it as tag, and an ack or nack computed after
  * the connection died is dropped (the next hello carries what is applied).
  *
- * Every ping carries the shadow-rule counters of this process (docs/access.md section 4): {"<endpoint id>": [would_allow,
+ * Every ping carries the requests answered so far, in all and 4xx / 5xx ("traffic", the control plane's dashboard
+ * rates), and the shadow-rule counters of this process (docs/access.md section 4): {"<endpoint id>": [would_allow,
  * would_deny]}, summed over the workers by cph_stats_shadow_foreach, only ids with a non-zero count and at most
  * SHADOW_MAX of them (the control plane keeps no more). The counters are cumulative, so a lost ping loses nothing.
  *
@@ -321,7 +322,21 @@ static void add_shadow(void *ud, int64_t endpoint_id, uint64_t allow, uint64_t d
         cph_fatal(MODULE, "out of memory");
 }
 
-/* A ping with the workers' shadow counters ("shadow" left out while there are none). */
+/* {"requests", "4xx", "5xx"}: the responses of every worker so far (cumulative, so a lost ping loses nothing). */
+static json_t *traffic(const cph_server_t *server)
+{
+    uint64_t by_class[CPH_STATS_STATUS_CLASSES] = {0}, all = 0;
+
+    for (unsigned w = 0; w != server->num_workers; ++w)
+        for (int c = 0; c != CPH_STATS_STATUS_CLASSES; ++c)
+            by_class[c] += cph_counter_read(&server->workers[w].stats->requests_by_class[c]);
+    for (int c = 0; c != CPH_STATS_STATUS_CLASSES; ++c)
+        all += by_class[c];
+    return json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)(all & INT64_MAX), "4xx", (json_int_t)(by_class[4] & INT64_MAX),
+                     "5xx", (json_int_t)(by_class[5] & INT64_MAX));
+}
+
+/* A ping with the request counters and the workers' shadow counters ("shadow" left out while there are none). */
 static json_t *build_ping(cph_cpclient_t *cl)
 {
     json_t *msg = cph_msg_ping(++cl->ping_seq), *shadow;
@@ -331,6 +346,7 @@ static json_t *build_ping(cph_cpclient_t *cl)
 
     if (server == NULL || server->workers == NULL || server->num_workers == 0)
         return msg;
+    json_object_set_new(msg, "traffic", traffic(server));
     if ((shadow = json_object()) == NULL || (stats = malloc(server->num_workers * sizeof(*stats))) == NULL)
         cph_fatal(MODULE, "out of memory");
     for (i = 0; i != server->num_workers; ++i)

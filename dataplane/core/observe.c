@@ -106,6 +106,7 @@ void cph_observe_request_done(cph_req_t *r, uint64_t now_ns)
     if (st == NULL)
         return;
     cph_counter_add(&st->requests[route][cph_observe_method_class(req->method.base, req->method.len)][cls], 1);
+    cph_counter_add(&st->requests_by_class[cls], 1);
     uint64_t us = request_us(req, now_ns);
     if (us != UINT64_MAX)
         cph_observe_latency(&st->request_seconds[route], us);

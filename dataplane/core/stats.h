@@ -147,6 +147,7 @@ typedef struct st_cph_worker_stats_t {
     cph_counter_t pdf_seconds_sum_us;
     /* core/observe.c, at each request's dispose */
     cph_counter_t requests[CPH_STATS_MAX_ROUTES][CPH_METHOD_CLASSES][CPH_STATS_STATUS_CLASSES]; /* route, method, class */
+    cph_counter_t requests_by_class[CPH_STATS_STATUS_CLASSES]; /* the same, all routes: the pings' "traffic" */
     cph_latency_hist_t request_seconds[CPH_STATS_MAX_ROUTES];                                   /* by route metric id */
     cph_latency_hist_t upstream_seconds[CPH_STATS_MAX_SERVICES]; /* by service metric id, requests that reached one */
     cph_counter_t request_bytes[CPH_STATS_MAX_ROUTES];           /* request bodies */
