@@ -411,3 +411,25 @@ export function canWrite(me, system) {
     if (me.role !== 'editor') return false;
     return system !== null && system !== undefined && (me.systems || []).includes(system);
 }
+
+/**
+ * A fieldset of checkboxes all named spec.name whose options can change while the form is open (a user's roles
+ * follow the systems ticked): {node, get() -> the checked values, set(options, checked) re-fills it, box}.
+ * spec: name, label, options [{value, label}], value (checked values), empty (text when there is no option).
+ */
+export function checksGroup(prefix, spec) {
+    const box = h('div', { class: 'checks' });
+    const node = h('fieldset', { class: 'field checks-field' }, h('legend', {}, spec.label), box);
+    const set = (options, checked) => {
+        const on = new Set(checked || []);
+        box.replaceChildren(...(options.length ? options.map((o) => {
+            const id = uid(prefix + '-' + spec.name);
+            const input = h('input', { id, type: 'checkbox', name: spec.name, value: o.value });
+            input.checked = input.defaultChecked = on.has(o.value);
+            return h('span', { class: 'check' }, input, h('label', { for: id }, o.label));
+        }) : [h('span', { class: 'help' }, spec.empty || 'none available')]));
+    };
+    set(spec.options || [], spec.value);
+    const get = () => [...box.querySelectorAll('input[type=checkbox]')].filter((i) => i.checked).map((i) => i.value);
+    return { node, get, set, box };
+}

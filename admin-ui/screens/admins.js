@@ -4,7 +4,7 @@
 // "Revoke" (not Create / Delete): a viewer may manage its own tokens, and a viewer's page shows no Create or Delete.
 // These writes are not configuration (no version, nothing for the data planes to apply): a plain confirmation is
 // shown instead of the applied banner.
-import { h, table, showError, confirmDialog, field, uid, fmtTime } from '../lib/ui.js';
+import { h, table, showError, confirmDialog, field, uid, fmtTime, checksGroup } from '../lib/ui.js';
 
 const ACCOUNT_RE = /^[A-Za-z0-9._@-]{1,64}$/;
 const TOKEN_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -15,24 +15,6 @@ const textField = (prefix, spec) => field(spec, prefix);
 const selectField = (prefix, spec) => field({ ...spec, type: 'select' }, prefix);
 const boolField = (prefix, spec) => field({ ...spec, type: 'checkbox' }, prefix);
 const fail = (path, message) => ({ code: 'invalid', message, path });
-// A fieldset of checkboxes all named spec.name (lib/ui.js has no checkbox group): get() -> the checked values;
-// set(options, checked) re-fills it.
-function checksField(prefix, spec) {
-    const box = h('div', { class: 'checks' });
-    const node = h('fieldset', { class: 'field checks-field' }, h('legend', {}, spec.label), box);
-    const set = (options, checked) => {
-        const on = new Set(checked || []);
-        box.replaceChildren(...(options.length ? options.map((o) => {
-            const id = uid(prefix + '-' + spec.name);
-            const input = h('input', { id, type: 'checkbox', name: spec.name, value: o.value });
-            input.checked = input.defaultChecked = on.has(o.value);
-            return h('span', { class: 'check' }, input, h('label', { for: id }, o.label));
-        }) : [h('span', { class: 'help' }, spec.empty || 'none available')]));
-    };
-    set(spec.options || [], spec.value);
-    const get = () => [...box.querySelectorAll('input[type=checkbox]')].filter((i) => i.checked).map((i) => i.value);
-    return { node, get, set, box };
-}
 function done(box, text) {
     box.replaceChildren(h('p', { class: 'ok', role: 'status' }, text));
 }
@@ -82,7 +64,7 @@ export const screen = {
             const role = selectField(prefix, { name: 'role', label: 'Role', value: a ? a.role : 'viewer',
                 options: ROLES.map((r) => ({ value: r, label: r })),
                 help: 'owner: everything; editor: writes within its systems; viewer: read-only' });
-            const sys = checksField(prefix, { name: 'systems', label: 'Systems (an editor\'s scope)',
+            const sys = checksGroup(prefix, { name: 'systems', label: 'Systems (an editor\'s scope)',
                 options: sysOptions(null), value: a ? a.systems : [], empty: 'no system yet' });
             const disabled = a ? boolField(prefix, { name: 'disabled', label: 'Disabled', value: a.disabled }) : null;
             const form = h('form', { class: 'crud-form', autocomplete: 'off' }, name ? name.node : null, pw.node,
@@ -150,7 +132,7 @@ export const screen = {
             const role = selectField('token-new', { name: 'role', label: 'Role', value: me.role,
                 options: ROLES.filter((r) => rank(r) <= own).map((r) => ({ value: r, label: r })),
                 help: 'at most your own role' });
-            const sys = checksField('token-new', { name: 'systems', label: 'Systems (an editor token\'s scope)',
+            const sys = checksGroup('token-new', { name: 'systems', label: 'Systems (an editor token\'s scope)',
                 options: sysOptions(isOwner ? null : me.systems || []), value: isOwner ? [] : me.systems || [],
                 empty: 'no system in your scope' });
             const exp = textField('token-new', { name: 'expires_in_s', label: 'Expires in seconds (empty: never)',

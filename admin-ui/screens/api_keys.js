@@ -1,7 +1,7 @@
 // API keys: per-system machine credentials with their roles and groups. List (status: active, revoked, expired),
 // create - the whole key is shown ONCE, right after creation, with a copy button -, edit (roles, groups, expiry,
 // revoked; the API merges a PUT), revoke, delete. Writes for owners and for editors within their systems.
-import { h, table, showError, showApplied, confirmDialog, field, uid, canWrite, fmtTime } from '../lib/ui.js';
+import { h, table, showError, showApplied, confirmDialog, field, uid, canWrite, fmtTime, checksGroup } from '../lib/ui.js';
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -10,24 +10,6 @@ const textField = (prefix, spec) => field(spec, prefix);
 const selectField = (prefix, spec) => field({ ...spec, type: 'select' }, prefix);
 const boolField = (prefix, spec) => field({ ...spec, type: 'checkbox' }, prefix);
 const fail = (path, message) => ({ code: 'invalid', message, path });
-// A fieldset of checkboxes all named spec.name (lib/ui.js has no checkbox group): get() -> the checked values;
-// set(options, checked) re-fills it.
-function checksField(prefix, spec) {
-    const box = h('div', { class: 'checks' });
-    const node = h('fieldset', { class: 'field checks-field' }, h('legend', {}, spec.label), box);
-    const set = (options, checked) => {
-        const on = new Set(checked || []);
-        box.replaceChildren(...(options.length ? options.map((o) => {
-            const id = uid(prefix + '-' + spec.name);
-            const input = h('input', { id, type: 'checkbox', name: spec.name, value: o.value });
-            input.checked = input.defaultChecked = on.has(o.value);
-            return h('span', { class: 'check' }, input, h('label', { for: id }, o.label));
-        }) : [h('span', { class: 'help' }, spec.empty || 'none available')]));
-    };
-    set(spec.options || [], spec.value);
-    const get = () => [...box.querySelectorAll('input[type=checkbox]')].filter((i) => i.checked).map((i) => i.value);
-    return { node, get, set, box };
-}
 // --- end of helpers ---
 
 // "2030-01-02T01:04:05.000Z" -> the datetime-local value in the browser's time zone ("2030-01-02T02:04:05").
@@ -71,8 +53,8 @@ export const screen = {
                 required: true });
             const name = textField(prefix, { name: 'name', label: 'Name', value: k ? k.name : '', required: true,
                 pattern: '[A-Za-z0-9_.\\-]{1,64}', maxlength: '64', help: 'A-Z, a-z, 0-9, _ . -' });
-            const rl = checksField(prefix, { name: 'roles', label: 'Roles', empty: 'this system has no role' });
-            const gr = checksField(prefix, { name: 'groups', label: 'Groups', empty: 'this system has no group' });
+            const rl = checksGroup(prefix, { name: 'roles', label: 'Roles', empty: 'this system has no role' });
+            const gr = checksGroup(prefix, { name: 'groups', label: 'Groups', empty: 'this system has no group' });
             const refill = (r, g) => {
                 rl.set(namesOf(roles, sys.get()), r);
                 gr.set(namesOf(groups, sys.get()), g);

@@ -1,6 +1,6 @@
 // Groups: per-system groups and the roles they grant. List (filterable by system), create, edit (name, system, roles
 // of that system as checkboxes), delete - writes only for owners and for editors within their systems.
-import { h, table, showError, showApplied, confirmDialog, field, uid, canWrite } from '../lib/ui.js';
+import { h, table, showError, showApplied, confirmDialog, field, uid, canWrite, checksGroup } from '../lib/ui.js';
 
 const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -8,24 +8,6 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const textField = (prefix, spec) => field(spec, prefix);
 const selectField = (prefix, spec) => field({ ...spec, type: 'select' }, prefix);
 const fail = (path, message) => ({ code: 'invalid', message, path });
-// A fieldset of checkboxes all named spec.name (lib/ui.js has no checkbox group): get() -> the checked values;
-// set(options, checked) re-fills it.
-function checksField(prefix, spec) {
-    const box = h('div', { class: 'checks' });
-    const node = h('fieldset', { class: 'field checks-field' }, h('legend', {}, spec.label), box);
-    const set = (options, checked) => {
-        const on = new Set(checked || []);
-        box.replaceChildren(...(options.length ? options.map((o) => {
-            const id = uid(prefix + '-' + spec.name);
-            const input = h('input', { id, type: 'checkbox', name: spec.name, value: o.value });
-            input.checked = input.defaultChecked = on.has(o.value);
-            return h('span', { class: 'check' }, input, h('label', { for: id }, o.label));
-        }) : [h('span', { class: 'help' }, spec.empty || 'none available')]));
-    };
-    set(spec.options || [], spec.value);
-    const get = () => [...box.querySelectorAll('input[type=checkbox]')].filter((i) => i.checked).map((i) => i.value);
-    return { node, get, set, box };
-}
 // --- end of helpers ---
 
 export const screen = {
@@ -53,7 +35,7 @@ export const screen = {
                 value: group ? group.system : undefined, required: true });
             const name = textField(prefix, { name: 'name', label: 'Name', value: group ? group.name : '', required: true,
                 pattern: '[A-Za-z0-9_.\\-]{1,64}', maxlength: '64', help: 'A-Z, a-z, 0-9, _ . -' });
-            const rl = checksField(prefix, { name: 'roles', label: 'Roles granted', empty: 'this system has no role' });
+            const rl = checksGroup(prefix, { name: 'roles', label: 'Roles granted', empty: 'this system has no role' });
             rl.set(roleOptions(sys.get()), group ? group.roles : []);
             sys.input.addEventListener('change', () => rl.set(roleOptions(sys.get()), []));
             const form = h('form', { class: 'crud-form' }, sys.node, name.node, rl.node,

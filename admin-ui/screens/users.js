@@ -2,7 +2,7 @@
 // of its systems are offered). List (search, system filter), create, edit (the password only when typed), delete.
 // Owners manage everyone; an editor manages users whose systems are all in its scope (and sees only those systems
 // in the form). A change of superuser, systems, roles or groups revokes the user's tokens (server side; said here).
-import { h, table, showError, showApplied, confirmDialog, field, uid } from '../lib/ui.js';
+import { h, table, showError, showApplied, confirmDialog, field, uid, checksGroup } from '../lib/ui.js';
 
 const USERNAME_RE = /^[A-Za-z0-9_.@+-]{1,128}$/;
 
@@ -11,24 +11,6 @@ const textField = (prefix, spec) => field(spec, prefix);
 const selectField = (prefix, spec) => field({ ...spec, type: 'select' }, prefix);
 const boolField = (prefix, spec) => field({ ...spec, type: 'checkbox' }, prefix);
 const fail = (path, message) => ({ code: 'invalid', message, path });
-// A fieldset of checkboxes all named spec.name (lib/ui.js has no checkbox group): get() -> the checked values;
-// set(options, checked) re-fills it.
-function checksField(prefix, spec) {
-    const box = h('div', { class: 'checks' });
-    const node = h('fieldset', { class: 'field checks-field' }, h('legend', {}, spec.label), box);
-    const set = (options, checked) => {
-        const on = new Set(checked || []);
-        box.replaceChildren(...(options.length ? options.map((o) => {
-            const id = uid(prefix + '-' + spec.name);
-            const input = h('input', { id, type: 'checkbox', name: spec.name, value: o.value });
-            input.checked = input.defaultChecked = on.has(o.value);
-            return h('span', { class: 'check' }, input, h('label', { for: id }, o.label));
-        }) : [h('span', { class: 'help' }, spec.empty || 'none available')]));
-    };
-    set(spec.options || [], spec.value);
-    const get = () => [...box.querySelectorAll('input[type=checkbox]')].filter((i) => i.checked).map((i) => i.value);
-    return { node, get, set, box };
-}
 // --- end of helpers ---
 
 const ref = (x) => x.system + ':' + x.name;
@@ -99,10 +81,10 @@ export const screen = {
             const enabled = boolField(prefix, { name: 'enabled', label: 'Enabled', value: u ? u.enabled : true });
             const superuser = me.role === 'owner' ? boolField(prefix, { name: 'superuser', label: 'Superuser',
                 value: u ? u.superuser : false, help: 'allowed on every endpoint of every system' }) : null;
-            const sys = checksField(prefix, { name: 'systems', label: 'Systems', options: sysOpts,
+            const sys = checksGroup(prefix, { name: 'systems', label: 'Systems', options: sysOpts,
                 value: u ? u.systems : [], empty: 'no system you may manage' });
-            const rl = checksField(prefix, { name: 'roles', label: 'Roles', empty: 'check a system that has roles' });
-            const gr = checksField(prefix, { name: 'groups', label: 'Groups', empty: 'check a system that has groups' });
+            const rl = checksGroup(prefix, { name: 'roles', label: 'Roles', empty: 'check a system that has roles' });
+            const gr = checksGroup(prefix, { name: 'groups', label: 'Groups', empty: 'check a system that has groups' });
             const refill = (keepR, keepG) => {
                 const on = new Set(sys.get());
                 rl.set(roles.filter((r) => on.has(r.system)).map((r) => ({ value: ref(r), label: ref(r) })), keepR);
