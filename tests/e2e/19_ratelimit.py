@@ -88,14 +88,16 @@ def statuses(rs):
 def test_the_control_plane_writes_the_gateway_object_from_its_flags(procs, tmpdir_str):
     cp = cephalo.ControlPlane(procs, tmpdir_str, extra_args=[
         "--redis", "127.0.0.1:6390/2", "--redis-timeout-ms", "70", "--trusted-proxy-hops", "2",
-        "--login-rate", "3/30/1", "--cache-max-bytes", "1048576"]).start()
+        "--login-rate", "3/30/1", "--cache-max-bytes", "1048576", "--trust-request-id",
+        "--max-connections-per-ip", "50"]).start()
     gw = cp.admin.ok("GET", f"{V1}/snapshot?body=1", expect=(200,))["body"]["gateway"]
     assert gw == {"trusted_proxy_hops": 2, "ip_allow": [], "ip_deny": [],
                   "limits": {"max_body_bytes": 10485760, "max_url_bytes": 8192, "max_headers": 100,
                              "max_header_bytes": 65536},
                   "redis": {"host": "127.0.0.1", "port": 6390, "db": 2, "timeout_ms": 70},
                   "login_rate_limit": {"rate": 3, "period_s": 30, "burst": 1},
-                  "cache": {"max_bytes": 1048576}}, gw
+                  "cache": {"max_bytes": 1048576}, "request_id": {"trust_incoming": True},
+                  "connections": {"max_per_ip": 50}}, gw
 
 
 def test_the_gateway_object_without_flags(cp):
