@@ -139,7 +139,7 @@ int cph_schema_valid_target_url(const char *s, size_t len)
         return 0;
     for (; p < end && *p >= '0' && *p <= '9' && digits < 6; ++p, ++digits)
         port = port * 10 + (unsigned long)(*p - '0');
-    if (digits == 0 || digits > 5 || p[-digits] == '0' || port < 1 || port > 65535)
+    if (digits == 0 || digits > 5 || *(p - digits) == '0' || port < 1 || port > 65535) /* p[-digits]: a size_t wraps */
         return 0;
     if (p < end && *p == '/')
         ++p;

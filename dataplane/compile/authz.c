@@ -281,6 +281,8 @@ static void compile_sets(cph_arena_t *a, cph_authz_t *az, const json_t *ep, stru
     priv->lists_nothing = priv->roles.num == 0 && priv->groups.num == 0;
     for (size_t g = 0; g != priv->groups.num; ++g) {
         const authz_ids_t *gr = &az->group_roles[priv->groups.ids[g]];
+        if (gr->num == 0)
+            continue; /* a group the body does not list: no roles, and ids may be NULL (memcpy from NULL is undefined) */
         memcpy(priv->roles.ids + priv->roles.num, gr->ids, sizeof(uint32_t) * gr->num);
         priv->roles.num += gr->num;
     }
