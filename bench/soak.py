@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Soak: mixed HTTP/1.1 + HTTP/2 + websocket load through Cephalo for a long time while faults are injected, then a
-report (docs/dataplane.md "Soak"). Not part of CI: it runs for 20 minutes by default.
+report (README.md, "Soak"). Not part of CI: it runs for 20 minutes by default.
 
     /usr/bin/python3 bench/soak.py [--minutes 20] [--bin-dir build-asan/bin]
 
