@@ -16,6 +16,9 @@
  * wait for the head (first_byte_ms from the request written) and read the body (idle_ms between reads). total_ms,
  * when set, bounds the whole exchange, retries included.
  *
+ * A client that takes nothing of a response for the route's idle_ms while the proxy has stopped reading the upstream
+ * for it (256 KiB waiting) loses the response: both connections are closed (client_stalled).
+ *
  * Failure mapping before the head: 502 upstream_connect_failed when no connection could be made (resolution,
  * connect), 504 upstream_timeout for any timeout, 502 bad_gateway for anything else (early close, malformed head,
  * head over 64 KiB); a retry to another target comes first when the route's policy allows it. Once the head went
@@ -464,7 +467,7 @@ static void handle_body(upstream_t *u)
         } else if (u->body->size > BODY_HIGH_WATER) {
             h2o_socket_read_stop(sock);
             u->paused = 1;
-            h2o_timeout_unlink(&u->timer); /* the client is slow, not the upstream */
+            arm(u, TIMER_IDLE); /* now the client's clock: it must take something within idle_ms (on_timeout) */
         } else {
             h2o_socket_read_start(sock, on_body_read);
             arm(u, TIMER_IDLE);
@@ -494,10 +497,12 @@ static void do_proceed(h2o_generator_t *generator, h2o_req_t *req)
 
     (void)req;
     h2o_doublebuffer_consume(&u->sending);
-    if (u->paused && u->conn != NULL && u->body->size <= BODY_HIGH_WATER / 2) {
-        u->paused = 0;
-        h2o_socket_read_start(u->conn->sock, on_body_read);
-        arm(u, TIMER_IDLE);
+    if (u->paused && u->conn != NULL) {
+        if (u->body->size <= BODY_HIGH_WATER / 2) {
+            u->paused = 0;
+            h2o_socket_read_start(u->conn->sock, on_body_read);
+        }
+        arm(u, TIMER_IDLE); /* the client took something: its idle_ms starts again (or the upstream's, resumed) */
     }
     do_send(u);
 }
@@ -621,11 +626,34 @@ static void send_request(upstream_t *u)
     h2o_socket_read_start(u->conn->sock, on_head_read);
 }
 
+/*
+ * The client took nothing of the response for idle_ms while the upstream was paused for it: the upstream connection
+ * is closed (not the upstream's fault: no error counted, its verdict is its head's), and the client's connection is
+ * shut down when its socket is the one stuck (HTTP/1, or an HTTP/2 connection whose writes do not drain), so h2o ends
+ * the request. An HTTP/2 stream stalled by its own flow-control window ends with the error state at the next proceed.
+ */
+static void client_stalled(upstream_t *u)
+{
+    h2o_req_t *req = u->r->req;
+    h2o_socket_t *cs = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+
+    cph_log_info(MODULE, "client of route %s took nothing for idle_ms: response cut", u->r->route->name);
+    u->had_body_error = 1;
+    u->finished = 1;
+    end_capture(u, 0);
+    release_conn(u, 0);
+    end_exchange(u, u->head_outcome);
+    if (cs != NULL && (req->version < 0x200 || h2o_socket_is_writing(cs)))
+        shutdown(h2o_socket_get_fd(cs), SHUT_RDWR); /* h2o sees the error and closes it, disposing the request */
+}
+
 static void on_timeout(h2o_timeout_entry_t *entry)
 {
     upstream_t *u = H2O_STRUCT_FROM_MEMBER(upstream_t, timer, entry);
 
-    if (u->phase != PHASE_BODY) {
+    if (u->paused) {
+        client_stalled(u);
+    } else if (u->phase != PHASE_BODY) {
         fail_attempt(u, &TIMED_OUT, 1); /* retried only while connecting (proxy_balance.c) */
     } else {
         body_error(u, "I/O timeout", CPH_UPSTREAM_ERR_TIMEOUT, CPH_OUTCOME_TIMEOUT);

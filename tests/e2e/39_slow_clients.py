@@ -135,3 +135,83 @@ def dribble_on(s, data, interval):
         pass
     s.close()
     return time.monotonic() - t0, sent, answer
+
+
+class Firehose:
+    """An upstream answering every request with a 64 MiB body, written as fast as the gateway takes it; records when
+    the gateway closed the connection before the body was done."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.cut = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        size, chunk = 64 << 20, b"x" * 65536
+        with c:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                data = c.recv(65536)
+                if not data:
+                    return
+                buf += data
+            try:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                for _ in range(size // len(chunk)):
+                    c.sendall(chunk)
+            except OSError:
+                self.cut.set()  # the gateway closed it mid-body
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_reader_that_stops_loses_the_response(cp, dp, pyup):
+    """The client reads the head and stops: once the gateway has 256 KiB waiting for it and the client takes nothing
+    for the route's idle_ms, both connections are closed - the upstream connection is not held forever."""
+    up = Firehose()
+    try:
+        cp.admin.apply("POST", "/api/v1/services", {"name": "hose", "targets": [{"url": f"http://127.0.0.1:{up.port}"}]})
+        cp.admin.apply("POST", "/api/v1/routes?wait=applied", {
+            "name": "hose", "service": "hose", "paths": ["/hose"], "default_access": "public",
+            "policies": {"timeouts": {"idle_ms": 500}}})
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds little for us
+        s.connect(("127.0.0.1", dp.port))
+        s.sendall(b"GET /hose/big HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert s.recv(1024).startswith(b"HTTP/1.1 200")
+        t0 = time.monotonic()
+        assert up.cut.wait(15), "the upstream connection was still held 15 s after the client stopped reading"
+        took = time.monotonic() - t0
+        # the client's connection is gone too: draining what the kernel buffered ends in EOF or a reset, well short
+        # of the 64 MiB
+        got = 0
+        s.settimeout(10)
+        try:
+            while True:
+                data = s.recv(1 << 20)
+                if not data:
+                    break
+                got += len(data)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+        assert got < 32 << 20, got
+        assert took < 10, took
+        assert dp.get("/echo/after").status in (200, 404)  # the gateway goes on
+        assert dp.proc.alive()
+    finally:
+        up.close()
