@@ -36,10 +36,10 @@
  * queued for the client; a complete, well-framed body stores it, anything else (an error, the client leaving, the
  * body passing max_body_bytes) drops it. A route without the policy pays one pointer test per response.
  *
- * Per worker (struct st_cph_proxy_worker_t): pools indexed by the target's stable pool id (they outlive snapshot
- * swaps) and one h2o_timeout_t per distinct timeout. All of it is touched only on the worker's thread. The pools are
- * shared with the buffered sub-requests of filter/fetch.c (aggregate backends, PDF source pages) through
- * cph_proxy_pool_take / cph_proxy_pool_give, so they reuse the same keep-alive connections.
+ * Per worker (struct st_cph_proxy_worker_t, filter/proxy_pool.c): pools indexed by the target's stable pool id (they
+ * outlive snapshot swaps) and one h2o_timeout_t per distinct timeout. All of it is touched only on the worker's thread. The pools
+ * are shared with the buffered sub-requests of filter/fetch.c (aggregate backends, PDF source pages) through cph_proxy_pool_take /
+ * cph_proxy_pool_give, so they reuse the same keep-alive connections.
  */
 #include <time.h>
 #include <netdb.h>
@@ -55,43 +55,11 @@
 #include "dataplane/filter/filter.h"
 #include "dataplane/filter/proxy_balance.h"
 #include "dataplane/filter/proxy_head.h"
+#include "dataplane/filter/proxy_pool.h"
 
 #define MODULE "dp/filter/proxy"
-#define POOL_KEEPALIVE_MS 2000
-#define POOL_MAX_IDLE 1024           /* idle connections kept per upstream authority and worker */
 #define BODY_HIGH_WATER (256 * 1024) /* stop reading the upstream while this much waits for the client */
 #define SMALL_REQUEST (64 * 1024)    /* a request written at once: first_byte_ms starts with the write */
-
-typedef struct st_pool_t {
-    h2o_linklist_t idle; /* upconn_t, most recently used last */
-    size_t num_idle;
-    struct sockaddr_storage addr; /* when the host is numeric: resolved once */
-    socklen_t addrlen;            /* 0: resolve by name on each connect */
-} pool_t;
-
-struct st_upstream_t;
-
-typedef struct st_upconn_t {
-    h2o_linklist_t link; /* in pool->idle while idle */
-    h2o_socket_t *sock;
-    pool_t *pool;
-    struct st_upstream_t *u; /* the exchange using it, NULL while idle */
-    h2o_timeout_entry_t idle_timer;
-} upconn_t;
-
-typedef struct st_timeout_ctx_t {
-    uint64_t ms;
-    h2o_timeout_t timeout;
-} timeout_ctx_t;
-
-struct st_cph_proxy_worker_t {
-    cph_worker_t *worker;
-    pool_t **pools; /* by pool id; NULL until first use */
-    size_t num_pools;
-    h2o_timeout_t idle_timeout;
-    timeout_ctx_t **timeouts;
-    size_t num_timeouts;
-};
 
 /* What the exchange waits for: it picks the timeout and says whether a timeout may be retried. */
 enum { PHASE_CONNECT = 0, PHASE_WRITE, PHASE_HEAD, PHASE_BODY };
@@ -102,13 +70,13 @@ typedef struct st_upstream_t {
     cph_req_t *r;
     struct st_cph_proxy_worker_t *pw;
     const cph_target_t *target;
-    pool_t *pool;
-    cph_proxy_attempts_t at;          /* balancer state: admission, pick, retries (filter/proxy_balance.h) */
-    timeout_ctx_t *tctx[TIMER_KINDS]; /* looked up on first use */
-    h2o_timeout_entry_t timer;        /* the current phase's timeout */
-    h2o_timeout_entry_t total_timer;  /* route total_ms, when set */
+    cph_pool_t *pool;
+    cph_proxy_attempts_t at;              /* balancer state: admission, pick, retries (filter/proxy_balance.h) */
+    cph_timeout_ctx_t *tctx[TIMER_KINDS]; /* looked up on first use */
+    h2o_timeout_entry_t timer;            /* the current phase's timeout */
+    h2o_timeout_entry_t total_timer;      /* route total_ms, when set */
     h2o_hostinfo_getaddr_req_t *getaddr;
-    upconn_t *conn;
+    cph_upconn_t *conn;
     h2o_iovec_t bufs[2]; /* request head, body */
     cph_h1resp_t resp;
     cph_outcome_t head_outcome; /* SUCCESS or 5XX, once the head is in */
@@ -137,162 +105,6 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---------------------------------------------------------------- connections and pools */
-
-static void close_conn(upconn_t *c)
-{
-    if (h2o_linklist_is_linked(&c->link)) {
-        h2o_linklist_unlink(&c->link);
-        c->pool->num_idle--;
-    }
-    if (h2o_timeout_is_linked(&c->idle_timer))
-        h2o_timeout_unlink(&c->idle_timer);
-    h2o_socket_close(c->sock);
-    free(c);
-}
-
-/* An idle connection that becomes readable was closed by the upstream or sent bytes nobody asked for. */
-static void on_idle_read(h2o_socket_t *sock, const char *err)
-{
-    (void)err;
-    close_conn(sock->data);
-}
-
-static void on_idle_timeout(h2o_timeout_entry_t *entry)
-{
-    close_conn(H2O_STRUCT_FROM_MEMBER(upconn_t, idle_timer, entry));
-}
-
-static void return_to_pool(struct st_cph_proxy_worker_t *pw, upconn_t *c)
-{
-    pool_t *pool = c->pool;
-
-    c->u = NULL;
-    h2o_socket_read_start(c->sock, on_idle_read);
-    h2o_timeout_link(pw->worker->ctx.loop, &pw->idle_timeout, &c->idle_timer);
-    h2o_linklist_insert(&pool->idle, &c->link);
-    if (++pool->num_idle > POOL_MAX_IDLE)
-        close_conn(H2O_STRUCT_FROM_MEMBER(upconn_t, link, pool->idle.next));
-}
-
-void cph_proxy_worker_init(cph_worker_t *w)
-{
-    struct st_cph_proxy_worker_t *pw = h2o_mem_alloc(sizeof(*pw));
-
-    memset(pw, 0, sizeof(*pw));
-    pw->worker = w;
-    h2o_timeout_init(w->ctx.loop, &pw->idle_timeout, POOL_KEEPALIVE_MS);
-    w->proxy = pw;
-}
-
-void cph_proxy_worker_dispose(cph_worker_t *w)
-{
-    struct st_cph_proxy_worker_t *pw = w->proxy;
-
-    if (pw == NULL)
-        return;
-    for (size_t i = 0; i != pw->num_pools; ++i) {
-        if (pw->pools[i] == NULL)
-            continue;
-        while (!h2o_linklist_is_empty(&pw->pools[i]->idle))
-            close_conn(H2O_STRUCT_FROM_MEMBER(upconn_t, link, pw->pools[i]->idle.next));
-        free(pw->pools[i]);
-    }
-    h2o_timeout_dispose(w->ctx.loop, &pw->idle_timeout);
-    for (size_t i = 0; i != pw->num_timeouts; ++i) {
-        h2o_timeout_dispose(w->ctx.loop, &pw->timeouts[i]->timeout);
-        free(pw->timeouts[i]);
-    }
-    free(pw->pools);
-    free(pw->timeouts);
-    free(pw);
-    w->proxy = NULL;
-}
-
-static pool_t *get_pool(struct st_cph_proxy_worker_t *pw, const cph_target_t *t)
-{
-    if (t->pool_id >= pw->num_pools) {
-        size_t n = t->pool_id + 16;
-        pw->pools = h2o_mem_realloc(pw->pools, sizeof(*pw->pools) * n);
-        memset(pw->pools + pw->num_pools, 0, sizeof(*pw->pools) * (n - pw->num_pools));
-        pw->num_pools = n;
-    }
-    if (pw->pools[t->pool_id] == NULL) {
-        pool_t *pool = h2o_mem_alloc(sizeof(*pool));
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *res;
-        char port[8];
-        memset(pool, 0, sizeof(*pool));
-        h2o_linklist_init_anchor(&pool->idle);
-        snprintf(port, sizeof(port), "%u", (unsigned)t->port);
-        if (getaddrinfo(t->host.base, port, &hints, &res) == 0) { /* numeric: no lookup, never blocks */
-            memcpy(&pool->addr, res->ai_addr, res->ai_addrlen);
-            pool->addrlen = res->ai_addrlen;
-            freeaddrinfo(res);
-        }
-        pw->pools[t->pool_id] = pool;
-    }
-    return pw->pools[t->pool_id];
-}
-
-/* What filter/fetch.c shares of the pools (declared in filter/fetch.h): a connection leaves a pool as a bare socket and
- * comes back as one, so the proxy's own exchange keeps its upconn_t and pays nothing for the sharing. */
-h2o_socket_t *cph_proxy_pool_take(cph_worker_t *w, const cph_target_t *t)
-{
-    pool_t *pool = get_pool(w->proxy, t);
-    upconn_t *c;
-    h2o_socket_t *sock;
-
-    if (h2o_linklist_is_empty(&pool->idle))
-        return NULL;
-    c = H2O_STRUCT_FROM_MEMBER(upconn_t, link, pool->idle.prev); /* the most recently used */
-    h2o_linklist_unlink(&c->link);
-    pool->num_idle--;
-    h2o_timeout_unlink(&c->idle_timer);
-    sock = c->sock;
-    h2o_socket_read_stop(sock);
-    sock->data = NULL;
-    free(c);
-    return sock;
-}
-
-void cph_proxy_pool_give(cph_worker_t *w, const cph_target_t *t, h2o_socket_t *sock)
-{
-    upconn_t *c = h2o_mem_alloc(sizeof(*c));
-
-    memset(c, 0, sizeof(*c));
-    c->sock = sock;
-    c->pool = get_pool(w->proxy, t);
-    c->idle_timer.cb = on_idle_timeout;
-    sock->data = c;
-    return_to_pool(w->proxy, c);
-}
-
-const struct sockaddr *cph_proxy_pool_addr(cph_worker_t *w, const cph_target_t *t, socklen_t *len)
-{
-    pool_t *pool = get_pool(w->proxy, t);
-
-    *len = pool->addrlen;
-    return pool->addrlen != 0 ? (const struct sockaddr *)&pool->addr : NULL;
-}
-
-static timeout_ctx_t *get_timeout_ctx(struct st_cph_proxy_worker_t *pw, uint64_t ms)
-{
-    timeout_ctx_t *t;
-
-    if (ms == 0)
-        ms = 1;
-    for (size_t i = 0; i != pw->num_timeouts; ++i)
-        if (pw->timeouts[i]->ms == ms)
-            return pw->timeouts[i];
-    t = h2o_mem_alloc(sizeof(*t));
-    memset(t, 0, sizeof(*t));
-    t->ms = ms;
-    h2o_timeout_init(pw->worker->ctx.loop, &t->timeout, ms);
-    pw->timeouts = h2o_mem_realloc(pw->timeouts, sizeof(*pw->timeouts) * (pw->num_timeouts + 1));
-    pw->timeouts[pw->num_timeouts++] = t;
-    return t;
-}
-
 /* ---------------------------------------------------------------- timers and endings */
 
 /* Detaches the exchange from its connection and phase timer; the connection is closed unless keep is set. */
@@ -310,9 +122,9 @@ static void release_conn(upstream_t *u, int keep)
     }
     if (u->conn != NULL) {
         if (keep)
-            return_to_pool(u->pw, u->conn);
+            cph_upconn_return(u->pw, u->conn);
         else
-            close_conn(u->conn);
+            cph_upconn_close(u->conn);
         u->conn = NULL;
     }
 }
@@ -326,7 +138,7 @@ static void arm(upstream_t *u, int kind)
         uint64_t ms = kind == TIMER_CONNECT      ? route->connect_timeout_ms
                       : kind == TIMER_FIRST_BYTE ? route->first_byte_timeout_ms
                                                  : route->idle_timeout_ms;
-        u->tctx[kind] = get_timeout_ctx(u->pw, ms);
+        u->tctx[kind] = cph_proxy_timeout_ctx(u->pw, ms);
     }
     if (h2o_timeout_is_linked(&u->timer))
         h2o_timeout_unlink(&u->timer);
@@ -478,7 +290,7 @@ static void handle_body(upstream_t *u)
 
 static void on_body_read(h2o_socket_t *sock, const char *err)
 {
-    upstream_t *u = ((upconn_t *)sock->data)->u;
+    upstream_t *u = ((cph_upconn_t *)sock->data)->u;
 
     if (err == NULL) {
         handle_body(u);
@@ -559,7 +371,7 @@ static int retry_on_status(upstream_t *u)
 
 static void on_head_read(h2o_socket_t *sock, const char *err)
 {
-    upstream_t *u = ((upconn_t *)sock->data)->u;
+    upstream_t *u = ((cph_upconn_t *)sock->data)->u;
     struct phr_header headers[CPH_H1RESP_MAX_HEADERS];
     size_t num_headers;
     int ret;
@@ -596,7 +408,7 @@ static void on_head_read(h2o_socket_t *sock, const char *err)
 
 static void on_write_done(h2o_socket_t *sock, const char *err)
 {
-    upstream_t *u = ((upconn_t *)sock->data)->u;
+    upstream_t *u = ((cph_upconn_t *)sock->data)->u;
 
     if (u == NULL)
         return;
@@ -684,7 +496,7 @@ static void connect_done(upstream_t *u)
 
 static void on_connect(h2o_socket_t *sock, const char *err)
 {
-    upstream_t *u = ((upconn_t *)sock->data)->u;
+    upstream_t *u = ((cph_upconn_t *)sock->data)->u;
 
     connect_done(u);
     if (err != NULL) {
@@ -703,14 +515,8 @@ static void do_connect(upstream_t *u, struct sockaddr *addr, socklen_t addrlen)
         fail_attempt(u, &CONNECT_FAILED, 1);
         return;
     }
-    upconn_t *c = h2o_mem_alloc(sizeof(*c));
-    memset(c, 0, sizeof(*c));
-    c->sock = sock;
-    c->pool = u->pool;
-    c->u = u;
-    c->idle_timer.cb = on_idle_timeout;
-    sock->data = c;
-    u->conn = c;
+    u->conn = cph_upconn_new(u->pool, sock);
+    u->conn->u = u;
 }
 
 static void on_getaddr(h2o_hostinfo_getaddr_req_t *req, const char *errstr, struct addrinfo *res, void *data)
@@ -759,17 +565,14 @@ static void start_attempt(upstream_t *u)
     u->target = u->at.pick.target;
     u->r->target = u->target;
     u->attempt_ns = monotonic_ns();
-    u->pool = get_pool(u->pw, u->target);
+    u->pool = cph_proxy_pool_get(u->pw, u->target);
     u->bufs[0] = cph_proxy_build_head(u->r, u->target);
     u->fresh_retried = 0;
-    if (h2o_linklist_is_empty(&u->pool->idle)) {
+    cph_upconn_t *c = cph_pool_pop(u->pool);
+    if (c == NULL) {
         connect_new(u);
         return;
     }
-    upconn_t *c = H2O_STRUCT_FROM_MEMBER(upconn_t, link, u->pool->idle.prev); /* the most recently used */
-    h2o_linklist_unlink(&c->link);
-    u->pool->num_idle--;
-    h2o_timeout_unlink(&c->idle_timer);
     c->u = u;
     u->conn = c;
     u->reused = 1;
@@ -845,7 +648,8 @@ int cph_proxy_on_req(cph_req_t *r)
         return CPH_DONE;
     }
     if (r->route->total_timeout_ms != 0)
-        h2o_timeout_link(u->pw->worker->ctx.loop, &get_timeout_ctx(u->pw, r->route->total_timeout_ms)->timeout, &u->total_timer);
+        h2o_timeout_link(u->pw->worker->ctx.loop, &cph_proxy_timeout_ctx(u->pw, r->route->total_timeout_ms)->timeout,
+                         &u->total_timer);
     start_attempt(u);
     return CPH_DONE;
 }
