@@ -12,6 +12,7 @@ PACKAGES=(
     python3-pytest python3-h2 python3-cryptography python3-jwt python3-websockets nginx-light curl openssl ca-certificates
     wrk nghttp2-client
     wkhtmltopdf libmd4c-dev libmd4c-html0-dev poppler-utils docker-compose
+    chromium
 )
 
 missing=()
@@ -26,8 +27,23 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
+# The browser tests' node modules (playwright-core, pinned by tests/browser/package-lock.json), once.
+browser_modules() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+    if [[ -f "$dir/package-lock.json" && ! -d "$dir/node_modules/playwright-core" ]]; then
+        if ! command -v npm >/dev/null 2>&1; then
+            echo "deps: no npm (install Node.js >= 18 with npm) - the browser tests will be skipped" >&2
+            return 0
+        fi
+        echo "deps: npm ci --prefix tests/browser"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+    fi
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "deps: all ${#PACKAGES[@]} packages already installed"
+    browser_modules
     exit 0
 fi
 
@@ -44,3 +60,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+browser_modules
