@@ -1,9 +1,8 @@
 /*
  * dptraffic: request and error rates of a data plane from its pings (dptraffic.h).
  *
- * The rates are the counters' growth between a base sample and the newest one, the base moving forward once it is
- * CPH_DPTRAFFIC_WINDOW_MS old: a rate over about ten seconds, steady enough to read on a dashboard, without keeping
- * a history. Until the first window has passed, the rate is over what there is (at least one second).
+ * A ring of the last samples; the rate is measured from the oldest one still inside the window to the newest, so it
+ * covers about ten seconds, moves smoothly, and keeps no more history than the ring.
  */
 #include <string.h>
 #include "controlplane/dptraffic.h"
@@ -18,42 +17,54 @@ static int get_count(const json_t *v, const char *key, uint64_t *out)
     return 0;
 }
 
-static double per_s(uint64_t now, uint64_t base, uint64_t ms)
+static const cph_dptraffic_sample_t *sample(const cph_dptraffic_t *t, unsigned age) /* 0 = the newest */
 {
-    return now >= base && ms != 0 ? (double)(now - base) * 1000.0 / (double)ms : 0.0;
+    return &t->samples[(t->next + CPH_DPTRAFFIC_SAMPLES - 1 - age) % CPH_DPTRAFFIC_SAMPLES];
+}
+
+static double per_s(uint64_t now, uint64_t then, uint64_t ms)
+{
+    return (double)(now - then) * 1000.0 / (double)ms;
 }
 
 int cph_dptraffic_on_ping(cph_dptraffic_t *t, const json_t *v, uint64_t now_ms)
 {
-    uint64_t req, c4, c5, ms;
+    cph_dptraffic_sample_t s = {.at_ms = now_ms};
+    const cph_dptraffic_sample_t *last, *base = NULL;
 
     if (v == NULL)
         return 0;
-    if (!json_is_object(v) || get_count(v, "requests", &req) != 0 || get_count(v, "4xx", &c4) != 0 ||
-        get_count(v, "5xx", &c5) != 0 || c4 > req || c5 > req)
+    if (!json_is_object(v) || get_count(v, "requests", &s.requests) != 0 || get_count(v, "4xx", &s.c4xx) != 0 ||
+        get_count(v, "5xx", &s.c5xx) != 0 || s.c4xx > s.requests || s.c5xx > s.requests)
         return -1;
-    if (!t->have || req < t->requests || c4 < t->c4xx || c5 < t->c5xx) { /* the first sample, or a restart */
-        memset(t, 0, sizeof(*t));
-        t->have = 1;
-        t->base_requests = req, t->base_4xx = c4, t->base_5xx = c5, t->base_at_ms = now_ms;
+    last = t->count != 0 ? sample(t, 0) : NULL;
+    if (last != NULL && (s.requests < last->requests || s.c4xx < last->c4xx || s.c5xx < last->c5xx || now_ms < last->at_ms))
+        memset(t, 0, sizeof(*t)); /* the data plane restarted: its counters began again */
+    t->samples[t->next] = s;
+    t->next = (t->next + 1) % CPH_DPTRAFFIC_SAMPLES;
+    if (t->count < CPH_DPTRAFFIC_SAMPLES)
+        ++t->count;
+    for (unsigned age = t->count - 1; age != 0 && base == NULL; --age)
+        if (now_ms - sample(t, age)->at_ms <= CPH_DPTRAFFIC_WINDOW_MS)
+            base = sample(t, age);
+    if (base == NULL || now_ms - base->at_ms < 1000) { /* one sample, or all within a second: no rate yet */
+        t->requests_per_s = t->c4xx_per_s = t->c5xx_per_s = 0;
+        return 0;
     }
-    t->requests = req, t->c4xx = c4, t->c5xx = c5, t->at_ms = now_ms;
-    if ((ms = now_ms - t->base_at_ms) >= 1000) {
-        t->requests_per_s = per_s(req, t->base_requests, ms);
-        t->c4xx_per_s = per_s(c4, t->base_4xx, ms);
-        t->c5xx_per_s = per_s(c5, t->base_5xx, ms);
-    }
-    if (ms >= CPH_DPTRAFFIC_WINDOW_MS) {
-        t->base_requests = req, t->base_4xx = c4, t->base_5xx = c5, t->base_at_ms = now_ms;
-    }
+    t->requests_per_s = per_s(s.requests, base->requests, now_ms - base->at_ms);
+    t->c4xx_per_s = per_s(s.c4xx, base->c4xx, now_ms - base->at_ms);
+    t->c5xx_per_s = per_s(s.c5xx, base->c5xx, now_ms - base->at_ms);
     return 0;
 }
 
 json_t *cph_dptraffic_json(const cph_dptraffic_t *t)
 {
-    if (!t->have)
+    const cph_dptraffic_sample_t *s;
+
+    if (t->count == 0)
         return json_null();
-    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "requests_total", (json_int_t)t->requests, "4xx_total",
-                     (json_int_t)t->c4xx, "5xx_total", (json_int_t)t->c5xx, "requests_per_s", t->requests_per_s, "4xx_per_s",
-                     t->c4xx_per_s, "5xx_per_s", t->c5xx_per_s);
+    s = sample(t, 0);
+    return json_pack("{s:I, s:I, s:I, s:f, s:f, s:f}", "requests_total", (json_int_t)s->requests, "4xx_total", (json_int_t)s->c4xx,
+                     "5xx_total", (json_int_t)s->c5xx, "requests_per_s", t->requests_per_s, "4xx_per_s", t->c4xx_per_s, "5xx_per_s",
+                     t->c5xx_per_s);
 }

@@ -30,7 +30,7 @@ def test_traffic_reaches_the_control_plane(cp, dp, pyup):
     t = cephalo.wait_until(counted, 10, "the data plane's counts in /api/v1/dataplanes")
     assert t["requests_total"] == 55 and t["5xx_total"] == 10 and t["4xx_total"] == 5, t
     # a rate needs two samples a second apart: the requests above are in the last window
-    cephalo.wait_until(lambda: (traffic(cp.admin, dp.dp_id) or {}).get("requests_per_s", 0) > 0, 10, "a rate")
+    cephalo.wait_until(lambda: (traffic(cp.admin, dp.dp_id) or {}).get("requests_per_s", 0) > 0, 15, "a rate")
     t = traffic(cp.admin, dp.dp_id)
     assert 0 < t["requests_per_s"] and 0 < t["5xx_per_s"] <= t["requests_per_s"], t
     # a disconnected data plane has no rates
