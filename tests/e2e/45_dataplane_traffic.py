@@ -29,10 +29,14 @@ def test_traffic_reaches_the_control_plane(cp, dp, pyup):
         return t if t and t["requests_total"] >= 55 and t["5xx_total"] >= 10 and t["4xx_total"] >= 5 else None
     t = cephalo.wait_until(counted, 10, "the data plane's counts in /api/v1/dataplanes")
     assert t["requests_total"] == 55 and t["5xx_total"] == 10 and t["4xx_total"] == 5, t
-    # a rate needs two samples a second apart: the requests above are in the last window
-    cephalo.wait_until(lambda: (traffic(cp.admin, dp.dp_id) or {}).get("requests_per_s", 0) > 0, 15, "a rate")
-    t = traffic(cp.admin, dp.dp_id)
-    assert 0 < t["requests_per_s"] and 0 < t["5xx_per_s"] <= t["requests_per_s"], t
+    # a rate needs samples a second apart within the last ~10 s: keep traffic flowing while waiting for it
+    def rates():
+        dp.get("/echo/more")
+        dp.get("/dead/more")
+        t = traffic(cp.admin, dp.dp_id) or {}
+        return t if t.get("requests_per_s", 0) > 0 and t.get("5xx_per_s", 0) > 0 else None
+    t = cephalo.wait_until(rates, 20, "request and 5xx rates", interval=0.2)
+    assert t["5xx_per_s"] <= t["requests_per_s"], t
     # a disconnected data plane has no rates
     dp.proc.stop()
     cephalo.wait_until(lambda: not cp.admin.dataplane(dp.dp_id)["connected"], 10, "the disconnect")
