@@ -27,6 +27,7 @@
 #include "controlplane/api_authz.h"
 #include "controlplane/signing.h"
 #include "controlplane/token.h"
+#include "tests/unit/controlplane/api_client.h"
 #include "tests/unit/controlplane/db_fixture.h"
 
 #define ADMIN_TOKEN "unit-test-admin-token-0123456789"
@@ -549,19 +550,6 @@ typedef struct st_http_t {
     int port;
 } http_t;
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static int http_setup(void **state)
 {
     http_t *h = calloc(1, sizeof(*h));
@@ -576,7 +564,7 @@ static int http_setup(void **state)
     snprintf(sql, sizeof(sql), "INSERT INTO admin_tokens (name, sha256, created_at) VALUES ('admin', '%s', 'now')", hex);
     assert_int_equal(cph_db_exec(h->fx.db, sql, NULL), 0);
     assert_int_equal(cph_db_ensure_snapshot(h->fx.db, &err), 0);
-    h->port = free_port();
+    h->port = api_client_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", h->port);
     assert_non_null(h->api = cph_api_start(listen, h->fx.db, NULL, &err));
     *state = h;
@@ -598,24 +586,13 @@ static int http_teardown(void **state)
 
 static char *request(http_t *h, const char *method, const char *path, const char *body)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {10, 0};
-    size_t cap = 65536, len = 0;
-    char *out = calloc(1, cap), head[512];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ssize_t n;
+    char head[512];
 
     snprintf(head, sizeof(head),
              "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " ADMIN_TOKEN "\r\nContent-Type: application/json\r\n"
-             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-             method, path, body != NULL ? strlen(body) : 0, body != NULL ? body : "");
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_true(send(fd, head, strlen(head), MSG_NOSIGNAL) > 0);
-    while (len < cap - 1 && (n = recv(fd, out + len, cap - 1 - len, 0)) > 0)
-        len += (size_t)n;
-    close(fd);
-    return out;
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             method, path, body != NULL ? strlen(body) : 0);
+    return api_client_exchange(h->port, head, body, body != NULL ? strlen(body) : 0);
 }
 
 static void assert_http(char *resp, const char *status_line, const char *needle)

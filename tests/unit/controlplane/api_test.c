@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 #include "controlplane/api.h"
 #include "controlplane/db.h"
+#include "tests/unit/controlplane/api_client.h"
 
 #define TOKEN "unit-test-admin-token-0123456789"
 
@@ -30,19 +31,6 @@ typedef struct st_fixture_t {
     cph_api_t *api;
     int port;
 } fixture_t;
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static void add_token(cph_db_t *db)
 {
@@ -69,7 +57,7 @@ static int setup(void **state)
     assert_non_null(fx->db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
     add_token(fx->db);
     assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
-    fx->port = free_port();
+    fx->port = api_client_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", fx->port);
     assert_non_null(fx->api = cph_api_start(listen, fx->db, NULL, &err));
     *state = fx;
@@ -89,28 +77,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Sends head then body (may be NULL), reads the answer until close (bounded by a 10 s receive timeout). */
+/* Sends head then body (may be NULL) to the fixture's API and returns the whole answer. */
 static char *exchange(fixture_t *fx, const char *head, const char *body, size_t body_len)
 {
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {10, 0};
-    size_t cap = 65536, len = 0;
-    char *out = calloc(1, cap);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ssize_t n;
-
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_true(send(fd, head, strlen(head), MSG_NOSIGNAL) > 0);
-    for (size_t off = 0; body != NULL && off < body_len; off += (size_t)n)
-        if ((n = send(fd, body + off, body_len - off, MSG_NOSIGNAL)) <= 0)
-            break; /* the server may answer and close early */
-    while (len < cap - 1 && (n = recv(fd, out + len, cap - 1 - len, 0)) > 0)
-        len += (size_t)n;
-    close(fd);
-    return out;
+    return api_client_exchange(fx->port, head, body, body_len);
 }
 
 static char *post(fixture_t *fx, const char *path, const char *body)

@@ -21,6 +21,7 @@
 #include "controlplane/api.h"
 #include "controlplane/db.h"
 #include "controlplane/ui.h"
+#include "tests/unit/controlplane/api_client.h"
 
 typedef struct st_fixture_t {
     char dir[64], page[96];
@@ -28,19 +29,6 @@ typedef struct st_fixture_t {
     cph_api_t *api;
     int port;
 } fixture_t;
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
 
 static void write_file(const char *dir, const char *name, const char *text)
 {
@@ -79,7 +67,7 @@ static int setup(void **state)
     assert_non_null(fx->db = cph_db_open(path, CEPHALO_MIGRATIONS_DIR, &err));
     assert_int_equal(cph_db_ensure_snapshot(fx->db, &err), 0);
     cph_ui_set_dir(fx->page);
-    fx->port = free_port();
+    fx->port = api_client_free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", fx->port);
     assert_non_null(fx->api = cph_api_start(listen, fx->db, NULL, &err));
     *state = fx;
@@ -103,22 +91,10 @@ static int teardown(void **state)
 /* One request line, Connection: close; returns the whole answer (head and body). */
 static char *get(fixture_t *fx, const char *method, const char *target)
 {
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)fx->port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {10, 0};
-    size_t cap = 65536, len = 0;
-    char *out = calloc(1, cap), head[1024];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ssize_t n;
+    char head[1024];
 
     snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", method, target);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_true(send(fd, head, strlen(head), MSG_NOSIGNAL) > 0);
-    while (len < cap - 1 && (n = recv(fd, out + len, cap - 1 - len, 0)) > 0)
-        len += (size_t)n;
-    close(fd);
-    return out;
+    return api_client_exchange(fx->port, head, NULL, 0);
 }
 
 static void expect(fixture_t *fx, const char *method, const char *target, const char *status, const char *needle)
@@ -157,11 +133,24 @@ static void test_serves_the_page(void **state)
 static void test_refuses_everything_else(void **state)
 {
     static const char *const NOT_FOUND[] = {
-        "/../outside.js", "/sub/../../outside.js", "/%2e%2e/outside.js", "/sub/%2E%2E/%2e%2e/outside.js",
-        "/.secret.js",    "/sub/.hidden.css",      "/leak.js",           "/dir.js",
-        "/noext",         "//app.js",              "/sub//x.css",        "/app.js%00.html",
-        "/app%2fjs",      "/missing.js",           "/./app.js",          "/app.js/",
-        "/a\\b.js",       "/%c3%a9.js",
+        "/../outside.js",
+        "/sub/../../outside.js",
+        "/%2e%2e/outside.js",
+        "/sub/%2E%2E/%2e%2e/outside.js",
+        "/.secret.js",
+        "/sub/.hidden.css",
+        "/leak.js",
+        "/dir.js",
+        "/noext",
+        "//app.js",
+        "/sub//x.css",
+        "/app.js%00.html",
+        "/app%2fjs",
+        "/missing.js",
+        "/./app.js",
+        "/app.js/",
+        "/a\\b.js",
+        "/%c3%a9.js",
     };
     fixture_t *fx = *state;
     char long_path[400];
