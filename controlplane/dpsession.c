@@ -601,63 +601,36 @@ static json_t *private_copy(const json_t *v)
     return copy;
 }
 
-static json_t *row_json(const cph_dprow_t *row)
+/* v, or fatal when building it ran out of memory. */
+static json_t *packed(json_t *v)
 {
-    const cph_applied_t *a = &row->applied;
-    json_t *applied = json_pack("{s:s, s:I, s:s, s:s, s:o}", "epoch", a->epoch, "version", (json_int_t)a->version, "hash", a->hash,
-                                "source", a->source[0] != '\0' ? a->source : "none", "at", rfc3339(row->applied_at_wall_ms));
-    json_t *v = json_pack("{s:s, s:s, s:s, s:I, s:b, s:o, s:s, s:o, s:o, s:o}", "id", row->id, "hostname", row->hostname,
-                          "software", row->software, "pid", (json_int_t)row->pid, "connected", row->session != NULL, "last_seen",
-                          rfc3339(row->last_seen_wall_ms), "status", status_names[row->status], "applied", applied, "last_error",
-                          private_copy(row->last_error), "traffic", cph_dptraffic_json(&row->traffic));
-
     if (v == NULL)
         cph_fatal(MODULE, "out of memory");
     return v;
 }
 
-static int cmp_rows(const void *a, const void *b)
+/* The whole row, for GET /api/v1/dataplanes. */
+static json_t *row_json(const cph_dpserver_t *s, const cph_dprow_t *row)
 {
-    return strcmp((*(cph_dprow_t *const *)a)->id, (*(cph_dprow_t *const *)b)->id);
+    const cph_applied_t *a = &row->applied;
+    json_t *applied = json_pack("{s:s, s:I, s:s, s:s, s:o}", "epoch", a->epoch, "version", (json_int_t)a->version, "hash", a->hash,
+                                "source", a->source[0] != '\0' ? a->source : "none", "at", rfc3339(row->applied_at_wall_ms));
+
+    (void)s;
+    return packed(json_pack("{s:s, s:s, s:s, s:I, s:b, s:o, s:s, s:o, s:o, s:o}", "id", row->id, "hostname", row->hostname,
+                            "software", row->software, "pid", (json_int_t)row->pid, "connected", row->session != NULL, "last_seen",
+                            rfc3339(row->last_seen_wall_ms), "status", status_names[row->status], "applied", applied, "last_error",
+                            private_copy(row->last_error), "traffic", cph_dptraffic_json(&row->traffic)));
 }
 
-json_t *cph_dpserver_list(cph_dpserver_t *s)
+/* The last upstream health report of a connected row (NULL: skipped). */
+static json_t *health_json(const cph_dpserver_t *s, const cph_dprow_t *row)
 {
-    json_t *arr = json_array();
-    size_t i;
-
-    if (arr == NULL)
-        cph_fatal(MODULE, "out of memory");
-    pthread_mutex_lock(&s->lock);
-    if (s->num_rows > 1) /* qsort's pointer must not be NULL, even for zero rows */
-        qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
-    for (i = 0; i != s->num_rows; ++i)
-        json_array_append_new(arr, row_json(s->rows[i]));
-    pthread_mutex_unlock(&s->lock);
-    return arr;
-}
-
-json_t *cph_dpserver_health(cph_dpserver_t *s)
-{
-    json_t *arr = json_array(), *v;
-    size_t i;
-
-    if (arr == NULL)
-        cph_fatal(MODULE, "out of memory");
-    pthread_mutex_lock(&s->lock);
-    if (s->num_rows > 1)
-        qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
-    for (i = 0; i != s->num_rows; ++i) {
-        const cph_dprow_t *row = s->rows[i];
-        if (row->session == NULL)
-            continue;
-        v = json_pack("{s:s, s:o, s:o}", "dp_id", row->id, "received_at", rfc3339(row->health_at_wall_ms), "services",
-                      row->health != NULL ? private_copy(row->health) : json_array());
-        if (v == NULL || json_array_append_new(arr, v) != 0)
-            cph_fatal(MODULE, "out of memory");
-    }
-    pthread_mutex_unlock(&s->lock);
-    return arr;
+    (void)s;
+    if (row->session == NULL)
+        return NULL;
+    return packed(json_pack("{s:s, s:o, s:o}", "dp_id", row->id, "received_at", rfc3339(row->health_at_wall_ms), "services",
+                            row->health != NULL ? private_copy(row->health) : json_array()));
 }
 
 /* Versions row is behind latest (lock held): a data plane that runs another epoch's snapshot, or none, has none of ours. */
@@ -668,26 +641,74 @@ static uint64_t row_lag(const cph_dpserver_t *s, const cph_dprow_t *row)
     return row->applied.version < s->latest_version ? s->latest_version - row->applied.version : 0;
 }
 
-json_t *cph_dpserver_summary(cph_dpserver_t *s)
+/* The short form of a row, for the dashboard. */
+static json_t *summary_json(const cph_dpserver_t *s, const cph_dprow_t *row)
 {
-    json_t *arr = json_array(), *v, *out;
-    size_t i, connected = 0;
-    uint64_t latest;
+    return packed(json_pack("{s:s, s:b, s:s, s:I, s:I, s:o}", "id", row->id, "connected", row->session != NULL, "status",
+                            status_names[row->status], "version", (json_int_t)row->applied.version, "lag",
+                            (json_int_t)row_lag(s, row), "last_seen", rfc3339(row->last_seen_wall_ms)));
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    return strcmp((*(cph_dprow_t *const *)a)->id, (*(cph_dprow_t *const *)b)->id);
+}
+
+/* Lock held: every row, sorted by id, mapped by fn into a new array (a row fn maps to NULL is left out). */
+static json_t *rows_json(cph_dpserver_t *s, json_t *(*fn)(const cph_dpserver_t *, const cph_dprow_t *))
+{
+    json_t *arr = json_array(), *v;
 
     if (arr == NULL)
         cph_fatal(MODULE, "out of memory");
-    pthread_mutex_lock(&s->lock);
-    if (s->num_rows > 1)
+    if (s->num_rows > 1) /* qsort's pointer must not be NULL, even for zero rows */
         qsort(s->rows, s->num_rows, sizeof(*s->rows), cmp_rows);
-    for (i = 0; i != s->num_rows; ++i) {
-        const cph_dprow_t *row = s->rows[i];
-        connected += row->session != NULL;
-        v = json_pack("{s:s, s:b, s:s, s:I, s:I, s:o}", "id", row->id, "connected", row->session != NULL, "status",
-                      status_names[row->status], "version", (json_int_t)row->applied.version, "lag", (json_int_t)row_lag(s, row),
-                      "last_seen", rfc3339(row->last_seen_wall_ms));
-        if (v == NULL || json_array_append_new(arr, v) != 0)
+    for (size_t i = 0; i != s->num_rows; ++i) {
+        if ((v = fn(s, s->rows[i])) != NULL && json_array_append_new(arr, v) != 0)
             cph_fatal(MODULE, "out of memory");
     }
+    return arr;
+}
+
+/* Connected rows (lock held). */
+static size_t num_connected(const cph_dpserver_t *s)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i != s->num_rows; ++i)
+        n += s->rows[i]->session != NULL;
+    return n;
+}
+
+json_t *cph_dpserver_list(cph_dpserver_t *s)
+{
+    json_t *arr;
+
+    pthread_mutex_lock(&s->lock);
+    arr = rows_json(s, row_json);
+    pthread_mutex_unlock(&s->lock);
+    return arr;
+}
+
+json_t *cph_dpserver_health(cph_dpserver_t *s)
+{
+    json_t *arr;
+
+    pthread_mutex_lock(&s->lock);
+    arr = rows_json(s, health_json);
+    pthread_mutex_unlock(&s->lock);
+    return arr;
+}
+
+json_t *cph_dpserver_summary(cph_dpserver_t *s)
+{
+    json_t *arr, *out;
+    size_t connected;
+    uint64_t latest;
+
+    pthread_mutex_lock(&s->lock);
+    arr = rows_json(s, summary_json);
+    connected = num_connected(s);
     latest = s->latest_version;
     pthread_mutex_unlock(&s->lock);
     if ((out = json_pack("{s:I, s:I, s:o}", "latest_version", (json_int_t)latest, "connected", (json_int_t)connected, "dataplanes",
@@ -698,11 +719,10 @@ json_t *cph_dpserver_summary(cph_dpserver_t *s)
 
 size_t cph_dpserver_num_connected(cph_dpserver_t *s)
 {
-    size_t i, n = 0;
+    size_t n;
 
     pthread_mutex_lock(&s->lock);
-    for (i = 0; i != s->num_rows; ++i)
-        n += s->rows[i]->session != NULL;
+    n = num_connected(s);
     pthread_mutex_unlock(&s->lock);
     return n;
 }
