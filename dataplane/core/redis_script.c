@@ -14,6 +14,7 @@
  * this one with a single key (tests/unit/dataplane/redis_test.c runs both on one key).
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/evp.h>
@@ -76,32 +77,79 @@ const char *cph_redis_script_sha(void)
 }
 
 #define MAX_ARGS (3 + 4 * CPH_RATELIMIT_MAX_STACK)
+#define U64_DIGITS 20
+
+/* v in decimal at the end of buf[U64_DIGITS]; returns where it starts (no printf: it is most of a request's cost). */
+static char *u64_dec(char *end, uint64_t v)
+{
+    char *p = end;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
+/* Appends "<mark><v>\r\n" (a RESP array or bulk length) at p; returns the end. */
+static char *put_len(char *p, char mark, uint64_t v)
+{
+    char digits[U64_DIGITS], *d = u64_dec(digits + U64_DIGITS, v);
+    size_t n = (size_t)(digits + U64_DIGITS - d);
+
+    *p++ = mark;
+    memcpy(p, d, n);
+    p += n;
+    *p++ = '\r', *p++ = '\n';
+    return p;
+}
+
+/*
+ * The RESP form of the command (an array of bulk strings), as redisFormatCommandArgv writes it, without its sprintf
+ * per argument: malloc'd, so redisFreeCommand (free) releases it.
+ */
+static size_t format_argv(char **cmd, int argc, const char *const *argv, const size_t *argvlen)
+{
+    size_t total = 1 + U64_DIGITS + 2;
+    char *p;
+
+    for (int i = 0; i != argc; ++i)
+        total += 1 + U64_DIGITS + 2 + argvlen[i] + 2;
+    if ((*cmd = p = malloc(total)) == NULL)
+        cph_fatal(MODULE, "out of memory");
+    p = put_len(p, '*', (uint64_t)argc);
+    for (int i = 0; i != argc; ++i) {
+        p = put_len(p, '$', argvlen[i]);
+        memcpy(p, argv[i], argvlen[i]);
+        p += argvlen[i];
+        *p++ = '\r', *p++ = '\n';
+    }
+    return (size_t)(p - *cmd);
+}
 
 size_t cph_redis_script_format(char **cmd, size_t n, const char *const *keys, const size_t *key_lens,
                                const cph_ratelimit_spec_t *const *specs)
 {
     const char *argv[MAX_ARGS];
     size_t argvlen[MAX_ARGS];
-    char nums[1 + 3 * CPH_RATELIMIT_MAX_STACK][24];
-    int argc = 0, len;
+    char nums[1 + 3 * CPH_RATELIMIT_MAX_STACK][U64_DIGITS];
+    int argc = 0;
 
     if (n == 0 || n > CPH_RATELIMIT_MAX_STACK)
         cph_fatal(MODULE, "a stack of %zu limits", n);
     argv[argc] = "EVALSHA", argvlen[argc++] = 7;
     argv[argc] = cph_redis_script_sha(), argvlen[argc++] = 40;
-    argv[argc] = nums[0], argvlen[argc++] = (size_t)snprintf(nums[0], sizeof(nums[0]), "%zu", n);
+    argv[argc] = u64_dec(nums[0] + U64_DIGITS, n), argvlen[argc] = (size_t)(nums[0] + U64_DIGITS - argv[argc]), argc++;
     for (size_t i = 0; i != n; i++)
         argv[argc] = keys[i], argvlen[argc++] = key_lens[i];
     for (size_t i = 0; i != n; i++) {
         const uint64_t v[3] = {specs[i]->period_ms, specs[i]->rate, specs[i]->burst};
         for (size_t j = 0; j != 3; j++) {
-            char *num = nums[1 + 3 * i + j];
-            argv[argc] = num, argvlen[argc++] = (size_t)snprintf(num, sizeof(nums[0]), "%llu", (unsigned long long)v[j]);
+            char *end = nums[1 + 3 * i + j] + U64_DIGITS;
+            argv[argc] = u64_dec(end, v[j]), argvlen[argc] = (size_t)(end - argv[argc]), argc++;
         }
     }
-    if ((len = redisFormatCommandArgv(cmd, argc, argv, argvlen)) < 0)
-        cph_fatal(MODULE, "out of memory");
-    return (size_t)len;
+    return format_argv(cmd, argc, argv, argvlen);
 }
 
 static uint64_t non_negative(const redisReply *r)
