@@ -167,15 +167,34 @@ int cph_client_ip(cph_req_t *r, struct sockaddr_storage *out)
     return cph_client_ip_hops(r->req, hops, out);
 }
 
+/* Dotted quad of a (4 bytes) into buf (at least 16 bytes), NUL-terminated, without inet_ntop's sprintf per byte. */
+static size_t format_ipv4(const uint8_t *a, char *buf)
+{
+    char *p = buf;
+
+    for (int i = 0; i != 4; ++i) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        if (i != 3)
+            *p++ = '.';
+    }
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 size_t cph_client_ip_format(const struct sockaddr_storage *ss, char *buf, size_t cap)
 {
-    const void *addr = ss->ss_family == AF_INET    ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
-                       : ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-                                                   : NULL;
+    const void *addr = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr : NULL;
 
     if (cap == 0)
         return 0;
-    if (addr == NULL || cap > (size_t)INT32_MAX || inet_ntop(ss->ss_family, addr, buf, (socklen_t)cap) == NULL) {
+    if (ss->ss_family == AF_INET && cap >= INET_ADDRSTRLEN)
+        return format_ipv4((const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr, buf);
+    if (addr == NULL || cap > (size_t)INT32_MAX || inet_ntop(AF_INET6, addr, buf, (socklen_t)cap) == NULL) {
         buf[0] = '\0';
         return 0;
     }

@@ -29,6 +29,7 @@
 #include "dataplane/compile/router.h"
 #include "dataplane/core/credentials.h"
 #include "dataplane/core/h1resp.h"
+#include "dataplane/core/clientip.h"
 #include "dataplane/filter/proxy_head.h"
 
 #define MODULE "dp/filter/proxy_head"
@@ -98,34 +99,14 @@ static h2o_iovec_t join_headers(h2o_mem_pool_t *pool, const h2o_headers_t *heade
     return out;
 }
 
-/* Dotted quad without printf (inet_ntop formats with sprintf: a tenth of the request's instructions). */
-static size_t format_ipv4(const uint8_t *a, char *buf)
-{
-    char *p = buf;
-
-    for (int i = 0; i != 4; ++i) {
-        unsigned v = a[i];
-        if (v >= 100)
-            *p++ = (char)('0' + v / 100);
-        if (v >= 10)
-            *p++ = (char)('0' + v / 10 % 10);
-        *p++ = (char)('0' + v % 10);
-        if (i != 3)
-            *p++ = '.';
-    }
-    return (size_t)(p - buf);
-}
-
+/* The client's address for X-Forwarded-For (buf: NI_MAXHOST bytes); "unknown" when the connection has none. */
 static h2o_iovec_t peer_address(h2o_req_t *req, char *buf)
 {
     struct sockaddr_storage ss;
     socklen_t len = req->conn->callbacks->get_peername(req->conn, (void *)&ss);
-    size_t n;
+    size_t n = len != 0 ? cph_client_ip_format(&ss, buf, NI_MAXHOST) : 0;
 
-    if (len != 0 && ss.ss_family == AF_INET)
-        return h2o_iovec_init(buf, format_ipv4((const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr, buf));
-    n = len != 0 ? h2o_socket_getnumerichost((void *)&ss, len, buf) : SIZE_MAX;
-    return n != SIZE_MAX ? h2o_iovec_init(buf, n) : h2o_iovec_init(H2O_STRLIT("unknown"));
+    return n != 0 ? h2o_iovec_init(buf, n) : h2o_iovec_init(H2O_STRLIT("unknown"));
 }
 
 /* ---------------------------------------------------------------- identity headers */

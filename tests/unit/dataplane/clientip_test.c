@@ -183,6 +183,23 @@ static void test_format(void **state)
     assert_int_equal(cph_client_ip_format(&ss, buf, sizeof(buf)), 0);
     assert_int_equal(cph_client_ip_parse(H2O_STRLIT("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"), &ss), 0);
     assert_int_equal(cph_client_ip_parse(H2O_STRLIT("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255.1"), &ss), -1);
+    /* IPv4 is written without inet_ntop: every byte value in every position, as inet_ntop writes it */
+    for (unsigned v = 0; v != 256; ++v) {
+        const uint8_t quads[4][4] = {
+            {(uint8_t)v, 0, 9, 10}, {99, (uint8_t)v, 100, 255}, {1, 2, (uint8_t)v, 3}, {255, 0, 1, (uint8_t)v}};
+        for (int k = 0; k != 4; ++k) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            char want[INET_ADDRSTRLEN];
+            memset(&ss, 0, sizeof(ss));
+            sin->sin_family = AF_INET;
+            memcpy(&sin->sin_addr, quads[k], 4);
+            assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, want, sizeof(want)));
+            assert_int_equal(cph_client_ip_format(&ss, buf, sizeof(buf)), strlen(want));
+            assert_string_equal(buf, want);
+        }
+    }
+    assert_int_equal(cph_client_ip_format(&ss, small, sizeof(small)), 0); /* "255.0.1.255" does not fit in 4 */
+    assert_string_equal(small, "");
 }
 
 static void test_hops_from_snapshot(void **state)
