@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include "controlplane/authapi.h"
+#include "controlplane/authapi_body.h"
 #include "controlplane/httpd.h"
 #include "controlplane/password.h"
 #include "controlplane/settings.h"
@@ -41,9 +42,9 @@
 
 #define MODULE "cp/authapi"
 #define AUTH_UNAVAILABLE_RETRY_S 5 /* Retry-After of a 503 while the signing key is unavailable */
-#define USERNAME_MAX 128
-#define EMAIL_MAX 254
-#define SYSTEM_MAX 64
+#define USERNAME_MAX CPH_AUTHAPI_USERNAME_MAX
+#define EMAIL_MAX CPH_AUTHAPI_EMAIL_MAX
+#define SYSTEM_MAX CPH_AUTHAPI_SYSTEM_MAX
 #define IP_MAX 64
 
 struct st_cph_authapi_t {
@@ -54,18 +55,16 @@ struct st_cph_authapi_t {
     _Atomic int64_t last_prune;
 };
 
-typedef enum en_route_t { ROUTE_LOGIN, ROUTE_REFRESH, ROUTE_LOGOUT } route_t;
-
 /* Per-request state, from the headers to the completion callback. */
 typedef struct st_ctx_t {
     cph_authapi_t *a;
     struct MHD_Connection *conn;
-    route_t route;
+    cph_authapi_route_t route;
     char *buf;
     size_t len;
     int too_large;
     int answered;
-    json_t *body; /* the parsed object, or NULL (an empty logout body) */
+    cph_authapi_body_t body; /* the checked body (its root NULL for an empty logout body) */
     unsigned status;
     json_t *resp; /* NULL with 204 */
     int64_t retry_after;
@@ -200,51 +199,6 @@ static void client_ip(struct MHD_Connection *conn, char out[IP_MAX])
     last = strrchr(xff, ',');
     last = last != NULL ? last + 1 : xff;
     normalise_ip(last, strlen(last), out); /* out keeps the peer when the element is not an address */
-}
-
-/* ---------------------------------------------------------------- body checks */
-
-/*
- * A string member of 1..max bytes: *out set, or NULL when absent and optional. Answers 400 (and returns -1) for a
- * wrong type or length; never echoes the value.
- */
-static int get_string(ctx_t *ctx, const char *member, size_t max, int required, const char **out)
-{
-    json_t *v = json_object_get(ctx->body, member);
-    char msg[96];
-
-    *out = NULL;
-    if (v == NULL && !required)
-        return 0;
-    if (v == NULL) {
-        snprintf(msg, sizeof(msg), "\"%s\" is required", member);
-    } else if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max) {
-        snprintf(msg, sizeof(msg), "\"%s\" must be a string of 1 to %zu bytes", member, max);
-    } else {
-        *out = json_string_value(v);
-        return 0;
-    }
-    fail(ctx, 400, "invalid", msg);
-    return -1;
-}
-
-/* Refuses members outside allowed (NULL-terminated): 400. */
-static int check_members(ctx_t *ctx, const char *const *allowed)
-{
-    const char *k;
-    json_t *v;
-
-    json_object_foreach(ctx->body, k, v)
-    {
-        size_t i = 0;
-        while (allowed[i] != NULL && strcmp(allowed[i], k) != 0)
-            ++i;
-        if (allowed[i] == NULL) {
-            fail(ctx, 400, "invalid", "unknown member in the body");
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* ---------------------------------------------------------------- database reads */
@@ -398,7 +352,8 @@ static void answer_pair(ctx_t *ctx, int64_t user_id, int64_t system_id, const ch
 
     if (load_principal(ctx->a->db, user_id, system_id, &p, &err) != 0) {
         if (strcmp(err.code, "invalid_grant") == 0)
-            fail(ctx, 401, ctx->route == ROUTE_LOGIN ? "invalid_credentials" : "invalid_grant", "the login is no longer valid");
+            fail(ctx, 401, ctx->route == CPH_AUTHAPI_LOGIN ? "invalid_credentials" : "invalid_grant",
+                 "the login is no longer valid");
         else if (strcmp(err.code, "unavailable") == 0) { /* the signing key lives in Vault, not read since the restart */
             ctx->retry_after = AUTH_UNAVAILABLE_RETRY_S;
             fail(ctx, 503, "unavailable", "tokens cannot be issued right now; try again later");
@@ -478,20 +433,11 @@ static void login_success(ctx_t *ctx, const account_t *acc, int64_t now)
 
 static void do_login(ctx_t *ctx)
 {
-    static const char *const ALLOWED[] = {"username", "email", "password", "system", NULL};
-    const char *username, *email, *password, *system;
+    const char *username = ctx->body.username, *email = ctx->body.email, *password = ctx->body.password, *system = ctx->body.system;
     char ip[IP_MAX], key[EMAIL_MAX + 2];
     int64_t now = (int64_t)time(NULL), wait;
     account_t acc;
 
-    if (check_members(ctx, ALLOWED) != 0 || get_string(ctx, "username", USERNAME_MAX, 0, &username) != 0 ||
-        get_string(ctx, "email", EMAIL_MAX, 0, &email) != 0 || get_string(ctx, "password", CPH_PASSWORD_MAX, 1, &password) != 0 ||
-        get_string(ctx, "system", SYSTEM_MAX, 1, &system) != 0)
-        return;
-    if ((username == NULL) == (email == NULL)) {
-        fail(ctx, 400, "invalid", "exactly one of \"username\" and \"email\" is required");
-        return;
-    }
     client_ip(ctx->conn, ip);
     load_account(ctx->a->db, username, email, system, &acc);
     account_key(&acc, username != NULL ? username : email, key, sizeof(key));
@@ -513,15 +459,12 @@ static void do_login(ctx_t *ctx)
 
 static void do_refresh(ctx_t *ctx)
 {
-    static const char *const ALLOWED[] = {"refresh_token", NULL};
     char old_sha[65], sha[65], refresh[CPH_REFRESH_TOKEN_CHARS + 1], jti[2 * CPH_TOKEN_JTI_BYTES + 1];
-    const char *presented;
+    const char *presented = ctx->body.refresh_token;
     int64_t now = (int64_t)time(NULL);
     cph_refresh_row_t row;
     cph_error_t err = {0};
 
-    if (check_members(ctx, ALLOWED) != 0 || get_string(ctx, "refresh_token", 1024, 1, &presented) != 0)
-        return;
     if (cph_store_refresh_hash(presented, old_sha) != 0) {
         fail(ctx, 401, "invalid_grant", "invalid refresh token");
         return;
@@ -564,16 +507,13 @@ static int bearer(ctx_t *ctx, int64_t now, char jti[CPH_TOKEN_JTI_MAX + 1], int6
 
 static void do_logout(ctx_t *ctx)
 {
-    static const char *const ALLOWED[] = {"refresh_token", NULL};
-    const char *presented = NULL;
+    const char *presented = ctx->body.refresh_token;
     char sha[65], jti[CPH_TOKEN_JTI_MAX + 1], family[33] = "";
     int64_t now = (int64_t)time(NULL), exp = 0;
     int has_jti;
     cph_refresh_row_t row;
     cph_error_t err = {0};
 
-    if (ctx->body != NULL && (check_members(ctx, ALLOWED) != 0 || get_string(ctx, "refresh_token", 1024, 0, &presented) != 0))
-        return;
     if (presented != NULL && cph_store_refresh_hash(presented, sha) == 0 &&
         cph_store_refresh_find(ctx->a->db, sha, &row, &err) == 0)
         snprintf(family, sizeof(family), "%s", row.family);
@@ -596,11 +536,11 @@ static int on_headers(ctx_t *ctx, const char *url, const char *method)
     const char *clen;
 
     if (strcmp(url, "/auth/login") == 0)
-        ctx->route = ROUTE_LOGIN;
+        ctx->route = CPH_AUTHAPI_LOGIN;
     else if (strcmp(url, "/auth/refresh") == 0)
-        ctx->route = ROUTE_REFRESH;
+        ctx->route = CPH_AUTHAPI_REFRESH;
     else if (strcmp(url, "/auth/logout") == 0)
-        ctx->route = ROUTE_LOGOUT;
+        ctx->route = CPH_AUTHAPI_LOGOUT;
     else {
         fail(ctx, 404, "not_found", "no such resource");
         return 1;
@@ -631,20 +571,19 @@ static void on_body(ctx_t *ctx, const char *data, size_t len)
 
 static void on_complete(ctx_t *ctx)
 {
+    char msg[CPH_AUTHAPI_MSG_MAX];
+
     if (ctx->too_large) {
         fail(ctx, 400, "invalid", "the body is over 16 KiB");
         return;
     }
-    if (ctx->len > 0 || ctx->route != ROUTE_LOGOUT) {
-        ctx->body = json_loadb(ctx->buf != NULL ? ctx->buf : "", ctx->len, JSON_REJECT_DUPLICATES, NULL);
-        if (!json_is_object(ctx->body)) {
-            fail(ctx, 400, "invalid", "the body must be a JSON object (without duplicate keys)");
-            return;
-        }
+    if (cph_authapi_body_read(ctx->route, ctx->buf, ctx->len, &ctx->body, msg) != 0) {
+        fail(ctx, 400, "invalid", msg);
+        return;
     }
-    if (ctx->route == ROUTE_LOGIN)
+    if (ctx->route == CPH_AUTHAPI_LOGIN)
         do_login(ctx);
-    else if (ctx->route == ROUTE_REFRESH)
+    else if (ctx->route == CPH_AUTHAPI_REFRESH)
         do_refresh(ctx);
     else
         do_logout(ctx);
@@ -689,7 +628,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ctx->buf != NULL)
         OPENSSL_cleanse(ctx->buf, ctx->len); /* it held a password or a token */
     free(ctx->buf);
-    json_decref(ctx->body);
+    cph_authapi_body_clear(&ctx->body);
     json_decref(ctx->resp);
     free(ctx);
     *con_cls = NULL;

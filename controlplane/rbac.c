@@ -197,7 +197,9 @@ static int touch_backends(scope_t *s, const json_t *obj, int is_body)
         const char *name = json_string_value(json_object_get(b, "service"));
         if (name == NULL)
             continue; /* the schema refuses it */
-        snprintf(path, sizeof(path), is_body ? "/aggregate/backends/%zu/service" : "", i);
+        path[0] = '\0';
+        if (is_body)
+            snprintf(path, sizeof(path), "/aggregate/backends/%zu/service", i);
         if (touch_service(s, name, path, "an aggregate backend of a service in no system") != 0)
             return -1;
     }

@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [minutes] [target...]      default: 10 minutes, every target, one after the other
 #
-# Targets: snapshot admin_body jwt path router ratelimit (tests/fuzz/README.md says what each covers).
+# Targets: snapshot admin_body jwt path router ratelimit auth_body explain headers (tests/fuzz/README.md says what each covers).
 # New corpus entries go to build-fuzz/fuzz-corpus/<target>/ (scratch: minimise the good ones into
 # tests/fuzz/corpus/<target>/ by hand, see the README); crashes, leaks and timeouts go to tests/fuzz/crashes/<target>/
 # (ignored by git) and make the script exit non-zero. Logs: build-fuzz/fuzz-logs/<target>.log.
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL=(snapshot admin_body jwt path router ratelimit)
+ALL=(snapshot admin_body jwt path router ratelimit auth_body explain headers)
 MINUTES=${1:-10}
 [[ $# -gt 0 ]] && shift
 TARGETS=("$@")
