@@ -43,6 +43,76 @@ typedef struct st_h2conn_head_t {
     cph_h2_expect_fn _read_expect;
 } h2conn_head_t;
 
+/*
+ * The rest of h2o 2.2.5's connection, up to _write (where its frames are queued), and its stream up to the request it
+ * embeds: what cph_h2guard_reset_stream needs to queue a RST_STREAM the way h2o itself does and to hand the stream to
+ * h2o_http2_stream_reset. Each use is checked first against what h2o exports (cph_h2guard_reset_stream).
+ */
+typedef struct st_hpack_table_t {
+    void *entries;
+    size_t num_entries, entry_capacity, entry_start_index, hpack_size, hpack_capacity, hpack_max_capacity;
+} hpack_table_t;
+
+typedef struct st_window_t {
+    ssize_t avail;
+} window_t;
+
+typedef struct st_h2conn_t {
+    h2conn_head_t head;
+    h2o_buffer_t *_http1_req_input;
+    hpack_table_t _input_header_table;
+    window_t _input_window;
+    hpack_table_t _output_header_table;
+    h2o_linklist_t _pending_reqs;
+    h2o_timeout_entry_t _timeout_entry;
+    h2o_buffer_t *_headers_unparsed;
+    struct {
+        h2o_buffer_t *buf;
+        h2o_buffer_t *buf_in_flight;
+        h2o_linklist_t streams_to_proceed;
+        h2o_timeout_entry_t timeout_entry;
+        window_t window;
+    } _write;
+} h2conn_t;
+
+enum { STREAM_SEND_HEADERS = 4, STREAM_SEND_BODY_IS_FINAL = 6 }; /* h2o_http2_stream_state_t */
+
+typedef struct st_h2stream_t {
+    uint32_t stream_id;
+    h2o_ostream_t _ostr_final;
+    int state; /* h2o_http2_stream_state_t */
+    window_t output_window, input_window;
+    h2o_http2_priority_t received_priority;
+    h2o_buffer_t *_req_body;
+    size_t _expected_content_length;
+    H2O_VECTOR(h2o_iovec_t) _data;
+    h2o_ostream_pull_cb _pull_cb;
+    void *_num_streams_slot;
+    void *cache_digests;
+    union {
+        struct {
+            uint32_t parent_stream_id;
+            unsigned promise_sent : 1;
+        } push;
+        struct {
+            unsigned casper_is_ready : 1;
+        } pull;
+    } u;
+    struct {
+        h2o_linklist_t link;
+        h2o_http2_scheduler_openref_t scheduler;
+    } _refs;
+    h2o_send_state_t send_state;
+    h2o_req_t req;
+} h2stream_t;
+
+/* Exported by libh2o 2.2.5 and declared in its http2_internal.h, which cannot be included (see above). */
+struct st_h2o_http2_conn_t;
+struct st_h2o_http2_stream_t;
+void h2o_http2__encode_rst_stream_frame(h2o_buffer_t **buf, uint32_t stream_id, int errnum);
+void h2o_http2_conn_request_write(struct st_h2o_http2_conn_t *conn);
+void h2o_http2_stream_reset(struct st_h2o_http2_conn_t *conn, struct st_h2o_http2_stream_t *stream);
+
 #define FRAME_HEADER 9
 #define TYPE_HEADERS 1
 #define TYPE_RST_STREAM 3
@@ -152,4 +222,38 @@ void cph_h2guard_stream_end(cph_h2guard_t *g, int responded)
         ++g->abandoned;
     if (cph_h2guard_over_budget(g))
         g->tripped = 1;
+}
+
+/* The stream id h2o logs for req (its own h2o_http2_stream_t::stream_id, read through an exported callback); 0 if none. */
+static uint32_t logged_stream_id(h2o_req_t *req)
+{
+    h2o_iovec_t (*stream_id)(h2o_req_t *) = req->conn->callbacks->log_.http2.stream_id;
+    h2o_iovec_t id;
+    char buf[16];
+
+    if (stream_id == NULL || (id = stream_id(req)).base == NULL || id.len == 0 || id.len >= sizeof(buf))
+        return 0;
+    memcpy(buf, id.base, id.len);
+    buf[id.len] = '\0';
+    return (uint32_t)strtoul(buf, NULL, 10);
+}
+
+int cph_h2guard_reset_stream(h2o_req_t *req)
+{
+    h2conn_t *c = (h2conn_t *)req->conn;
+    h2stream_t *st = H2O_STRUCT_FROM_MEMBER(h2stream_t, req, req);
+    uint32_t id;
+
+    /* every layout assumption checked against what h2o exports or set itself: the stream's id as h2o logs it, its
+     * ostream as the request's last one, a state that sends, the connection's HPACK tables and write buffer */
+    if (req->version < 0x200 || (id = logged_stream_id(req)) == 0 || st->stream_id != id || (id & 1) == 0 ||
+        req->_ostr_top != &st->_ostr_final || st->state < STREAM_SEND_HEADERS || st->state > STREAM_SEND_BODY_IS_FINAL ||
+        id > c->head.pull_stream_ids.max_open ||
+        c->_input_header_table.hpack_max_capacity != H2O_HTTP2_SETTINGS_DEFAULT.header_table_size || c->_write.buf == NULL ||
+        c->_write.buf->size > c->_write.buf->capacity)
+        return -1;
+    h2o_http2__encode_rst_stream_frame(&c->_write.buf, id, -H2O_HTTP2_ERROR_CANCEL);
+    h2o_http2_conn_request_write((struct st_h2o_http2_conn_t *)c);
+    h2o_http2_stream_reset((struct st_h2o_http2_conn_t *)c, (struct st_h2o_http2_stream_t *)st); /* may dispose req */
+    return 0;
 }

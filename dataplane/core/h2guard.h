@@ -59,6 +59,14 @@ int cph_h2guard_scan(const uint8_t *input, size_t len, uint32_t stream_id);
 /** A dispatched stream ended; responded is 0 when no response had started (it was reset or abandoned). */
 void cph_h2guard_stream_end(cph_h2guard_t *g, int responded);
 /**
+ * Resets req's HTTP/2 stream from the gateway's side, as h2o does for its own stream errors: RST_STREAM(CANCEL) is
+ * queued on the connection and h2o_http2_stream_reset closes the stream, which may dispose req (and its pool) before
+ * this returns - the caller must not touch either afterwards. The other streams of the connection go on. For a
+ * stream stalled by its own flow-control window (filter/proxy.c): nothing else ever ends it. Returns 0, or -1 without
+ * doing anything when req is not an HTTP/2 stream in a sending state or h2o's layout does not check out.
+ */
+int cph_h2guard_reset_stream(h2o_req_t *req);
+/**
  * The budget: once CPH_H2GUARD_MIN_STREAMS streams were opened, more than half of them reset by the client, or more
  * than half of them ended without a response, is over it. Pure.
  */

@@ -17,7 +17,8 @@
  * when set, bounds the whole exchange, retries included.
  *
  * A client that takes nothing of a response for the route's idle_ms while the proxy has stopped reading the upstream
- * for it (256 KiB waiting) loses the response: both connections are closed (client_stalled).
+ * for it (256 KiB waiting) loses the response: the upstream connection is closed, and the client's connection too -
+ * or, for an HTTP/2 stream held only by its own flow-control window, that stream alone is reset (client_stalled).
  *
  * Failure mapping before the head: 502 upstream_connect_failed when no connection could be made (resolution,
  * connect), 504 upstream_timeout for any timeout, 502 bad_gateway for anything else (early close, malformed head,
@@ -50,6 +51,7 @@
 #include "dataplane/compile/router.h"
 #include "dataplane/core/credentials.h"
 #include "dataplane/core/h1resp.h"
+#include "dataplane/core/h2guard.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/fetch.h"
 #include "dataplane/filter/filter.h"
@@ -442,7 +444,9 @@ static void send_request(upstream_t *u)
  * The client took nothing of the response for idle_ms while the upstream was paused for it: the upstream connection
  * is closed (not the upstream's fault: no error counted, its verdict is its head's), and the client's connection is
  * shut down when its socket is the one stuck (HTTP/1, or an HTTP/2 connection whose writes do not drain), so h2o ends
- * the request. An HTTP/2 stream stalled by its own flow-control window ends with the error state at the next proceed.
+ * the request. An HTTP/2 stream stalled only by its own flow-control window (the connection drains; the client never
+ * opens that stream's window) is reset alone with RST_STREAM(CANCEL), its siblings untouched (cph_h2guard_reset_stream,
+ * which may dispose the request and u with it: it comes last).
  */
 static void client_stalled(upstream_t *u)
 {
@@ -457,6 +461,8 @@ static void client_stalled(upstream_t *u)
     end_exchange(u, u->head_outcome);
     if (cs != NULL && (req->version < 0x200 || h2o_socket_is_writing(cs)))
         shutdown(h2o_socket_get_fd(cs), SHUT_RDWR); /* h2o sees the error and closes it, disposing the request */
+    else if (req->version >= 0x200 && cph_h2guard_reset_stream(req) != 0)
+        cph_log_warn(MODULE, "an HTTP/2 stream stalled by its window could not be reset: it ends at its next proceed");
 }
 
 static void on_timeout(h2o_timeout_entry_t *entry)

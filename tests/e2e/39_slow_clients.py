@@ -215,3 +215,88 @@ def test_a_reader_that_stops_loses_the_response(cp, dp, pyup):
         assert dp.proc.alive()
     finally:
         up.close()
+
+
+def h2_events(sock, conn, until, timeout=10.0):
+    """Reads h2 events until until(events) is true or timeout passes; returns all events seen."""
+    import h2.exceptions
+    events, deadline = [], time.monotonic() + timeout
+    while not until(events) and time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            break
+        try:
+            events += conn.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            raise AssertionError(f"protocol error from the gateway: {e!r}")
+        sock.sendall(conn.data_to_send())
+    return events
+
+
+def test_http2_stream_held_by_its_window_is_reset_alone(cp, dp, pyup):
+    """An HTTP/2 client that never opens one stream's flow-control window: once 256 KiB wait for that stream and
+    idle_ms passes, the gateway resets that stream alone (RST_STREAM CANCEL) and closes its upstream connection; the
+    other streams of the connection are served before and after, on the same connection."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+
+    up = Firehose()
+    try:
+        cp.admin.apply("POST", "/api/v1/services", {"name": "hose", "targets": [{"url": f"http://127.0.0.1:{up.port}"}]})
+        cp.admin.apply("POST", "/api/v1/routes", {
+            "name": "hose", "service": "hose", "paths": ["/hose"], "default_access": "public",
+            "policies": {"timeouts": {"idle_ms": 1000}}})
+        cp.admin.apply("POST", "/api/v1/services", {"name": "echo", "targets": [{"url": pyup.url}]})
+        cp.admin.apply("POST", "/api/v1/routes?wait=applied", {"name": "echo", "service": "echo", "paths": ["/echo"],
+                                                               "default_access": "public"})
+        sock = socket.create_connection(("127.0.0.1", dp.port), timeout=10)
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        conn.initiate_connection()
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})  # no stream gets data unless opened
+        conn.increment_flow_control_window(16 << 20)  # the connection's own window is wide open
+        sock.sendall(conn.data_to_send())
+
+        def get(sid, path):
+            conn.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),
+                                    (":authority", "127.0.0.1")], end_stream=True)
+            sock.sendall(conn.data_to_send())
+
+        def open_window(sid):
+            conn.increment_flow_control_window(1 << 20, stream_id=sid)
+            sock.sendall(conn.data_to_send())
+
+        def ended(sid):
+            return lambda evs: any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in evs)
+
+        get(1, "/hose/big")  # never given any window
+        get(3, "/echo/before")
+        open_window(3)
+        events = h2_events(sock, conn, ended(3))
+        assert any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == 1 for e in events), events
+        assert ended(3)(events), events
+        t0 = time.monotonic()
+        reset = lambda evs: any(isinstance(e, h2.events.StreamReset) and e.stream_id == 1 for e in evs)  # noqa: E731
+        events = h2_events(sock, conn, reset, timeout=15)
+        took = time.monotonic() - t0
+        rst = [e for e in events if isinstance(e, h2.events.StreamReset) and e.stream_id == 1]
+        assert rst and rst[0].error_code == 8, events  # CANCEL
+        assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in events), events
+        assert took < 10, took
+        assert up.cut.wait(10), "the upstream connection of the reset stream was not closed"
+        # the connection goes on: a new stream on it is served
+        get(5, "/echo/after")
+        open_window(5)
+        events = h2_events(sock, conn, ended(5))
+        assert ended(5)(events), events
+        assert any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == 5 and dict(e.headers)[":status"] == "200"
+                   for e in events), events
+        sock.close()
+        assert dp.proc.alive()
+    finally:
+        up.close()
