@@ -29,9 +29,9 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include "dataplane/compile/auth.h"
 #include "dataplane/core/authn.h"
+#include "dataplane/core/sha256.h"
 #include "proto/proto.h"
 
 #define MODULE "dp/core/authn"
@@ -493,7 +493,7 @@ cph_authn_result_t cph_authn_verify_api_key(const cph_snapshot_t *snap, const ch
 {
     const cph_api_key_t *k;
     const char *dot;
-    unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char digest[CPH_SHA256_LEN];
 
     if (secret == NULL) {
         if ((dot = memchr(key, '.', len)) == NULL) {
@@ -511,8 +511,8 @@ cph_authn_result_t cph_authn_verify_api_key(const cph_snapshot_t *snap, const ch
     if ((k = cph_auth_find_api_key(snap != NULL ? snap->auth : NULL, key, len)) == NULL)
         return CPH_AUTHN_INVALID;
     *reason = "bad_secret";
-    if (SHA256((const unsigned char *)secret, secret_len, digest) == NULL ||
-        CRYPTO_memcmp(digest, k->secret_sha256, sizeof(digest)) != 0)
+    cph_sha256(secret, secret_len, digest);
+    if (CRYPTO_memcmp(digest, k->secret_sha256, sizeof(digest)) != 0)
         return CPH_AUTHN_INVALID;
     *reason = "expired";
     if (k->expires_at != 0 && (int64_t)now >= k->expires_at)

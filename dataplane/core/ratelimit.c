@@ -21,10 +21,10 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include "proto/log.h"
 #include "dataplane/core/ratelimit.h"
 #include "dataplane/core/siphash.h"
+#include "dataplane/core/sha256.h"
 
 #define MODULE "dp/core/ratelimit"
 
@@ -221,8 +221,8 @@ static void make_key(const cph_ratelimit_item_t *item, probe_key_t *k, unsigned 
 {
     *k = (probe_key_t){item->limit_id, 0, item->key, (uint8_t)item->key_len, 0};
     if (item->key_len > KEY_INLINE) {
-        SHA256((const unsigned char *)item->key, item->key_len, digest);
-        *k = (probe_key_t){item->limit_id, 0, (const char *)digest, SHA256_DIGEST_LENGTH, 1};
+        cph_sha256(item->key, item->key_len, digest);
+        *k = (probe_key_t){item->limit_id, 0, (const char *)digest, CPH_SHA256_LEN, 1};
     }
     k->hash = cph_siphash13(sip_k0, sip_k1, &item->limit_id, k->key, k->len);
 }
@@ -262,7 +262,7 @@ static void commit(shard_t *s, const probe_key_t *k, uint64_t tat, uint64_t now)
  */
 size_t cph_ratelimit_local_stack(cph_ratelimit_item_t *items, size_t n, uint64_t now_ms, int charge)
 {
-    unsigned char digests[CPH_RATELIMIT_MAX_STACK][SHA256_DIGEST_LENGTH];
+    unsigned char digests[CPH_RATELIMIT_MAX_STACK][CPH_SHA256_LEN];
     probe_key_t keys[CPH_RATELIMIT_MAX_STACK];
     uint64_t tats[CPH_RATELIMIT_MAX_STACK], locked = 0, now = (now_ms < NOW_CAP ? now_ms : NOW_CAP) * NS_PER_MS;
     size_t refused = n;

@@ -34,7 +34,6 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <openssl/sha.h>
 #include "proto/log.h"
 #include "dataplane/compile/ratelimit.h"
 #include "dataplane/compile/router.h"
@@ -42,6 +41,7 @@
 #include "dataplane/core/redis.h"
 #include "dataplane/core/respond.h"
 #include "dataplane/filter/filter.h"
+#include "dataplane/core/sha256.h"
 
 #define MODULE "dp/filter/ratelimit"
 
@@ -121,10 +121,10 @@ static h2o_iovec_t limit_key(cph_req_t *r, const cph_rl_limit_t *l)
 static h2o_iovec_t redis_key(cph_req_t *r, const cph_rl_limit_t *l, h2o_iovec_t key)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char digest[CPH_SHA256_LEN];
     char *buf = h2o_mem_alloc_pool(&r->req->pool, l->redis_prefix.len + 33);
 
-    SHA256((const unsigned char *)key.base, key.len, digest);
+    cph_sha256(key.base, key.len, digest);
     memcpy(buf, l->redis_prefix.base, l->redis_prefix.len);
     for (size_t i = 0; i != 16; i++) {
         buf[l->redis_prefix.len + 2 * i] = hex[digest[i] >> 4];
