@@ -7,7 +7,6 @@
  * The worker's ring is created on its first line (one allocation per thread) and registered under a mutex.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -226,9 +225,9 @@ static void put_raw(line_t *l, const char *s, size_t n)
 
 #define PUT_LIT(l, s) put_raw((l), (s), sizeof(s) - 1)
 
-static void put_str(line_t *l, const char *key, const char *s, size_t n)
+static void put_str(line_t *l, const char *key, size_t key_len, const char *s, size_t n)
 {
-    put_raw(l, key, strlen(key));
+    put_raw(l, key, key_len);
     if (s == NULL) {
         put_raw(l, "null", 4);
         return;
@@ -242,51 +241,89 @@ static void put_str(line_t *l, const char *key, const char *s, size_t n)
     put_raw(l, "\"", 1);
 }
 
-static void put_fmt(line_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put_fmt(line_t *l, const char *fmt, ...)
+/* A key (a string literal) and a string value, escaped; NULL is written null. */
+#define PUT_STR(l, key, s, n) put_str((l), (key), sizeof(key) - 1, (s), (n))
+
+/* v in decimal (no printf: formatting was most of a log line's cost). */
+static void put_u64(line_t *l, uint64_t v)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = l->overflow ? -1 : vsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(l->buf) - l->len)
-        l->overflow = 1;
-    else
-        l->len += (size_t)n;
+    char digits[20], *p = digits + sizeof(digits);
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put_raw(l, p, (size_t)(digits + sizeof(digits) - p));
+}
+
+/* n at least `width` digits wide, zero-padded (n < 10^width or it is written whole). */
+static void put_padded(line_t *l, uint64_t n, int width)
+{
+    char digits[20];
+
+    for (int i = width - 1; i >= 0; --i, n /= 10)
+        digits[i] = (char)('0' + n % 10);
+    if (n != 0)
+        put_u64(l, n);
+    put_raw(l, digits, (size_t)width);
+}
+
+/* A duration in nanoseconds as milliseconds with three decimals, rounded to the nearest microsecond ("1.234"). */
+static void put_ms(line_t *l, uint64_t ns)
+{
+    uint64_t us = (ns + 500) / 1000;
+
+    put_u64(l, us / 1000);
+    put_raw(l, ".", 1);
+    put_padded(l, us % 1000, 3);
 }
 
 /* time, request_id, trace_id, client_ip, method, path: the request's identity. */
+/* The "time" member: the date and time to the second are formatted once a second per thread. */
+static void put_time(line_t *l, uint64_t wall_ns)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char when[24];
+    static _Thread_local size_t when_len;
+    time_t sec = (time_t)(wall_ns / 1000000000);
+
+    if (sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        when_len = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_sec = sec;
+    }
+    PUT_LIT(l, "{\"time\":\"");
+    put_raw(l, when, when_len);
+    put_raw(l, ".", 1);
+    put_padded(l, wall_ns / 1000000 % 1000, 3);
+    PUT_LIT(l, "Z\"");
+}
+
 static void put_head(line_t *l, cph_req_t *r, uint64_t now_ns)
 {
     h2o_req_t *req = r->req;
-    struct timespec ts;
-    struct tm tm;
-    char when[40];
     if (my_wall_offset_ns == 0) {
         struct timespec mono, wall;
         clock_gettime(CLOCK_MONOTONIC, &mono), clock_gettime(CLOCK_REALTIME, &wall);
         my_wall_offset_ns = ((int64_t)wall.tv_sec - mono.tv_sec) * 1000000000 + (wall.tv_nsec - mono.tv_nsec);
     }
-    uint64_t wall_ns = now_ns + (uint64_t)my_wall_offset_ns;
-    ts.tv_sec = (time_t)(wall_ns / 1000000000);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    put_fmt(l, "{\"time\":\"%.*s.%03uZ\"", (int)n, when, (unsigned)(wall_ns / 1000000 % 1000));
-    put_str(l, ",\"request_id\":", r->request_id.base, r->request_id.len);
-    put_str(l, ",\"trace_id\":", r->traceparent.len >= 35 ? r->traceparent.base + 3 : NULL, 32);
+    put_time(l, now_ns + (uint64_t)my_wall_offset_ns);
+    PUT_STR(l, ",\"request_id\":", r->request_id.base, r->request_id.len);
+    PUT_STR(l, ",\"trace_id\":", r->traceparent.len >= 35 ? r->traceparent.base + 3 : NULL, 32);
     struct sockaddr_storage ss;
     char ip[64];
     if (cph_client_ip(r, &ss) == 0) {
         size_t iplen = cph_client_ip_format(&ss, ip, sizeof(ip));
-        put_str(l, ",\"client_ip\":", ip, iplen);
+        PUT_STR(l, ",\"client_ip\":", ip, iplen);
     } else {
-        put_str(l, ",\"client_ip\":", NULL, 0);
+        PUT_STR(l, ",\"client_ip\":", NULL, 0);
     }
-    put_str(l, ",\"method\":", req->method.base, req->method.len);
+    PUT_STR(l, ",\"method\":", req->method.base, req->method.len);
     if (r->path.base != NULL)
-        put_str(l, ",\"path\":", r->path.base, r->path.len);
+        PUT_STR(l, ",\"path\":", r->path.base, r->path.len);
     else /* not sanitized (rejected early): the raw path, cut at its query */
-        put_str(l, ",\"path\":", req->path_normalized.base, req->path_normalized.len);
+        PUT_STR(l, ",\"path\":", req->path_normalized.base, req->path_normalized.len);
 }
 
 static int64_t begin_wall_ns(h2o_req_t *req)
@@ -304,25 +341,38 @@ void cph_accesslog_record(cph_req_t *r, uint64_t now_ns)
     l.len = 0, l.overflow = 0;
     put_head(&l, r, now_ns);
     const cph_route_t *route = r->route;
-    put_str(&l, ",\"route\":", route != NULL ? route->name : NULL, route != NULL ? strlen(route->name) : 0);
+    PUT_STR(&l, ",\"route\":", route != NULL ? route->name : NULL, route != NULL ? strlen(route->name) : 0);
     const char *svc = route != NULL && route->service != NULL ? route->service->name : NULL;
-    put_str(&l, ",\"service\":", svc, svc != NULL ? strlen(svc) : 0);
-    put_str(&l, ",\"target\":", r->target != NULL ? r->target->authority.base : NULL,
+    PUT_STR(&l, ",\"service\":", svc, svc != NULL ? strlen(svc) : 0);
+    PUT_STR(&l, ",\"target\":", r->target != NULL ? r->target->authority.base : NULL,
             r->target != NULL ? r->target->authority.len : 0);
     int64_t dur = (int64_t)(now_ns + (uint64_t)my_wall_offset_ns) - begin_wall_ns(req);
     if (dur < 0 || req->timestamps.request_begin_at.tv_sec == 0)
         dur = 0;
-    put_fmt(&l, ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%llu,\"duration_ms\":%.3f", status,
-            req->entity.base != NULL ? req->entity.len : 0, (unsigned long long)req->bytes_sent, dur / 1e6);
-    if (r->target != NULL || r->upstream_ns != 0)
-        put_fmt(&l, ",\"upstream_ms\":%.3f", r->upstream_ns / 1e6);
-    else
+    PUT_LIT(&l, ",\"status\":");
+    put_u64(&l, (uint64_t)(status > 0 ? status : 0));
+    PUT_LIT(&l, ",\"bytes_in\":");
+    put_u64(&l, req->entity.base != NULL ? req->entity.len : 0);
+    PUT_LIT(&l, ",\"bytes_out\":");
+    put_u64(&l, req->bytes_sent);
+    PUT_LIT(&l, ",\"duration_ms\":");
+    put_ms(&l, (uint64_t)dur);
+    if (r->target != NULL || r->upstream_ns != 0) {
+        PUT_LIT(&l, ",\"upstream_ms\":");
+        put_ms(&l, r->upstream_ns);
+    } else {
         PUT_LIT(&l, ",\"upstream_ms\":null");
-    put_fmt(&l, ",\"protocol\":\"%s\",\"tls\":%s",
-            req->version >= 0x200   ? "HTTP/2"
-            : req->version == 0x100 ? "HTTP/1.0"
-                                    : "HTTP/1.1",
-            req->scheme == &H2O_URL_SCHEME_HTTPS ? "true" : "false");
+    }
+    if (req->version >= 0x200)
+        PUT_LIT(&l, ",\"protocol\":\"HTTP/2\"");
+    else if (req->version == 0x100)
+        PUT_LIT(&l, ",\"protocol\":\"HTTP/1.0\"");
+    else
+        PUT_LIT(&l, ",\"protocol\":\"HTTP/1.1\"");
+    if (req->scheme == &H2O_URL_SCHEME_HTTPS)
+        PUT_LIT(&l, ",\"tls\":true");
+    else
+        PUT_LIT(&l, ",\"tls\":false");
     if (r->principal.kind == CPH_PRINCIPAL_NONE) {
         PUT_LIT(&l, ",\"principal\":null}\n");
     } else {
@@ -331,7 +381,7 @@ void cph_accesslog_record(cph_req_t *r, uint64_t now_ns)
             PUT_LIT(&l, "\"user\"");
         else
             PUT_LIT(&l, "\"api_key\"");
-        put_str(&l, ",\"id\":", r->principal.id.base, r->principal.id.len);
+        PUT_STR(&l, ",\"id\":", r->principal.id.base, r->principal.id.len);
         PUT_LIT(&l, "}}\n");
     }
     if (l.overflow) {

@@ -2,8 +2,11 @@
 request with the documented keys in order, for HTTP/1.1, h2c and TLS h2, a 429 and a 502; the canonical path only
 (a query's ?token=SECRET never reaches the log); lines reach the file within a moment and SIGTERM flushes them.
 """
+import datetime
 import json
 import os
+import re
+import time
 
 import cephalo
 from cephalo import rate_limit
@@ -68,6 +71,14 @@ def test_access_log_lines(procs, tmpdir_str, cp, make_dp, pyup):
     assert isinstance(h1["upstream_ms"], float) and h1["upstream_ms"] <= h1["duration_ms"] + 1, h1
     assert h1["client_ip"] == "127.0.0.1" and h1["principal"] is None and h1["request_id"], h1
     assert h1["bytes_out"] > 0 and h1["time"].endswith("Z"), h1
+    # the numbers are written by hand, not printf: check the exact shapes on the raw lines
+    with open(log) as f:
+        raw = [line for line in f if '"path":"/echo/h1"' in line][0]
+    assert re.search(r'"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', raw), raw
+    assert re.search(r'"status":200,"bytes_in":0,"bytes_out":[1-9]\d*,"duration_ms":(0|[1-9]\d*)\.\d{3},'
+                     r'"upstream_ms":(0|[1-9]\d*)\.\d{3},', raw), raw
+    assert abs(datetime.datetime.strptime(h1["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp() - time.time()) < 120, h1["time"]
     h2c = wait_line(log, lambda l: l["path"] == "/echo/h2c", "the h2c line")
     assert h2c["protocol"] == "HTTP/2" and h2c["tls"] is False, h2c
     tls = wait_line(log, lambda l: l["path"] == "/echo/tls", "the TLS line")
