@@ -189,20 +189,36 @@ int cph_accesslog_sampled(int status)
     return next_rand() <= sample_threshold;
 }
 
+/* 1 for a byte JSON must escape or the line keeps out: control bytes, '"', '\\' and every non-ASCII byte. */
+static const uint8_t escaped[256] = {
+    [0x00 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x7f ... 0xff] = 1,
+};
+
 size_t cph_accesslog_escape(char *out, size_t cap, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i != len; ++i) {
-        unsigned char c = (unsigned char)s[i];
-        if (o + 6 > cap)
+    size_t o = 0, i = 0;
+
+    while (i != len) {
+        size_t run = i;
+        while (run != len && !escaped[(unsigned char)s[run]])
+            ++run;
+        if (run - i > cap - o) /* a run of plain bytes, copied at once */
             return cap + 1;
-        if (c == '"' || c == '\\') {
+        memcpy(out + o, s + i, run - i), o += run - i, i = run;
+        if (i == len)
+            break;
+        unsigned char c = (unsigned char)s[i++];
+        int pair = c == '"' || c == '\\';
+        if ((pair ? 2 : 6) > cap - o)
+            return cap + 1;
+        if (pair) {
             out[o++] = '\\', out[o++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) { /* control bytes and every non-ASCII byte: the line stays valid UTF-8 */
+        } else { /* the line stays valid UTF-8 */
             memcpy(out + o, "\\u00", 4), out[o + 4] = hex[c >> 4], out[o + 5] = hex[c & 15], o += 6;
-        } else {
-            out[o++] = (char)c;
         }
     }
     return o;

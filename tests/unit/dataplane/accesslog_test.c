@@ -37,6 +37,48 @@ static void test_escape_hostile(void **state)
     assert_int_equal(cph_accesslog_escape(small, sizeof(small), in, sizeof(in) - 1), sizeof(small) + 1);
 }
 
+/* The escape written byte by byte, as the format is specified: a reference for the run-copying one. */
+static size_t reference_escape(char *out, const unsigned char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i != len; ++i) {
+        if (s[i] == '"' || s[i] == '\\')
+            out[o++] = '\\', out[o++] = (char)s[i];
+        else if (s[i] < 0x20 || s[i] >= 0x7f)
+            memcpy(out + o, "\\u00", 4), out[o + 4] = hex[s[i] >> 4], out[o + 5] = hex[s[i] & 15], o += 6;
+        else
+            out[o++] = (char)s[i];
+    }
+    return o;
+}
+
+static void test_escape_matches_reference(void **state)
+{
+    unsigned char in[64];
+    char want[64 * 6], got[64 * 6 + 8];
+    uint32_t x = 12345;
+
+    (void)state;
+    for (int round = 0; round != 5000; ++round) {
+        size_t len = (size_t)(round % 65);
+        for (size_t i = 0; i != len; ++i) {
+            x = x * 1103515245 + 12345;
+            in[i] = (unsigned char)(round % 3 == 0 ? 'a' + (x >> 16) % 26 : x >> 16); /* plain runs and hostile bytes */
+        }
+        size_t n = reference_escape(want, in, len);
+        /* room to the byte: fits; one byte less: reported short, nothing written past cap */
+        assert_int_equal(cph_accesslog_escape(got, n, (const char *)in, len), n);
+        assert_memory_equal(got, want, n);
+        if (n != 0) {
+            memset(got, '#', sizeof(got));
+            assert_int_equal(cph_accesslog_escape(got, n - 1, (const char *)in, len), n);
+            assert_true(got[n - 1] == '#');
+        }
+    }
+}
+
 static void test_ring_full_drops(void **state)
 {
     (void)state;
@@ -93,6 +135,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape_hostile),
+        cmocka_unit_test(test_escape_matches_reference),
         cmocka_unit_test(test_ring_full_drops),
         cmocka_unit_test(test_sampling),
     };
