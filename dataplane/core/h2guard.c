@@ -203,27 +203,6 @@ int cph_h2guard_scan(const uint8_t *input, size_t len, uint32_t stream_id)
     return 0;
 }
 
-int cph_h2guard_reset_queued(const cph_h2guard_t *g, h2o_req_t *req)
-{
-    h2o_iovec_t (*stream_id)(h2o_req_t *) = req->conn->callbacks->log_.http2.stream_id;
-    h2o_iovec_t id;
-    char buf[16];
-
-    if (g->input == NULL || stream_id == NULL || (id = stream_id(req)).base == NULL || id.len == 0 || id.len >= sizeof(buf))
-        return 0;
-    memcpy(buf, id.base, id.len); /* h2o's log callback: the stream id in decimal */
-    buf[id.len] = '\0';
-    return cph_h2guard_scan(g->input, g->input_len, (uint32_t)strtoul(buf, NULL, 10));
-}
-
-void cph_h2guard_stream_end(cph_h2guard_t *g, int responded)
-{
-    if (!responded)
-        ++g->abandoned;
-    if (cph_h2guard_over_budget(g))
-        g->tripped = 1;
-}
-
 /* The stream id h2o logs for req (its own h2o_http2_stream_t::stream_id, read through an exported callback); 0 if none. */
 static uint32_t logged_stream_id(h2o_req_t *req)
 {
@@ -236,6 +215,27 @@ static uint32_t logged_stream_id(h2o_req_t *req)
     memcpy(buf, id.base, id.len);
     buf[id.len] = '\0';
     return (uint32_t)strtoul(buf, NULL, 10);
+}
+
+int cph_h2guard_reset_queued(const cph_h2guard_t *g, h2o_req_t *req, h2o_socket_t *sock)
+{
+    uint32_t id = logged_stream_id(req);
+
+    if (id == 0)
+        return 0;
+    if (g->input != NULL)
+        return cph_h2guard_scan(g->input, g->input_len, id);
+    /* not inside the guard (the connection's first request, dispatched while h2o parsed the very frames that opened
+     * the connection): h2o parses straight from the socket's input, so the frame being parsed is at its start */
+    return sock != NULL && sock->input != NULL && cph_h2guard_scan((const uint8_t *)sock->input->bytes, sock->input->size, id);
+}
+
+void cph_h2guard_stream_end(cph_h2guard_t *g, int responded)
+{
+    if (!responded)
+        ++g->abandoned;
+    if (cph_h2guard_over_budget(g))
+        g->tripped = 1;
 }
 
 int cph_h2guard_reset_stream(h2o_req_t *req)

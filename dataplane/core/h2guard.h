@@ -50,10 +50,13 @@ int cph_h2guard_attach(cph_h2guard_t *g, h2o_conn_t *conn, h2o_socket_t *sock, c
 ssize_t cph_h2guard_expect(cph_h2guard_t *g, h2o_conn_t *conn, cph_h2_expect_fn outer, const uint8_t *src, size_t len,
                            const char **err_desc);
 /**
- * While h2o dispatches req (an HTTP/2 request; called from a request handler): 1 when the input after the frame
- * being parsed already holds a RST_STREAM for req's stream (at most CPH_H2GUARD_SCAN_FRAMES frames are looked at).
+ * While h2o dispatches req (an HTTP/2 request on sock; called from a request handler): 1 when the input after the
+ * frame being parsed already holds a RST_STREAM for req's stream (at most CPH_H2GUARD_SCAN_FRAMES frames are looked
+ * at). The input is the guard's while it wraps h2o's parser, else sock's unparsed input - a connection's first
+ * request is dispatched while h2o parses the frames that opened it, before anything could attach the guard, and a
+ * flood that reconnects after every GOAWAY would otherwise get one upstream request per connection.
  */
-int cph_h2guard_reset_queued(const cph_h2guard_t *g, h2o_req_t *req);
+int cph_h2guard_reset_queued(const cph_h2guard_t *g, h2o_req_t *req, h2o_socket_t *sock);
 /** The frame scan of cph_h2guard_reset_queued over input[0..len) for stream_id (for tests). */
 int cph_h2guard_scan(const uint8_t *input, size_t len, uint32_t stream_id);
 /** A dispatched stream ended; responded is 0 when no response had started (it was reset or abandoned). */

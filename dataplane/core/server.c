@@ -292,8 +292,9 @@ static ssize_t guarded_expect(h2o_conn_t *conn, const uint8_t *src, size_t len, 
         cph_counter_add(&t->worker->stats->http2_resets_received, 1);
     if (g->tripped && !tripped) {
         cph_counter_add(&t->worker->stats->http2_connections_calmed, 1);
-        cph_log_warn(MODULE, "HTTP/2 connection closed with ENHANCE_YOUR_CALM: %u of %u streams reset by the client, %u "
-                             "ended without a response",
+        cph_log_warn(MODULE,
+                     "HTTP/2 connection closed with ENHANCE_YOUR_CALM: %u of %u streams reset by the client, %u "
+                     "ended without a response",
                      g->resets, g->streams, g->abandoned);
     }
     return ret;
@@ -312,7 +313,7 @@ static int h2_stream_guarded(cph_req_track_t *rt, h2o_req_t *req, h2o_socket_t *
         warned = 1; /* once per process: the layout check failed, so this h2o is not the one h2guard.c was built for */
         cph_log_error(MODULE, "HTTP/2 stream-reset guard unavailable: unexpected h2o connection layout");
     }
-    if (g->inner == NULL || !cph_h2guard_reset_queued(g, req))
+    if (!cph_h2guard_reset_queued(g, req, sock))
         return 0;
     cph_counter_add(&rt->worker->stats->http2_resets_before_dispatch, 1);
     cph_respond_error(req, 400, "stream_reset", "The client reset the stream");

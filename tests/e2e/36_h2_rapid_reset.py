@@ -168,3 +168,35 @@ def test_legit_client_served_during_a_flood(procs, tmpdir_str, cp, make_dp, pyup
         stop.set()
         t.join(30)
     assert floods and all(f and f[0].error_code == ENHANCE_YOUR_CALM for f in floods), floods[:3]
+
+
+def test_reconnecting_flood_reaches_no_upstream(procs, tmpdir_str, cp, make_dp, pyup):
+    """An attacker that opens a new connection for every few streams: the preface, SETTINGS and HEADERS+RST pairs
+    arrive in one packet, and h2o dispatches the first stream while it parses the frames that opened the connection -
+    before anything could wrap its parser. With a keep-alive upstream connection idle in the pool (legit traffic keeps
+    one there) the request would be written upstream before h2o even read the reset; it is not: no attack connection
+    costs the upstream a request."""
+    cert = cephalo.make_self_signed(tmpdir_str)
+    dp = make_dp(tls=cert, workers=1)
+    public_route(cp, pyup)
+    legit = 0
+    base = pyup.count
+    for tls in (False, True):
+        for i in range(60):
+            assert dp.get(f"/pub/legit/{i}").status == 200  # leaves a pooled upstream connection
+            legit += 1
+            sock = connect(dp, tls)
+            conn = h2conn()
+            for sid in (1, 3, 5):
+                conn.send_headers(sid, headers(f"/pub/hit/{i}/{sid}", scheme="https" if tls else "http"), end_stream=True)
+                conn.reset_stream(sid, error_code=8)
+            try:
+                sock.sendall(conn.data_to_send())  # one write: the whole connection's life in one packet
+                read_until_closed(sock, conn, timeout=0.05)
+            except (OSError, ssl.SSLError):
+                pass
+            sock.close()
+    attack = pyup.count - base - legit
+    assert attack == 0, f"{attack} upstream requests from 120 connections that reset every stream"
+    assert metric(dp, "cephalo_dp_http2_streams_reset_before_dispatch_total") >= 300
+    assert dp.get("/pub/after").status == 200
