@@ -680,24 +680,25 @@ static size_t num_connected(const cph_dpserver_t *s)
     return n;
 }
 
-json_t *cph_dpserver_list(cph_dpserver_t *s)
+/* rows_json under the lock. */
+static json_t *rows_json_locked(cph_dpserver_t *s, json_t *(*fn)(const cph_dpserver_t *, const cph_dprow_t *))
 {
     json_t *arr;
 
     pthread_mutex_lock(&s->lock);
-    arr = rows_json(s, row_json);
+    arr = rows_json(s, fn);
     pthread_mutex_unlock(&s->lock);
     return arr;
 }
 
+json_t *cph_dpserver_list(cph_dpserver_t *s)
+{
+    return rows_json_locked(s, row_json);
+}
+
 json_t *cph_dpserver_health(cph_dpserver_t *s)
 {
-    json_t *arr;
-
-    pthread_mutex_lock(&s->lock);
-    arr = rows_json(s, health_json);
-    pthread_mutex_unlock(&s->lock);
-    return arr;
+    return rows_json_locked(s, health_json);
 }
 
 json_t *cph_dpserver_summary(cph_dpserver_t *s)
