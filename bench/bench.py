@@ -39,6 +39,7 @@ import tempfile
 import time
 
 from scenarios import SCENARIOS
+import h2flood  # noqa: E402  (the "h2flood" mode and its attacker)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -321,10 +322,7 @@ class Stack:
         make_cert(d)
         routes = self.sc.routes()
 
-        conf = render("nginx-origin.conf", d + "/origin.conf",
-                      dict(WORKERS=self.args.origin_workers, USER=user, DIR=d, HOST=HOST, PORT=p["origin"], BODY=BODY))
-        self.pids["direct"] = self.procs.start("origin", self.pin_other + ["nginx", "-p", d, "-c", conf],
-                                             d + "/origin.log").pid
+        self.start_origin()
 
         locations = "".join("        location %s { proxy_pass http://origin; }\n" % r for r in routes)
         conf = render("nginx-proxy.conf", d + "/nginx-proxy.conf",
@@ -347,6 +345,14 @@ class Stack:
                 self.verify(proto, t)
         for name, pid in self.pids.items():
             print("  %-8s pid %-7d %s" % (name, pid, " ".join(open("/proc/%d/cmdline" % pid).read().split("\0"))[:110]))
+
+    def start_origin(self):
+        """The nginx origin (the "direct" target)."""
+        d, user = self.dir, "user root;" if os.getuid() == 0 else ""
+        conf = render("nginx-origin.conf", d + "/origin.conf", dict(WORKERS=self.args.origin_workers, USER=user, DIR=d,
+                                                                    HOST=HOST, PORT=self.port["origin"], BODY=BODY))
+        self.pids["direct"] = self.procs.start("origin", self.pin_other + ["nginx", "-p", d, "-c", conf],
+                                             d + "/origin.log").pid
 
     def start_cephalo(self, routes, dp_wrapper=(), workers=None):
         d, p = self.dir, self.port
@@ -886,7 +892,8 @@ def run_pdf(args, sc, procs, outdir):
 
 
 # how each Scenario.mode is measured: (args, scenario, procs, outdir) -> (throughput results, info)
-MODES = {"throughput": run_scenario, "ws-idle": run_ws_idle, "pdf": run_pdf}
+MODES = {"throughput": run_scenario, "ws-idle": run_ws_idle, "pdf": run_pdf,
+         "h2flood": lambda args, sc, procs, outdir: h2flood.run(args, sc, procs, outdir, sys.modules[__name__])}
 
 
 CALLGRIND_TARGETS = ["cephalo", "nginx", "haproxy"]

@@ -12,7 +12,8 @@ A scenario whose feature does not exist yet carries `pending` (why): it is liste
 nothing is faked. `mode` picks how a scenario is measured: "throughput" (the default: wrk and h2load against every
 proxy, the table above) or one of bench.py's other MODES ("ws-idle": `connections` idle websockets through the data
 plane to a websocket echo origin, the data plane's RSS per connection; --ws-connections overrides the count; "pdf":
-`connections` clients posting HTML to a route of kind pdf, PDFs per second and the renderers' peak concurrency).
+`connections` clients posting HTML to a route of kind pdf, PDFs per second and the renderers' peak concurrency;
+"h2flood": a fixed-rate h2c client's latency alone and during a rapid-reset flood, bench/h2flood.py).
 """
 
 from dataclasses import dataclass, field
@@ -90,6 +91,14 @@ SCENARIOS = [
         access_log=True,
         redis=True,
         baseline="bare",
+    ),
+    Scenario(
+        "h2flood",
+        "HTTP/2 rapid reset (CVE-2023-44487): a well-behaved h2c client at a fixed rate, alone, while 4 processes "
+        "flood HEADERS+RST_STREAM at the same data plane (bench/h2flood.py), and while 4 processes only burn CPU; its "
+        "p50/p99 each way, the attackers' connections, streams and GOAWAYs, and the upstream requests they caused "
+        "(goal: p99 under the flood no worse than under the same CPU theft, 0 upstream requests)",
+        mode="h2flood",
     ),
     Scenario(
         "pdf",
