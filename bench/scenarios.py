@@ -84,8 +84,8 @@ SCENARIOS = [
     ),
     Scenario(
         "redis-limit",
-        "as policy-stack, the rate limit in redis (a local redis-server, one EVALSHA per request through the data "
-        "plane's redis I/O thread; redis-server's own CPU is not in the cephalo column); access log to a file as there",
+        "as policy-stack, the rate limit in redis (a local redis-server, one EVALSHA per request on each data "
+        "plane worker's own redis connection; redis-server's own CPU is not in the cephalo column); access log to a file as there",
         route_extra=never_limited("redis"),
         identity=True,
         access_log=True,

@@ -13,10 +13,12 @@
  * served (a purge is a single HSET of `at` per prefix: the entries stay until their PX, unreachable). Stores are
  * fire-and-forget after the response completed, at most CPH_CACHE_REDIS_MAX_STORES in flight per process.
  *
- * A purge arrives on the control thread, which has no loop to hear Redis's answer: it is written at once and also
- * kept as pending (at most MAX_PENDING_PURGES, the latest `at` per route and prefix). The next lookup on any worker
- * writes the pending purges again, ahead of itself on the same connection, and an OK answer retires them; so a
- * purge sent while Redis was unreachable is applied before anything is served from it again.
+ * A purge arrives on the control thread, which has no loop to hear Redis's answer: it is written at once (by a worker:
+ * core/redis.c hands it over) and also kept as pending (at most MAX_PENDING_PURGES, the latest `at` per route and
+ * prefix). Every lookup on any worker writes the pending purges again, ahead of itself on its own connection, until an
+ * OK answer retires them: each worker has its own connection, so only a purge written on the lookup's connection is
+ * sure to be in force when the lookup runs. A purge sent while Redis was unreachable is so applied before anything is
+ * served from it again.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,7 +53,6 @@ static _Atomic size_t stores_in_flight;
 typedef struct st_pending_purge_t {
     char *route, *prefix;
     uint64_t at_ms;
-    int in_flight; /* a worker's write is on its way */
 } pending_purge_t;
 
 static struct {
@@ -473,7 +474,6 @@ static void remember_purge(const char *route, const char *prefix, uint64_t at_ms
     if ((p = find_pending(route, prefix)) != NULL) {
         if (at_ms > p->at_ms)
             p->at_ms = at_ms;
-        p->in_flight = 0; /* write the new `at` on the next lookup */
     } else {
         if (pending.n == MAX_PENDING_PURGES) {
             cph_log_warn(MODULE, "too many purges not yet confirmed by redis: the oldest one is only sent once");
@@ -483,7 +483,6 @@ static void remember_purge(const char *route, const char *prefix, uint64_t at_ms
         if ((p->route = strdup(route)) == NULL || (p->prefix = strdup(prefix)) == NULL)
             cph_fatal(MODULE, "out of memory");
         p->at_ms = at_ms;
-        p->in_flight = 0;
         atomic_store_explicit(&pending.count, ++pending.n, memory_order_relaxed);
     }
     pthread_mutex_unlock(&pending.mutex);
@@ -498,9 +497,7 @@ static void on_purge_written(void *ud, cph_redis_status_t status, const cph_redi
     pthread_mutex_lock(&pending.mutex);
     if ((p = find_pending(sent->route, sent->prefix)) != NULL) {
         if (status == CPH_REDIS_OK && p->at_ms <= sent->at_ms)
-            remove_pending(p);
-        else if (p->at_ms == sent->at_ms)
-            p->in_flight = 0; /* failed: the next lookup tries again */
+            remove_pending(p); /* else the next lookup writes it again */
     }
     pthread_mutex_unlock(&pending.mutex);
     free(sent->route);
@@ -515,13 +512,10 @@ static void flush_pending_purges(cph_worker_t *w)
     pthread_mutex_lock(&pending.mutex);
     for (size_t i = 0; i != pending.n; i++) {
         pending_purge_t *p = &pending.items[i], *sent;
-        if (p->in_flight)
-            continue;
         if ((sent = malloc(sizeof(*sent))) == NULL || (sent->route = strdup(p->route)) == NULL ||
             (sent->prefix = strdup(p->prefix)) == NULL)
             cph_fatal(MODULE, "out of memory");
         sent->at_ms = p->at_ms;
-        p->in_flight = 1;
         send_purge(w, p->route, p->prefix, p->at_ms, on_purge_written, sent); /* answered later, never inside */
     }
     pthread_mutex_unlock(&pending.mutex);

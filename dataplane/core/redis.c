@@ -1,38 +1,35 @@
 /*
  * redis: the Redis client of the shared rate-limit backend (docs/dataplane.md "Rate limiting") and of the shared response
- * cache (core/cache_redis.c). One I/O thread per process owns the one hiredis asynchronous connection and runs a poll()
- * loop over it and an eventfd; workers never touch hiredis.
+ * cache (core/cache_redis.c). Every worker has its own connection, driven by its own event loop: a call is written,
+ * read and answered on the thread that made it, with no lock and no thread hop on the way.
  *
- * hiredis 0.14 brings neither a timeout for asynchronous calls nor an adapter for our loop, so both live here: the
- * event hooks (ev.addRead...) only set the flags the loop polls with, and every call carries a deadline in a list
- * kept in deadline order (the poll timeout is the nearest one). An expired call is answered CPH_REDIS_TIMEOUT at once;
- * its hiredis callback, when the reply comes later or the connection dies, finds it answered and frees only the
- * bookkeeping. A connection that answers nothing for a long while (a peer gone without a reset) is dropped.
+ * The connection is an h2o socket; hiredis is only the reply parser (redisReader) and commands are written in RESP by
+ * core/redis_script.c. Commands issued while the loop handles its sockets are collected in one buffer and written
+ * together at the end of that pass (a zero timeout), so a burst of requests costs one write and Redis reads them as
+ * one pipeline. Replies come back in order: the `owed` list holds each command's call until its reply arrives.
  *
- * Calls reach the thread through a mutex-protected queue and an eventfd; answers go back to the submitting worker
- * through an h2o_multithread message on a receiver registered per worker, so callbacks run on the worker's loop.
- * While no connection exists (not configured, or waiting out a reconnect backoff), calls are answered
- * CPH_REDIS_UNAVAILABLE at once: nothing ever hangs. A call made while connecting is pipelined behind SELECT and
- * SCRIPT LOAD, and fails with the connection if that fails. Every callback runs exactly once: a worker that goes away
- * first waits (at most its timeout plus a second) for the answers it is owed and runs them itself.
+ * hiredis 0.14 gives no timeout, so every waiting call has a deadline (an h2o timeout of timeout_ms): when it passes the
+ * caller gets CPH_REDIS_TIMEOUT and the late reply, when it comes, only frees the call. A connection that answers
+ * nothing for a long while (a peer gone without a reset, a stopped server) is dropped, and a lost one is made again
+ * after a jittered backoff (100 ms doubling to 5 s); meanwhile calls are answered CPH_REDIS_UNAVAILABLE at once, so
+ * nothing ever hangs. A new connection writes SELECT and SCRIPT LOAD first; calls made while it connects queue behind
+ * them. A stack's EVALSHA is kept until its reply so a NOSCRIPT (a flushed script cache) loads the script again and
+ * retries once. Every answer, whatever produced it, reaches its callback from the same end-of-pass step: never inside
+ * the call that submitted it, never inside another caller's.
  *
- * Every command is formatted on the submitting thread (redisFormatCommandArgv) and handed to hiredis as it is. A rate
- * limit stack is one EVALSHA of the GCRA script (core/redis_script.c: all or nothing on the server); its formatted
- * command is kept until the answer, so a NOSCRIPT (a flushed script cache) loads the script again and retries once. A
- * generic command's reply is deep-copied on the I/O thread (core/redis_reply.c) so the worker reads it on its own loop.
- * A call without a worker (the control thread's purges) is answered into nothing.
+ * The config (any thread: cph_redis_configure) is shared under a mutex with a generation number; a worker compares the
+ * generation on every call and is also told by a message, so an idle worker drops a connection that is no longer
+ * wanted. Host names are resolved on a thread of this module (blocking getaddrinfo: never a worker), again after a
+ * failed connect. A command without a worker (the control thread's cache purges) is handed to a worker's loop.
  */
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <stdarg.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
-#include <hiredis/async.h>
+#include <sys/socket.h>
 #include <hiredis/hiredis.h>
 #include "proto/log.h"
 #include "dataplane/core/redis.h"
@@ -44,570 +41,653 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 2000
-#define STALL_MIN_MS 3000 /* no reply at all for this long (and 20 timeouts) while calls wait: reconnect */
+#define STALL_MIN_MS 3000 /* no reply at all for this long (and 20 timeouts) while replies are owed: reconnect */
 #define DEFAULT_TIMEOUT_MS 50
+#define TICK_MS 100 /* how often the connection's own timers (backoff, connect, stall) are looked at */
 
-/** Per worker: where its answers go. Freed by whoever drops the last reference (the worker's own, or a call's). */
-typedef struct st_cph_redis_worker_t {
-    h2o_multithread_receiver_t receiver;
-    cph_worker_t *worker;
-    size_t refs;         /* under io.mutex: 1 for the worker while registered + 1 per call not yet delivered or dropped */
-    int disposing;       /* under io.mutex: answers go to `late`, for cph_redis_worker_dispose to run */
-    h2o_linklist_t late; /* under io.mutex: answer_t */
-    int disposed;        /* under io.mutex: the worker is gone; answers are dropped */
-} cph_redis_worker_t;
+typedef enum en_kind_t {
+    KIND_STACK,   /* a rate-limit stack's EVALSHA */
+    KIND_GENERIC, /* cph_redis_command */
+    KIND_SELECT,  /* the handshake */
+    KIND_LOAD,    /* the handshake's SCRIPT LOAD */
+    KIND_RELOAD,  /* SCRIPT LOAD after a NOSCRIPT */
+} kind_t;
+
+typedef enum en_conn_state_t {
+    CONN_IDLE,       /* no Redis configured, or the client is not running */
+    CONN_RESOLVING,  /* waiting for the resolver's address */
+    CONN_CONNECTING, /* the socket is connecting */
+    CONN_READY,
+    CONN_BACKOFF, /* waiting to try again: calls are answered UNAVAILABLE */
+} conn_state_t;
 
 typedef struct st_call_t {
-    h2o_linklist_t link;    /* io.queue while submitted, then io.deadlines while unanswered in hiredis */
-    cph_redis_worker_t *rw; /* NULL: fire-and-forget */
-    cph_redis_stack_cb cb;  /* a rate-limit stack of n limits */
-    cph_redis_reply_cb rcb; /* a generic command */
-    size_t n;
-    char *cmd; /* the formatted command: a generic one until it is issued, a stack's until the call is freed (retry) */
-    size_t cmd_len;
-    void *ud;
-    uint64_t submitted_ms;
-    uint64_t deadline_ms;
-    int answered; /* the worker has (or will get) its answer; a reply now only frees this */
+    h2o_linklist_t owed;          /* rw->owed while Redis owes the reply */
+    h2o_linklist_t ready;         /* rw->ready from the answer until the callback runs */
+    h2o_timeout_entry_t deadline; /* rw->deadlines while the caller waits */
+    struct st_cph_redis_worker_t *rw;
+    kind_t kind;
+    int waiting;  /* the callback has not run yet (0 from the start for internal and fire-and-forget commands) */
+    int answered; /* the answer is decided (it may still be on rw->ready) */
     int retried;  /* NOSCRIPT already re-loaded once */
-} call_t;
-
-typedef struct st_answer_t {
-    h2o_multithread_message_t super;
-    cph_redis_worker_t *rw;
     cph_redis_stack_cb cb;
     cph_redis_reply_cb rcb;
     void *ud;
     cph_redis_status_t status;
-    cph_redis_reply_t *reply; /* owned; generic commands */
-    size_t refused;
-    cph_ratelimit_result_t res[]; /* a stack's n results */
-} answer_t;
+    cph_redis_reply_t *reply; /* a generic command's OK answer, owned */
+    size_t n, refused;
+    cph_ratelimit_result_t *res; /* a stack's n results (after the struct) */
+    char *cmd;                   /* a stack's EVALSHA, kept for a NOSCRIPT retry (after the results) */
+    size_t cmd_len;
+} call_t;
 
-static struct {
-    pthread_mutex_t mutex;    /* guards the fields up to tid, and every rw's refs, disposing, late, disposed */
-    pthread_cond_t late_cond; /* an answer went to a disposing worker's `late` list */
-    h2o_linklist_t queue;     /* call_t submitted by workers */
-    cph_redis_config_t cfg;
-    int cfg_changed;
+/* A growable byte buffer: the commands not written yet, and the ones being written. */
+typedef struct st_outbuf_t {
+    char *bytes;
+    size_t size, capacity;
+} outbuf_t;
+
+/* A command from a thread without a worker, formatted there and written by a worker. */
+typedef struct st_foreign_t {
+    h2o_linklist_t link;
+    size_t len;
+    char cmd[];
+} foreign_t;
+
+typedef struct st_cph_redis_worker_t {
+    cph_worker_t *worker;
+    h2o_loop_t *loop;
+    /* under shared.mutex */
+    h2o_linklist_t registered; /* shared.workers */
+    int ctl_sent;              /* ctl_msg is on its way */
+    h2o_linklist_t foreign;    /* foreign_t */
+    /* this worker's thread only */
+    h2o_multithread_receiver_t ctl_receiver;
+    h2o_multithread_message_t ctl_msg;
+    uint64_t gen;
     int running;
-    int stop;
-    int efd;
-    pthread_t tid;
-    /* I/O thread only */
-    cph_redis_config_t cur;
-    redisAsyncContext *ac;
-    int reading, writing, connected;
-    int reloading; /* a SCRIPT LOAD after NOSCRIPT is on its way: retries just follow it */
-    uint64_t error_logged_ms;
-    h2o_linklist_t deadlines;
-    size_t inflight; /* commands hiredis holds */
-    uint64_t waiting_since_ms, connect_deadline_ms, retry_at_ms;
+    cph_redis_config_t cfg;
+    conn_state_t state;
+    h2o_socket_t *sock;
+    redisReader *reader;
+    outbuf_t out, sending;
+    int writing;
+    h2o_linklist_t owed;  /* call_t, in the order written */
+    h2o_linklist_t ready; /* call_t whose callbacks are due */
+    h2o_timeout_t deadlines;
+    h2o_timeout_t zero;
+    h2o_timeout_entry_t pass; /* answers the ready calls, then writes `out` */
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick;
+    uint64_t retry_at, connect_deadline, progress_at;
     unsigned attempts;
     uint32_t rng;
-} io = {.mutex = PTHREAD_MUTEX_INITIALIZER, .late_cond = PTHREAD_COND_INITIALIZER, .efd = -1};
+    int reloading; /* a SCRIPT LOAD after NOSCRIPT is on its way: retries just follow it */
+    uint64_t error_logged_at;
+} cph_redis_worker_t;
 
-static uint64_t now_ms(void)
+static struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond; /* the resolver's wake-up */
+    int running;
+    int stopping;
+    cph_redis_config_t cfg;
+    _Atomic uint64_t gen; /* written under the mutex whenever cfg or running changes; workers read it on every call */
+    /* the resolver's answer for cfg.host:cfg.port */
+    int want_resolve;
+    int resolved; /* 0 not yet, 1 addr holds it, -1 it failed */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    pthread_t resolver;
+    h2o_linklist_t workers; /* cph_redis_worker_t: who gets told, and who writes foreign commands */
+    uint64_t foreign_dropped_logged_ms;
+} shared = {.mutex = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .workers = {&shared.workers, &shared.workers}};
+
+static __thread cph_redis_worker_t *self; /* this thread's worker, if it is one */
+
+/* ---------------------------------------------------------------- buffers */
+
+static char *outbuf_reserve(outbuf_t *b, size_t n)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (b->capacity - b->size < n) {
+        size_t cap = b->capacity != 0 ? b->capacity : 4096;
+        while (cap - b->size < n)
+            cap *= 2;
+        if ((b->bytes = realloc(b->bytes, cap)) == NULL)
+            cph_fatal(MODULE, "out of memory");
+        b->capacity = cap;
+    }
+    return b->bytes + b->size;
 }
 
-/* ---------------------------------------------------------------- answers (any thread -> the worker) */
-
-static void release_worker_locked(cph_redis_worker_t *rw, int *free_it)
+static void outbuf_append(outbuf_t *b, const char *bytes, size_t n)
 {
-    *free_it = --rw->refs == 0;
+    memcpy(outbuf_reserve(b, n), bytes, n);
+    b->size += n;
 }
 
-static void answer_free(answer_t *a)
+/* ---------------------------------------------------------------- answers */
+
+static void schedule_pass(cph_redis_worker_t *rw)
 {
-    cph_redis_reply_free(a->reply);
-    free(a);
+    if (!h2o_timeout_is_linked(&rw->pass))
+        h2o_timeout_link(rw->loop, &rw->zero, &rw->pass);
 }
 
-/* Hands the answer to its worker; reply (owned) goes with it. A call without a worker only frees it. */
-static void deliver(const call_t *call, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res,
-                    cph_redis_reply_t *reply)
+static void call_release(call_t *call)
 {
-    cph_redis_worker_t *rw = call->rw;
-    answer_t *a;
-    int free_it = 0, dropped;
-
-    if (rw == NULL) {
-        cph_redis_reply_free(reply);
+    if (call->waiting || h2o_linklist_is_linked(&call->owed))
         return;
-    }
-    if ((a = calloc(1, sizeof(*a) + call->n * sizeof(a->res[0]))) == NULL)
-        cph_fatal(MODULE, "out of memory");
-    a->rw = rw;
-    a->cb = call->cb;
-    a->rcb = call->rcb;
-    a->ud = call->ud;
-    a->status = status;
-    a->reply = reply;
-    a->refused = call->n;
-    if (status == CPH_REDIS_OK && res != NULL) {
-        a->refused = refused;
-        memcpy(a->res, res, call->n * sizeof(a->res[0]));
-    }
-    pthread_mutex_lock(&io.mutex);
-    if ((dropped = rw->disposed) != 0) {
-        release_worker_locked(rw, &free_it);
-    } else if (rw->disposing) {
-        h2o_linklist_insert(&rw->late, &a->super.link);
-        pthread_cond_broadcast(&io.late_cond);
-    } else {
-        h2o_multithread_send_message(&rw->receiver, &a->super);
-    }
-    pthread_mutex_unlock(&io.mutex);
-    if (dropped) /* waited for long enough (cph_redis_worker_dispose) */
-        answer_free(a);
-    if (free_it)
-        free(rw);
+    cph_redis_reply_free(call->reply);
+    free(call);
 }
 
-/* On the worker's loop. */
-static void on_answer(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+/* Decides a call's answer (once: a later one is ignored); the callback runs at the end of the pass. */
+static void answer(call_t *call, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res,
+                   cph_redis_reply_t *reply)
 {
-    cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, receiver, receiver);
-
-    while (!h2o_linklist_is_empty(messages)) {
-        answer_t *a = H2O_STRUCT_FROM_MEMBER(answer_t, super.link, messages->next);
-        h2o_linklist_unlink(&a->super.link);
-        if (a->rcb != NULL)
-            a->rcb(a->ud, a->status, a->status == CPH_REDIS_OK ? a->reply : NULL);
-        else if (a->cb != NULL)
-            a->cb(a->ud, a->status, a->refused, a->status == CPH_REDIS_OK ? a->res : NULL);
-        answer_free(a);
-        int free_it;
-        pthread_mutex_lock(&io.mutex);
-        release_worker_locked(rw, &free_it);
-        pthread_mutex_unlock(&io.mutex);
-        assert(!free_it); /* the worker's own reference lasts until dispose */
-    }
-}
-
-/* ---------------------------------------------------------------- calls on the I/O thread */
-
-/* Answers a call once (a later answer only frees what it brought): a generic reply or a stack's results. */
-static void answer_reply(call_t *call, cph_redis_status_t status, size_t refused, const cph_ratelimit_result_t *res,
-                         cph_redis_reply_t *reply)
-{
-    if (call->answered) {
+    if (call->answered || !call->waiting) {
         cph_redis_reply_free(reply);
         return;
     }
     call->answered = 1;
-    if (h2o_linklist_is_linked(&call->link))
-        h2o_linklist_unlink(&call->link);
-    deliver(call, status, refused, res, reply);
+    call->status = status;
+    call->reply = reply;
+    call->refused = call->n;
+    if (status == CPH_REDIS_OK && res != NULL) {
+        call->refused = refused;
+        memcpy(call->res, res, call->n * sizeof(call->res[0]));
+    }
+    if (h2o_timeout_is_linked(&call->deadline))
+        h2o_timeout_unlink(&call->deadline);
+    h2o_linklist_insert(&call->rw->ready, &call->ready);
+    schedule_pass(call->rw);
 }
 
-static void answer_call(call_t *call, cph_redis_status_t status)
+static void run_ready(cph_redis_worker_t *rw)
 {
-    answer_reply(call, status, 0, NULL, NULL);
+    while (!h2o_linklist_is_empty(&rw->ready)) {
+        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, ready, rw->ready.next);
+        h2o_linklist_unlink(&call->ready);
+        call->waiting = 0;
+        if (call->kind == KIND_GENERIC)
+            call->rcb(call->ud, call->status, call->status == CPH_REDIS_OK ? call->reply : NULL);
+        else
+            call->cb(call->ud, call->status, call->refused, call->status == CPH_REDIS_OK ? call->res : NULL);
+        call_release(call);
+    }
 }
 
-static void call_free(call_t *call)
+static void on_deadline(h2o_timeout_entry_t *entry)
 {
-    if (call->cmd != NULL)
-        redisFreeCommand(call->cmd);
-    free(call);
+    call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, deadline, entry);
+
+    answer(call, CPH_REDIS_TIMEOUT, 0, NULL, NULL); /* Redis still owes the reply: its arrival frees the call */
 }
 
-static void link_by_deadline(call_t *call)
+static void log_error(cph_redis_worker_t *rw, const char *what, const char *detail)
 {
-    h2o_linklist_t *pos = io.deadlines.prev;
+    uint64_t now = h2o_now(rw->loop);
 
-    /* every call has the same timeout, so the new one almost always goes last */
-    while (pos != &io.deadlines && H2O_STRUCT_FROM_MEMBER(call_t, link, pos)->deadline_ms > call->deadline_ms)
-        pos = pos->prev;
-    h2o_linklist_insert(pos->next, &call->link);
+    if (now - rw->error_logged_at >= 1000 || rw->error_logged_at == 0) { /* one line a second, not one per request */
+        rw->error_logged_at = now;
+        cph_log_warn(MODULE, "%s: %s", what, detail);
+    }
 }
 
-/* Issues one hiredis command, counting it for the stall check. Returns 0, or -1 when the context refuses it. */
-static int command(redisCallbackFn *fn, void *priv, const char *fmt, ...)
-{
-    va_list ap;
-    int r;
+/* ---------------------------------------------------------------- the connection */
 
-    va_start(ap, fmt);
-    r = redisvAsyncCommand(io.ac, fn, priv, fmt, ap);
-    va_end(ap);
-    if (r != REDIS_OK)
-        return -1;
-    if (io.inflight++ == 0)
-        io.waiting_since_ms = now_ms();
-    return 0;
+static void flush(cph_redis_worker_t *rw);
+static void begin_connection(cph_redis_worker_t *rw);
+
+static uint32_t next_random(cph_redis_worker_t *rw)
+{
+    rw->rng ^= rw->rng << 13;
+    rw->rng ^= rw->rng >> 17;
+    rw->rng ^= rw->rng << 5;
+    return rw->rng;
 }
 
-static void on_reply_progress(void)
+static void start_tick(cph_redis_worker_t *rw)
 {
-    io.inflight--;
-    io.waiting_since_ms = now_ms();
+    if (!h2o_timeout_is_linked(&rw->tick))
+        h2o_timeout_link(rw->loop, &rw->tick_timeout, &rw->tick);
 }
 
-static void on_script_load(redisAsyncContext *ac, void *reply, void *priv);
-static int issue(call_t *call);
-
-static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* Closes the connection, if any: every call Redis still owes a reply for is answered UNAVAILABLE (or just freed). */
+static void disconnect(cph_redis_worker_t *rw)
 {
-    (void)ac;
-    redisReply *r = reply;
-    call_t *call = priv;
+    if (rw->sock != NULL) {
+        h2o_socket_close(rw->sock); /* a write in progress is abandoned with it: its callback never runs */
+        rw->sock = NULL;
+    }
+    if (rw->reader != NULL) {
+        redisReaderFree(rw->reader);
+        rw->reader = NULL;
+    }
+    rw->out.size = rw->sending.size = 0;
+    rw->writing = rw->reloading = 0;
+    while (!h2o_linklist_is_empty(&rw->owed)) {
+        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, owed, rw->owed.next);
+        h2o_linklist_unlink(&call->owed);
+        answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+        call_release(call);
+    }
+    rw->state = CONN_IDLE;
+}
+
+/* The connection failed (why, for the log): calls owed answers get UNAVAILABLE, the next attempt waits a backoff, and
+ * the host is resolved again before it. */
+static void fail_connection(cph_redis_worker_t *rw, const char *why)
+{
+    unsigned shift = rw->attempts < 6 ? rw->attempts : 6;
+    uint64_t base = (uint64_t)BACKOFF_MIN_MS << shift;
+
+    if (rw->attempts == 0 || rw->state == CONN_READY)
+        cph_log_warn(MODULE, "redis %s:%u: %s", rw->cfg.host, rw->cfg.port, why);
+    disconnect(rw);
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    rw->attempts++;
+    rw->retry_at = h2o_now(rw->loop) + base / 2 + next_random(rw) % (base / 2 + 1); /* jitter: [base/2, base] */
+    rw->state = CONN_BACKOFF;
+    start_tick(rw);
+    pthread_mutex_lock(&shared.mutex);
+    shared.want_resolve = 1; /* the address may have moved (a restarted container) */
+    pthread_cond_signal(&shared.cond);
+    pthread_mutex_unlock(&shared.mutex);
+}
+
+/* Appends a command to `out` and its call to `owed`; the end of the pass writes it. */
+static void push(cph_redis_worker_t *rw, call_t *call, const char *cmd, size_t len)
+{
+    if (h2o_linklist_is_empty(&rw->owed))
+        rw->progress_at = h2o_now(rw->loop);
+    if (cmd != NULL)
+        outbuf_append(&rw->out, cmd, len);
+    h2o_linklist_insert(&rw->owed, &call->owed);
+    if (rw->state == CONN_READY)
+        schedule_pass(rw);
+}
+
+static call_t *internal_call(cph_redis_worker_t *rw, kind_t kind)
+{
+    call_t *call = calloc(1, sizeof(*call));
+
+    if (call == NULL)
+        cph_fatal(MODULE, "out of memory");
+    call->rw = rw;
+    call->kind = kind;
+    return call;
+}
+
+static void push_internal(cph_redis_worker_t *rw, kind_t kind, int argc, const char *const *argv, const size_t *argvlen)
+{
+    call_t *call = internal_call(rw, kind);
+    char *p = outbuf_reserve(&rw->out, cph_redis_resp_bound(argc, argvlen));
+
+    rw->out.size += cph_redis_resp_format(p, argc, argv, argvlen);
+    push(rw, call, NULL, 0);
+}
+
+static void push_script_load(cph_redis_worker_t *rw, kind_t kind)
+{
+    const char *argv[] = {"SCRIPT", "LOAD", cph_redis_script_text()};
+    const size_t argvlen[] = {6, 4, strlen(argv[2])};
+
+    push_internal(rw, kind, 3, argv, argvlen);
+}
+
+static void on_write(h2o_socket_t *sock, const char *err)
+{
+    cph_redis_worker_t *rw = sock->data;
+
+    rw->writing = 0;
+    rw->sending.size = 0;
+    if (err != NULL) {
+        fail_connection(rw, err);
+        return;
+    }
+    flush(rw);
+}
+
+static void flush(cph_redis_worker_t *rw)
+{
+    outbuf_t swap;
+
+    if (rw->state != CONN_READY || rw->writing || rw->out.size == 0)
+        return;
+    swap = rw->sending;
+    rw->sending = rw->out;
+    rw->out = swap;
+    rw->writing = 1;
+    h2o_iovec_t buf = h2o_iovec_init(rw->sending.bytes, rw->sending.size);
+    h2o_socket_write(rw->sock, &buf, 1, on_write);
+}
+
+static void on_pass(h2o_timeout_entry_t *entry)
+{
+    cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, pass, entry);
+
+    run_ready(rw);
+    flush(rw);
+}
+
+/* One reply, for the oldest call owed one. Returns -1 when it dropped the connection. */
+static int on_reply(cph_redis_worker_t *rw, redisReply *r)
+{
+    call_t *call;
     cph_ratelimit_result_t res[CPH_RATELIMIT_MAX_STACK];
     size_t refused;
 
-    on_reply_progress();
-    if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !call->retried) {
-        /* the script cache was flushed (SCRIPT FLUSH, a restart behind a proxy): load it again, then retry once */
-        call->retried = 1;
-        if ((io.reloading || command(on_script_load, (void *)2, "SCRIPT LOAD %s", cph_redis_script_text()) == 0) &&
-            issue(call) == 0) {
-            io.reloading = 1; /* the retry is queued behind the load on the same connection */
-            return;
-        }
-    }
-    if (r == NULL) {
-        answer_call(call, CPH_REDIS_UNAVAILABLE);
-    } else if (cph_redis_script_parse(r, call->n, &refused, res) == 0) {
-        answer_reply(call, CPH_REDIS_OK, refused, res, NULL);
-    } else {
-        uint64_t now = now_ms();
-        if (now - io.error_logged_ms >= 1000) { /* one line a second, not one per request */
-            io.error_logged_ms = now;
-            cph_log_warn(MODULE, "rate-limit script failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        }
-        answer_call(call, CPH_REDIS_UNAVAILABLE);
-    }
-    call_free(call);
-}
-
-static void on_generic_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac;
-    redisReply *r = reply;
-    call_t *call = priv;
-
-    on_reply_progress();
-    if (r == NULL) {
-        answer_call(call, CPH_REDIS_UNAVAILABLE);
-    } else if (cph_redis_reply_has_error(r)) {
-        uint64_t now = now_ms();
-        if (now - io.error_logged_ms >= 1000) {
-            io.error_logged_ms = now;
-            cph_log_warn(MODULE, "redis command failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "an error in the reply");
-        }
-        answer_call(call, CPH_REDIS_UNAVAILABLE);
-    } else if (!call->answered) {
-        answer_reply(call, CPH_REDIS_OK, 0, NULL, cph_redis_reply_copy(r));
-    }
-    call_free(call);
-}
-
-static int issue(call_t *call)
-{
-    int r = redisAsyncFormattedCommand(io.ac, call->rcb != NULL ? on_generic_reply : on_gcra_reply, call, call->cmd, call->cmd_len);
-
-    if (call->rcb != NULL) { /* hiredis copied it into its output buffer; a stack keeps it for a NOSCRIPT retry */
-        redisFreeCommand(call->cmd);
-        call->cmd = NULL;
-    }
-    if (r != REDIS_OK)
+    if (h2o_linklist_is_empty(&rw->owed)) {
+        fail_connection(rw, "a reply nobody asked for");
         return -1;
-    if (io.inflight++ == 0)
-        io.waiting_since_ms = now_ms();
+    }
+    call = H2O_STRUCT_FROM_MEMBER(call_t, owed, rw->owed.next);
+    h2o_linklist_unlink(&call->owed);
+    rw->progress_at = h2o_now(rw->loop);
+    switch (call->kind) {
+    case KIND_SELECT:
+        if (r->type == REDIS_REPLY_ERROR) {
+            char why[160];
+            snprintf(why, sizeof(why), "SELECT %d failed: %s", rw->cfg.db, r->str); /* the wrong db is no place for counters */
+            call_release(call);
+            fail_connection(rw, why);
+            return -1;
+        }
+        break;
+    case KIND_LOAD:
+    case KIND_RELOAD:
+        if (call->kind == KIND_RELOAD)
+            rw->reloading = 0;
+        if (r->type != REDIS_REPLY_STRING || strcmp(r->str, cph_redis_script_sha()) != 0) {
+            cph_log_warn(MODULE, "SCRIPT LOAD failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        } else if (call->kind == KIND_LOAD) {
+            rw->attempts = 0;
+            if (rw->worker->id == 0)
+                cph_log_info(MODULE, "connected to redis %s:%u db %d", rw->cfg.host, rw->cfg.port, rw->cfg.db);
+        }
+        break;
+    case KIND_STACK:
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !call->retried && !call->answered) {
+            /* the script cache was flushed (SCRIPT FLUSH, a restart behind a proxy): load it again, retry once */
+            call->retried = 1;
+            if (!rw->reloading)
+                push_script_load(rw, KIND_RELOAD);
+            rw->reloading = 1;
+            push(rw, call, call->cmd, call->cmd_len); /* queued behind the load on the same connection */
+            return 0;
+        }
+        if (cph_redis_script_parse(r, call->n, &refused, res) == 0) {
+            answer(call, CPH_REDIS_OK, refused, res, NULL);
+        } else {
+            log_error(rw, "rate-limit script failed", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+        }
+        break;
+    case KIND_GENERIC:
+        if (cph_redis_reply_has_error(r)) {
+            log_error(rw, "redis command failed", r->type == REDIS_REPLY_ERROR ? r->str : "an error in the reply");
+            answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+        } else if (call->waiting && !call->answered) {
+            answer(call, CPH_REDIS_OK, 0, NULL, cph_redis_reply_copy(r));
+        }
+        break;
+    }
+    call_release(call);
     return 0;
 }
 
-/* A worker's call, just taken off the queue. */
-static void submit(call_t *call)
+static void on_read(h2o_socket_t *sock, const char *err)
 {
-    if (io.ac == NULL || issue(call) != 0) {
-        answer_call(call, CPH_REDIS_UNAVAILABLE);
-        call_free(call);
+    cph_redis_worker_t *rw = sock->data;
+    void *reply;
+
+    if (err != NULL) {
+        fail_connection(rw, err);
         return;
     }
-    call->deadline_ms = call->submitted_ms + (io.cur.timeout_ms != 0 ? io.cur.timeout_ms : DEFAULT_TIMEOUT_MS);
-    link_by_deadline(call);
-}
-
-static void expire(uint64_t now)
-{
-    while (!h2o_linklist_is_empty(&io.deadlines)) {
-        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next);
-        if (call->deadline_ms > now)
+    if (redisReaderFeed(rw->reader, sock->input->bytes, sock->input->size) != REDIS_OK) {
+        fail_connection(rw, "out of memory reading a reply");
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    for (;;) {
+        if (redisReaderGetReply(rw->reader, &reply) != REDIS_OK) {
+            fail_connection(rw, "a malformed reply");
+            return;
+        }
+        if (reply == NULL)
             break;
-        answer_call(call, CPH_REDIS_TIMEOUT); /* hiredis still holds it: its callback frees it */
+        int dropped = on_reply(rw, reply);
+        freeReplyObject(reply);
+        if (dropped)
+            return;
     }
 }
 
-/* ---------------------------------------------------------------- connection */
-
-static void ev_add_read(void *p)
+static void on_connect(h2o_socket_t *sock, const char *err)
 {
-    (void)p;
-    io.reading = 1;
-}
+    cph_redis_worker_t *rw = sock->data;
 
-static void ev_del_read(void *p)
-{
-    (void)p;
-    io.reading = 0;
-}
-
-static void ev_add_write(void *p)
-{
-    (void)p;
-    io.writing = 1;
-}
-
-static void ev_del_write(void *p)
-{
-    (void)p;
-    io.writing = 0;
-}
-
-static uint32_t next_random(void)
-{
-    io.rng ^= io.rng << 13;
-    io.rng ^= io.rng >> 17;
-    io.rng ^= io.rng << 5;
-    return io.rng;
-}
-
-static void schedule_retry(void)
-{
-    unsigned shift = io.attempts < 6 ? io.attempts : 6;
-    uint64_t base = (uint64_t)BACKOFF_MIN_MS << shift;
-
-    if (base > BACKOFF_MAX_MS)
-        base = BACKOFF_MAX_MS;
-    io.attempts++;
-    io.retry_at_ms = now_ms() + base / 2 + next_random() % (base / 2 + 1); /* jitter: [base/2, base] */
-}
-
-/* hiredis is freeing the context (an error, a failed connect, or our redisAsyncFree): the socket is closed. */
-static void ev_cleanup(void *p)
-{
-    (void)p;
-    io.ac = NULL;
-    io.reading = io.writing = io.connected = io.reloading = 0;
-    io.inflight = 0;
-    schedule_retry();
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    if (status != REDIS_OK) {
-        cph_log_warn(MODULE, "cannot connect to redis %s:%u: %s", io.cur.host, io.cur.port, ac->errstr);
+    if (err != NULL) {
+        char why[160];
+        snprintf(why, sizeof(why), "cannot connect: %s", err);
+        fail_connection(rw, why);
         return;
     }
-    io.connected = 1;
+    rw->state = CONN_READY;
+    h2o_socket_read_start(sock, on_read);
+    schedule_pass(rw); /* what queued while connecting */
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+/* Connects to the resolver's address; without one yet, waits for it (the resolver's message calls this again). */
+static void connect_resolved(cph_redis_worker_t *rw)
 {
-    if (status != REDIS_OK)
-        cph_log_warn(MODULE, "lost the redis connection to %s:%u: %s", io.cur.host, io.cur.port, ac->errstr);
-}
+    struct sockaddr_storage addr;
+    socklen_t addrlen = 0;
+    int resolved;
 
-static void on_script_load(redisAsyncContext *ac, void *reply, void *priv)
-{
-    (void)ac, (void)priv;
-    redisReply *r = reply;
-
-    on_reply_progress();
-    if (priv == (void *)2)
-        io.reloading = 0;
-    if (r == NULL)
+    pthread_mutex_lock(&shared.mutex);
+    if ((resolved = shared.resolved) == 1) {
+        addr = shared.addr;
+        addrlen = shared.addrlen;
+    }
+    pthread_mutex_unlock(&shared.mutex);
+    if (resolved == 0)
+        return; /* CONN_RESOLVING until the resolver tells us */
+    if (resolved < 0) {
+        fail_connection(rw, "cannot resolve the host");
         return;
-    if (r->type != REDIS_REPLY_STRING || strcmp(r->str, cph_redis_script_sha()) != 0) {
-        cph_log_warn(MODULE, "SCRIPT LOAD failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+    if ((rw->sock = h2o_socket_connect(rw->loop, (struct sockaddr *)&addr, addrlen, on_connect)) == NULL) {
+        fail_connection(rw, strerror(errno));
         return;
     }
-    if (priv == (void *)1) { /* the one at connect */
-        io.attempts = 0;
-        cph_log_info(MODULE, "connected to redis %s:%u db %d", io.cur.host, io.cur.port, io.cur.db);
-    }
+    rw->sock->data = rw;
+    rw->state = CONN_CONNECTING;
 }
 
-static void on_select(redisAsyncContext *ac, void *reply, void *priv)
+/* A new connection: the handshake goes first in `out`, so every call made from now on queues behind it. */
+static void begin_connection(cph_redis_worker_t *rw)
 {
-    (void)priv;
-    redisReply *r = reply;
+    char db[16];
+    const char *argv[] = {"SELECT", db};
+    size_t argvlen[] = {6, 0};
 
-    on_reply_progress();
-    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        cph_log_warn(MODULE, "SELECT %d failed: %s", io.cur.db, r->str);
-        redisAsyncFree(ac); /* deferred by hiredis until this callback returns; the wrong db is no place for counters */
-    }
-}
-
-static void connect_now(void)
-{
-    redisAsyncContext *ac = redisAsyncConnect(io.cur.host, io.cur.port);
-
-    io.retry_at_ms = 0;
-    if (ac == NULL)
+    assert(rw->sock == NULL && h2o_linklist_is_empty(&rw->owed));
+    argvlen[1] = (size_t)snprintf(db, sizeof(db), "%d", rw->cfg.db);
+    if ((rw->reader = redisReaderCreate()) == NULL)
         cph_fatal(MODULE, "out of memory");
-    if (ac->err != 0) {
-        cph_log_warn(MODULE, "cannot connect to redis %s:%u: %s", io.cur.host, io.cur.port, ac->errstr);
-        redisAsyncFree(ac); /* closes the socket, if any; no hooks are set yet */
-        schedule_retry();
+    rw->state = CONN_RESOLVING;
+    rw->connect_deadline = h2o_now(rw->loop) + CONNECT_TIMEOUT_MS;
+    push_internal(rw, KIND_SELECT, 2, argv, argvlen);
+    push_script_load(rw, KIND_LOAD);
+    start_tick(rw);
+    connect_resolved(rw);
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, tick, entry);
+    uint64_t now = h2o_now(rw->loop);
+    uint64_t timeout = rw->cfg.timeout_ms != 0 ? rw->cfg.timeout_ms : DEFAULT_TIMEOUT_MS;
+    uint64_t stall = timeout * 20 > STALL_MIN_MS ? timeout * 20 : STALL_MIN_MS;
+
+    switch (rw->state) {
+    case CONN_IDLE:
         return;
+    case CONN_BACKOFF:
+        if (now >= rw->retry_at)
+            begin_connection(rw);
+        break;
+    case CONN_RESOLVING:
+    case CONN_CONNECTING:
+        if (now >= rw->connect_deadline)
+            fail_connection(rw, "connect timeout");
+        break;
+    case CONN_READY:
+        if (!h2o_linklist_is_empty(&rw->owed) && now - rw->progress_at >= stall)
+            fail_connection(rw, "no reply, dropping the connection");
+        break;
     }
-    if (ac->c.fd >= 0)
-        fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
-    io.ac = ac;
-    ac->ev.addRead = ev_add_read;
-    ac->ev.delRead = ev_del_read;
-    ac->ev.addWrite = ev_add_write;
-    ac->ev.delWrite = ev_del_write;
-    ac->ev.cleanup = ev_cleanup;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    io.connect_deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
-    /* pipelined: calls submitted from now on queue behind these on the same socket */
-    if (command(on_select, NULL, "SELECT %d", io.cur.db) != 0 ||
-        command(on_script_load, (void *)1, "SCRIPT LOAD %s", cph_redis_script_text()) != 0)
-        redisAsyncFree(ac);
+    if (rw->state != CONN_IDLE)
+        start_tick(rw);
 }
 
-static void drop_connection(const char *why)
+/* ---------------------------------------------------------------- config */
+
+/* Takes the shared config when its generation moved: a new endpoint (or a stop) drops the connection and, when one is
+ * wanted, starts the next at once; a new timeout applies to the calls waiting too. */
+static void sync_config(cph_redis_worker_t *rw)
 {
-    if (io.ac == NULL)
+    cph_redis_config_t cfg;
+    int running;
+
+    pthread_mutex_lock(&shared.mutex);
+    rw->gen = atomic_load_explicit(&shared.gen, memory_order_relaxed);
+    cfg = shared.cfg;
+    running = shared.running;
+    pthread_mutex_unlock(&shared.mutex);
+    rw->deadlines.timeout = cfg.timeout_ms != 0 ? cfg.timeout_ms : DEFAULT_TIMEOUT_MS;
+    rw->cfg.timeout_ms = cfg.timeout_ms;
+    if (running == rw->running && strcmp(cfg.host, rw->cfg.host) == 0 && cfg.port == rw->cfg.port && cfg.db == rw->cfg.db)
         return;
-    if (why != NULL)
-        cph_log_warn(MODULE, "dropping the redis connection to %s:%u: %s", io.cur.host, io.cur.port, why);
-    redisAsyncFree(io.ac); /* pending callbacks run with NULL (unanswered calls: UNAVAILABLE), then ev_cleanup */
+    disconnect(rw);
+    rw->cfg = cfg;
+    rw->running = running;
+    rw->attempts = 0;
+    if (running && cfg.host[0] != '\0')
+        begin_connection(rw);
 }
 
-static void apply_config(const cph_redis_config_t *cfg)
+static inline void check_config(cph_redis_worker_t *rw)
 {
-    int same = strcmp(cfg->host, io.cur.host) == 0 && cfg->port == io.cur.port && cfg->db == io.cur.db;
-
-    io.cur.timeout_ms = cfg->timeout_ms;
-    if (same)
-        return;
-    drop_connection(NULL);
-    io.cur = *cfg;
-    io.attempts = 0;
-    io.retry_at_ms = 0;
-    if (io.cur.host[0] != '\0')
-        connect_now();
+    if (atomic_load_explicit(&shared.gen, memory_order_acquire) != rw->gen)
+        sync_config(rw);
 }
 
-/* Reconnects and drops connections on time; returns the poll timeout in ms (-1 = none). */
-static int maintain(uint64_t now)
+/* shared.mutex held: makes every worker look at the config (and its foreign commands) on its loop. */
+static void notify_locked(cph_redis_worker_t *rw)
 {
-    uint64_t next = UINT64_MAX;
-    uint64_t stall = io.cur.timeout_ms * 20 > STALL_MIN_MS ? io.cur.timeout_ms * 20 : STALL_MIN_MS;
-
-    if (io.ac == NULL && io.cur.host[0] != '\0' && io.retry_at_ms != 0 && now >= io.retry_at_ms)
-        connect_now();
-    if (io.ac != NULL && !io.connected && now >= io.connect_deadline_ms)
-        drop_connection("connect timeout");
-    if (io.ac != NULL && io.inflight != 0 && now - io.waiting_since_ms >= stall)
-        drop_connection("no reply");
-    if (!h2o_linklist_is_empty(&io.deadlines))
-        next = H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next)->deadline_ms;
-    if (io.ac == NULL && io.cur.host[0] != '\0' && io.retry_at_ms != 0 && io.retry_at_ms < next)
-        next = io.retry_at_ms;
-    if (io.ac != NULL && !io.connected && io.connect_deadline_ms < next)
-        next = io.connect_deadline_ms;
-    if (io.ac != NULL && io.inflight != 0 && io.waiting_since_ms + stall < next)
-        next = io.waiting_since_ms + stall;
-    if (next == UINT64_MAX)
-        return -1;
-    return next <= now ? 0 : next - now > 60000 ? 60000 : (int)(next - now);
-}
-
-/* ---------------------------------------------------------------- the I/O thread */
-
-/* Takes the inbox: the submitted calls, a new config, the stop flag. Returns the stop flag. */
-static int take_inbox(h2o_linklist_t *calls, cph_redis_config_t *cfg, int *cfg_changed)
-{
-    uint64_t n;
-    int stop;
-
-    while (read(io.efd, &n, sizeof(n)) == sizeof(n))
-        ; /* before taking the queue: a wake-up written after this read is for calls still to come */
-    pthread_mutex_lock(&io.mutex);
-    h2o_linklist_insert_list(calls, &io.queue);
-    if ((*cfg_changed = io.cfg_changed) != 0)
-        *cfg = io.cfg;
-    io.cfg_changed = 0;
-    stop = io.stop;
-    if (stop)
-        io.running = 0; /* from now on a new call is answered UNAVAILABLE itself */
-    pthread_mutex_unlock(&io.mutex);
-    return stop;
-}
-
-static void poll_once(int timeout)
-{
-    struct pollfd fds[2] = {{.fd = io.efd, .events = POLLIN}, {.fd = -1}};
-
-    if (io.ac != NULL) {
-        fds[1].fd = io.ac->c.fd;
-        fds[1].events = (io.reading ? POLLIN : 0) | (io.writing ? POLLOUT : 0);
+    if (!rw->ctl_sent) {
+        rw->ctl_sent = 1;
+        h2o_multithread_send_message(&rw->ctl_receiver, &rw->ctl_msg);
     }
-    if (poll(fds, 2, timeout) <= 0 || fds[1].fd == -1)
-        return;
-    /* POLLERR/POLLHUP come whatever was asked: let hiredis find the error (a failed connect, a reset) */
-    if ((fds[1].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
-        if (io.reading || !io.writing)
-            redisAsyncHandleRead(io.ac);
-        else
-            redisAsyncHandleWrite(io.ac);
-    }
-    if (io.ac != NULL && (fds[1].revents & POLLOUT) != 0 && io.writing)
-        redisAsyncHandleWrite(io.ac);
 }
 
-static void shutdown_io(h2o_linklist_t *calls)
+static void notify_all_locked(void)
 {
-    while (!h2o_linklist_is_empty(calls)) {
-        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, calls->next);
-        h2o_linklist_unlink(&call->link);
-        answer_call(call, CPH_REDIS_UNAVAILABLE);
-        call_free(call);
-    }
-    while (!h2o_linklist_is_empty(&io.deadlines))
-        answer_call(H2O_STRUCT_FROM_MEMBER(call_t, link, io.deadlines.next), CPH_REDIS_UNAVAILABLE);
-    drop_connection(NULL); /* the callbacks free the bookkeeping */
+    for (h2o_linklist_t *l = shared.workers.next; l != &shared.workers; l = l->next)
+        notify_locked(H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, registered, l));
 }
 
-static void *io_main(void *arg)
+static void bump_locked(void)
+{
+    atomic_store_explicit(&shared.gen, atomic_load_explicit(&shared.gen, memory_order_relaxed) + 1, memory_order_release);
+    notify_all_locked();
+}
+
+static int accepting(cph_redis_worker_t *rw);
+static void enqueue(cph_redis_worker_t *rw, call_t *call, const char *cmd, size_t len);
+
+static void on_ctl(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, ctl_receiver, receiver);
+    h2o_linklist_t foreign;
+
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    h2o_linklist_init_anchor(&foreign);
+    pthread_mutex_lock(&shared.mutex);
+    rw->ctl_sent = 0;
+    h2o_linklist_insert_list(&foreign, &rw->foreign);
+    pthread_mutex_unlock(&shared.mutex);
+    sync_config(rw);
+    if (rw->state == CONN_RESOLVING && rw->sock == NULL)
+        connect_resolved(rw); /* the resolver may have answered */
+    while (!h2o_linklist_is_empty(&foreign)) {
+        foreign_t *f = H2O_STRUCT_FROM_MEMBER(foreign_t, link, foreign.next);
+        h2o_linklist_unlink(&f->link);
+        if (accepting(rw))
+            enqueue(rw, internal_call(rw, KIND_GENERIC), f->cmd, f->len); /* fire-and-forget */
+        free(f);
+    }
+}
+
+/* ---------------------------------------------------------------- the resolver thread */
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr, socklen_t *addrlen)
+{
+    static const int families[] = {AF_INET, AF_UNSPEC}; /* IPv4 first, as hiredis did: "localhost" is often both */
+    char serv[8];
+    int err = EAI_FAIL;
+
+    snprintf(serv, sizeof(serv), "%u", port);
+    for (size_t i = 0; i != sizeof(families) / sizeof(families[0]); i++) {
+        struct addrinfo hints = {.ai_family = families[i], .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+        if ((err = getaddrinfo(host, serv, &hints, &res)) == 0) {
+            memcpy(addr, res->ai_addr, res->ai_addrlen);
+            *addrlen = res->ai_addrlen;
+            freeaddrinfo(res);
+            return 0;
+        }
+    }
+    cph_log_warn(MODULE, "cannot resolve redis host %s: %s", host, gai_strerror(err));
+    return -1;
+}
+
+static void *resolver_main(void *arg)
 {
     (void)arg;
-    h2o_linklist_t calls;
-    cph_redis_config_t cfg;
-    int cfg_changed, timeout;
-
-    h2o_linklist_init_anchor(&calls);
+    pthread_mutex_lock(&shared.mutex);
     for (;;) {
-        int stop = take_inbox(&calls, &cfg, &cfg_changed);
-        if (stop)
+        while (!shared.stopping && !shared.want_resolve)
+            pthread_cond_wait(&shared.cond, &shared.mutex);
+        if (shared.stopping)
             break;
-        if (cfg_changed)
-            apply_config(&cfg);
-        while (!h2o_linklist_is_empty(&calls)) {
-            call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, calls.next);
-            h2o_linklist_unlink(&call->link);
-            submit(call);
+        shared.want_resolve = 0;
+        cph_redis_config_t cfg = shared.cfg;
+        if (cfg.host[0] == '\0')
+            continue;
+        pthread_mutex_unlock(&shared.mutex);
+        struct sockaddr_storage addr;
+        socklen_t addrlen = 0;
+        int ok = resolve(cfg.host, cfg.port, &addr, &addrlen) == 0;
+        pthread_mutex_lock(&shared.mutex);
+        if (strcmp(cfg.host, shared.cfg.host) != 0 || cfg.port != shared.cfg.port)
+            continue; /* configured elsewhere meanwhile: that asked for its own resolution */
+        if (ok) {
+            shared.addr = addr;
+            shared.addrlen = addrlen;
+            shared.resolved = 1;
+        } else if (shared.resolved != 1) {
+            shared.resolved = -1; /* a failed re-resolution keeps the last good address */
         }
-        uint64_t now = now_ms();
-        expire(now);
-        timeout = maintain(now);
-        poll_once(timeout);
-        expire(now_ms());
+        notify_all_locked();
     }
-    shutdown_io(&calls);
+    pthread_mutex_unlock(&shared.mutex);
     return NULL;
 }
 
@@ -615,62 +695,44 @@ static void *io_main(void *arg)
 
 void cph_redis_start(void)
 {
-    pthread_mutex_lock(&io.mutex);
-    assert(!io.running);
-    if ((io.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
-        cph_fatal(MODULE, "eventfd failed: %s", strerror(errno));
-    h2o_linklist_init_anchor(&io.queue);
-    h2o_linklist_init_anchor(&io.deadlines);
-    memset(&io.cur, 0, sizeof(io.cur));
-    io.attempts = 0;
-    io.retry_at_ms = 0;
-    io.inflight = 0;
-    io.reading = io.writing = io.connected = io.reloading = 0;
-    io.rng = (uint32_t)now_ms() ^ (uint32_t)getpid() ^ 0x9e3779b9u;
-    if (io.rng == 0)
-        io.rng = 1;
-    io.cfg_changed = 1; /* whatever was configured before the start */
-    io.stop = 0;
-    io.running = 1;
-    pthread_mutex_unlock(&io.mutex);
-    if (pthread_create(&io.tid, NULL, io_main, NULL) != 0)
-        cph_fatal(MODULE, "cannot start the redis thread");
-}
-
-static void wake_locked(void)
-{
-    uint64_t one = 1;
-
-    if (io.efd != -1 && write(io.efd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN)
-        cph_fatal(MODULE, "eventfd write failed: %s", strerror(errno));
+    pthread_mutex_lock(&shared.mutex);
+    assert(!shared.running);
+    shared.running = 1;
+    shared.stopping = 0;
+    shared.want_resolve = 1;
+    bump_locked();
+    pthread_mutex_unlock(&shared.mutex);
+    if (pthread_create(&shared.resolver, NULL, resolver_main, NULL) != 0)
+        cph_fatal(MODULE, "cannot start the redis resolver thread");
 }
 
 void cph_redis_stop(void)
 {
-    pthread_mutex_lock(&io.mutex);
-    if (!io.running) {
-        pthread_mutex_unlock(&io.mutex);
+    pthread_mutex_lock(&shared.mutex);
+    if (!shared.running) {
+        pthread_mutex_unlock(&shared.mutex);
         return;
     }
-    io.stop = 1;
-    wake_locked();
-    pthread_mutex_unlock(&io.mutex);
-    pthread_join(io.tid, NULL);
-    pthread_mutex_lock(&io.mutex);
-    close(io.efd);
-    io.efd = -1;
-    pthread_mutex_unlock(&io.mutex);
+    shared.running = 0;
+    shared.stopping = 1;
+    bump_locked();
+    pthread_cond_signal(&shared.cond);
+    pthread_mutex_unlock(&shared.mutex);
+    pthread_join(shared.resolver, NULL);
 }
 
 void cph_redis_configure(const cph_redis_config_t *cfg)
 {
-    pthread_mutex_lock(&io.mutex);
-    io.cfg = *cfg;
-    io.cfg.host[sizeof(io.cfg.host) - 1] = '\0';
-    io.cfg_changed = 1;
-    if (io.running)
-        wake_locked();
-    pthread_mutex_unlock(&io.mutex);
+    pthread_mutex_lock(&shared.mutex);
+    if (strncmp(cfg->host, shared.cfg.host, sizeof(shared.cfg.host)) != 0 || cfg->port != shared.cfg.port) {
+        shared.resolved = 0;
+        shared.want_resolve = 1;
+        pthread_cond_signal(&shared.cond);
+    }
+    shared.cfg = *cfg;
+    shared.cfg.host[sizeof(shared.cfg.host) - 1] = '\0';
+    bump_locked();
+    pthread_mutex_unlock(&shared.mutex);
 }
 
 void cph_redis_worker_init(cph_worker_t *w)
@@ -680,121 +742,154 @@ void cph_redis_worker_init(cph_worker_t *w)
     if (rw == NULL)
         cph_fatal(MODULE, "out of memory");
     rw->worker = w;
-    rw->refs = 1;
-    h2o_linklist_init_anchor(&rw->late);
-    h2o_multithread_register_receiver(w->ctx.queue, &rw->receiver, on_answer);
+    rw->loop = w->ctx.loop;
+    rw->rng = (uint32_t)(uintptr_t)rw ^ (w->id + 1) * 0x9e3779b9u;
+    if (rw->rng == 0)
+        rw->rng = 1;
+    h2o_linklist_init_anchor(&rw->foreign);
+    h2o_linklist_init_anchor(&rw->owed);
+    h2o_linklist_init_anchor(&rw->ready);
+    h2o_timeout_init(rw->loop, &rw->deadlines, DEFAULT_TIMEOUT_MS);
+    h2o_timeout_init(rw->loop, &rw->zero, 0);
+    h2o_timeout_init(rw->loop, &rw->tick_timeout, TICK_MS);
+    rw->pass.cb = on_pass;
+    rw->tick.cb = on_tick;
+    h2o_multithread_register_receiver(w->ctx.queue, &rw->ctl_receiver, on_ctl);
+    pthread_mutex_lock(&shared.mutex);
+    h2o_linklist_insert(&shared.workers, &rw->registered);
+    pthread_mutex_unlock(&shared.mutex);
     w->redis = rw;
-}
-
-/* Runs the answers that arrive in rw->late until none is outstanding or the wait is over. io.mutex held. */
-static void run_late_answers_locked(cph_redis_worker_t *rw, uint64_t wait_ms)
-{
-    struct timespec until;
-    h2o_linklist_t batch;
-
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(wait_ms / 1000);
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    h2o_linklist_init_anchor(&batch);
-    for (;;) {
-        h2o_linklist_insert_list(&batch, &rw->late);
-        pthread_mutex_unlock(&io.mutex);
-        on_answer(&rw->receiver, &batch);
-        pthread_mutex_lock(&io.mutex);
-        if (rw->refs == 1 || (h2o_linklist_is_empty(&rw->late) && pthread_cond_timedwait(&io.late_cond, &io.mutex, &until) != 0 &&
-                              h2o_linklist_is_empty(&rw->late)))
-            break;
-    }
+    self = rw;
+    sync_config(rw);
 }
 
 void cph_redis_worker_dispose(cph_worker_t *w)
 {
     cph_redis_worker_t *rw = w->redis;
-    uint64_t wait_ms;
-    int free_it;
+    h2o_linklist_t foreign;
 
     assert(rw != NULL && rw->worker == w);
-    pthread_mutex_lock(&io.mutex);
-    rw->disposing = 1; /* no message is sent from now on, so only this thread still touches the receiver's messages */
-    wait_ms = (io.cfg.timeout_ms != 0 ? io.cfg.timeout_ms : DEFAULT_TIMEOUT_MS) + 1000;
-    pthread_mutex_unlock(&io.mutex);
-    on_answer(&rw->receiver, &rw->receiver._messages); /* answers already sent still reach their callers */
-    h2o_multithread_unregister_receiver(w->ctx.queue, &rw->receiver);
+    h2o_linklist_init_anchor(&foreign);
+    pthread_mutex_lock(&shared.mutex);
+    h2o_linklist_unlink(&rw->registered); /* nobody sends to it from now on */
+    h2o_linklist_insert_list(&foreign, &rw->foreign);
+    pthread_mutex_unlock(&shared.mutex);
+    while (!h2o_linklist_is_empty(&foreign)) { /* not written: a purge is also kept pending by core/cache_redis.c */
+        foreign_t *f = H2O_STRUCT_FROM_MEMBER(foreign_t, link, foreign.next);
+        h2o_linklist_unlink(&f->link);
+        free(f);
+    }
+    while (!h2o_linklist_is_empty(&rw->ctl_receiver._messages))
+        h2o_linklist_unlink(rw->ctl_receiver._messages.next);
+    h2o_multithread_unregister_receiver(w->ctx.queue, &rw->ctl_receiver);
+    disconnect(rw); /* every call still owed an answer gets UNAVAILABLE, here on this thread */
+    run_ready(rw);
+    if (h2o_timeout_is_linked(&rw->pass))
+        h2o_timeout_unlink(&rw->pass);
+    if (h2o_timeout_is_linked(&rw->tick))
+        h2o_timeout_unlink(&rw->tick);
+    h2o_timeout_dispose(rw->loop, &rw->deadlines);
+    h2o_timeout_dispose(rw->loop, &rw->zero);
+    h2o_timeout_dispose(rw->loop, &rw->tick_timeout);
+    free(rw->out.bytes);
+    free(rw->sending.bytes);
+    free(rw);
     w->redis = NULL;
-    pthread_mutex_lock(&io.mutex);
-    /* every call is answered by its deadline (or at once when the I/O thread is down): wait for them, bounded */
-    if (rw->refs > 1)
-        run_late_answers_locked(rw, wait_ms);
-    rw->disposed = 1;
-    release_worker_locked(rw, &free_it);
-    pthread_mutex_unlock(&io.mutex);
-    if (free_it)
-        free(rw);
+    self = NULL;
 }
 
-/* Queues a call for the I/O thread; when it is not running, answers UNAVAILABLE (still through the worker's queue:
- * the callback never runs inside the submitting call). */
-static void enqueue(call_t *call)
+/* Whether a call can be queued now (else it is answered UNAVAILABLE: no connection, and none being made). */
+static int accepting(cph_redis_worker_t *rw)
 {
-    int running;
+    check_config(rw);
+    return rw->state != CONN_IDLE && rw->state != CONN_BACKOFF;
+}
 
-    call->submitted_ms = now_ms();
-    pthread_mutex_lock(&io.mutex);
-    if (call->rw != NULL)
-        call->rw->refs++;
-    if ((running = io.running) != 0) {
-        if (h2o_linklist_is_empty(&io.queue))
-            wake_locked();
-        h2o_linklist_insert(&io.queue, &call->link);
-    }
-    pthread_mutex_unlock(&io.mutex);
-    if (!running) {
-        deliver(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
-        call_free(call);
-    }
+/* Answers a call UNAVAILABLE, at the end of the pass like any answer. */
+static void refuse(call_t *call)
+{
+    answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+    call_release(call);
+}
+
+/* Queues a call whose command is written (cmd: len bytes), or already is in `out` (cmd NULL). */
+static void enqueue(cph_redis_worker_t *rw, call_t *call, const char *cmd, size_t len)
+{
+    if (call->waiting)
+        h2o_timeout_link(rw->loop, &rw->deadlines, &call->deadline);
+    push(rw, call, cmd, len);
 }
 
 void cph_redis_gcra_stack(cph_worker_t *w, size_t n, const char *const *keys, const size_t *key_lens,
                           const cph_ratelimit_spec_t *const *specs, cph_redis_stack_cb cb, void *ud)
 {
     cph_redis_worker_t *rw = w->redis;
-    call_t *call = calloc(1, sizeof(*call));
+    size_t bound = cph_redis_script_bound(n, key_lens);
+    call_t *call;
 
     assert(rw != NULL && rw->worker == w);
-    if (call == NULL)
+    if (n == 0 || n > CPH_RATELIMIT_MAX_STACK)
+        cph_fatal(MODULE, "a stack of %zu limits", n);
+    if ((call = malloc(sizeof(*call) + n * sizeof(call->res[0]) + bound)) == NULL)
         cph_fatal(MODULE, "out of memory");
-    call->rw = rw;
-    call->cb = cb;
-    call->ud = ud;
-    call->n = n;
-    call->cmd_len = cph_redis_script_format(&call->cmd, n, keys, key_lens, specs);
-    enqueue(call);
+    *call = (call_t){.rw = rw, .kind = KIND_STACK, .waiting = 1, .cb = cb, .ud = ud, .n = n};
+    call->deadline.cb = on_deadline;
+    call->res = (cph_ratelimit_result_t *)(call + 1);
+    call->cmd = (char *)(call->res + n);
+    call->cmd_len = cph_redis_script_format(call->cmd, n, keys, key_lens, specs);
+    if (accepting(rw))
+        enqueue(rw, call, call->cmd, call->cmd_len);
+    else
+        refuse(call);
 }
 
-static void ignore_reply(void *ud, cph_redis_status_t status, const cph_redis_reply_t *reply)
+/* A command from a thread with no worker: handed to one (round robin), or dropped when none runs. */
+static void hand_over(int argc, const char *const *argv, const size_t *argvlen)
 {
-    (void)ud, (void)status, (void)reply;
+    size_t bound = cph_redis_resp_bound(argc, argvlen);
+    foreign_t *f = malloc(sizeof(*f) + bound);
+
+    if (f == NULL)
+        cph_fatal(MODULE, "out of memory");
+    f->link = (h2o_linklist_t){NULL, NULL};
+    f->len = cph_redis_resp_format(f->cmd, argc, argv, argvlen);
+    pthread_mutex_lock(&shared.mutex);
+    if (h2o_linklist_is_empty(&shared.workers) || !shared.running) {
+        pthread_mutex_unlock(&shared.mutex);
+        free(f);
+        return;
+    }
+    h2o_linklist_t *first = shared.workers.next;
+    cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, registered, first);
+    h2o_linklist_unlink(first); /* the next one takes the next command */
+    h2o_linklist_insert(&shared.workers, first);
+    h2o_linklist_insert(&rw->foreign, &f->link);
+    notify_locked(rw);
+    pthread_mutex_unlock(&shared.mutex);
 }
 
 void cph_redis_command(cph_worker_t *w, int argc, const char *const *argv, const size_t *argvlen, cph_redis_reply_cb cb, void *ud)
 {
-    call_t *call = calloc(1, sizeof(*call));
-    int len;
+    cph_redis_worker_t *rw = w != NULL ? w->redis : self;
+    call_t *call;
 
-    if (call == NULL)
-        cph_fatal(MODULE, "out of memory");
-    if (w != NULL) {
-        call->rw = w->redis;
-        assert(call->rw != NULL && call->rw->worker == w);
+    if (rw == NULL) {
+        hand_over(argc, argv, argvlen);
+        return;
     }
-    call->rcb = w != NULL && cb != NULL ? cb : ignore_reply;
-    call->ud = ud;
-    if ((len = redisFormatCommandArgv(&call->cmd, argc, (const char **)argv, argvlen)) < 0)
-        cph_fatal(MODULE, "out of memory");
-    call->cmd_len = (size_t)len;
-    enqueue(call);
+    assert(w == NULL || rw->worker == w);
+    call = internal_call(rw, KIND_GENERIC);
+    if (w != NULL && cb != NULL) {
+        call->waiting = 1;
+        call->rcb = cb;
+        call->ud = ud;
+        call->deadline.cb = on_deadline;
+    }
+    if (!accepting(rw)) {
+        refuse(call);
+        return;
+    }
+    char *p = outbuf_reserve(&rw->out, cph_redis_resp_bound(argc, argvlen));
+    rw->out.size += cph_redis_resp_format(p, argc, argv, argvlen);
+    enqueue(rw, call, NULL, 0);
 }

@@ -1,7 +1,7 @@
 /*
- * redis_reply: the deep copy of a hiredis reply that core/redis.c hands to a worker (cph_redis_command's answers).
- * hiredis frees its reply when the callback on the I/O thread returns, and the worker reads the answer later on its
- * own loop, so the strings and arrays are copied; the copy is freed when the worker's callback returns.
+ * redis_reply: the deep copy of a hiredis reply that core/redis.c lends to a callback (cph_redis_command's answers).
+ * The reply is parsed as it arrives but the callback runs at the end of the loop's pass, after hiredis's reply tree is
+ * gone, and callers never see hiredis's types; the copy is freed when the callback returns.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
- * redis_reply: hiredis replies turned into cph_redis_reply_t (core/redis.h), the copy a worker reads on its own loop
- * after the I/O thread of core/redis.c has let hiredis free the original.
+ * redis_reply: hiredis replies turned into cph_redis_reply_t (core/redis.h), the copy a callback borrows after
+ * core/redis.c has let hiredis free the original.
  */
 #ifndef CPH_REDIS_REPLY_H
 #define CPH_REDIS_REPLY_H

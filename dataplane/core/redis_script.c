@@ -104,30 +104,38 @@ static char *put_len(char *p, char mark, uint64_t v)
     return p;
 }
 
-/*
- * The RESP form of the command (an array of bulk strings), as redisFormatCommandArgv writes it, without its sprintf
- * per argument: malloc'd, so redisFreeCommand (free) releases it.
- */
-static size_t format_argv(char **cmd, int argc, const char *const *argv, const size_t *argvlen)
+size_t cph_redis_resp_bound(int argc, const size_t *argvlen)
 {
     size_t total = 1 + U64_DIGITS + 2;
-    char *p;
 
     for (int i = 0; i != argc; ++i)
         total += 1 + U64_DIGITS + 2 + argvlen[i] + 2;
-    if ((*cmd = p = malloc(total)) == NULL)
-        cph_fatal(MODULE, "out of memory");
-    p = put_len(p, '*', (uint64_t)argc);
+    return total;
+}
+
+size_t cph_redis_resp_format(char *buf, int argc, const char *const *argv, const size_t *argvlen)
+{
+    char *p = put_len(buf, '*', (uint64_t)argc);
+
     for (int i = 0; i != argc; ++i) {
         p = put_len(p, '$', argvlen[i]);
         memcpy(p, argv[i], argvlen[i]);
         p += argvlen[i];
         *p++ = '\r', *p++ = '\n';
     }
-    return (size_t)(p - *cmd);
+    return (size_t)(p - buf);
 }
 
-size_t cph_redis_script_format(char **cmd, size_t n, const char *const *keys, const size_t *key_lens,
+size_t cph_redis_script_bound(size_t n, const size_t *key_lens)
+{
+    size_t total = 1 + U64_DIGITS + 2 + 3 * (1 + U64_DIGITS + 2) + 40 + 7 + 2 * 2; /* *argc, EVALSHA, sha, n */
+
+    for (size_t i = 0; i != n; i++)
+        total += 1 + U64_DIGITS + 2 + key_lens[i] + 2 + 3 * (1 + U64_DIGITS + 2 + U64_DIGITS + 2);
+    return total;
+}
+
+size_t cph_redis_script_format(char *buf, size_t n, const char *const *keys, const size_t *key_lens,
                                const cph_ratelimit_spec_t *const *specs)
 {
     const char *argv[MAX_ARGS];
@@ -149,7 +157,7 @@ size_t cph_redis_script_format(char **cmd, size_t n, const char *const *keys, co
             argv[argc] = u64_dec(end, v[j]), argvlen[argc] = (size_t)(end - argv[argc]), argc++;
         }
     }
-    return format_argv(cmd, argc, argv, argvlen);
+    return cph_redis_resp_format(buf, argc, argv, argvlen);
 }
 
 static uint64_t non_negative(const redisReply *r)

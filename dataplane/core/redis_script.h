@@ -1,6 +1,7 @@
 /*
  * redis_script: the Lua GCRA script behind `backend: redis` rate limits (core/redis.c sends it): its text and SHA-1,
- * the EVALSHA command for a stack of limits, and the parsing of its reply. Pure functions, any thread.
+ * the EVALSHA command for a stack of limits (and any command in RESP), and the parsing of its reply. Pure
+ * functions, any thread.
  */
 #ifndef CPH_REDIS_SCRIPT_H
 #define CPH_REDIS_SCRIPT_H
@@ -15,12 +16,24 @@ const char *cph_redis_script_text(void);
 /** The script's SHA-1, 40 lowercase hex digits (what SCRIPT LOAD answers and EVALSHA names). Thread-safe. */
 const char *cph_redis_script_sha(void);
 
+/** At least the length cph_redis_script_format writes for a stack of n limits whose keys are key_lens[i] bytes. */
+size_t cph_redis_script_bound(size_t n, const size_t *key_lens);
+
 /**
- * Formats "EVALSHA <sha> n key1..keyn period_ms1 rate1 burst1 ..." for a stack of n (1..CPH_RATELIMIT_MAX_STACK,
- * else fatal) limits into *cmd (hiredis's formatted command: free it with redisFreeCommand); returns its length.
+ * Writes "EVALSHA <sha> n key1..keyn period_ms1 rate1 burst1 ..." for a stack of n (1..CPH_RATELIMIT_MAX_STACK, else
+ * fatal) limits into buf (cph_redis_script_bound bytes at least), in RESP; returns its length.
  */
-size_t cph_redis_script_format(char **cmd, size_t n, const char *const *keys, const size_t *key_lens,
+size_t cph_redis_script_format(char *buf, size_t n, const char *const *keys, const size_t *key_lens,
                                const cph_ratelimit_spec_t *const *specs);
+
+/** At least the length cph_redis_resp_format writes for argc arguments of argvlen[i] bytes. */
+size_t cph_redis_resp_bound(int argc, const size_t *argvlen);
+
+/**
+ * Writes a command (argc binary-safe arguments) into buf (cph_redis_resp_bound bytes at least) as an array of bulk
+ * strings, the bytes redisFormatCommandArgv gives without its printf per argument; returns the length.
+ */
+size_t cph_redis_resp_format(char *buf, int argc, const char *const *argv, const size_t *argvlen);
 
 /**
  * Reads the script's reply for a stack of n limits: returns 0 and sets *refused to n when every limit allowed (res[0..n-1]

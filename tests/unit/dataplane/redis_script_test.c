@@ -2,7 +2,8 @@
  * redis_script_test: the wire form of a rate-limit stack's EVALSHA (core/redis_script.c). cph_redis_script_format
  * writes RESP itself (no printf per argument); every stack here - 1 to CPH_RATELIMIT_MAX_STACK limits, numbers from 0
  * to UINT64_MAX, keys with CR, LF, NUL and '$' bytes, empty and long keys - must give exactly the bytes hiredis's own
- * redisFormatCommandArgv gives for the same argument vector, so redis-server reads the same command.
+ * redisFormatCommandArgv gives for the same argument vector, so redis-server reads the same command, and never more
+ * than cph_redis_script_bound. So must any command of cph_redis_resp_format (0 to 40 random arguments).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,18 +44,20 @@ static int reference(char **cmd, size_t n, const char *const *keys, const size_t
 static void check_stack(size_t n, const char *const *keys, const size_t *key_lens, const cph_ratelimit_spec_t *specs)
 {
     const cph_ratelimit_spec_t *sp[CPH_RATELIMIT_MAX_STACK];
-    char *ours = NULL, *theirs = NULL;
-    size_t len;
+    size_t bound = cph_redis_script_bound(n, key_lens), len;
+    char *ours = malloc(bound), *theirs = NULL;
     int want;
 
+    assert_non_null(ours);
     for (size_t i = 0; i != n; ++i)
         sp[i] = &specs[i];
-    len = cph_redis_script_format(&ours, n, keys, key_lens, sp);
+    len = cph_redis_script_format(ours, n, keys, key_lens, sp);
+    assert_true(len <= bound);
     want = reference(&theirs, n, keys, key_lens, specs);
     assert_true(want > 0);
     if (len != (size_t)want || memcmp(ours, theirs, len) != 0)
         fail_msg("stack of %zu: %zu bytes, hiredis %d:\n%.*s\n---\n%.*s", n, len, want, (int)len, ours, want, theirs);
-    redisFreeCommand(ours);
+    free(ours);
     redisFreeCommand(theirs);
 }
 
@@ -96,11 +99,44 @@ static void test_random_stacks(void **state)
     }
 }
 
+/* Any command: the same bytes as hiredis for 0 to 40 arguments of 0 to 300 random bytes (CR, LF, NUL included). */
+static void test_generic_commands(void **state)
+{
+    static char arg_bytes[40][300];
+    const char *argv[40];
+    size_t argvlen[40];
+    uint64_t x = 0x2545f4914f6cdd1dull;
+
+    (void)state;
+    for (int round = 0; round != 2000; ++round) {
+        int argc = (int)(x % 41);
+        for (int i = 0; i != argc; ++i) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            argvlen[i] = (size_t)(x % sizeof(arg_bytes[i]));
+            for (size_t b = 0; b != argvlen[i]; ++b)
+                arg_bytes[i][b] = (char)(x >> (b % 57));
+            argv[i] = arg_bytes[i];
+        }
+        size_t bound = cph_redis_resp_bound(argc, argvlen), len;
+        char *ours = malloc(bound), *theirs = NULL;
+        assert_non_null(ours);
+        len = cph_redis_resp_format(ours, argc, argv, argvlen);
+        int want = redisFormatCommandArgv(&theirs, argc, argv, argvlen);
+        assert_true(len <= bound);
+        assert_int_equal(len, (size_t)want);
+        assert_memory_equal(ours, theirs, len);
+        free(ours);
+        redisFreeCommand(theirs);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_numbers_and_keys),
         cmocka_unit_test(test_random_stacks),
+        cmocka_unit_test(test_generic_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
