@@ -43,10 +43,12 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define STALL_MIN_MS 3000 /* no reply at all for this long (and 20 timeouts) while replies are owed: reconnect */
 #define DEFAULT_TIMEOUT_MS 50
-#define TICK_MS 100 /* how often the connection's own timers (backoff, connect, stall) are looked at */
+#define TICK_MS 100  /* how often the connection's own timers (backoff, connect, stall) are looked at */
+#define BATCH_MAX 64 /* stacks decided by one script call */
 
 typedef enum en_kind_t {
-    KIND_STACK,   /* a rate-limit stack's EVALSHA */
+    KIND_STACK,   /* a rate-limit stack, decided in a batch */
+    KIND_BATCH,   /* the EVALSHA of the stacks of one pass */
     KIND_GENERIC, /* cph_redis_command */
     KIND_SELECT,  /* the handshake */
     KIND_LOAD,    /* the handshake's SCRIPT LOAD */
@@ -62,22 +64,27 @@ typedef enum en_conn_state_t {
 } conn_state_t;
 
 typedef struct st_call_t {
-    h2o_linklist_t owed;          /* rw->owed while Redis owes the reply */
+    h2o_linklist_t link;          /* rw->owed while Redis owes its reply, or rw->stacks while a stack waits for its batch */
     h2o_linklist_t ready;         /* rw->ready from the answer until the callback runs */
     h2o_timeout_entry_t deadline; /* rw->deadlines while the caller waits */
     struct st_cph_redis_worker_t *rw;
     kind_t kind;
     int waiting;  /* the callback has not run yet (0 from the start for internal and fire-and-forget commands) */
     int answered; /* the answer is decided (it may still be on rw->ready) */
-    int retried;  /* NOSCRIPT already re-loaded once */
+    int retried;  /* NOSCRIPT already re-loaded once (a batch) */
     cph_redis_stack_cb cb;
     cph_redis_reply_cb rcb;
     void *ud;
     cph_redis_status_t status;
     cph_redis_reply_t *reply; /* a generic command's OK answer, owned */
-    size_t n, refused;
-    cph_ratelimit_result_t *res; /* a stack's n results (after the struct) */
-    char *cmd;                   /* a stack's EVALSHA, kept for a NOSCRIPT retry (after the results) */
+    struct st_call_t *batch;  /* a stack: the batch whose reply holds its answer */
+    size_t n;                 /* a stack's limits; a batch's stacks */
+    size_t refused;
+    cph_ratelimit_result_t *res; /* a stack's n results, keys and specs (copied; after the struct) */
+    h2o_iovec_t *keys;
+    cph_ratelimit_spec_t *specs;
+    struct st_call_t **members; /* a batch's n stacks, in the order of the script's answers (after the struct) */
+    char *cmd;                  /* a batch's EVALSHA, kept for a NOSCRIPT retry (after the members) */
     size_t cmd_len;
 } call_t;
 
@@ -112,8 +119,9 @@ typedef struct st_cph_redis_worker_t {
     redisReader *reader;
     outbuf_t out, sending;
     int writing;
-    h2o_linklist_t owed;  /* call_t, in the order written */
-    h2o_linklist_t ready; /* call_t whose callbacks are due */
+    h2o_linklist_t owed;   /* call_t, in the order written */
+    h2o_linklist_t stacks; /* call_t: the stacks submitted in this pass, for its batch */
+    h2o_linklist_t ready;  /* call_t whose callbacks are due */
     h2o_timeout_t deadlines;
     h2o_timeout_t zero;
     h2o_timeout_entry_t pass; /* answers the ready calls, then writes `out` */
@@ -176,7 +184,7 @@ static void schedule_pass(cph_redis_worker_t *rw)
 
 static void call_release(call_t *call)
 {
-    if (call->waiting || h2o_linklist_is_linked(&call->owed))
+    if (call->waiting || h2o_linklist_is_linked(&call->link) || call->batch != NULL)
         return;
     cph_redis_reply_free(call->reply);
     free(call);
@@ -239,6 +247,8 @@ static void log_error(cph_redis_worker_t *rw, const char *what, const char *deta
 
 static void flush(cph_redis_worker_t *rw);
 static void begin_connection(cph_redis_worker_t *rw);
+static void settle_batch(call_t *batch, const redisReply *r);
+static void build_batches(cph_redis_worker_t *rw);
 
 static uint32_t next_random(cph_redis_worker_t *rw)
 {
@@ -268,10 +278,14 @@ static void disconnect(cph_redis_worker_t *rw)
     rw->out.size = rw->sending.size = 0;
     rw->writing = rw->reloading = 0;
     while (!h2o_linklist_is_empty(&rw->owed)) {
-        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, owed, rw->owed.next);
-        h2o_linklist_unlink(&call->owed);
-        answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
-        call_release(call);
+        call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, rw->owed.next);
+        h2o_linklist_unlink(&call->link);
+        if (call->kind == KIND_BATCH) {
+            settle_batch(call, NULL);
+        } else {
+            answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+            call_release(call);
+        }
     }
     rw->state = CONN_IDLE;
 }
@@ -305,7 +319,7 @@ static void push(cph_redis_worker_t *rw, call_t *call, const char *cmd, size_t l
         rw->progress_at = h2o_now(rw->loop);
     if (cmd != NULL)
         outbuf_append(&rw->out, cmd, len);
-    h2o_linklist_insert(&rw->owed, &call->owed);
+    h2o_linklist_insert(&rw->owed, &call->link);
     if (rw->state == CONN_READY)
         schedule_pass(rw);
 }
@@ -370,22 +384,94 @@ static void on_pass(h2o_timeout_entry_t *entry)
     cph_redis_worker_t *rw = H2O_STRUCT_FROM_MEMBER(cph_redis_worker_t, pass, entry);
 
     run_ready(rw);
+    build_batches(rw);
     flush(rw);
+}
+
+/* Whether any stack of the batch still waits for its answer (else a retry is pointless). */
+static int batch_waiting(const call_t *batch)
+{
+    for (size_t i = 0; i != batch->n; i++)
+        if (batch->members[i]->waiting && !batch->members[i]->answered)
+            return 1;
+    return 0;
+}
+
+/* Answers every stack of a batch from the script's reply r (NULL: the connection is gone), then frees the batch. A
+ * reply that does not hold exactly one well-formed answer per stack answers them all UNAVAILABLE. */
+static void settle_batch(call_t *batch, const redisReply *r)
+{
+    cph_ratelimit_result_t res[CPH_RATELIMIT_MAX_STACK];
+    size_t pos = 0, refused;
+    int ok = r != NULL;
+
+    for (size_t i = 0; ok && i != batch->n; i++)
+        ok = cph_redis_script_parse(r, &pos, batch->members[i]->n, &refused, res) == 0;
+    if (ok && pos != r->elements)
+        ok = 0;
+    if (r != NULL && !ok)
+        log_error(batch->rw, "rate-limit script failed", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    pos = 0;
+    for (size_t i = 0; i != batch->n; i++) {
+        call_t *call = batch->members[i];
+        if (ok && cph_redis_script_parse(r, &pos, call->n, &refused, res) == 0)
+            answer(call, CPH_REDIS_OK, refused, res, NULL);
+        else
+            answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+        call->batch = NULL;
+        call_release(call);
+    }
+    free(batch);
+}
+
+/* The stacks submitted in this pass go out as batches of at most BATCH_MAX, or are answered UNAVAILABLE when there is
+ * no connection to send them on any more. */
+static void build_batches(cph_redis_worker_t *rw)
+{
+    cph_redis_stack_t views[BATCH_MAX];
+
+    while (!h2o_linklist_is_empty(&rw->stacks)) {
+        call_t *members[BATCH_MAX], *batch;
+        size_t m = 0, bound;
+        while (m != BATCH_MAX && !h2o_linklist_is_empty(&rw->stacks)) {
+            call_t *call = H2O_STRUCT_FROM_MEMBER(call_t, link, rw->stacks.next);
+            h2o_linklist_unlink(&call->link);
+            if (rw->state == CONN_IDLE || rw->state == CONN_BACKOFF || call->answered) {
+                answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
+                call_release(call);
+                continue;
+            }
+            views[m] = (cph_redis_stack_t){call->n, call->keys, call->specs};
+            members[m++] = call;
+        }
+        if (m == 0)
+            break;
+        bound = cph_redis_script_bound(views, m);
+        if ((batch = malloc(sizeof(*batch) + m * sizeof(members[0]) + bound)) == NULL)
+            cph_fatal(MODULE, "out of memory");
+        *batch = (call_t){.rw = rw, .kind = KIND_BATCH, .n = m};
+        batch->members = (call_t **)(batch + 1);
+        batch->cmd = (char *)(batch->members + m);
+        batch->cmd_len = cph_redis_script_format(batch->cmd, views, m);
+        for (size_t i = 0; i != m; i++) {
+            batch->members[i] = members[i];
+            members[i]->batch = batch;
+        }
+        push(rw, batch, batch->cmd, batch->cmd_len);
+    }
 }
 
 /* One reply, for the oldest call owed one. Returns -1 when it dropped the connection. */
 static int on_reply(cph_redis_worker_t *rw, redisReply *r)
 {
     call_t *call;
-    cph_ratelimit_result_t res[CPH_RATELIMIT_MAX_STACK];
-    size_t refused;
 
     if (h2o_linklist_is_empty(&rw->owed)) {
         fail_connection(rw, "a reply nobody asked for");
         return -1;
     }
-    call = H2O_STRUCT_FROM_MEMBER(call_t, owed, rw->owed.next);
-    h2o_linklist_unlink(&call->owed);
+    call = H2O_STRUCT_FROM_MEMBER(call_t, link, rw->owed.next);
+    h2o_linklist_unlink(&call->link);
     rw->progress_at = h2o_now(rw->loop);
     switch (call->kind) {
     case KIND_SELECT:
@@ -409,8 +495,8 @@ static int on_reply(cph_redis_worker_t *rw, redisReply *r)
                 cph_log_info(MODULE, "connected to redis %s:%u db %d", rw->cfg.host, rw->cfg.port, rw->cfg.db);
         }
         break;
-    case KIND_STACK:
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !call->retried && !call->answered) {
+    case KIND_BATCH:
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !call->retried && batch_waiting(call)) {
             /* the script cache was flushed (SCRIPT FLUSH, a restart behind a proxy): load it again, retry once */
             call->retried = 1;
             if (!rw->reloading)
@@ -419,12 +505,9 @@ static int on_reply(cph_redis_worker_t *rw, redisReply *r)
             push(rw, call, call->cmd, call->cmd_len); /* queued behind the load on the same connection */
             return 0;
         }
-        if (cph_redis_script_parse(r, call->n, &refused, res) == 0) {
-            answer(call, CPH_REDIS_OK, refused, res, NULL);
-        } else {
-            log_error(rw, "rate-limit script failed", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-            answer(call, CPH_REDIS_UNAVAILABLE, 0, NULL, NULL);
-        }
+        settle_batch(call, r);
+        return 0;
+    case KIND_STACK: /* never owed itself: its batch is */
         break;
     case KIND_GENERIC:
         if (cph_redis_reply_has_error(r)) {
@@ -748,6 +831,7 @@ void cph_redis_worker_init(cph_worker_t *w)
         rw->rng = 1;
     h2o_linklist_init_anchor(&rw->foreign);
     h2o_linklist_init_anchor(&rw->owed);
+    h2o_linklist_init_anchor(&rw->stacks);
     h2o_linklist_init_anchor(&rw->ready);
     h2o_timeout_init(rw->loop, &rw->deadlines, DEFAULT_TIMEOUT_MS);
     h2o_timeout_init(rw->loop, &rw->zero, 0);
@@ -782,7 +866,8 @@ void cph_redis_worker_dispose(cph_worker_t *w)
     while (!h2o_linklist_is_empty(&rw->ctl_receiver._messages))
         h2o_linklist_unlink(rw->ctl_receiver._messages.next);
     h2o_multithread_unregister_receiver(w->ctx.queue, &rw->ctl_receiver);
-    disconnect(rw); /* every call still owed an answer gets UNAVAILABLE, here on this thread */
+    disconnect(rw);    /* every call still owed an answer gets UNAVAILABLE, here on this thread */
+    build_batches(rw); /* the stacks of the pass cut short: UNAVAILABLE too */
     run_ready(rw);
     if (h2o_timeout_is_linked(&rw->pass))
         h2o_timeout_unlink(&rw->pass);
@@ -824,23 +909,36 @@ void cph_redis_gcra_stack(cph_worker_t *w, size_t n, const char *const *keys, co
                           const cph_ratelimit_spec_t *const *specs, cph_redis_stack_cb cb, void *ud)
 {
     cph_redis_worker_t *rw = w->redis;
-    size_t bound = cph_redis_script_bound(n, key_lens);
+    size_t size = sizeof(call_t) + n * (sizeof(cph_ratelimit_result_t) + sizeof(h2o_iovec_t) + sizeof(cph_ratelimit_spec_t));
     call_t *call;
+    char *bytes;
 
     assert(rw != NULL && rw->worker == w);
     if (n == 0 || n > CPH_RATELIMIT_MAX_STACK)
         cph_fatal(MODULE, "a stack of %zu limits", n);
-    if ((call = malloc(sizeof(*call) + n * sizeof(call->res[0]) + bound)) == NULL)
+    for (size_t i = 0; i != n; i++)
+        size += key_lens[i];
+    if ((call = malloc(size)) == NULL)
         cph_fatal(MODULE, "out of memory");
     *call = (call_t){.rw = rw, .kind = KIND_STACK, .waiting = 1, .cb = cb, .ud = ud, .n = n};
     call->deadline.cb = on_deadline;
     call->res = (cph_ratelimit_result_t *)(call + 1);
-    call->cmd = (char *)(call->res + n);
-    call->cmd_len = cph_redis_script_format(call->cmd, n, keys, key_lens, specs);
-    if (accepting(rw))
-        enqueue(rw, call, call->cmd, call->cmd_len);
-    else
+    call->keys = (h2o_iovec_t *)(call->res + n);
+    call->specs = (cph_ratelimit_spec_t *)(call->keys + n);
+    bytes = (char *)(call->specs + n);
+    for (size_t i = 0; i != n; i++) {
+        memcpy(bytes, keys[i], key_lens[i]);
+        call->keys[i] = h2o_iovec_init(bytes, key_lens[i]);
+        bytes += key_lens[i];
+        call->specs[i] = *specs[i];
+    }
+    if (!accepting(rw)) {
         refuse(call);
+        return;
+    }
+    h2o_timeout_link(rw->loop, &rw->deadlines, &call->deadline);
+    h2o_linklist_insert(&rw->stacks, &call->link); /* into this pass's batch */
+    schedule_pass(rw);
 }
 
 /* A command from a thread with no worker: handed to one (round robin), or dropped when none runs. */

@@ -1,17 +1,20 @@
 /*
  * redis_script: the GCRA script of the Redis rate-limit backend (docs/dataplane.md "Rate limiting"). One call decides
- * a whole stack of limits, all or nothing: every key is read and decided first, and only when all allow are they
- * written, so a request refused by one limit spends nothing in the others (Redis runs a script atomically).
+ * a batch of requests (the ones a worker read in one pass of its loop), one after the other, each for its whole stack
+ * of limits, all or nothing: a request's keys are decided first, and written only when all allow, so a request refused
+ * by one limit spends nothing in the others (Redis runs a script atomically). The batch is the same as the requests'
+ * calls made back to back: a key shared by several requests is read once, each request sees what the ones before it
+ * charged, and every key charged is written once at the end.
  *
- * Each decision mirrors cph_gcra (core/ratelimit.h) on Redis's own clock (TIME), so data planes with skewed clocks
- * share one timeline. The TAT is stored in microseconds (a double written with 17 digits), not whole milliseconds:
- * an emission interval under 1 ms (over 1000 requests per second) must not round to zero. A double holds today's
- * time in microseconds to a quarter of one, so intervals under that (over ~4 million requests per second for one
- * key) are not enforced; the key still expires (PX at least 1 ms: 0 would be an error reply).
+ * Each decision mirrors cph_gcra (core/ratelimit.h) on Redis's own clock (TIME, once per batch), so data planes with
+ * skewed clocks share one timeline. The TAT is stored in microseconds (a double written with 17 digits), not whole
+ * milliseconds: an emission interval under 1 ms (over 1000 requests per second) must not round to zero. A double holds
+ * today's time in microseconds to a quarter of one, so intervals under that (over ~4 million requests per second for
+ * one key) are not enforced; the key still expires (PX at least 1 ms: 0 would be an error reply).
  *
  * The keys, the stored value and every rounding are those of the one-key script of earlier releases, so data planes of
- * both kinds sharing one Redis during a rolling upgrade decide on one state and never over-admit: the old script is
- * this one with a single key (tests/unit/dataplane/redis_test.c runs both on one key).
+ * both kinds sharing one Redis during a rolling upgrade decide on one state and never over-admit
+ * (tests/unit/dataplane/redis_stack_test.c runs both on one key).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,30 +27,54 @@
 #define MODULE "dp/core/redis_script"
 
 /*
- * KEYS[i] with ARGV[3i-2..3i] = period_ms, rate, burst. Returns {0, remaining1, reset_ms1, ...} when all allow,
- * else {i, retry_after_ms, reset_ms} for the first refusing limit i (1-based), having written nothing.
+ * KEYS: every request's keys, request after request. ARGV: the number of requests, then for each its number of limits
+ * n and n times period_ms, rate, burst. Returns, request after request, {0, remaining1, reset_ms1, ...} when all of its
+ * limits allow, else {i, retry_after_ms, reset_ms} for its first refusing limit i (1-based), having charged nothing.
  */
 static const char SCRIPT[] = "if redis.replicate_commands then redis.replicate_commands() end\n"
                              "local t = redis.call('TIME')\n"
                              "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-                             "local tats, out = {}, {0}\n"
-                             "for i = 1, #KEYS do\n"
-                             "  local T = tonumber(ARGV[3 * i - 2]) * 1000 / tonumber(ARGV[3 * i - 1])\n"
-                             "  local tau = tonumber(ARGV[3 * i]) * T\n"
-                             "  local tat = tats[KEYS[i]] or tonumber(redis.call('GET', KEYS[i]) or '0') or 0\n"
-                             "  if tat < now then tat = now end\n"
-                             "  if tat - tau > now then\n"
-                             "    return {i, math.ceil((tat - tau - now) / 1000), math.ceil((tat - now) / 1000)}\n"
+                             "local tats, dirty, out, a, k = {}, {}, {}, 2, 0\n"
+                             "for r = 1, tonumber(ARGV[1]) do\n"
+                             "  local n = tonumber(ARGV[a])\n"
+                             "  a = a + 1\n"
+                             "  local new, res, refused = {}, {0}, false\n"
+                             "  for i = 1, n do\n"
+                             "    local key = KEYS[k + i]\n"
+                             "    local T = tonumber(ARGV[a]) * 1000 / tonumber(ARGV[a + 1])\n"
+                             "    local tau = tonumber(ARGV[a + 2]) * T\n"
+                             "    a = a + 3\n"
+                             "    if not refused then\n"
+                             "      local tat = new[key] or tats[key]\n"
+                             "      if tat == nil then\n"
+                             "        tat = tonumber(redis.call('GET', key) or '0') or 0\n"
+                             "        tats[key] = tat\n"
+                             "      end\n"
+                             "      if tat < now then tat = now end\n"
+                             "      if tat - tau > now then\n"
+                             "        refused = true\n"
+                             "        res = {i, math.ceil((tat - tau - now) / 1000), math.ceil((tat - now) / 1000)}\n"
+                             "      else\n"
+                             "        tat = tat + T\n"
+                             "        new[key] = tat\n"
+                             "        res[#res + 1] = math.floor((now + tau - tat) / T) + 1\n"
+                             "        res[#res + 1] = math.ceil((tat - now) / 1000)\n"
+                             "      end\n"
+                             "    end\n"
                              "  end\n"
-                             "  tat = tat + T\n"
-                             "  tats[KEYS[i]] = tat\n"
-                             "  out[#out + 1] = math.floor((now + tau - tat) / T) + 1\n"
-                             "  out[#out + 1] = math.ceil((tat - now) / 1000)\n"
+                             "  k = k + n\n"
+                             "  if not refused then\n"
+                             "    for key, tat in pairs(new) do\n"
+                             "      tats[key] = tat\n"
+                             "      dirty[key] = true\n"
+                             "    end\n"
+                             "  end\n"
+                             "  for j = 1, #res do out[#out + 1] = res[j] end\n"
                              "end\n"
-                             "for k, tat in pairs(tats) do\n"
-                             "  local px = math.ceil((tat - now) / 1000)\n"
+                             "for key in pairs(dirty) do\n"
+                             "  local px = math.ceil((tats[key] - now) / 1000)\n"
                              "  if px < 1 then px = 1 end\n"
-                             "  redis.call('SET', k, string.format('%.17g', tat), 'PX', string.format('%.0f', px))\n"
+                             "  redis.call('SET', key, string.format('%.17g', tats[key]), 'PX', string.format('%.0f', px))\n"
                              "end\n"
                              "return out\n";
 
@@ -76,7 +103,6 @@ const char *cph_redis_script_sha(void)
     return sha;
 }
 
-#define MAX_ARGS (3 + 4 * CPH_RATELIMIT_MAX_STACK)
 #define U64_DIGITS 20
 
 /* v in decimal at the end of buf[U64_DIGITS]; returns where it starts (no printf: it is most of a request's cost). */
@@ -104,6 +130,25 @@ static char *put_len(char *p, char mark, uint64_t v)
     return p;
 }
 
+#define NUM_BULK (1 + U64_DIGITS + 2 + U64_DIGITS + 2) /* $<len>\r\n<digits>\r\n */
+
+/* Appends one bulk string at p; returns the end. */
+static char *put_bulk(char *p, const char *bytes, size_t len)
+{
+    p = put_len(p, '$', len);
+    memcpy(p, bytes, len);
+    p += len;
+    *p++ = '\r', *p++ = '\n';
+    return p;
+}
+
+static char *put_num(char *p, uint64_t v)
+{
+    char digits[U64_DIGITS], *d = u64_dec(digits + U64_DIGITS, v);
+
+    return put_bulk(p, d, (size_t)(digits + U64_DIGITS - d));
+}
+
 size_t cph_redis_resp_bound(int argc, const size_t *argvlen)
 {
     size_t total = 1 + U64_DIGITS + 2;
@@ -117,47 +162,53 @@ size_t cph_redis_resp_format(char *buf, int argc, const char *const *argv, const
 {
     char *p = put_len(buf, '*', (uint64_t)argc);
 
-    for (int i = 0; i != argc; ++i) {
-        p = put_len(p, '$', argvlen[i]);
-        memcpy(p, argv[i], argvlen[i]);
-        p += argvlen[i];
-        *p++ = '\r', *p++ = '\n';
-    }
+    for (int i = 0; i != argc; ++i)
+        p = put_bulk(p, argv[i], argvlen[i]);
     return (size_t)(p - buf);
 }
 
-size_t cph_redis_script_bound(size_t n, const size_t *key_lens)
+size_t cph_redis_script_bound(const cph_redis_stack_t *stacks, size_t m)
 {
-    size_t total = 1 + U64_DIGITS + 2 + 3 * (1 + U64_DIGITS + 2) + 40 + 7 + 2 * 2; /* *argc, EVALSHA, sha, n */
+    size_t total = 5 * NUM_BULK + 7 + 40; /* *argc, EVALSHA, the SHA, numkeys, the number of requests */
 
-    for (size_t i = 0; i != n; i++)
-        total += 1 + U64_DIGITS + 2 + key_lens[i] + 2 + 3 * (1 + U64_DIGITS + 2 + U64_DIGITS + 2);
+    for (size_t r = 0; r != m; r++) {
+        total += NUM_BULK + 3 * NUM_BULK * stacks[r].n;
+        for (size_t i = 0; i != stacks[r].n; i++)
+            total += 1 + U64_DIGITS + 2 + stacks[r].keys[i].len + 2;
+    }
     return total;
 }
 
-size_t cph_redis_script_format(char *buf, size_t n, const char *const *keys, const size_t *key_lens,
-                               const cph_ratelimit_spec_t *const *specs)
+size_t cph_redis_script_format(char *buf, const cph_redis_stack_t *stacks, size_t m)
 {
-    const char *argv[MAX_ARGS];
-    size_t argvlen[MAX_ARGS];
-    char nums[1 + 3 * CPH_RATELIMIT_MAX_STACK][U64_DIGITS];
-    int argc = 0;
+    uint64_t num_keys = 0, argc;
+    char *p = buf;
 
-    if (n == 0 || n > CPH_RATELIMIT_MAX_STACK)
-        cph_fatal(MODULE, "a stack of %zu limits", n);
-    argv[argc] = "EVALSHA", argvlen[argc++] = 7;
-    argv[argc] = cph_redis_script_sha(), argvlen[argc++] = 40;
-    argv[argc] = u64_dec(nums[0] + U64_DIGITS, n), argvlen[argc] = (size_t)(nums[0] + U64_DIGITS - argv[argc]), argc++;
-    for (size_t i = 0; i != n; i++)
-        argv[argc] = keys[i], argvlen[argc++] = key_lens[i];
-    for (size_t i = 0; i != n; i++) {
-        const uint64_t v[3] = {specs[i]->period_ms, specs[i]->rate, specs[i]->burst};
-        for (size_t j = 0; j != 3; j++) {
-            char *end = nums[1 + 3 * i + j] + U64_DIGITS;
-            argv[argc] = u64_dec(end, v[j]), argvlen[argc] = (size_t)(end - argv[argc]), argc++;
+    if (m == 0)
+        cph_fatal(MODULE, "an empty batch");
+    for (size_t r = 0; r != m; r++) {
+        if (stacks[r].n == 0 || stacks[r].n > CPH_RATELIMIT_MAX_STACK)
+            cph_fatal(MODULE, "a stack of %zu limits", stacks[r].n);
+        num_keys += stacks[r].n;
+    }
+    argc = 3 + num_keys + 1 + m + 3 * num_keys;
+    p = put_len(p, '*', argc);
+    p = put_bulk(p, "EVALSHA", 7);
+    p = put_bulk(p, cph_redis_script_sha(), 40);
+    p = put_num(p, num_keys);
+    for (size_t r = 0; r != m; r++)
+        for (size_t i = 0; i != stacks[r].n; i++)
+            p = put_bulk(p, stacks[r].keys[i].base, stacks[r].keys[i].len);
+    p = put_num(p, m);
+    for (size_t r = 0; r != m; r++) {
+        p = put_num(p, stacks[r].n);
+        for (size_t i = 0; i != stacks[r].n; i++) {
+            p = put_num(p, stacks[r].specs[i].period_ms);
+            p = put_num(p, stacks[r].specs[i].rate);
+            p = put_num(p, stacks[r].specs[i].burst);
         }
     }
-    return cph_redis_resp_format(buf, argc, argv, argvlen);
+    return (size_t)(p - buf);
 }
 
 static uint64_t non_negative(const redisReply *r)
@@ -165,25 +216,36 @@ static uint64_t non_negative(const redisReply *r)
     return r->integer > 0 ? (uint64_t)r->integer : 0;
 }
 
-int cph_redis_script_parse(const redisReply *r, size_t n, size_t *refused, cph_ratelimit_result_t *res)
+/* r->element[pos] as a non-negative count, or -1 when it is missing or not an integer. */
+static int element(const redisReply *r, size_t pos, uint64_t *v)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+    if (pos >= r->elements || r->element[pos]->type != REDIS_REPLY_INTEGER)
         return -1;
-    for (size_t i = 0; i != r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_INTEGER)
-            return -1;
+    *v = non_negative(r->element[pos]);
+    return 0;
+}
+
+int cph_redis_script_parse(const redisReply *r, size_t *pos, size_t n, size_t *refused, cph_ratelimit_result_t *res)
+{
+    uint64_t first, a, b;
+
+    if (r->type != REDIS_REPLY_ARRAY || element(r, *pos, &first) != 0 || r->element[*pos]->integer < 0)
+        return -1;
     memset(res, 0, n * sizeof(*res));
-    if (r->element[0]->integer == 0) {
-        if (r->elements != 1 + 2 * n)
-            return -1;
-        for (size_t i = 0; i != n; i++)
-            res[i] = (cph_ratelimit_result_t){1, non_negative(r->element[1 + 2 * i]), 0, non_negative(r->element[2 + 2 * i])};
+    if (first == 0) {
+        for (size_t i = 0; i != n; i++) {
+            if (element(r, *pos + 1 + 2 * i, &a) != 0 || element(r, *pos + 2 + 2 * i, &b) != 0)
+                return -1;
+            res[i] = (cph_ratelimit_result_t){1, a, 0, b};
+        }
         *refused = n;
+        *pos += 1 + 2 * n;
         return 0;
     }
-    if (r->element[0]->integer < 1 || (uint64_t)r->element[0]->integer > n || r->elements != 3)
+    if (first > n || element(r, *pos + 1, &a) != 0 || element(r, *pos + 2, &b) != 0)
         return -1;
-    *refused = (size_t)r->element[0]->integer - 1;
-    res[*refused] = (cph_ratelimit_result_t){0, 0, non_negative(r->element[1]), non_negative(r->element[2])};
+    *refused = (size_t)first - 1;
+    res[*refused] = (cph_ratelimit_result_t){0, 0, a, b};
+    *pos += 3;
     return 0;
 }

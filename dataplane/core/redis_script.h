@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <hiredis/hiredis.h>
+#include "dataplane/core/h2o_abi.h"
 #include "dataplane/core/ratelimit.h"
 
 /** The script's Lua source (SCRIPT LOAD). */
@@ -16,15 +17,22 @@ const char *cph_redis_script_text(void);
 /** The script's SHA-1, 40 lowercase hex digits (what SCRIPT LOAD answers and EVALSHA names). Thread-safe. */
 const char *cph_redis_script_sha(void);
 
-/** At least the length cph_redis_script_format writes for a stack of n limits whose keys are key_lens[i] bytes. */
-size_t cph_redis_script_bound(size_t n, const size_t *key_lens);
+/** One request's stack of n limits in a batch: limit i has key keys[i] and spec specs[i]. */
+typedef struct st_cph_redis_stack_t {
+    size_t n;
+    const h2o_iovec_t *keys;
+    const cph_ratelimit_spec_t *specs;
+} cph_redis_stack_t;
+
+/** At least the length cph_redis_script_format writes for these m stacks. */
+size_t cph_redis_script_bound(const cph_redis_stack_t *stacks, size_t m);
 
 /**
- * Writes "EVALSHA <sha> n key1..keyn period_ms1 rate1 burst1 ..." for a stack of n (1..CPH_RATELIMIT_MAX_STACK, else
- * fatal) limits into buf (cph_redis_script_bound bytes at least), in RESP; returns its length.
+ * Writes the EVALSHA deciding m (>= 1) requests, stacks[0] first, into buf (cph_redis_script_bound bytes at least) in
+ * RESP: "EVALSHA <sha> <keys> key... m n1 period_ms rate burst ... n2 ..."; returns its length. A stack of 0 or more
+ * than CPH_RATELIMIT_MAX_STACK limits, or no stack, is fatal.
  */
-size_t cph_redis_script_format(char *buf, size_t n, const char *const *keys, const size_t *key_lens,
-                               const cph_ratelimit_spec_t *const *specs);
+size_t cph_redis_script_format(char *buf, const cph_redis_stack_t *stacks, size_t m);
 
 /** At least the length cph_redis_resp_format writes for argc arguments of argvlen[i] bytes. */
 size_t cph_redis_resp_bound(int argc, const size_t *argvlen);
@@ -36,10 +44,12 @@ size_t cph_redis_resp_bound(int argc, const size_t *argvlen);
 size_t cph_redis_resp_format(char *buf, int argc, const char *const *argv, const size_t *argvlen);
 
 /**
- * Reads the script's reply for a stack of n limits: returns 0 and sets *refused to n when every limit allowed (res[0..n-1]
- * filled: allowed, remaining, reset_ms) or to the index of the refusing limit (res[*refused] filled: retry_after_ms,
- * reset_ms; the others zeroed: nothing was charged). Returns -1 for any other reply (an error, a malformed array).
+ * Reads one request's answer (a stack of n limits) in the script's reply, from element *pos: returns 0, moves *pos past
+ * it and sets *refused to n when every limit allowed (res[0..n-1] filled: allowed, remaining, reset_ms) or to the
+ * index of the refusing limit (res[*refused] filled: retry_after_ms, reset_ms; the others zeroed: nothing was charged).
+ * Returns -1 for anything else (an error reply, a malformed or short array). The caller checks that the last request's
+ * answer ends the array.
  */
-int cph_redis_script_parse(const redisReply *r, size_t n, size_t *refused, cph_ratelimit_result_t *res);
+int cph_redis_script_parse(const redisReply *r, size_t *pos, size_t n, size_t *refused, cph_ratelimit_result_t *res);
 
 #endif

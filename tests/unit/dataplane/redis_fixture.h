@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <hiredis/hiredis.h>
@@ -81,7 +82,8 @@ static inline void redis_fixture_start(redis_fixture_t *rf)
     assert_true(rf->pid >= 0);
     if (rf->pid == 0) {
         int null = open("/dev/null", O_RDWR);
-        dup2(null, 1); /* a crashed test must not leave ctest waiting on the server's copy of its output */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that crashes takes its server with it */
+        dup2(null, 1);                    /* a crashed test must not leave ctest waiting on the server's copy of its output */
         dup2(null, 2);
         for (int fd = 3; fd < 1024; fd++) /* no copy of our sockets may outlive us in the server */
             close(fd);

@@ -2,7 +2,8 @@
  * redis_stack_test: stacks of several rate limits decided by one call of the Redis backend (cph_redis_gcra_stack in
  * core/redis.c, one atomic script on the server) against a real redis-server that the test starts on a free port
  * (redis_fixture.h: no persistence, a temporary directory; never the system's 6379). The worker is a bare h2o event
- * loop with a multithread queue, pumped by the test; the calls of a batch are pipelined on the one connection. One
+ * loop with a multithread queue, pumped by the test; the calls made in one pass of the loop go to Redis as one script
+ * call. One
  * limit at a time, the connection's failures and the generic commands are redis_test.c's.
  *
  * Covers: 10/s and 3/s together pass exactly 3 of 10 concurrent calls and leave exactly 7 in the 10/s key (nothing
@@ -10,7 +11,8 @@
  * script cache under a pipelined stack (one SCRIPT LOAD, the decisions as exact as before), the deadline under SIGSTOP
  * (TIMEOUT for the whole stack, no second answer when the late reply comes), and the previous release's one-key script
  * and the stack script taking turns on one key (one state, one count, one expiry: a rolling upgrade never
- * over-admits). Fails when redis-server is not installed.
+ * over-admits), and a batch of 40 random stacks in one script call deciding exactly as the same calls one by one.
+ * Fails when redis-server is not installed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -208,6 +210,78 @@ static void test_stack_stopped_server_times_out(void **state)
     assert_int_equal(a[0].count, 1);
 }
 
+#define BATCH_CALLS 40
+
+/* Submits calls[i] (n_of[i] limits, keys key_of[i][..] of the set `keys`) at once, in one pass, and waits for all. */
+static void submit_all(const char *const *keys, const size_t n_of[BATCH_CALLS], const int key_of[BATCH_CALLS][4],
+                       const cph_ratelimit_spec_t *spec_of, stack_answer_t *out, int one_by_one)
+{
+    memset(out, 0, BATCH_CALLS * sizeof(*out));
+    for (int c = 0; c != BATCH_CALLS; c++) {
+        const char *k[4];
+        size_t lens[4];
+        const cph_ratelimit_spec_t *sp[4];
+        for (size_t i = 0; i != n_of[c]; i++) {
+            k[i] = keys[key_of[c][i]];
+            lens[i] = strlen(k[i]);
+            sp[i] = &spec_of[key_of[c][i]];
+        }
+        out[c].n = n_of[c];
+        cph_redis_gcra_stack(&fx.w, n_of[c], k, lens, sp, on_stack_answer, &out[c]);
+        if (one_by_one)
+            redis_fixture_pump(&fx.w, &out[c].count, 1);
+    }
+    for (int c = 0; c != BATCH_CALLS; c++)
+        redis_fixture_pump(&fx.w, &out[c].count, 1);
+}
+
+/* One script call for many requests decides exactly as the same calls made one after the other: 40 requests with
+ * random stacks (1 to 4 limits over 4 keys, a key twice in one stack at times; 1 to 5 an hour or a minute, bursts 0 to
+ * 3) in one pass, against the same requests one at a time on a copy of the keys. The same answer for every request:
+ * allowed or refused, the refusing limit, every remaining; times within a second (the two runs are not at the same
+ * instant). */
+static void test_batch_equals_one_by_one(void **state)
+{
+    (void)state;
+    const char *batch_keys[4] = {"cph:rl:t:batch:a", "cph:rl:t:batch:b", "cph:rl:t:batch:c", "cph:rl:t:batch:d"};
+    const char *seq_keys[4] = {"cph:rl:t:seq:a", "cph:rl:t:seq:b", "cph:rl:t:seq:c", "cph:rl:t:seq:d"};
+    const cph_ratelimit_spec_t spec_of[4] = {{5, 3600000, 3}, {1, 60000, 2}, {2, 60000, 0}, {1, 3600000, 1}};
+    size_t n_of[BATCH_CALLS];
+    int key_of[BATCH_CALLS][4], allowed = 0, refused = 0;
+    static stack_answer_t batch[BATCH_CALLS], seq[BATCH_CALLS];
+    uint64_t x = 0x853c49e6748fea9bull;
+
+    configure(1000);
+    stack_answer_t warm = stack_until_ok("cph:rl:t:batch:warm");
+    assert_int_equal(warm.status, CPH_REDIS_OK);
+    for (int c = 0; c != BATCH_CALLS; c++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        n_of[c] = 1 + (size_t)(x % 4);
+        for (size_t i = 0; i != n_of[c]; i++)
+            key_of[c][i] = (int)((x >> (8 + 4 * i)) % 4);
+    }
+    long long before = redis_fixture_info(&fx.redis, "commandstats", "cmdstat_evalsha:calls=");
+    submit_all(batch_keys, n_of, key_of, spec_of, batch, 0);
+    assert_int_equal(redis_fixture_info(&fx.redis, "commandstats", "cmdstat_evalsha:calls=") - before, 1);
+    submit_all(seq_keys, n_of, key_of, spec_of, seq, 1);
+    for (int c = 0; c != BATCH_CALLS; c++) {
+        assert_int_equal(batch[c].status, CPH_REDIS_OK);
+        assert_int_equal(seq[c].status, CPH_REDIS_OK);
+        if (batch[c].refused != seq[c].refused)
+            fail_msg("request %d: refused by %zu in the batch, %zu one by one", c, batch[c].refused, seq[c].refused);
+        for (size_t i = 0; i != batch[c].n; i++) {
+            const cph_ratelimit_result_t *b = &batch[c].res[i], *q = &seq[c].res[i];
+            assert_int_equal(b->allowed, q->allowed);
+            assert_int_equal(b->remaining, q->remaining);
+            assert_true(b->retry_after_ms + 1000 >= q->retry_after_ms && q->retry_after_ms + 1000 >= b->retry_after_ms);
+            assert_true(b->reset_ms + 1000 >= q->reset_ms && q->reset_ms + 1000 >= b->reset_ms);
+        }
+        allowed += batch[c].refused == batch[c].n;
+        refused += batch[c].refused != batch[c].n;
+    }
+    assert_true(allowed > 0 && refused > 0); /* both kinds of answer were compared */
+}
+
 /* The one-key script of the release before stacks, verbatim: data planes of both releases share a Redis during a
  * rolling upgrade. */
 static const char OLD_SCRIPT[] = "if redis.replicate_commands then redis.replicate_commands() end\n"
@@ -296,10 +370,9 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stack_all_or_nothing),
-        cmocka_unit_test(test_stack_noscript_reloads),
-        cmocka_unit_test(test_stack_stopped_server_times_out),
-        cmocka_unit_test(test_stack_and_old_script_share_a_key),
+        cmocka_unit_test(test_stack_all_or_nothing),           cmocka_unit_test(test_stack_noscript_reloads),
+        cmocka_unit_test(test_stack_stopped_server_times_out), cmocka_unit_test(test_stack_and_old_script_share_a_key),
+        cmocka_unit_test(test_batch_equals_one_by_one),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
